@@ -1,0 +1,26 @@
+/* Capabilities: Docker's default set, names, and applying a set to the
+ * calling process (libcap). Sets are 64-bit masks, bit N = capability N. */
+#ifndef BERTH_CAPS_H
+#define BERTH_CAPS_H
+
+#include <stdint.h>
+
+#include "error.h"
+
+/* Docker's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID
+ * SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP. */
+uint64_t berth_caps_default(void);
+
+/* "NET_ADMIN", "net_admin", "CAP_NET_ADMIN" → its number; "ALL" → -2.
+ * Returns -1 for an unknown name. */
+int berth_caps_from_name(const char *name);
+
+/* Two steps around the uid change, in runc's order:
+ *   berth_caps_drop_bounding(mask)   while still root with every capability
+ *   PR_SET_KEEPCAPS, setgroups, setresgid, setresuid
+ *   berth_caps_set(mask)             permitted = effective = mask; inheritable
+ *                                    and ambient cleared (as Docker does) */
+int berth_caps_drop_bounding(uint64_t mask, berth_error *err);
+int berth_caps_set(uint64_t mask, berth_error *err);
+
+#endif

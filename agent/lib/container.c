@@ -1,0 +1,606 @@
+#include "container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+
+#include "caps.h"
+#include "util.h"
+
+const int berth_forwarded_signals[] = {SIGTERM, SIGINT,  SIGHUP,  SIGQUIT,
+                                       SIGUSR1, SIGUSR2, SIGWINCH};
+const size_t berth_n_forwarded_signals = ARRAY_SIZE(berth_forwarded_signals);
+
+/* runc's defaults: hidden behind /dev/null or an empty read-only tmpfs */
+static const char *const masked_paths[] = {
+    "/proc/acpi",        "/proc/asound",       "/proc/kcore",        "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",  "/proc/sched_debug",
+    "/proc/scsi",        "/sys/firmware",      "/sys/devices/virtual/powercap",
+};
+static const char *const readonly_paths[] = {
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+};
+
+/* What a child tells its parent through the error pipe before it dies.
+ * Nothing arrives when the service's exec succeeded (the pipe is
+ * close-on-exec), so EOF without a message means "running". */
+struct child_msg {
+    int code;
+    char msg[1020];
+};
+
+static __attribute__((noreturn, format(printf, 3, 4))) void child_fail(int fd, int code,
+                                                                        const char *fmt, ...)
+{
+    struct child_msg m = {.code = code};
+    va_list ap;
+    ssize_t n;
+
+    va_start(ap, fmt);
+    vsnprintf(m.msg, sizeof(m.msg), fmt, ap);
+    va_end(ap);
+    do
+        n = write(fd, &m, sizeof(m));
+    while (n < 0 && errno == EINTR);
+    _exit(127);
+}
+
+#define FAIL(what, ...) child_fail(errfd, errno, what, ##__VA_ARGS__)
+
+static void sigset_forwarded(sigset_t *set)
+{
+    sigemptyset(set);
+    for (size_t i = 0; i < berth_n_forwarded_signals; i++)
+        sigaddset(set, berth_forwarded_signals[i]);
+    sigaddset(set, SIGCHLD);
+}
+
+/* A detached mount of a fresh filesystem; `opts` are "key=value" or "flag". */
+static int fs_new(const char *type, const char *const *opts, unsigned int attrs)
+{
+    _cleanup_close_ int fs = fsopen(type, FSOPEN_CLOEXEC);
+
+    if (fs < 0)
+        return -1;
+    for (; opts && *opts; opts++) {
+        char key[64];
+        const char *eq = strchr(*opts, '=');
+        if (!eq) {
+            if (fsconfig(fs, FSCONFIG_SET_FLAG, *opts, NULL, 0) < 0)
+                return -1;
+            continue;
+        }
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - *opts), *opts);
+        if (fsconfig(fs, FSCONFIG_SET_STRING, key, eq + 1, 0) < 0)
+            return -1;
+    }
+    if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        return -1;
+    return fsmount(fs, FSMOUNT_CLOEXEC, attrs);
+}
+
+static int set_attr(int mfd, uint64_t attr)
+{
+    struct mount_attr a = {.attr_set = attr};
+
+    return mount_setattr(mfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof(a));
+}
+
+/* Attach detached mount `mfd` at `target` inside the rootfs. */
+static int attach(int mfd, int rootfd, const char *target, bool create, bool dir)
+{
+    _cleanup_close_ int tfd = berth_open_in_root(rootfd, target, create, dir);
+
+    if (tfd < 0)
+        return -1;
+    return move_mount(mfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+}
+
+static void mount_new(int errfd, int rootfd, const char *type, const char *target,
+                      const char *const *opts, unsigned int attrs, bool create)
+{
+    _cleanup_close_ int mfd = fs_new(type, opts, attrs);
+
+    if (mfd < 0)
+        FAIL("creating the %s filesystem for '%s'", type, target);
+    if (attach(mfd, rootfd, target, create, true) < 0)
+        FAIL("mounting %s on '%s'", type, target);
+}
+
+/* Bind host path `src` onto `target` in the rootfs. Missing targets are
+ * created when `create`; with `optional`, a missing source or (read-only
+ * rootfs) target is skipped. */
+static void bind_host(int errfd, int rootfd, const char *src, const char *target, bool ro,
+                      bool create, bool optional)
+{
+    _cleanup_close_ int mfd = open_tree(AT_FDCWD, src,
+                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    struct stat st;
+
+    if (mfd < 0) {
+        if (optional && errno == ENOENT)
+            return;
+        FAIL("bind mount source '%s'", src);
+    }
+    if (fstat(mfd, &st) < 0)
+        FAIL("inspecting bind mount source '%s'", src);
+    if (ro && set_attr(mfd, MOUNT_ATTR_RDONLY) < 0)
+        FAIL("making the bind mount of '%s' read-only", src);
+    if (attach(mfd, rootfd, target, create, S_ISDIR(st.st_mode)) < 0) {
+        if (optional && errno == ENOENT)
+            return;
+        FAIL("bind mounting '%s' on '%s'", src, target);
+    }
+}
+
+static void setup_dev(int errfd, int rootfd)
+{
+    static const struct {
+        const char *name;
+        unsigned int major, minor;
+    } nodes[] = {{"null", 1, 3}, {"zero", 1, 5},    {"full", 1, 7},
+                 {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+    static const char *const links[][2] = {
+        {"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},
+        {"stdin", "/proc/self/fd/0"},  {"stdout", "/proc/self/fd/1"},
+        {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"},
+    };
+    const char *const dev_opts[] = {"mode=755", "size=65536k", NULL};
+    const char *const pts_opts[] = {"newinstance", "ptmxmode=0666", "mode=0620", "gid=5", NULL};
+    const char *const shm_opts[] = {"mode=1777", "size=65536k", NULL};
+    _cleanup_close_ int devfd = -1;
+
+    mount_new(errfd, rootfd, "tmpfs", "/dev", dev_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+              true);
+    devfd = berth_open_in_root(rootfd, "/dev", false, true);
+    if (devfd < 0)
+        FAIL("opening '/dev'");
+    for (size_t i = 0; i < ARRAY_SIZE(nodes); i++)
+        if (mknodat(devfd, nodes[i].name, S_IFCHR | 0666,
+                    makedev(nodes[i].major, nodes[i].minor)) < 0)
+            FAIL("creating '/dev/%s'", nodes[i].name);
+    for (size_t i = 0; i < ARRAY_SIZE(links); i++)
+        if (symlinkat(links[i][1], devfd, links[i][0]) < 0)
+            FAIL("creating '/dev/%s'", links[i][0]);
+    if (mkdirat(devfd, "pts", 0755) < 0 || mkdirat(devfd, "shm", 01777) < 0)
+        FAIL("creating '/dev/pts' and '/dev/shm'");
+    mount_new(errfd, rootfd, "devpts", "/dev/pts", pts_opts,
+              MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false);
+    mount_new(errfd, rootfd, "tmpfs", "/dev/shm", shm_opts,
+              MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, false);
+}
+
+static void mask_paths(int errfd, int rootfd)
+{
+    const char *const ro_opts[] = {"size=0", "nr_inodes=1", NULL};
+
+    for (size_t i = 0; i < ARRAY_SIZE(masked_paths); i++) {
+        _cleanup_close_ int tfd = berth_open_in_root(rootfd, masked_paths[i], false, false);
+        _cleanup_close_ int mfd = -1;
+        struct stat st;
+        if (tfd < 0 || fstat(tfd, &st) < 0)
+            continue; /* not on this kernel */
+        if (S_ISDIR(st.st_mode))
+            mfd = fs_new("tmpfs", ro_opts, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+                                               MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+        else
+            mfd = open_tree(AT_FDCWD, "/dev/null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (mfd < 0 || move_mount(mfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH |
+                                                        MOVE_MOUNT_T_EMPTY_PATH) < 0)
+            FAIL("masking '%s'", masked_paths[i]);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(readonly_paths); i++) {
+        _cleanup_close_ int tfd = berth_open_in_root(rootfd, readonly_paths[i], false, false);
+        _cleanup_close_ int mfd = -1;
+        if (tfd < 0)
+            continue;
+        mfd = open_tree(tfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
+                                     AT_RECURSIVE);
+        if (mfd < 0 || set_attr(mfd, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                         MOUNT_ATTR_NOEXEC) < 0 ||
+            move_mount(mfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+            FAIL("making '%s' read-only", readonly_paths[i]);
+    }
+}
+
+static void mount_rootfs(int errfd, const struct berth_container_config *cfg, const char *mnt)
+{
+    if (cfg->readonly) {
+        if (mount(cfg->image, mnt, NULL, MS_BIND | MS_REC, NULL) < 0)
+            FAIL("bind mounting the image '%s'", cfg->image);
+        return;
+    }
+    _cleanup_free_ char *opts = xasprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work",
+                                          cfg->image, cfg->rundir, cfg->rundir);
+    if (mount("overlay", mnt, "overlay", 0, opts) < 0)
+        FAIL("mounting the overlay over '%s'", cfg->image);
+}
+
+static void setup_mounts(int errfd, const struct berth_container_config *cfg, int rootfd)
+{
+    const char *const proc_opts[] = {NULL};
+    bool create = !cfg->readonly;
+
+    mount_new(errfd, rootfd, "proc", "/proc", proc_opts,
+              MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, create);
+    mount_new(errfd, rootfd, "sysfs", "/sys", proc_opts,
+              MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+              create);
+    setup_dev(errfd, rootfd);
+    bind_host(errfd, rootfd, "/etc/resolv.conf", "/etc/resolv.conf", true, create, true);
+    bind_host(errfd, rootfd, "/etc/hosts", "/etc/hosts", true, create, true);
+    for (size_t i = 0; i < cfg->nmounts; i++) {
+        const struct berth_mount *m = &cfg->mounts[i];
+        if (m->tmpfs) {
+            char size[48];
+            const char *opts[] = {"mode=1777", m->size ? size : NULL, NULL};
+            snprintf(size, sizeof(size), "size=%llu", (unsigned long long)m->size);
+            mount_new(errfd, rootfd, "tmpfs", m->target, opts,
+                      MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, create);
+        } else {
+            bind_host(errfd, rootfd, m->source, m->target, m->readonly, create, false);
+        }
+    }
+    mask_paths(errfd, rootfd);
+}
+
+static void loopback_up(int errfd)
+{
+    _cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr = {0};
+
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+        FAIL("reading the flags of 'lo'");
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+        FAIL("bringing 'lo' up");
+}
+
+static void pivot(int errfd, int rootfd, bool readonly)
+{
+    if (fchdir(rootfd) < 0)
+        FAIL("entering the rootfs");
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        FAIL("pivot_root");
+    /* the old root is stacked under the new one; detach it */
+    if (umount2(".", MNT_DETACH) < 0)
+        FAIL("detaching the host's root");
+    if (chdir("/") < 0)
+        FAIL("chdir to '/'");
+    if (readonly) {
+        struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
+        if (mount_setattr(AT_FDCWD, "/", 0, &a, sizeof(a)) < 0)
+            FAIL("making the rootfs read-only");
+    }
+}
+
+extern char **environ;
+
+static __attribute__((noreturn)) void exec_service(const struct berth_container_config *cfg,
+                                                   int errfd)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    sigset_t none;
+
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (cfg->limits.nofile) {
+        struct rlimit rl = {cfg->limits.nofile, cfg->limits.nofile};
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            FAIL("setting the open file limit to %llu", (unsigned long long)cfg->limits.nofile);
+    }
+    if (berth_caps_drop_bounding(cfg->caps, &err) < 0)
+        child_fail(errfd, err.code, "%s", err.msg);
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        FAIL("PR_SET_KEEPCAPS");
+    if (setgroups(cfg->ngroups, cfg->groups) < 0)
+        FAIL("setting supplementary groups");
+    if (setresgid(cfg->gid, cfg->gid, cfg->gid) < 0)
+        FAIL("setting gid %u", (unsigned)cfg->gid);
+    if (setresuid(cfg->uid, cfg->uid, cfg->uid) < 0)
+        FAIL("setting uid %u", (unsigned)cfg->uid);
+    if (berth_caps_set(cfg->caps, &err) < 0)
+        child_fail(errfd, err.code, "%s", err.msg);
+    prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        FAIL("setting no_new_privs");
+    if (chdir(cfg->workdir ? cfg->workdir : "/") < 0)
+        FAIL("changing to the working directory '%s'", cfg->workdir);
+    /* every descriptor above stderr closes at exec, the error pipe too */
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        FAIL("marking inherited descriptors close-on-exec");
+    environ = cfg->env;
+    execvp(cfg->argv[0], cfg->argv);
+    if (errno == ENOENT)
+        child_fail(errfd, ENOENT, "executable '%s' not found in the image (PATH searched)",
+                   cfg->argv[0]);
+    FAIL("executing '%s'", cfg->argv[0]);
+}
+
+/* pid 1 of the container: forward signals to the service, reap every
+ * zombie, exit with the service's status once it is gone (the kernel then
+ * kills whatever the service left behind). */
+static __attribute__((noreturn)) void init_loop(pid_t service)
+{
+    sigset_t set;
+
+    sigset_forwarded(&set);
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&set, &si);
+        if (sig < 0)
+            continue;
+        if (sig != SIGCHLD) {
+            /* a signal from the terminal reached the service directly */
+            if (si.si_code != SI_KERNEL)
+                kill(service, sig);
+            continue;
+        }
+        for (;;) {
+            int status;
+            pid_t p = waitpid(-1, &status, WNOHANG);
+            if (p <= 0)
+                break;
+            if (p == service)
+                _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+        }
+    }
+}
+
+static __attribute__((noreturn)) void container_child(const struct berth_container_config *cfg,
+                                                      int errfd, int syncfd)
+{
+    _cleanup_free_ char *mnt = xasprintf("%s/rootfs", cfg->rundir);
+    int rootfd;
+    char go;
+    pid_t service;
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    umask(0);
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        FAIL("making mounts private");
+    mount_rootfs(errfd, cfg, mnt);
+    rootfd = open(mnt, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        FAIL("opening the rootfs '%s'", mnt);
+    setup_mounts(errfd, cfg, rootfd);
+    pivot(errfd, rootfd, cfg->readonly);
+    close(rootfd);
+    umask(022);
+    if (cfg->hostname && sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
+        FAIL("setting the hostname '%s'", cfg->hostname);
+    if (cfg->network_none)
+        loopback_up(errfd);
+    if (cfg->workdir && !cfg->readonly) {
+        berth_error err = BERTH_ERROR_INIT;
+        if (berth_mkdir_p(cfg->workdir, 0755, &err) < 0)
+            child_fail(errfd, err.code, "%s", err.msg);
+    }
+    /* wait until the parent has put us in our cgroup */
+    if (read(syncfd, &go, 1) != 1)
+        _exit(127);
+    close(syncfd);
+    service = fork();
+    if (service < 0)
+        FAIL("forking the service");
+    if (service == 0)
+        exec_service(cfg, errfd);
+    syscall(SYS_close_range, 3U, ~0U, 0);
+    init_loop(service);
+}
+
+static int read_child_error(int fd, berth_error *err)
+{
+    struct child_msg m;
+    size_t got = 0;
+
+    while (got < sizeof(m)) {
+        ssize_t n = read(fd, (char *)&m + got, sizeof(m) - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got == 0)
+        return 0;
+    if (got < sizeof(m))
+        return berth_error_set(err, EIO, "the container died during setup");
+    m.msg[sizeof(m.msg) - 1] = '\0';
+    return berth_error_set(err, m.code, "%s", m.msg);
+}
+
+static int make_rundir(const char *rundir, bool readonly, berth_error *err)
+{
+    static const char *const subdirs[] = {"rootfs", "upper", "work"};
+
+    for (size_t i = 0; i < (readonly ? 1 : ARRAY_SIZE(subdirs)); i++) {
+        _cleanup_free_ char *p = xasprintf("%s/%s", rundir, subdirs[i]);
+        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+            return berth_error_set(err, errno, "creating '%s'", p);
+    }
+    return 0;
+}
+
+int berth_container_start(const struct berth_container_config *cfg, struct berth_container *c,
+                          berth_error *err)
+{
+    int errpipe[2], syncpipe[2];
+    struct clone_args args = {0};
+    berth_error ign = BERTH_ERROR_INIT;
+    int pidfd = -1;
+    pid_t pid;
+
+    memset(c, 0, sizeof(*c));
+    c->pidfd = -1;
+    c->rundir = xstrdup(cfg->rundir);
+    c->stop_signal = cfg->stop_signal ? cfg->stop_signal : SIGTERM;
+    c->stop_timeout_ms = cfg->stop_timeout_ms;
+    if (strpbrk(cfg->image, ",:") && !cfg->readonly)
+        return berth_error_set(err, EINVAL, "the image path '%s' contains ',' or ':', which "
+                                            "overlayfs cannot take", cfg->image);
+    if (make_rundir(cfg->rundir, cfg->readonly, err) < 0)
+        goto fail;
+    if (berth_limits_need_cgroup(&cfg->limits)) {
+        if (berth_cgroup_create(&c->cgroup, cfg->cgroup_root ? cfg->cgroup_root
+                                                             : BERTH_CGROUP_FSROOT,
+                                cfg->name, &cfg->limits, err) < 0)
+            goto fail;
+        c->has_cgroup = true;
+    }
+    if (pipe2(errpipe, O_CLOEXEC) < 0) {
+        berth_error_set(err, errno, "creating a pipe");
+        goto fail;
+    }
+    if (pipe2(syncpipe, O_CLOEXEC) < 0) {
+        berth_error_set(err, errno, "creating a pipe");
+        close(errpipe[0]);
+        close(errpipe[1]);
+        goto fail;
+    }
+    args.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD |
+                 (cfg->network_none ? CLONE_NEWNET : 0);
+    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    args.exit_signal = SIGCHLD;
+    pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+    if (pid == 0) {
+        close(errpipe[0]);
+        close(syncpipe[1]);
+        container_child(cfg, errpipe[1], syncpipe[0]);
+    }
+    close(errpipe[1]);
+    close(syncpipe[0]);
+    if (pid < 0) {
+        berth_error_set(err, errno, "creating the container's namespaces (clone3)");
+        close(errpipe[0]);
+        close(syncpipe[1]);
+        goto fail;
+    }
+    c->pid = pid;
+    c->pidfd = pidfd;
+    if (c->has_cgroup && berth_cgroup_add_pid(&c->cgroup, pid, err) < 0) {
+        close(syncpipe[1]);
+        close(errpipe[0]);
+        goto kill;
+    }
+    if (write(syncpipe[1], "g", 1) != 1) {
+        berth_error_set(err, errno, "starting the container");
+        close(syncpipe[1]);
+        close(errpipe[0]);
+        goto kill;
+    }
+    close(syncpipe[1]);
+    if (read_child_error(errpipe[0], err) < 0) {
+        close(errpipe[0]);
+        goto kill;
+    }
+    close(errpipe[0]);
+    return 0;
+kill:
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+fail:
+    berth_container_release(c, &ign);
+    return berth_error_wrap(err, "starting container '%s'", cfg->name);
+}
+
+int berth_container_kill(const struct berth_container *c, int sig)
+{
+    return (int)syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0);
+}
+
+static int wait_exit(struct berth_container *c, struct berth_exit *ret, berth_error *err)
+{
+    siginfo_t si = {0};
+
+    if (waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED) < 0)
+        return berth_error_set(err, errno, "waiting for the container");
+    ret->code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+    if (c->has_cgroup)
+        ret->oom_killed = berth_cgroup_oom_kills(&c->cgroup) > 0;
+    close(c->pidfd);
+    c->pidfd = -1;
+    c->pid = 0;
+    return 0;
+}
+
+int berth_container_wait(struct berth_container *c, struct berth_exit *ret, berth_error *err)
+{
+    _cleanup_close_ int sfd = -1;
+    uint64_t deadline = 0;
+    sigset_t set;
+
+    memset(ret, 0, sizeof(*ret));
+    sigset_forwarded(&set);
+    sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0)
+        return berth_error_set(err, errno, "creating a signalfd");
+    for (;;) {
+        struct pollfd pfd[2] = {{c->pidfd, POLLIN, 0}, {sfd, POLLIN, 0}};
+        int timeout = -1;
+        if (deadline) {
+            uint64_t now = berth_now_ms();
+            timeout = now >= deadline ? 0 : (int)(deadline - now);
+        }
+        int n = poll(pfd, 2, timeout);
+        if (n < 0 && errno != EINTR)
+            return berth_error_set(err, errno, "waiting for the container");
+        if (n == 0 && deadline) {
+            berth_container_kill(c, SIGKILL);
+            ret->stop_timed_out = true;
+            deadline = 0;
+            continue;
+        }
+        if (pfd[0].revents)
+            return wait_exit(c, ret, err);
+        struct signalfd_siginfo si;
+        while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+            int sig = (int)si.ssi_signo;
+            if (sig == SIGCHLD || si.ssi_code == SI_KERNEL)
+                continue; /* terminal signals reach the container directly */
+            if (sig == SIGTERM || sig == SIGINT) {
+                berth_container_kill(c, sig == SIGTERM ? c->stop_signal : sig);
+                if (!deadline)
+                    deadline = berth_now_ms() + c->stop_timeout_ms;
+            } else {
+                berth_container_kill(c, sig);
+            }
+        }
+    }
+}
+
+int berth_container_release(struct berth_container *c, berth_error *err)
+{
+    int r = 0;
+
+    if (c->pidfd >= 0) {
+        close(c->pidfd);
+        c->pidfd = -1;
+    }
+    if (c->has_cgroup && berth_cgroup_destroy(&c->cgroup, err) < 0)
+        r = -1;
+    c->has_cgroup = false;
+    if (c->rundir) {
+        if (berth_rm_rf(c->rundir, err) < 0)
+            r = -1;
+        free(c->rundir);
+        c->rundir = NULL;
+    }
+    return r;
+}

@@ -1,0 +1,90 @@
+/* The container runtime: one service process in new pid, mount, uts and ipc
+ * namespaces (and a new network namespace for network "none"), on an
+ * overlayfs over a shared read-only image, under berth's own init as pid 1.
+ *
+ *   berth_container_start()  clone, set up, exec; returns once the service's
+ *                            exec has succeeded or with the reason it failed
+ *   berth_container_wait()   forward signals, stop on request, reap
+ *   berth_container_release() remove the per-run layer and the cgroup
+ */
+#ifndef BERTH_CONTAINER_H
+#define BERTH_CONTAINER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+#include "error.h"
+
+struct berth_mount {
+    char *source; /* host path; NULL for tmpfs */
+    char *target; /* path inside the container */
+    bool readonly;
+    bool tmpfs;
+    uint64_t size; /* tmpfs size in bytes, 0 = kernel default */
+};
+
+struct berth_container_config {
+    const char *name;   /* names the cgroup and messages */
+    const char *image;  /* the unpacked image's rootfs (read-only lower layer) */
+    const char *rundir; /* per-run directory: upper/, work/ and rootfs/ go here */
+    char **argv;        /* NULL-terminated; argv[0] is looked up in the image's PATH */
+    char **env;         /* NULL-terminated KEY=VALUE list, complete */
+    const char *workdir;
+    uid_t uid;
+    gid_t gid;
+    gid_t *groups; /* supplementary groups */
+    size_t ngroups;
+    const char *hostname; /* NULL: keep the host's */
+    bool network_none;
+    bool readonly;
+    const struct berth_mount *mounts;
+    size_t nmounts;
+    struct berth_limits limits;
+    uint64_t caps;           /* capability mask, see caps.h */
+    const char *cgroup_root; /* NULL: /sys/fs/cgroup */
+    int stop_signal;
+    uint64_t stop_timeout_ms;
+};
+
+struct berth_container {
+    pid_t pid;        /* the container's init, in our pid namespace */
+    int pidfd;
+    char *rundir;
+    struct berth_cgroup cgroup;
+    bool has_cgroup;
+    int stop_signal;
+    uint64_t stop_timeout_ms;
+};
+
+struct berth_exit {
+    int code;        /* the service's exit code, 128+N for death by signal N */
+    bool oom_killed; /* the cgroup's OOM killer killed a process */
+    bool stop_timed_out; /* it ignored the stop signal and was killed */
+};
+
+/* The signals berth forwards to the service (through its init). */
+extern const int berth_forwarded_signals[];
+extern const size_t berth_n_forwarded_signals;
+
+/* Start the container. The caller must have blocked the forwarded signals
+ * and SIGCHLD (berth_container_wait() reads them with a signalfd).
+ * On failure nothing is left behind and `err` says which step failed. */
+int berth_container_start(const struct berth_container_config *cfg, struct berth_container *ret,
+                          berth_error *err);
+
+/* Wait for the container to exit. Received SIGTERM/SIGINT start a stop
+ * (the stop signal, then SIGKILL after the stop timeout); the other
+ * forwarded signals pass through to the service. */
+int berth_container_wait(struct berth_container *c, struct berth_exit *ret, berth_error *err);
+
+/* Send the stop signal now and SIGKILL after the timeout; used by wait and
+ * by supervisors that drive their own loop. */
+int berth_container_kill(const struct berth_container *c, int sig);
+
+/* Remove the per-run directory and cgroup. Safe to call twice. */
+int berth_container_release(struct berth_container *c, berth_error *err);
+
+#endif

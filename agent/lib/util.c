@@ -1,0 +1,469 @@
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <dirent.h>
+
+#include <openssl/evp.h>
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        abort();
+    return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        abort();
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p)
+        abort();
+    return p;
+}
+
+char *xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (!p)
+        abort();
+    return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    return s;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int berth_write_file_atomic(const char *path, const void *data, size_t len, int mode,
+                            berth_error *err)
+{
+    _cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
+    _cleanup_free_ char *dir = xstrdup(path);
+    _cleanup_close_ int fd = -1;
+    _cleanup_close_ int dfd = -1;
+    char *slash;
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
+        return berth_error_set(err, errno, "creating '%s'", tmp);
+    if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return berth_error_set(err, e, "writing '%s'", tmp);
+    }
+    if (rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return berth_error_set(err, e, "renaming '%s' to '%s'", tmp, path);
+    }
+    slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0)
+        fsync(dfd);
+    return 0;
+}
+
+int berth_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len,
+                    berth_error *err)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0, cap = 4096;
+
+    if (fd < 0)
+        return berth_error_set(err, errno, "opening '%s'", path);
+    buf = xmalloc(cap);
+    for (;;) {
+        ssize_t n;
+        if (len + 1 >= cap) {
+            if (cap > max)
+                return berth_error_set(err, EFBIG, "reading '%s': larger than %zu bytes", path,
+                                       max);
+            cap *= 2;
+            buf = xrealloc(buf, cap);
+        }
+        n = read(fd, buf + len, cap - len - 1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return berth_error_set(err, errno, "reading '%s'", path);
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > max)
+            return berth_error_set(err, EFBIG, "reading '%s': larger than %zu bytes", path, max);
+    }
+    buf[len] = '\0';
+    if (ret_len)
+        *ret_len = len;
+    *ret_data = TAKE_PTR(buf);
+    return 0;
+}
+
+int berth_write_string(const char *path, const char *value, berth_error *err)
+{
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return berth_error_set(err, errno, "opening '%s'", path);
+    if (write_all(fd, value, strlen(value)) < 0)
+        return berth_error_set(err, errno, "writing '%s' to '%s'", value, path);
+    return 0;
+}
+
+int berth_mkdir_p(const char *path, int mode, berth_error *err)
+{
+    _cleanup_free_ char *p = xstrdup(path);
+    char *s = p;
+
+    while (*s == '/')
+        s++;
+    for (;;) {
+        char *slash = strchr(s, '/');
+        if (slash)
+            *slash = '\0';
+        if (*p && mkdir(p, mode) < 0 && errno != EEXIST)
+            return berth_error_set(err, errno, "creating directory '%s'", p);
+        if (!slash)
+            break;
+        *slash = '/';
+        s = slash + 1;
+    }
+    return 0;
+}
+
+static int rm_rf_at(int dfd, const char *name, dev_t dev, berth_error *err)
+{
+    struct stat st;
+
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : berth_error_set(err, errno, "inspecting '%s'", name);
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+            return berth_error_set(err, errno, "removing '%s'", name);
+        return 0;
+    }
+    if (st.st_dev != dev)
+        return berth_error_set(err, EXDEV, "refusing to remove '%s': another filesystem is "
+                                           "mounted there", name);
+    {
+        int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        DIR *d;
+        struct dirent *de;
+        int r = 0;
+
+        if (fd < 0)
+            return berth_error_set(err, errno, "opening '%s'", name);
+        /* overlayfs leaves work/work with mode 000; root may still read it,
+         * but make sure a non-root caller can as well */
+        fchmod(fd, 0700);
+        d = fdopendir(fd);
+        if (!d) {
+            close(fd);
+            return berth_error_set(err, errno, "opening '%s'", name);
+        }
+        while (r == 0 && (de = readdir(d))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            r = rm_rf_at(dirfd(d), de->d_name, dev, err);
+        }
+        closedir(d);
+        if (r < 0)
+            return berth_error_wrap(err, "removing '%s'", name);
+    }
+    if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        return berth_error_set(err, errno, "removing directory '%s'", name);
+    return 0;
+}
+
+int berth_rm_rf(const char *path, berth_error *err)
+{
+    struct stat st;
+
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : berth_error_set(err, errno, "inspecting '%s'", path);
+    return rm_rf_at(AT_FDCWD, path, st.st_dev, err);
+}
+
+int berth_parse_size(const char *s, uint64_t *ret_bytes)
+{
+    char *end;
+    unsigned long long v;
+    uint64_t mul = 1;
+
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1ULL << 10; end++; break;
+    case 'm': case 'M': mul = 1ULL << 20; end++; break;
+    case 'g': case 'G': mul = 1ULL << 30; end++; break;
+    case 't': case 'T': mul = 1ULL << 40; end++; break;
+    default: break;
+    }
+    if (mul > 1 && *end == 'i')
+        end++;
+    if (*end == 'b' || *end == 'B')
+        end++;
+    if (*end)
+        return -1;
+    if (v > UINT64_MAX / mul)
+        return -1;
+    *ret_bytes = v * mul;
+    return 0;
+}
+
+int berth_parse_duration(const char *s, uint64_t *ret_ms)
+{
+    char *end;
+    double v;
+    double mul = 1000;
+
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+        return -1;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || v != v)
+        return -1;
+    if (!strcmp(end, "ms"))
+        mul = 1;
+    else if (!strcmp(end, "s") || !*end)
+        mul = 1000;
+    else if (!strcmp(end, "m"))
+        mul = 60e3;
+    else if (!strcmp(end, "h"))
+        mul = 3600e3;
+    else
+        return -1;
+    if (v * mul > 1e15)
+        return -1;
+    *ret_ms = (uint64_t)(v * mul + 0.5);
+    return 0;
+}
+
+void berth_hex(const unsigned char *bytes, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[bytes[i] >> 4];
+        out[2 * i + 1] = digits[bytes[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+int berth_sha256_file(const char *path, char ret_hex[65], berth_error *err)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx;
+    static char buf[1 << 16];
+    int r = 0;
+
+    if (fd < 0)
+        return berth_error_set(err, errno, "opening '%s'", path);
+    ctx = EVP_MD_CTX_new();
+    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(ctx);
+        return berth_error_set(err, ENOMEM, "initialising sha256");
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = berth_error_set(err, errno, "reading '%s'", path);
+            break;
+        }
+        if (n == 0)
+            break;
+        EVP_DigestUpdate(ctx, buf, (size_t)n);
+    }
+    if (r == 0)
+        EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    if (r == 0)
+        berth_hex(md, mdlen, ret_hex);
+    return r;
+}
+
+uint64_t berth_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+
+static int openat2_in_root(int rootfd, const char *path, int flags)
+{
+    struct open_how how = {
+        .flags = (uint64_t)(flags | O_CLOEXEC),
+        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+
+    return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+}
+
+int berth_open_in_root(int rootfd, const char *path, bool create, bool create_dir)
+{
+    _cleanup_free_ char *buf = NULL;
+    int fd;
+
+    while (*path == '/')
+        path++;
+    if (!*path)
+        path = ".";
+    fd = openat2_in_root(rootfd, path, O_PATH);
+    if (fd >= 0 || errno != ENOENT || !create)
+        return fd;
+
+    /* create what is missing, one component at a time, each resolved in the
+     * root again so that a symlink planted in between cannot redirect us */
+    buf = xstrdup(path);
+    for (char *s = buf;;) {
+        char *slash = strchr(s, '/');
+        bool last;
+        if (slash)
+            *slash = '\0';
+        last = !slash || !slash[1];
+        fd = openat2_in_root(rootfd, buf, O_PATH);
+        if (fd < 0 && errno == ENOENT) {
+            char *base = strrchr(buf, '/');
+            _cleanup_close_ int pfd = -1;
+            if (base) {
+                *base = '\0';
+                pfd = openat2_in_root(rootfd, buf, O_PATH | O_DIRECTORY);
+                *base = '/';
+                base++;
+            } else {
+                pfd = openat2_in_root(rootfd, ".", O_PATH | O_DIRECTORY);
+                base = buf;
+            }
+            if (pfd < 0)
+                return -1;
+            if (!last || create_dir) {
+                if (mkdirat(pfd, base, 0755) < 0 && errno != EEXIST)
+                    return -1;
+            } else {
+                int f = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                               0644);
+                if (f < 0 && errno != EEXIST)
+                    return -1;
+                if (f >= 0)
+                    close(f);
+            }
+            fd = openat2_in_root(rootfd, buf, O_PATH);
+        }
+        if (fd < 0 || last)
+            return fd;
+        close(fd);
+        *slash = '/';
+        s = slash + 1;
+    }
+}
+
+#include <signal.h>
+#include <strings.h>
+
+static const struct {
+    const char *name;
+    int sig;
+} signals[] = {
+    {"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+    {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},   {"BUS", SIGBUS},   {"FPE", SIGFPE},
+    {"KILL", SIGKILL}, {"USR1", SIGUSR1},   {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
+    {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},   {"TERM", SIGTERM}, {"CHLD", SIGCHLD},
+    {"CONT", SIGCONT}, {"STOP", SIGSTOP},   {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
+    {"TTOU", SIGTTOU}, {"URG", SIGURG},     {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},
+    {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
+    {"PWR", SIGPWR},   {"SYS", SIGSYS},
+};
+
+int berth_signal_from_name(const char *name)
+{
+    char *end;
+    long n;
+
+    if (!name || !*name)
+        return -1;
+    if (*name >= '0' && *name <= '9') {
+        n = strtol(name, &end, 10);
+        return (*end || n < 1 || n >= NSIG) ? -1 : (int)n;
+    }
+    if (!strncasecmp(name, "SIG", 3))
+        name += 3;
+    for (size_t i = 0; i < ARRAY_SIZE(signals); i++)
+        if (!strcasecmp(name, signals[i].name))
+            return signals[i].sig;
+    return -1;
+}
+
+const char *berth_signal_name(int sig)
+{
+    static const char *const full[] = {
+        [SIGHUP] = "SIGHUP",   [SIGINT] = "SIGINT",   [SIGQUIT] = "SIGQUIT",
+        [SIGILL] = "SIGILL",   [SIGTRAP] = "SIGTRAP", [SIGABRT] = "SIGABRT",
+        [SIGBUS] = "SIGBUS",   [SIGFPE] = "SIGFPE",   [SIGKILL] = "SIGKILL",
+        [SIGUSR1] = "SIGUSR1", [SIGSEGV] = "SIGSEGV", [SIGUSR2] = "SIGUSR2",
+        [SIGPIPE] = "SIGPIPE", [SIGALRM] = "SIGALRM", [SIGTERM] = "SIGTERM",
+        [SIGCHLD] = "SIGCHLD", [SIGCONT] = "SIGCONT", [SIGSTOP] = "SIGSTOP",
+        [SIGTSTP] = "SIGTSTP", [SIGTTIN] = "SIGTTIN", [SIGTTOU] = "SIGTTOU",
+        [SIGURG] = "SIGURG",   [SIGXCPU] = "SIGXCPU", [SIGXFSZ] = "SIGXFSZ",
+        [SIGVTALRM] = "SIGVTALRM", [SIGPROF] = "SIGPROF", [SIGWINCH] = "SIGWINCH",
+        [SIGIO] = "SIGIO",     [SIGPWR] = "SIGPWR",   [SIGSYS] = "SIGSYS",
+    };
+
+    if (sig > 0 && (size_t)sig < ARRAY_SIZE(full) && full[sig])
+        return full[sig];
+    return "SIG?";
+}

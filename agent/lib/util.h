@@ -1,0 +1,108 @@
+/* Small helpers shared by every module: cleanup attributes in the style of
+ * systemd, atomic file writes, recursive mkdir/remove, and the size and
+ * duration syntax of the desired-state file. */
+#ifndef BERTH_UTIL_H
+#define BERTH_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "error.h"
+
+static inline void freep(void *p)
+{
+    free(*(void **)p);
+}
+static inline void closep(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+}
+static inline void fclosep(FILE **f)
+{
+    if (*f)
+        fclose(*f);
+}
+
+#define _cleanup_(f)      __attribute__((cleanup(f)))
+#define _cleanup_free_    _cleanup_(freep)
+#define _cleanup_close_   _cleanup_(closep)
+#define _cleanup_fclose_  _cleanup_(fclosep)
+
+/* Hand ownership out of a cleanup variable. */
+#define TAKE_PTR(p)                                                                                \
+    ({                                                                                             \
+        __typeof__(p) _p = (p);                                                                    \
+        (p) = NULL;                                                                                \
+        _p;                                                                                        \
+    })
+#define TAKE_FD(fd)                                                                                \
+    ({                                                                                             \
+        int _fd = (fd);                                                                            \
+        (fd) = -1;                                                                                 \
+        _fd;                                                                                       \
+    })
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation that cannot fail: berth aborts on out-of-memory, as git does. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Write `len` bytes to `path` atomically: a temporary file in the same
+ * directory, fsync, rename, fsync of the directory. */
+int berth_write_file_atomic(const char *path, const void *data, size_t len, int mode,
+                            berth_error *err);
+
+/* Read a whole file (at most `max` bytes) into a NUL-terminated buffer. */
+int berth_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len,
+                    berth_error *err);
+
+/* Write a short string to an existing file (sysfs, cgroupfs, procfs). */
+int berth_write_string(const char *path, const char *value, berth_error *err);
+
+/* mkdir -p with `mode` for the created directories. */
+int berth_mkdir_p(const char *path, int mode, berth_error *err);
+
+/* rm -rf that never crosses into another filesystem (so that a stray mount
+ * below `path` is not emptied) and never follows symlinks. A missing path
+ * is not an error. */
+int berth_rm_rf(const char *path, berth_error *err);
+
+/* "512M", "64k", "1G", "1024" → bytes (K/M/G/T are powers of 1024; a
+ * trailing "B" or "i" is accepted: "64MiB", "10MB"). */
+int berth_parse_size(const char *s, uint64_t *ret_bytes);
+
+/* "1.5s", "250ms", "5m", "1h", "10" (seconds) → milliseconds. */
+int berth_parse_duration(const char *s, uint64_t *ret_ms);
+
+/* Lowercase hex of `len` bytes into `out` (2*len+1 bytes). */
+void berth_hex(const unsigned char *bytes, size_t len, char *out);
+
+/* sha256 of a file as 64 lowercase hex digits. */
+int berth_sha256_file(const char *path, char ret_hex[65], berth_error *err);
+
+/* Monotonic clock in milliseconds. */
+uint64_t berth_now_ms(void);
+
+#endif
+
+/* Open `path` inside the directory tree `rootfd` as an O_PATH descriptor,
+ * resolving every symlink and ".." as if `rootfd` were "/" (openat2's
+ * RESOLVE_IN_ROOT), so nothing resolves outside the tree.
+ * With `create` set, missing components are created: directories, and for
+ * the last component a directory when `create_dir`, an empty file
+ * otherwise. Returns the fd or -1 with errno set. */
+int berth_open_in_root(int rootfd, const char *path, bool create, bool create_dir);
+
+/* "SIGTERM", "TERM", "term" or "15" → 15; -1 when unknown. */
+int berth_signal_from_name(const char *name);
+/* 15 → "SIGTERM" (a static string; "SIG?" when unknown). */
+const char *berth_signal_name(int sig);
