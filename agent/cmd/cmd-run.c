@@ -225,9 +225,8 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct run
 
     opterr = 0;
     /* '+': options end at SOURCE; what follows is the command */
-    while ((c = getopt_long(argc, argv, "+:he:w:u:v:", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
+    while ((c = getopt_long(argc, argv, "+:he:w:u:v:q", longopts, NULL)) != -1) {
+        /* run's -v is --mount (Docker's), not the global --verbose */
         switch (c) {
         case 'h':
             fputs(usage_text, stdout);
@@ -306,7 +305,8 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct run
         case ':':
             BAD("option '%s' needs a value", argv[optind - 1]);
         default:
-            BAD("unknown option '%s'", argv[optind - 1]);
+            if (!berth_global_option(c, optarg, g))
+                BAD("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind >= argc)

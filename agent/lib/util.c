@@ -354,62 +354,100 @@ static int openat2_in_root(int rootfd, const char *path, int flags)
     return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
 }
 
+/* Append component `c` (of length n) to the root-relative path `p`. */
+static void path_push(char **p, const char *c, size_t n)
+{
+    size_t len = strlen(*p);
+
+    *p = xrealloc(*p, len + n + 2);
+    if (len)
+        (*p)[len++] = '/';
+    memcpy(*p + len, c, n);
+    (*p)[len + n] = '\0';
+}
+
+static void path_pop(char *p)
+{
+    char *slash = strrchr(p, '/');
+
+    if (slash)
+        *slash = '\0';
+    else
+        *p = '\0';
+}
+
 int berth_open_in_root(int rootfd, const char *path, bool create, bool create_dir)
 {
-    _cleanup_free_ char *buf = NULL;
+    _cleanup_free_ char *resolved = xstrdup("");
+    _cleanup_free_ char *todo = NULL;
+    const char *rest;
+    int links = 0;
     int fd;
 
-    while (*path == '/')
-        path++;
-    if (!*path)
-        path = ".";
     fd = openat2_in_root(rootfd, path, O_PATH);
     if (fd >= 0 || errno != ENOENT || !create)
         return fd;
 
-    /* create what is missing, one component at a time, each resolved in the
-     * root again so that a symlink planted in between cannot redirect us */
-    buf = xstrdup(path);
-    for (char *s = buf;;) {
-        char *slash = strchr(s, '/');
-        bool last;
-        if (slash)
-            *slash = '\0';
-        last = !slash || !slash[1];
-        fd = openat2_in_root(rootfd, buf, O_PATH);
-        if (fd < 0 && errno == ENOENT) {
-            char *base = strrchr(buf, '/');
-            _cleanup_close_ int pfd = -1;
-            if (base) {
-                *base = '\0';
-                pfd = openat2_in_root(rootfd, buf, O_PATH | O_DIRECTORY);
-                *base = '/';
-                base++;
-            } else {
-                pfd = openat2_in_root(rootfd, ".", O_PATH | O_DIRECTORY);
-                base = buf;
-            }
-            if (pfd < 0)
-                return -1;
-            if (!last || create_dir) {
-                if (mkdirat(pfd, base, 0755) < 0 && errno != EEXIST)
-                    return -1;
-            } else {
-                int f = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                               0644);
-                if (f < 0 && errno != EEXIST)
-                    return -1;
-                if (f >= 0)
-                    close(f);
-            }
-            fd = openat2_in_root(rootfd, buf, O_PATH);
+    /* Something is missing. Walk the path one component at a time, as
+     * filepath-securejoin does: symlinks are read and expanded against the
+     * root by hand, ".." stops at the root, and every missing component is
+     * created where the walk says it belongs, so a dangling symlink such as
+     * "/data -> /srv/x" creates "/srv/x" inside the root, never outside. */
+    todo = xstrdup(path);
+    rest = todo;
+    while (*rest) {
+        const char *end = strchrnul(rest, '/');
+        size_t n = (size_t)(end - rest);
+        const char *next = *end ? end + 1 : end;
+        struct stat st;
+
+        if (n == 0 || (n == 1 && rest[0] == '.')) {
+            rest = next;
+            continue;
         }
-        if (fd < 0 || last)
-            return fd;
-        close(fd);
-        *slash = '/';
-        s = slash + 1;
+        if (n == 2 && rest[0] == '.' && rest[1] == '.') {
+            path_pop(resolved);
+            rest = next;
+            continue;
+        }
+        size_t keep = strlen(resolved);
+        path_push(&resolved, rest, n);
+        if (fstatat(rootfd, resolved, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno != ENOENT)
+                return -1;
+            bool last = !*next;
+            if (!last || create_dir) {
+                if (mkdirat(rootfd, resolved, 0755) < 0 && errno != EEXIST)
+                    return -1;
+            } else {
+                int f = openat(rootfd, resolved,
+                               O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (f < 0)
+                    return -1;
+                close(f);
+            }
+        } else if (S_ISLNK(st.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t len = readlinkat(rootfd, resolved, target, sizeof(target) - 1);
+            if (len < 0)
+                return -1;
+            if (++links > 40) {
+                errno = ELOOP;
+                return -1;
+            }
+            target[len] = '\0';
+            resolved[keep] = '\0';
+            if (target[0] == '/')
+                resolved[0] = '\0';
+            char *joined = xasprintf("%s/%s", target, next);
+            free(todo);
+            todo = joined;
+            rest = todo;
+            continue;
+        }
+        rest = next;
     }
+    return openat2_in_root(rootfd, *resolved ? resolved : ".", O_PATH);
 }
 
 #include <signal.h>

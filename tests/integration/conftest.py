@@ -1,0 +1,132 @@
+"""Shared fixtures for berth's integration tests (run as root).
+
+Images are built at test time from Debian's busybox-static plus a small
+static probe program (tests/probe/probe.c); every test gets its own
+temporary --root.
+"""
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUSYBOX = "/bin/busybox"
+
+
+def _find_berth():
+    path = os.environ.get("BERTH_BIN") or os.path.join(TOP, "build", "berth")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"berth binary not found at {path}: build it or set BERTH_BIN")
+    return path
+
+
+@pytest.fixture(scope="session")
+def berth_bin():
+    if os.geteuid() != 0:
+        pytest.fail("the integration tests run as root")
+    return _find_berth()
+
+
+@pytest.fixture(scope="session")
+def probe_bin(tmp_path_factory):
+    out = tmp_path_factory.mktemp("probe") / "probe"
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(out),
+                    os.path.join(TOP, "tests", "probe", "probe.c")], check=True)
+    return str(out)
+
+
+def make_rootfs(dest, probe=None):
+    """A busybox rootfs with every applet linked, users root/app/nobody."""
+    if not os.path.exists(BUSYBOX):
+        pytest.fail("busybox-static is not installed (apt-get install busybox-static)")
+    for d in ("bin", "etc", "tmp", "root", "home/app", "proc", "sys", "dev"):
+        os.makedirs(os.path.join(dest, d), exist_ok=True)
+    os.chmod(os.path.join(dest, "tmp"), 0o1777)
+    shutil.copy2(BUSYBOX, os.path.join(dest, "bin", "busybox"))
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    for a in applets:
+        link = os.path.join(dest, "bin", a)
+        if a != "busybox" and not os.path.lexists(link):
+            os.symlink("busybox", link)
+    if probe:
+        shutil.copy2(probe, os.path.join(dest, "bin", "probe"))
+    with open(os.path.join(dest, "etc", "passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\n"
+                "app:x:1000:1000:app:/home/app:/bin/sh\n"
+                "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    with open(os.path.join(dest, "etc", "group"), "w") as f:
+        f.write("root:x:0:\napp:x:1000:\nwheel:x:10:app\nnogroup:x:65534:\n")
+    for name in ("resolv.conf", "hosts"):
+        open(os.path.join(dest, "etc", name), "a").close()
+    os.chown(os.path.join(dest, "home/app"), 1000, 1000)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def rootfs(tmp_path_factory, probe_bin):
+    return make_rootfs(str(tmp_path_factory.mktemp("image") / "rootfs"), probe_bin)
+
+
+@pytest.fixture
+def root(tmp_path):
+    d = tmp_path / "state"
+    d.mkdir()
+    return str(d)
+
+
+class Berth:
+    def __init__(self, binary, root):
+        self.binary = binary
+        self.root = root
+
+    def cmd(self, *args):
+        return [self.binary, "--root", self.root, *args]
+
+    def run(self, *args, timeout=60, **kw):
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        return subprocess.run(self.cmd(*args), timeout=timeout, **kw)
+
+    def popen(self, *args, **kw):
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        kw.setdefault("text", True)
+        return subprocess.Popen(self.cmd(*args), **kw)
+
+
+@pytest.fixture
+def berth(berth_bin, root):
+    return Berth(berth_bin, root)
+
+
+def berth_cgroups():
+    """Every cgroup berth created, on v1 and v2 hierarchies."""
+    found = []
+    for base in glob.glob("/sys/fs/cgroup/*/berth") + glob.glob("/sys/fs/cgroup/berth"):
+        for dirpath, dirnames, _ in os.walk(base):
+            found += [os.path.join(dirpath, d) for d in dirnames]
+    return sorted(found)
+
+
+def berth_processes(binary):
+    """pids of processes running the given berth binary (besides us)."""
+    pids = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            exe = os.readlink(f"/proc/{p}/exe")
+        except OSError:
+            continue
+        if exe == binary:
+            pids.append(int(p))
+    return pids
+
+
+def mountinfo():
+    with open("/proc/self/mountinfo") as f:
+        return sorted(line.split(" ", 4)[4] for line in f)
