@@ -39,33 +39,33 @@ static int write_at(const char *dir, const char *name, const char *value, berth_
 }
 
 /* v2: a controller is usable in a child only when every ancestor lists it
- * in cgroup.subtree_control. Enable ours at `dir` if the kernel has it. */
+ * in cgroup.subtree_control. Enable ours at `dir`, in one write. */
 static int v2_enable(const char *dir, const struct berth_limits *lim, berth_error *err)
 {
     _cleanup_free_ char *avail = NULL;
     _cleanup_free_ char *path = xasprintf("%s/cgroup.controllers", dir);
     const char *want[] = {lim->memory ? "memory" : NULL, lim->cpus_milli ? "cpu" : NULL,
                           lim->pids ? "pids" : NULL};
+    char enable[64] = "";
 
     if (berth_read_file(path, 4096, &avail, NULL, err) < 0)
         return -1;
+    for (char *s = avail; *s; s++)
+        if (*s == '\n')
+            *s = ' ';
+    _cleanup_free_ char *padded = xasprintf(" %s ", avail);
     for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
         char tok[16];
         if (!want[i])
             continue;
         snprintf(tok, sizeof(tok), " %s ", want[i]);
-        _cleanup_free_ char *padded = xasprintf(" %s ", avail);
-        for (char *s = padded; *s; s++)
-            if (*s == '\n')
-                *s = ' ';
         if (!strstr(padded, tok))
             return berth_error_set(err, ENOTSUP, "the cgroup controller '%s' is not available "
                                                  "in '%s'", want[i], dir);
-        snprintf(tok, sizeof(tok), "+%s", want[i]);
-        if (write_at(dir, "cgroup.subtree_control", tok, err) < 0)
-            return -1;
+        snprintf(enable + strlen(enable), sizeof(enable) - strlen(enable), "%s+%s",
+                 *enable ? " " : "", want[i]);
     }
-    return 0;
+    return *enable ? write_at(dir, "cgroup.subtree_control", enable, err) : 0;
 }
 
 static int mkdir_ok(const char *path, berth_error *err)
