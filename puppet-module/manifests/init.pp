@@ -1,0 +1,153 @@
+# @summary Writes the one desired-state file of berth on this host and has berth converge to it.
+#
+# The file (`config_path`) holds every service of `services` (usually from
+# Hiera, deep-merged across levels) and every `berth::service` declared
+# anywhere in the catalog, keys sorted so that the same data always gives the
+# same bytes. Puppet checks it with `berth validate` before it replaces the
+# old one, so an invalid file never lands. Then either the berth agent
+# (`manage_agent => true`) notices the change and converges, or Puppet runs
+# `berth apply` once after each change.
+#
+# @example Hiera only
+#   include berth
+#   # data: berth::services: {web: {image: {url: ..., digest: sha256:...}}}
+#
+# @example Without the agent: Puppet runs `berth apply` after each change
+#   class { 'berth': manage_agent => false }
+#
+# @param services
+#   Services by name, each a Berth::ServiceSpec (the schema's service mapping).
+#   The module's data sets a deep merge for this key, so each Hiera level can
+#   add services or override single fields of a service.
+# @param config_path
+#   The desired-state file. Its directory is created when missing (see
+#   `manage_config_dir`).
+# @param root
+#   berth's state directory (`--root`), passed to `berth apply` and to the
+#   agent.
+# @param manage_agent
+#   true: keep the `berth agent` systemd service running (it converges on
+#   every change of the file). false: no agent; a refreshonly exec runs
+#   `berth apply` whenever the file changes.
+# @param binary_path
+#   The berth binary, used for `validate_cmd`, `berth apply` and the agent.
+# @param show_diff
+#   Show the file's diff in reports and in `puppet agent --noop`. Turn it off
+#   when `env` holds secrets.
+# @param manage_config_dir
+#   Create the directory of `config_path`.
+# @param config_owner
+#   Owner of the file.
+# @param config_group
+#   Group of the file.
+# @param config_mode
+#   Mode of the file (0640 by default: `env` may hold secrets).
+# @param agent_service_name
+#   The systemd unit of the agent, shipped with berth as berth-agent.service.
+# @param agent_ensure
+#   `running` or `stopped` (stopping the agent never stops services).
+# @param agent_enable
+#   Start the agent at boot.
+# @param package_name
+#   When set, the package that installs berth, ensured before anything else.
+# @param package_ensure
+#   The package's ensure (`installed`, `latest` or a version).
+# @param apply_timeout
+#   Seconds `berth apply` may take (it fetches images) when `manage_agent` is false.
+class berth (
+  Berth::Services $services = {},
+  Berth::Path $config_path = '/etc/berth/services.yaml',
+  Berth::Path $root = '/var/lib/berth',
+  Boolean $manage_agent = true,
+  Berth::Path $binary_path = '/usr/bin/berth',
+  Boolean $show_diff = true,
+  Boolean $manage_config_dir = true,
+  String[1] $config_owner = 'root',
+  String[1] $config_group = 'root',
+  Pattern[/\A0?[0-7]{3}\z/] $config_mode = '0640',
+  Pattern[/\A[A-Za-z0-9@_.:-]+\z/] $agent_service_name = 'berth-agent',
+  Enum['running', 'stopped'] $agent_ensure = 'running',
+  Boolean $agent_enable = true,
+  Optional[String[1]] $package_name = undef,
+  String[1] $package_ensure = 'installed',
+  Integer[0] $apply_timeout = 900,
+) {
+  if $package_name {
+    package { $package_name:
+      ensure => $package_ensure,
+      before => File[$config_path],
+    }
+  }
+
+  if $manage_config_dir {
+    $config_dir = $config_path.regsubst(/\/[^\/]*\z/, '')
+    if $config_dir != '' {
+      file { $config_dir:
+        ensure => directory,
+        owner  => $config_owner,
+        group  => $config_group,
+        mode   => '0755',
+        before => File[$config_path],
+      }
+    }
+  }
+
+  # The content is complete only once every berth::service has been
+  # evaluated: each of them renders it again (see berth::render_config).
+  file { $config_path:
+    ensure       => file,
+    owner        => $config_owner,
+    group        => $config_group,
+    mode         => $config_mode,
+    content      => berth::render_config($services, $config_path),
+    validate_cmd => "${binary_path} validate %",
+    show_diff    => $show_diff,
+    backup       => false,
+  }
+
+  $dropin_dir = "/etc/systemd/system/${agent_service_name}.service.d"
+  if $manage_agent {
+    # The packaged unit runs the agent with berth's defaults; a drop-in
+    # points it at other paths only when the class is given other ones.
+    if [$binary_path, $root, $config_path] != ['/usr/bin/berth', '/var/lib/berth', '/etc/berth/services.yaml'] {
+      $argv = [$binary_path, '--root', $root, '--config', $config_path, 'agent'].map |$a| {
+        $a =~ /[\s"\\]/ ? { true => "\"${a.regsubst(/(["\\])/, '\\\\\1', 'G')}\"", default => $a }
+      }
+      $exec_start = $argv.join(' ').regsubst(/%/, '%%', 'G')
+      file { $dropin_dir:
+        ensure => directory,
+        owner  => 'root',
+        group  => 'root',
+        mode   => '0755',
+      }
+      file { "${dropin_dir}/puppet-berth.conf":
+        ensure  => file,
+        owner   => 'root',
+        group   => 'root',
+        mode    => '0644',
+        content => "# Managed by Puppet (module berth)\n[Service]\nExecStart=\nExecStart=${exec_start}\n",
+        notify  => Service[$agent_service_name],
+      }
+    } else {
+      file { "${dropin_dir}/puppet-berth.conf":
+        ensure => absent,
+        notify => Service[$agent_service_name],
+      }
+    }
+    # No notify from the file: the agent watches it (inotify) and converges
+    # by itself. Restarting the agent never restarts services.
+    service { $agent_service_name:
+      ensure  => $agent_ensure,
+      enable  => $agent_enable,
+      require => File[$config_path],
+    }
+  } else {
+    exec { 'berth apply':
+      command     => [$binary_path, '--root', $root, '--config', $config_path, 'apply'],
+      refreshonly => true,
+      subscribe   => File[$config_path],
+      logoutput   => true,
+      timeout     => $apply_timeout,
+    }
+  }
+}

@@ -1,0 +1,2 @@
+# @summary A signal by name, with or without its SIG prefix (`SIGTERM`, `TERM`).
+type Berth::Signal = Pattern[/\A(SIG)?(HUP|INT|QUIT|ILL|TRAP|ABRT|BUS|FPE|KILL|USR1|SEGV|USR2|PIPE|ALRM|TERM|CHLD|CONT|STOP|TSTP|TTIN|TTOU|URG|XCPU|XFSZ|VTALRM|PROF|WINCH|IO|PWR|SYS)\z/]
