@@ -17,6 +17,8 @@ struct verb {
 
 static const struct verb verbs[] = {
     {"run", cmd_run, "run one container in the foreground, like a program"},
+    {"validate", cmd_validate, "check a desired-state file; no side effects"},
+    {"schema", cmd_schema, "print the JSON Schema of the desired-state file"},
 };
 
 bool berth_global_option(int c, const char *arg, struct berth_globals *g)
