@@ -12,6 +12,7 @@ MODULE_ROOT = File.expand_path('..', __dir__)
 FIXTURES = File.join(__dir__, 'fixtures')
 MODULEPATH = Dir.mktmpdir('berth-modulepath-')
 File.symlink(MODULE_ROOT, File.join(MODULEPATH, 'berth'))
+File.symlink(File.join(FIXTURES, 'modules', 'profile'), File.join(MODULEPATH, 'profile'))
 MANIFEST_DIR = Dir.mktmpdir('berth-manifests-')
 File.write(File.join(MANIFEST_DIR, 'site.pp'), '')
 at_exit { FileUtils.rm_rf([MODULEPATH, MANIFEST_DIR]) }
