@@ -1,21 +1,33 @@
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
-#include "unpack.h"
+#include "oci.h"
 #include "util.h"
+#include "verify.h"
+
+#define MAX_SIGNATURE 4096
 
 int berth_store_prepare_rootfs(const char *rootfs, berth_error *err)
 {
     static const struct {
         const char *path;
         bool dir;
-    } targets[] = {{"proc", true},  {"sys", true},  {"dev", true},
-                   {"etc/resolv.conf", false}, {"etc/hosts", false}};
+    } targets[] = {{"proc", true},
+                   {"sys", true},
+                   {"dev", true},
+                   {"etc/resolv.conf", false},
+                   {"etc/hosts", false}};
     _cleanup_close_ int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
     if (rootfd < 0)
@@ -23,10 +35,503 @@ int berth_store_prepare_rootfs(const char *rootfs, berth_error *err)
     for (size_t i = 0; i < ARRAY_SIZE(targets); i++) {
         int fd = berth_open_in_root(rootfd, targets[i].path, true, targets[i].dir);
         if (fd < 0)
-            return berth_error_set(err, errno, "creating '/%s' in '%s'", targets[i].path,
-                                   rootfs);
+            return berth_error_set(err, errno, "creating '/%s' in '%s'", targets[i].path, rootfs);
         close(fd);
     }
+    return 0;
+}
+
+void berth_image_release(struct berth_image *img)
+{
+    free(img->dir);
+    free(img->rootfs);
+    berth_image_config_release(&img->config);
+    memset(img, 0, sizeof(*img));
+}
+
+static int fsync_dir(const char *dir)
+{
+    _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return fd < 0 ? -1 : fsync(fd);
+}
+
+int berth_store_load_image(const char *root, const char *hex, struct berth_image *ret,
+                           berth_error *err)
+{
+    _cleanup_free_ char *dir = xasprintf("%s/images/%s", root, hex);
+    _cleanup_free_ char *cfg = xasprintf("%s/config.json", dir);
+    struct stat st;
+
+    memset(ret, 0, sizeof(*ret));
+    if (stat(dir, &st) < 0)
+        return berth_error_set(err, errno, "image sha256:%s", hex);
+    if (access(cfg, F_OK) == 0) {
+        if (berth_image_config_read(cfg, &ret->format, &ret->config, err) < 0)
+            return -1;
+    } else {
+        ret->format = BERTH_FORMAT_ROOTFS;
+        berth_image_config_init(&ret->config);
+    }
+    memcpy(ret->digest, hex, 65);
+    ret->rootfs = xasprintf("%s/rootfs", dir);
+    ret->dir = TAKE_PTR(dir);
+    utimensat(AT_FDCWD, ret->dir, NULL, 0); /* last used: now */
+    return 0;
+}
+
+/* A working directory ROOT/images/.tmp-<hex>.<pid>.<n>, flock'ed while we
+ * use it, so that sweep() can tell a dead berth's leftovers from ours. */
+struct workdir {
+    char *path;
+    int lockfd;
+};
+
+static int workdir_make(const char *root, const char *hex, struct workdir *w, berth_error *err)
+{
+    static unsigned counter;
+    _cleanup_free_ char *images = xasprintf("%s/images", root);
+
+    if (berth_mkdir_p(images, 0700, err) < 0)
+        return -1;
+    w->path = xasprintf("%s/.tmp-%s.%d.%u", images, hex, (int)getpid(), counter++);
+    berth_rm_rf(w->path, err);
+    if (mkdir(w->path, 0700) < 0)
+        return berth_error_set(err, errno, "creating '%s'", w->path);
+    w->lockfd = open(w->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (w->lockfd < 0 || flock(w->lockfd, LOCK_EX) < 0)
+        return berth_error_set(err, errno, "locking '%s'", w->path);
+    return 0;
+}
+
+static void workdir_drop(struct workdir *w)
+{
+    berth_error ign = BERTH_ERROR_INIT;
+
+    if (w->path)
+        berth_rm_rf(w->path, &ign);
+    if (w->lockfd >= 0)
+        close(w->lockfd);
+    free(w->path);
+    w->path = NULL;
+    w->lockfd = -1;
+}
+
+/* Remove what killed berths left in `dir`: dot-entries nobody holds a lock
+ * on. Returns how many; `cb` sees each. */
+static void sweep(const char *dir, bool dry_run,
+                  void (*cb)(void *, const char *, const char *, uint64_t), void *ud)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] != '.' || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        _cleanup_free_ char *p = xasprintf("%s/%s", dir, de->d_name);
+        _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+            continue; /* in use */
+        if (cb)
+            cb(ud, "partial", de->d_name, 0);
+        if (!dry_run) {
+            berth_error ign = BERTH_ERROR_INIT;
+            berth_rm_rf(p, &ign);
+        }
+    }
+    closedir(d);
+}
+
+/* ---- unpacking while downloading ---------------------------------------
+ * A child process extracts the bytes as they arrive into the work
+ * directory (libarchive extracts relative to the working directory, so it
+ * cannot be a thread). Nothing it writes is used before the digest and the
+ * signature check out; when the stream had to restart, its tree is thrown
+ * away and the verified blob is extracted again. */
+struct streamer {
+    pid_t pid;
+    int sock;       /* we write the artifact here */
+    int status;     /* the child's verdict */
+    bool restarted; /* the stream went back to byte 0: the tree is unusable */
+};
+
+struct verdict {
+    int rc;
+    struct berth_unpack_stats stats;
+    berth_error err;
+};
+
+static void stream_data(void *ud, const void *buf, size_t len)
+{
+    struct streamer *s = ud;
+
+    while (s->sock >= 0 && len) {
+        ssize_t n = send(s->sock, buf, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) { /* the child stopped reading: its verdict will say why */
+            close(s->sock);
+            s->sock = -1;
+            return;
+        }
+        buf = (const char *)buf + n;
+        len -= (size_t)n;
+    }
+}
+
+static void stream_restart(void *ud)
+{
+    struct streamer *s = ud;
+
+    s->restarted = true;
+    if (s->sock >= 0)
+        close(s->sock);
+    s->sock = -1;
+}
+
+static int streamer_start(struct streamer *s, const char *dest, berth_error *err)
+{
+    int sv[2], st[2];
+
+    s->pid = -1;
+    s->sock = s->status = -1;
+    s->restarted = false;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return berth_error_set(err, errno, "creating a socket pair");
+    if (pipe2(st, O_CLOEXEC) < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return berth_error_set(err, errno, "creating a pipe");
+    }
+    int size = 4 << 20;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    s->pid = fork();
+    if (s->pid < 0) {
+        close(sv[0]), close(sv[1]), close(st[0]), close(st[1]);
+        return berth_error_set(err, errno, "forking the unpacker");
+    }
+    if (s->pid == 0) {
+        struct verdict v = {0};
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(sv[0]);
+        close(st[0]);
+        v.rc = berth_unpack_tar_fd(sv[1], dest, NULL, &v.stats, &v.err);
+        (void)!write(st[1], &v, sizeof(v));
+        _exit(0);
+    }
+    close(sv[1]);
+    close(st[1]);
+    s->sock = sv[0];
+    s->status = st[0];
+    return 0;
+}
+
+/* End of stream: the child's verdict. -1 when it failed or was cut off. */
+static int streamer_finish(struct streamer *s, struct berth_unpack_stats *ret, berth_error *err)
+{
+    struct verdict v;
+    ssize_t n;
+
+    if (s->pid < 0)
+        return berth_error_set(err, ECHILD, "no unpacker");
+    if (s->sock >= 0)
+        close(s->sock);
+    s->sock = -1;
+    do
+        n = read(s->status, &v, sizeof(v));
+    while (n < 0 && errno == EINTR);
+    close(s->status);
+    s->status = -1;
+    waitpid(s->pid, NULL, 0);
+    s->pid = -1;
+    if (n != sizeof(v))
+        return berth_error_set(err, EIO, "the unpacker died");
+    if (v.rc < 0) {
+        *err = v.err;
+        return -1;
+    }
+    *ret = v.stats;
+    return 0;
+}
+
+static void streamer_abort(struct streamer *s)
+{
+    if (s->sock >= 0)
+        close(s->sock);
+    if (s->status >= 0)
+        close(s->status);
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+    }
+    s->pid = -1;
+    s->sock = s->status = -1;
+}
+
+/* ---- one image --------------------------------------------------------- */
+
+struct job {
+    const struct berth_image_ref *ref;
+    char hex[65];
+    struct workdir w;
+    char *stream; /* w.path/stream: the artifact extracted */
+    char *blob;   /* ROOT/blobs/sha256/<hex> */
+    char *partial;
+    int partial_lock;
+    bool download;
+    struct streamer s;
+    struct berth_fetch_sink sink;
+    struct berth_minisign_key key;
+    struct berth_minisign_sig sig;
+    bool has_sig;
+    int rc;
+    berth_error *err;
+    struct berth_image *ret;
+};
+
+static int job_prepare_signature(struct job *j, const struct berth_fetch_options *opt)
+{
+    const struct berth_image_ref *r = j->ref;
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+
+    if (!r->signature_url)
+        return 0;
+    if (!r->public_key)
+        return berth_error_set(j->err, EINVAL, "a signature URL needs a public key");
+    if (berth_minisign_key_parse(r->public_key, &j->key, j->err) < 0)
+        return -1;
+    if (berth_fetch_small(r->signature_url, opt, MAX_SIGNATURE, &text, &len, j->err) < 0 ||
+        berth_minisign_sig_parse(text, len, &j->sig, j->err) < 0)
+        return berth_error_wrap(j->err, "signature '%s'", r->signature_url);
+    j->has_sig = true;
+    return 0;
+}
+
+/* Before downloading: the image may be there already, or its blob. */
+static int job_start(struct job *j, const char *root, const struct berth_fetch_options *opt)
+{
+    struct stat st;
+
+    if (berth_digest_parse(j->ref->digest, j->hex, j->err) < 0)
+        return -1;
+    if (j->ref->nurls == 0 && !j->ref->urls)
+        return berth_error_set(j->err, EINVAL, "no URL for sha256:%s", j->hex);
+    if (berth_store_load_image(root, j->hex, j->ret, j->err) == 0)
+        return 1; /* done */
+    berth_error_clear(j->err);
+    j->blob = xasprintf("%s/blobs/sha256/%s", root, j->hex);
+    if (job_prepare_signature(j, opt) < 0 || workdir_make(root, j->hex, &j->w, j->err) < 0)
+        return -1;
+    j->stream = xasprintf("%s/stream", j->w.path);
+    if (mkdir(j->stream, 0755) < 0)
+        return berth_error_set(j->err, errno, "creating '%s'", j->stream);
+    if (stat(j->blob, &st) == 0)
+        return 0;
+    _cleanup_free_ char *pdir = xasprintf("%s/blobs/.partial", root);
+    _cleanup_free_ char *sdir = xasprintf("%s/blobs/sha256", root);
+    if (berth_mkdir_p(pdir, 0700, j->err) < 0 || berth_mkdir_p(sdir, 0700, j->err) < 0)
+        return -1;
+    j->partial = xasprintf("%s/.%s.%d.%p", pdir, j->hex, (int)getpid(), (void *)j);
+    j->partial_lock = open(j->partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (j->partial_lock < 0 || flock(j->partial_lock, LOCK_EX) < 0)
+        return berth_error_set(j->err, errno, "creating '%s'", j->partial);
+    if (streamer_start(&j->s, j->stream, j->err) < 0)
+        return -1;
+    j->sink = (struct berth_fetch_sink){stream_data, stream_restart, &j->s};
+    j->download = true;
+    return 0;
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* After downloading: verify, publish the blob, unpack, publish the image. */
+static int job_finish(struct job *j, const char *root, const struct berth_fetch_result *res)
+{
+    struct berth_unpack_stats stats = {0};
+    berth_error serr = BERTH_ERROR_INIT;
+    bool streamed = false;
+
+    if (j->has_sig &&
+        berth_minisign_verify_file(&j->key, &j->sig, j->download ? j->partial : j->blob,
+                                   res ? res->blake2b : NULL, j->err) < 0)
+        return -1;
+    if (j->download) {
+        if (rename(j->partial, j->blob) < 0)
+            return berth_error_set(j->err, errno, "renaming '%s' to '%s'", j->partial, j->blob);
+        free(j->partial);
+        j->partial = NULL;
+        _cleanup_free_ char *sdir = xasprintf("%s/blobs/sha256", root);
+        fsync_dir(sdir);
+        bool restarted = j->s.restarted;
+        int r = streamer_finish(&j->s, &stats, &serr);
+        if (r < 0 && !restarted) { /* the archive itself is bad */
+            *j->err = serr;
+            return -1;
+        }
+        streamed = r == 0 && !restarted;
+    }
+    if (!streamed) {
+        if (berth_rm_rf(j->stream, j->err) < 0 || mkdir(j->stream, 0755) < 0 ||
+            berth_unpack_tar(j->blob, j->stream, NULL, &stats, j->err) < 0)
+            return -1;
+    }
+    enum berth_image_format fmt = j->ref->format;
+    if (fmt == BERTH_FORMAT_AUTO)
+        fmt = berth_unpack_format_of(&stats);
+    _cleanup_free_ char *rootfs = xasprintf("%s/rootfs", j->w.path);
+    struct berth_image_config cfg;
+    if (fmt == BERTH_FORMAT_ROOTFS) {
+        if (rename(j->stream, rootfs) < 0)
+            return berth_error_set(j->err, errno, "renaming '%s'", j->stream);
+        berth_image_config_init(&cfg);
+    } else {
+        if (mkdir(rootfs, 0755) < 0)
+            return berth_error_set(j->err, errno, "creating '%s'", rootfs);
+        if (berth_oci_apply(j->stream, fmt, rootfs, NULL, &cfg, j->err) < 0)
+            return -1;
+        if (berth_rm_rf(j->stream, j->err) < 0) {
+            berth_image_config_release(&cfg);
+            return -1;
+        }
+    }
+    _cleanup_free_ char *cfgpath = xasprintf("%s/config.json", j->w.path);
+    int r = berth_image_config_write(cfgpath, fmt, &cfg, file_size(j->blob), j->err);
+    berth_image_config_release(&cfg);
+    if (r < 0 || berth_store_prepare_rootfs(rootfs, j->err) < 0)
+        return -1;
+    /* the tree must be on disk before its name says it is complete */
+    if (syncfs(j->w.lockfd) < 0)
+        return berth_error_set(j->err, errno, "syncing '%s'", j->w.path);
+    _cleanup_free_ char *final = xasprintf("%s/images/%s", root, j->hex);
+    if (rename(j->w.path, final) < 0) {
+        if (errno != EEXIST && errno != ENOTEMPTY) /* else another berth was first */
+            return berth_error_set(j->err, errno, "renaming '%s' to '%s'", j->w.path, final);
+    } else {
+        free(j->w.path);
+        j->w.path = NULL;
+        _cleanup_free_ char *images = xasprintf("%s/images", root);
+        fsync_dir(images);
+    }
+    return berth_store_load_image(root, j->hex, j->ret, j->err);
+}
+
+static void job_cleanup(struct job *j)
+{
+    streamer_abort(&j->s);
+    if (j->partial) {
+        unlink(j->partial);
+        free(j->partial);
+    }
+    if (j->partial_lock >= 0)
+        close(j->partial_lock);
+    workdir_drop(&j->w);
+    berth_minisign_sig_release(&j->sig);
+    free(j->stream);
+    free(j->blob);
+}
+
+size_t berth_store_ensure_images(const char *root, const struct berth_image_ref *refs, size_t n,
+                                 const struct berth_fetch_options *opt, struct berth_image *rets,
+                                 berth_error *errs)
+{
+    _cleanup_free_ struct job *jobs = xcalloc(n, sizeof(*jobs));
+    _cleanup_free_ struct berth_fetch_request *reqs = xcalloc(n, sizeof(*reqs));
+    _cleanup_free_ struct berth_fetch_result *res = xcalloc(n, sizeof(*res));
+    _cleanup_free_ size_t *which = xcalloc(n, sizeof(*which));
+    _cleanup_free_ char *pdir = xasprintf("%s/blobs/.partial", root);
+    _cleanup_free_ char *idir = xasprintf("%s/images", root);
+    size_t nreq = 0, failed = 0;
+
+    sweep(pdir, false, NULL, NULL);
+    sweep(idir, false, NULL, NULL);
+    for (size_t i = 0; i < n; i++) {
+        struct job *j = &jobs[i];
+        j->ref = &refs[i];
+        j->err = &errs[i];
+        j->ret = &rets[i];
+        j->w.lockfd = j->partial_lock = -1;
+        j->s.pid = j->s.sock = j->s.status = -1;
+        berth_error_clear(j->err);
+        memset(j->ret, 0, sizeof(*j->ret));
+        j->rc = job_start(j, root, opt);
+        if (j->rc == 0 && j->download) {
+            reqs[nreq] = (struct berth_fetch_request){.urls = refs[i].urls,
+                                                      .nurls = refs[i].nurls,
+                                                      .dest = j->partial,
+                                                      .sha256 = j->hex,
+                                                      .blake2b = j->has_sig && j->sig.prehashed,
+                                                      .sink = &j->sink};
+            which[nreq++] = i;
+        }
+    }
+    if (nreq)
+        berth_fetch_many(reqs, nreq, opt, res);
+    for (size_t k = 0, r = 0; k < n; k++) {
+        struct job *j = &jobs[k];
+        const struct berth_fetch_result *fr = NULL;
+        if (r < nreq && which[r] == k)
+            fr = &res[r++];
+        if (j->rc == 0 && fr && fr->rc < 0) {
+            *j->err = fr->err;
+            free(j->partial); /* fetch removed it */
+            j->partial = NULL;
+            j->rc = -1;
+        }
+        if (j->rc == 0)
+            j->rc = job_finish(j, root, fr);
+        if (j->rc < 0) {
+            berth_error_wrap(j->err, "image %s", refs[k].digest ? refs[k].digest : "(no digest)");
+            failed++;
+        }
+        job_cleanup(j);
+    }
+    return failed;
+}
+
+int berth_store_ensure_image(const char *root, const struct berth_image_ref *ref,
+                             const struct berth_fetch_options *opt, struct berth_image *ret,
+                             berth_error *err)
+{
+    return berth_store_ensure_images(root, ref, 1, opt, ret, err) ? -1 : 0;
+}
+
+int berth_store_fetch_unpinned(const char *root, const char *url,
+                               const struct berth_fetch_options *opt, char ret_hex[65],
+                               enum berth_image_format *ret_format, berth_error *err)
+{
+    _cleanup_free_ char *pdir = xasprintf("%s/blobs/.partial", root);
+    _cleanup_free_ char *sdir = xasprintf("%s/blobs/sha256", root);
+    _cleanup_free_ char *partial = NULL;
+    _cleanup_free_ char *blob = NULL;
+    _cleanup_close_ int lock = -1;
+    struct berth_fetch_request req = {.urls = &url, .nurls = 1};
+    struct berth_fetch_result res;
+
+    if (berth_mkdir_p(pdir, 0700, err) < 0 || berth_mkdir_p(sdir, 0700, err) < 0)
+        return -1;
+    sweep(pdir, false, NULL, NULL);
+    partial = xasprintf("%s/.pin.%d", pdir, (int)getpid());
+    lock = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (lock < 0 || flock(lock, LOCK_EX) < 0)
+        return berth_error_set(err, errno, "creating '%s'", partial);
+    req.dest = partial;
+    if (berth_fetch(&req, opt, &res, err) < 0)
+        return -1;
+    blob = xasprintf("%s/%s", sdir, res.sha256);
+    if (berth_unpack_detect(partial, ret_format, err) < 0 || rename(partial, blob) < 0) {
+        if (!err->msg[0])
+            berth_error_set(err, errno, "renaming '%s' to '%s'", partial, blob);
+        unlink(partial);
+        return -1;
+    }
+    fsync_dir(sdir);
+    memcpy(ret_hex, res.sha256, 65);
     return 0;
 }
 
@@ -34,44 +539,303 @@ int berth_store_import_rootfs_tar(const char *root, const char *tarball, char **
                                   berth_error *err)
 {
     char hex[65];
-    _cleanup_free_ char *images = xasprintf("%s/images", root);
-    _cleanup_free_ char *final = NULL;
-    _cleanup_free_ char *tmp = NULL;
-    _cleanup_free_ char *tmp_rootfs = NULL;
+    struct workdir w = {NULL, -1};
+    struct berth_image_config cfg;
     struct stat st;
+    int r;
+    _cleanup_free_ char *final = NULL, *rootfs = NULL, *cfgpath = NULL;
 
     if (berth_sha256_file(tarball, hex, err) < 0)
         return -1;
-    final = xasprintf("%s/%s", images, hex);
+    final = xasprintf("%s/images/%s", root, hex);
     if (stat(final, &st) == 0) {
+        utimensat(AT_FDCWD, final, NULL, 0);
         *ret_rootfs = xasprintf("%s/rootfs", final);
         return 0;
     }
-    if (berth_mkdir_p(images, 0700, err) < 0)
-        return -1;
-    tmp = xasprintf("%s/.tmp-%s.%d", images, hex, (int)getpid());
-    tmp_rootfs = xasprintf("%s/rootfs", tmp);
-    if (berth_rm_rf(tmp, err) < 0)
-        return -1;
-    if (mkdir(tmp, 0700) < 0 || mkdir(tmp_rootfs, 0755) < 0)
-        return berth_error_set(err, errno, "creating '%s'", tmp_rootfs);
-    if (berth_unpack_tar(tarball, tmp_rootfs, NULL, NULL, err) < 0 ||
-        berth_store_prepare_rootfs(tmp_rootfs, err) < 0)
+    if (workdir_make(root, hex, &w, err) < 0)
         goto fail;
-    if (rename(tmp, final) < 0) {
-        /* another berth unpacked the same digest first: use theirs */
-        if (errno != EEXIST && errno != ENOTEMPTY) {
-            berth_error_set(err, errno, "renaming '%s' to '%s'", tmp, final);
-            goto fail;
-        }
-        berth_rm_rf(tmp, err);
+    rootfs = xasprintf("%s/rootfs", w.path);
+    cfgpath = xasprintf("%s/config.json", w.path);
+    if (mkdir(rootfs, 0755) < 0) {
+        berth_error_set(err, errno, "creating '%s'", rootfs);
+        goto fail;
     }
+    berth_image_config_init(&cfg);
+    r = berth_image_config_write(cfgpath, BERTH_FORMAT_ROOTFS, &cfg, file_size(tarball), err);
+    berth_image_config_release(&cfg);
+    if (r < 0 || berth_unpack_tar(tarball, rootfs, NULL, NULL, err) < 0 ||
+        berth_store_prepare_rootfs(rootfs, err) < 0)
+        goto fail;
+    if (rename(w.path, final) < 0 && errno != EEXIST && errno != ENOTEMPTY) {
+        /* EEXIST/ENOTEMPTY: another berth unpacked the same digest first */
+        berth_error_set(err, errno, "renaming '%s' to '%s'", w.path, final);
+        goto fail;
+    }
+    workdir_drop(&w);
     *ret_rootfs = xasprintf("%s/rootfs", final);
     return 0;
 fail:
-    {
-        berth_error ign = BERTH_ERROR_INIT;
-        berth_rm_rf(tmp, &ign);
-    }
+    workdir_drop(&w);
     return berth_error_wrap(err, "importing '%s'", tarball);
+}
+
+/* ---- listing and garbage collection ------------------------------------ */
+
+#include <jansson.h>
+
+/* The digest an "image" member names: {"digest": "sha256:..."} or the
+ * string itself (status files write "image": "sha256:..."). */
+static const char *image_digest(json_t *image)
+{
+    const char *d = json_is_string(image) ? json_string_value(image)
+                                          : json_string_value(json_object_get(image, "digest"));
+    return d && !strncmp(d, "sha256:", 7) && strlen(d) == 71 ? d + 7 : NULL;
+}
+
+/* Every "image" member anywhere in `j`: the spec format may nest it. */
+static void collect_images(json_t *j, const char *who, char ***digests, char ***names, size_t *n,
+                           int depth)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+
+    if (depth > 16)
+        return;
+    if (json_is_object(j)) {
+        json_object_foreach(j, key, v)
+        {
+            const char *d = !strcmp(key, "image") ? image_digest(v) : NULL;
+            if (d) {
+                *digests = xrealloc(*digests, (*n + 1) * sizeof(char *));
+                *names = xrealloc(*names, (*n + 1) * sizeof(char *));
+                (*digests)[*n] = xstrdup(d);
+                (*names)[*n] = xstrdup(who);
+                (*n)++;
+            } else
+                collect_images(v, who, digests, names, n, depth + 1);
+        }
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v) collect_images(v, who, digests, names, n, depth + 1);
+    }
+}
+
+int berth_store_referenced(const char *root, char ***ret_digests, char ***ret_names, size_t *ret_n,
+                           berth_error *err)
+{
+    static const char *const files[] = {"spec.json", "previous.json"};
+    _cleanup_free_ char *sdir = xasprintf("%s/services", root);
+    DIR *d = opendir(sdir);
+    struct dirent *de;
+
+    *ret_digests = *ret_names = NULL;
+    *ret_n = 0;
+    if (!d)
+        return errno == ENOENT ? 0 : berth_error_set(err, errno, "reading '%s'", sdir);
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+            _cleanup_free_ char *p = xasprintf("%s/%s/%s", sdir, de->d_name, files[i]);
+            _cleanup_free_ char *who =
+                i ? xasprintf("%s (previous)", de->d_name) : xstrdup(de->d_name);
+            _cleanup_free_ char *data = NULL;
+            size_t len;
+            berth_error e = BERTH_ERROR_INIT;
+            if (berth_read_file(p, 16u << 20, &data, &len, &e) < 0) {
+                if (e.code == ENOENT)
+                    continue;
+                closedir(d);
+                *err = e;
+                return -1;
+            }
+            json_error_t je;
+            json_t *j = json_loadb(data, len, 0, &je);
+            if (!j) {
+                /* a service file we cannot read must keep everything alive:
+                 * better a full disk than a deleted running image */
+                closedir(d);
+                return berth_error_set(err, EINVAL, "parsing '%s': line %d: %s", p, je.line,
+                                       je.text);
+            }
+            collect_images(j, who, ret_digests, ret_names, ret_n, 0);
+            json_decref(j);
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static uint64_t tree_bytes(int dirfd, const char *name, int depth)
+{
+    struct stat st;
+    uint64_t sum = 0;
+
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return 0;
+    sum = (uint64_t)st.st_blocks * 512;
+    if (!S_ISDIR(st.st_mode) || depth > 256)
+        return sum;
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    struct dirent *de;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return sum;
+    }
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            sum += tree_bytes(fd, de->d_name, depth + 1);
+    closedir(d);
+    return sum;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const struct berth_store_entry *)a)->digest,
+                  ((const struct berth_store_entry *)b)->digest);
+}
+
+static struct berth_store_entry *entry_for(struct berth_store_entry **es, size_t *n,
+                                           const char *hex)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp((*es)[i].digest, hex))
+            return &(*es)[i];
+    *es = xrealloc(*es, (*n + 1) * sizeof(**es));
+    struct berth_store_entry *e = &(*es)[(*n)++];
+    memset(e, 0, sizeof(*e));
+    snprintf(e->digest, sizeof(e->digest), "%s", hex);
+    return e;
+}
+
+static bool hex64(const char *s)
+{
+    return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
+int berth_store_list(const char *root, struct berth_store_entry **ret, size_t *ret_n,
+                     berth_error *err)
+{
+    _cleanup_free_ char *bdir = xasprintf("%s/blobs/sha256", root);
+    _cleanup_free_ char *idir = xasprintf("%s/images", root);
+    struct berth_store_entry *es = NULL;
+    size_t n = 0, nref = 0;
+    char **refs = NULL, **names = NULL;
+    struct dirent *de;
+    DIR *d;
+
+    if (berth_store_referenced(root, &refs, &names, &nref, err) < 0)
+        return -1;
+    if ((d = opendir(bdir))) {
+        while ((de = readdir(d))) {
+            if (!hex64(de->d_name))
+                continue;
+            struct berth_store_entry *e = entry_for(&es, &n, de->d_name);
+            struct stat st;
+            e->has_blob = fstatat(dirfd(d), de->d_name, &st, 0) == 0;
+            e->blob_size = e->has_blob ? (uint64_t)st.st_size : 0;
+        }
+        closedir(d);
+    }
+    if ((d = opendir(idir))) {
+        while ((de = readdir(d))) {
+            if (!hex64(de->d_name))
+                continue;
+            struct berth_store_entry *e = entry_for(&es, &n, de->d_name);
+            struct stat st;
+            e->has_image = true;
+            if (fstatat(dirfd(d), de->d_name, &st, 0) == 0)
+                e->last_used = st.st_mtim.tv_sec;
+            e->image_size = tree_bytes(dirfd(d), de->d_name, 0);
+            _cleanup_free_ char *cfg = xasprintf("%s/%s/config.json", idir, de->d_name);
+            struct berth_image_config c;
+            enum berth_image_format f;
+            berth_error ign = BERTH_ERROR_INIT;
+            if (berth_image_config_read(cfg, &f, &c, &ign) == 0) {
+                snprintf(e->format, sizeof(e->format), "%s", berth_image_format_name(f));
+                berth_image_config_release(&c);
+            }
+        }
+        closedir(d);
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        es[i].services = xcalloc(nref + 1, sizeof(char *));
+        for (size_t r = 0; r < nref; r++)
+            if (!strcmp(refs[r], es[i].digest))
+                es[i].services[k++] = xstrdup(names[r]);
+    }
+    strv_free(refs, nref);
+    strv_free(names, nref);
+    qsort(es, n, sizeof(*es), cmp_entry);
+    *ret = es;
+    *ret_n = n;
+    return 0;
+}
+
+void berth_store_entries_free(struct berth_store_entry *es, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (char **p = es[i].services; p && *p; p++)
+            free(*p);
+        free(es[i].services);
+    }
+    free(es);
+}
+
+int berth_store_gc(const char *root, bool dry_run,
+                   void (*cb)(void *ud, const char *what, const char *name, uint64_t bytes),
+                   void *ud, berth_error *err)
+{
+    struct berth_store_entry *es = NULL;
+    size_t n = 0;
+    _cleanup_free_ char *pdir = xasprintf("%s/blobs/.partial", root);
+    _cleanup_free_ char *idir = xasprintf("%s/images", root);
+
+    if (berth_store_list(root, &es, &n, err) < 0)
+        return berth_error_wrap(err, "collecting garbage");
+    sweep(pdir, dry_run, cb, ud);
+    sweep(idir, dry_run, cb, ud);
+    for (size_t i = 0; i < n; i++) {
+        struct berth_store_entry *e = &es[i];
+        if (e->services[0])
+            continue;
+        /* the image first: a blob without its image is re-unpacked,
+         * an image without its blob still runs */
+        if (e->has_image) {
+            _cleanup_free_ char *p = xasprintf("%s/%s", idir, e->digest);
+            if (cb)
+                cb(ud, "image", e->digest, e->image_size);
+            if (!dry_run) {
+                /* hide it first so nothing sees a half-removed tree */
+                _cleanup_free_ char *hidden =
+                    xasprintf("%s/.gc-%s.%d", idir, e->digest, (int)getpid());
+                if (rename(p, hidden) < 0 || berth_rm_rf(hidden, err) < 0) {
+                    berth_store_entries_free(es, n);
+                    return berth_error_set(err, errno, "removing '%s'", p);
+                }
+            }
+        }
+        if (e->has_blob) {
+            _cleanup_free_ char *p = xasprintf("%s/blobs/sha256/%s", root, e->digest);
+            if (cb)
+                cb(ud, "blob", e->digest, e->blob_size);
+            if (!dry_run && unlink(p) < 0 && errno != ENOENT) {
+                berth_store_entries_free(es, n);
+                return berth_error_set(err, errno, "removing '%s'", p);
+            }
+        }
+    }
+    berth_store_entries_free(es, n);
+    return 0;
 }

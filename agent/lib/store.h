@@ -1,11 +1,84 @@
 /* The content store under the state root:
- *   images/<sha256>/rootfs/   an unpacked image, shared read-only
- * Entries appear by rename only when complete, so a crash never leaves a
- * half-unpacked image under its final name. */
+ *   blobs/sha256/<hex>         verified artifacts, named by their sha256
+ *   blobs/.partial/            downloads in progress (locked while in use)
+ *   images/<hex>/rootfs/       the unpacked image, shared read-only
+ *   images/<hex>/config.json   the image's defaults (entrypoint, cmd, env,
+ *                              workdir, user, stop_signal) and its format
+ *   images/.tmp-*              unpacks in progress (locked while in use)
+ * Entries appear by rename only when complete and verified, so a crash
+ * never leaves a half-written blob or image under its final name; what a
+ * killed berth left behind is removed by the next fetch or gc. An image
+ * directory's mtime is when it was last used.
+ */
 #ifndef BERTH_STORE_H
 #define BERTH_STORE_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "error.h"
+#include "fetch.h"
+#include "unpack.h"
+
+/* What to fetch: plain C types, so that any front end (the spec parser,
+ * `berth fetch`) can fill it in. */
+struct berth_image_ref {
+    const char *const *urls; /* the URL, then its mirrors, tried in order */
+    size_t nurls;
+    const char *digest; /* "sha256:<64 hex>", required */
+    enum berth_image_format format;
+    const char *signature_url; /* minisign signature, NULL for none */
+    const char *public_key;    /* minisign public key, required with a signature */
+};
+
+/* An image's defaults, from the OCI/docker config (all empty for rootfs).
+ * The string vectors are NULL-terminated, never NULL themselves. */
+struct berth_image_config {
+    char **entrypoint;
+    char **cmd;
+    char **env;
+    char *workdir; /* "" when unset, as the strings below */
+    char *user;
+    char *stop_signal;
+};
+
+struct berth_image {
+    char digest[65]; /* hex */
+    enum berth_image_format format;
+    char *dir;    /* ROOT/images/<hex> */
+    char *rootfs; /* ROOT/images/<hex>/rootfs */
+    struct berth_image_config config;
+};
+
+void berth_image_release(struct berth_image *img);
+
+/* Make sure the image `ref` names is in the store: unpacked already, or
+ * from the blob when that is there, or downloaded (unpacking while the
+ * bytes arrive; nothing is renamed into the store before the digest and
+ * the signature check out). Fills `ret` (release it with
+ * berth_image_release) and marks the image used now. */
+int berth_store_ensure_image(const char *root, const struct berth_image_ref *ref,
+                             const struct berth_fetch_options *opt, struct berth_image *ret,
+                             berth_error *err);
+
+/* The same for several images at once, downloading in parallel; each gets
+ * its own result: `rets[i]` on success, `errs[i]` on failure (one failure
+ * does not stop the others). Returns the number of failures. */
+size_t berth_store_ensure_images(const char *root, const struct berth_image_ref *refs, size_t n,
+                                 const struct berth_fetch_options *opt, struct berth_image *rets,
+                                 berth_error *errs);
+
+/* Download `url` whose digest is not known yet into the store (for `berth
+ * pin`): the blob is named by what arrived. Returns its hex digest and the
+ * detected format. */
+int berth_store_fetch_unpinned(const char *root, const char *url,
+                               const struct berth_fetch_options *opt, char ret_hex[65],
+                               enum berth_image_format *ret_format, berth_error *err);
+
+/* Load an unpacked image by hex digest; -1 with ENOENT when absent. */
+int berth_store_load_image(const char *root, const char *hex, struct berth_image *ret,
+                           berth_error *err);
 
 /* Import a rootfs tarball: unpack it once into images/<sha256 of the
  * file>/rootfs (reused when already there) and return that rootfs path. */
@@ -16,5 +89,34 @@ int berth_store_import_rootfs_tar(const char *root, const char *tarball, char **
  * mounts over (/proc, /sys, /dev, /etc/resolv.conf, /etc/hosts), so that it
  * also runs with a read-only root. */
 int berth_store_prepare_rootfs(const char *rootfs, berth_error *err);
+
+/* One row of `berth images`. */
+struct berth_store_entry {
+    char digest[65];
+    bool has_blob, has_image;
+    char format[16];     /* from config.json; "" when only the blob is there */
+    uint64_t blob_size;  /* bytes of the artifact */
+    uint64_t image_size; /* bytes of the unpacked tree (st_blocks) */
+    int64_t last_used;   /* epoch seconds, 0 unknown */
+    char **services;     /* NULL-terminated names using it (spec or previous) */
+};
+
+/* Everything in the store, sorted by digest. Free with berth_store_entries_free. */
+int berth_store_list(const char *root, struct berth_store_entry **ret, size_t *ret_n,
+                     berth_error *err);
+void berth_store_entries_free(struct berth_store_entry *e, size_t n);
+
+/* The digests (hex) that services/<name>/spec.json and previous.json
+ * under `root` name in "image": {"digest": ...}, with the service names.
+ * `ret_names[i]` is "name" or "name (previous)". */
+int berth_store_referenced(const char *root, char ***ret_digests, char ***ret_names, size_t *ret_n,
+                           berth_error *err);
+
+/* Remove blobs and images no service references, and what killed berths
+ * left behind. `cb` (may be NULL) sees each digest removed (or that would
+ * be with `dry_run`) and what it was ("blob", "image", "partial"). */
+int berth_store_gc(const char *root, bool dry_run,
+                   void (*cb)(void *ud, const char *what, const char *name, uint64_t bytes),
+                   void *ud, berth_error *err);
 
 #endif

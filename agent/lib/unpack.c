@@ -2,12 +2,16 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "util.h"
+
+#define WH_PREFIX ".wh."
+#define WH_OPAQUE ".wh..wh..opq"
 
 static void archive_readp(struct archive **a)
 {
@@ -23,8 +27,80 @@ static void archive_writep(struct archive **a)
 static const int extract_flags =
     ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
     ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM |
-    ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL |
-    ARCHIVE_EXTRACT_UNLINK;
+    ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_UNLINK;
+
+static const struct berth_unpack_limits default_limits = {BERTH_UNPACK_MAX_BYTES,
+                                                          BERTH_UNPACK_MAX_ENTRIES};
+
+int berth_image_format_from_name(const char *name)
+{
+    static const char *const names[] = {"auto", "rootfs", "oci", "docker"};
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+        if (name && !strcmp(name, names[i]))
+            return (int)i;
+    return -1;
+}
+
+const char *berth_image_format_name(enum berth_image_format f)
+{
+    switch (f) {
+    case BERTH_FORMAT_ROOTFS:
+        return "rootfs";
+    case BERTH_FORMAT_OCI:
+        return "oci";
+    case BERTH_FORMAT_DOCKER:
+        return "docker";
+    default:
+        return "auto";
+    }
+}
+
+static bool is_hex64(const char *s, size_t n)
+{
+    if (n != 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* Does `name` belong in an OCI layout or a docker-save archive? */
+static void scan_name(const char *name, struct berth_unpack_stats *st)
+{
+    while (!strncmp(name, "./", 2))
+        name += 2;
+    if (!*name || !strcmp(name, "."))
+        return;
+    size_t first = strcspn(name, "/");
+    bool nested = name[first] == '/' && name[first + 1];
+    if (!nested) {
+        if (!strncmp(name, "oci-layout", first) && first == 10)
+            st->has_oci_layout = true;
+        else if (first == 10 && !strncmp(name, "index.json", 10))
+            st->has_index = true;
+        else if (first == 13 && !strncmp(name, "manifest.json", 13))
+            st->has_manifest = true;
+        else if ((first == 12 && !strncmp(name, "repositories", 12)) ||
+                 (first == 5 && !strncmp(name, "blobs", 5)) || is_hex64(name, first) ||
+                 (first == 69 && is_hex64(name, 64) && !strncmp(name + 64, ".json", 5)))
+            ;
+        else
+            st->layout_like = false;
+        return;
+    }
+    if (!(first == 5 && !strncmp(name, "blobs", 5)) && !is_hex64(name, first))
+        st->layout_like = false;
+}
+
+enum berth_image_format berth_unpack_format_of(const struct berth_unpack_stats *st)
+{
+    if (st->layout_like && st->has_oci_layout && st->has_index)
+        return BERTH_FORMAT_OCI;
+    if (st->layout_like && st->has_manifest)
+        return BERTH_FORMAT_DOCKER;
+    return BERTH_FORMAT_ROOTFS;
+}
 
 static int copy_data(struct archive *in, struct archive *out, uint64_t *bytes, uint64_t max,
                      const char *name, berth_error *err)
@@ -41,15 +117,183 @@ static int copy_data(struct archive *in, struct archive *out, uint64_t *bytes, u
             return berth_error_set(err, 0, "reading '%s': %s", name, archive_error_string(in));
         *bytes += size;
         if (*bytes > max)
-            return berth_error_set(err, EFBIG, "'%s': the archive unpacks to more than %llu "
-                                               "bytes", name, (unsigned long long)max);
+            return berth_error_set(err, EFBIG,
+                                   "refusing '%s': the archive unpacks to more than %llu bytes",
+                                   name, (unsigned long long)max);
         if (archive_write_data_block(out, buf, size, offset) < ARCHIVE_WARN)
             return berth_error_set(err, 0, "writing '%s': %s", name, archive_error_string(out));
     }
 }
 
-static int extract(struct archive *in, struct archive *out, const struct berth_unpack_limits *lim,
-                   struct berth_unpack_stats *st, berth_error *err)
+/* rm -rf of `name` in the directory `dirfd`, never following symlinks. */
+static int rm_rf_at(int dirfd, const char *name)
+{
+    struct stat st;
+
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode))
+        return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -1 : 0;
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -1;
+    }
+    struct dirent *de;
+    int r = 0;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && rm_rf_at(fd, de->d_name) < 0)
+            r = -1;
+    closedir(d);
+    if (r == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0)
+        r = -1;
+    return r;
+}
+
+/* Empty the directory `fd` (an opaque marker). */
+static int empty_dir(int fd)
+{
+    int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return -1;
+    }
+    struct dirent *de;
+    int r = 0;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && rm_rf_at(dfd, de->d_name) < 0)
+            r = -1;
+    closedir(d);
+    return r;
+}
+
+/* Split "a/b/.wh.c" into its directory "a/b" and last component. */
+static void split(const char *path, char **ret_dir, const char **ret_base)
+{
+    const char *slash = strrchr(path, '/');
+    *ret_dir = slash ? strndup(path, (size_t)(slash - path)) : xstrdup(".");
+    *ret_base = slash ? slash + 1 : path;
+}
+
+/* Apply one whiteout entry inside the tree `rootfd`. */
+static int whiteout(int rootfd, const char *path, berth_error *err)
+{
+    _cleanup_free_ char *dir = NULL;
+    const char *base;
+    _cleanup_close_ int dfd = -1;
+
+    split(path, &dir, &base);
+    if (!dir)
+        return berth_error_set(err, ENOMEM, "whiteout '%s'", path);
+    dfd = berth_open_in_root(rootfd, dir, false, false);
+    if (dfd < 0)
+        return errno == ENOENT ? 0 : berth_error_set(err, errno, "whiteout '%s'", path);
+    struct stat st;
+    if (fstat(dfd, &st) < 0 || !S_ISDIR(st.st_mode))
+        return 0;
+    int r;
+    if (!strcmp(base, WH_OPAQUE)) {
+        _cleanup_close_ int real = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        r = real < 0 ? -1 : empty_dir(real);
+    } else {
+        const char *victim = base + strlen(WH_PREFIX);
+        if (!*victim || !strcmp(victim, ".") || !strcmp(victim, ".."))
+            return berth_error_set(err, EINVAL, "refusing whiteout '%s'", path);
+        _cleanup_close_ int real = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        r = real < 0 ? -1 : rm_rf_at(real, victim);
+    }
+    if (r < 0)
+        return berth_error_set(err, errno, "applying whiteout '%s'", path);
+    return 0;
+}
+
+static bool is_whiteout(const char *name)
+{
+    const char *slash = strrchr(name, '/');
+    const char *base = slash ? slash + 1 : name;
+    return !strncmp(base, WH_PREFIX, strlen(WH_PREFIX));
+}
+
+enum mode { MODE_PLAIN, MODE_WHITEOUTS, MODE_LAYER };
+
+struct ctx {
+    enum mode mode;
+    const struct berth_unpack_limits *lim;
+    struct berth_unpack_stats *st;
+    int rootfd;
+};
+
+/* In a layer, a file may replace a directory of a lower layer, which
+ * libarchive's unlink cannot remove when it is not empty. */
+static void replace_dir(struct ctx *c, struct archive_entry *entry, const char *name)
+{
+    struct stat st;
+
+    if (archive_entry_filetype(entry) == AE_IFDIR)
+        return;
+    _cleanup_free_ char *dir = NULL;
+    const char *base;
+    split(name, &dir, &base);
+    if (!dir || !*base)
+        return;
+    _cleanup_close_ int dfd = berth_open_in_root(c->rootfd, dir, false, false);
+    if (dfd < 0)
+        return;
+    _cleanup_close_ int real = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (real >= 0 && fstatat(real, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+        rm_rf_at(real, base);
+}
+
+static int entry_one(struct ctx *c, struct archive *in, struct archive *out,
+                     struct archive_entry *entry, berth_error *err)
+{
+    const char *name = archive_entry_pathname(entry);
+
+    if (!name)
+        return berth_error_set(err, EINVAL, "refusing an entry without a name");
+    if (c->mode == MODE_WHITEOUTS) {
+        if (!is_whiteout(name))
+            return 0;
+        c->st->whiteouts++;
+        return whiteout(c->rootfd, name, err);
+    }
+    if (c->mode == MODE_LAYER && is_whiteout(name))
+        return 0;
+    if (c->mode == MODE_PLAIN)
+        scan_name(name, c->st);
+    if (++c->st->entries > c->lim->max_entries)
+        return berth_error_set(err, EFBIG, "refusing '%s': the archive has more than %llu entries",
+                               name, (unsigned long long)c->lim->max_entries);
+    mode_t type = archive_entry_filetype(entry);
+    if (type == AE_IFCHR || type == AE_IFBLK) {
+        c->st->skipped_devices++; /* /dev is berth's to make */
+        return 0;
+    }
+    if (archive_entry_size(entry) > 0 &&
+        c->st->bytes + (uint64_t)archive_entry_size(entry) > c->lim->max_bytes)
+        return berth_error_set(err, EFBIG,
+                               "refusing '%s': the archive unpacks to more than %llu bytes", name,
+                               (unsigned long long)c->lim->max_bytes);
+    if (c->mode == MODE_LAYER)
+        replace_dir(c, entry, name);
+    int r = archive_write_header(out, entry);
+    if (r < ARCHIVE_WARN)
+        return berth_error_set(err, 0, "refusing '%s': %s", name, archive_error_string(out));
+    if (archive_entry_size(entry) > 0 &&
+        copy_data(in, out, &c->st->bytes, c->lim->max_bytes, name, err) < 0)
+        return -1;
+    if (archive_write_finish_entry(out) < ARCHIVE_WARN)
+        return berth_error_set(err, 0, "finishing '%s': %s", name, archive_error_string(out));
+    return 0;
+}
+
+static int extract(struct ctx *c, struct archive *in, struct archive *out, berth_error *err)
 {
     struct archive_entry *entry;
 
@@ -59,63 +303,121 @@ static int extract(struct archive *in, struct archive *out, const struct berth_u
             return 0;
         if (r < ARCHIVE_WARN)
             return berth_error_set(err, 0, "reading the archive: %s", archive_error_string(in));
-        const char *name = archive_entry_pathname(entry);
-        if (++st->entries > lim->max_entries)
-            return berth_error_set(err, EFBIG, "the archive has more than %llu entries",
-                                   (unsigned long long)lim->max_entries);
-        mode_t type = archive_entry_filetype(entry);
-        if (type == AE_IFCHR || type == AE_IFBLK) {
-            st->skipped_devices++; /* /dev is berth's to make */
-            continue;
-        }
-        r = archive_write_header(out, entry);
-        if (r < ARCHIVE_WARN)
-            return berth_error_set(err, 0, "refusing '%s': %s", name ? name : "?",
-                                   archive_error_string(out));
-        if (archive_entry_size(entry) > 0 &&
-            copy_data(in, out, &st->bytes, lim->max_bytes, name, err) < 0)
+        if (entry_one(c, in, out, entry, err) < 0)
             return -1;
-        if (archive_write_finish_entry(out) < ARCHIVE_WARN)
-            return berth_error_set(err, 0, "finishing '%s': %s", name,
-                                   archive_error_string(out));
     }
 }
 
-int berth_unpack_tar(const char *archive, const char *dest, const struct berth_unpack_limits *limits,
-                     struct berth_unpack_stats *ret_stats, berth_error *err)
+static struct archive *reader(void)
 {
-    static const struct berth_unpack_limits defaults = {BERTH_UNPACK_MAX_BYTES,
-                                                        BERTH_UNPACK_MAX_ENTRIES};
-    _cleanup_(archive_readp) struct archive *in = archive_read_new();
+    struct archive *in = archive_read_new();
+
+    if (!in)
+        return NULL;
+    archive_read_support_filter_all(in);
+    archive_read_support_format_tar(in);
+    archive_read_support_format_gnutar(in);
+    return in;
+}
+
+/* Open `archive` (or `fd` when archive is NULL) and extract into `dest`. */
+static int unpack(const char *archive, int fd, const char *dest, struct ctx *c, berth_error *err)
+{
+    _cleanup_(archive_readp) struct archive *in = reader();
     _cleanup_(archive_writep) struct archive *out = archive_write_disk_new();
     _cleanup_close_ int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    struct berth_unpack_stats st = {0};
+    _cleanup_close_ int rootfd = open(dest, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    const char *what = archive ? archive : "the stream";
     int r;
 
     if (!in || !out)
         return berth_error_set(err, ENOMEM, "allocating libarchive handles");
     if (cwd < 0)
         return berth_error_set(err, errno, "opening the current directory");
-    archive_read_support_filter_all(in);
-    archive_read_support_format_tar(in);
-    archive_read_support_format_gnutar(in);
+    if (rootfd < 0)
+        return berth_error_set(err, errno, "opening '%s'", dest);
+    c->rootfd = rootfd;
+    /* numeric owners: no set_standard_lookup */
     archive_write_disk_set_options(out, extract_flags);
-    archive_write_disk_set_standard_lookup(out);
-    if (archive_read_open_filename(in, archive, 1 << 16) != ARCHIVE_OK)
-        return berth_error_set(err, 0, "opening archive '%s': %s", archive,
-                               archive_error_string(in));
+    r = archive ? archive_read_open_filename(in, archive, 1 << 17)
+                : archive_read_open_fd(in, fd, 1 << 17);
+    if (r != ARCHIVE_OK)
+        return berth_error_set(err, 0, "opening archive '%s': %s", what, archive_error_string(in));
     /* libarchive extracts relative to the working directory; the secure
      * flags keep every entry below it */
-    if (chdir(dest) < 0)
+    if (fchdir(rootfd) < 0 && chdir(dest) < 0)
         return berth_error_set(err, errno, "entering '%s'", dest);
-    r = extract(in, out, limits ? limits : &defaults, &st, err);
+    r = extract(c, in, out, err);
     if (r == 0 && archive_write_close(out) < ARCHIVE_WARN)
         r = berth_error_set(err, 0, "finishing extraction: %s", archive_error_string(out));
     if (fchdir(cwd) < 0 && r == 0)
         r = berth_error_set(err, errno, "returning to the working directory");
     if (r < 0)
-        return berth_error_wrap(err, "unpacking '%s'", archive);
+        return berth_error_wrap(err, "unpacking '%s'", what);
+    return 0;
+}
+
+static int unpack_plain(const char *archive, int fd, const char *dest,
+                        const struct berth_unpack_limits *limits,
+                        struct berth_unpack_stats *ret_stats, berth_error *err)
+{
+    struct berth_unpack_stats st = {.layout_like = true};
+    struct ctx c = {MODE_PLAIN, limits ? limits : &default_limits, &st, -1};
+
+    if (unpack(archive, fd, dest, &c, err) < 0)
+        return -1;
     if (ret_stats)
         *ret_stats = st;
+    return 0;
+}
+
+int berth_unpack_tar(const char *archive, const char *dest,
+                     const struct berth_unpack_limits *limits, struct berth_unpack_stats *ret_stats,
+                     berth_error *err)
+{
+    return unpack_plain(archive, -1, dest, limits, ret_stats, err);
+}
+
+int berth_unpack_tar_fd(int fd, const char *dest, const struct berth_unpack_limits *limits,
+                        struct berth_unpack_stats *ret_stats, berth_error *err)
+{
+    return unpack_plain(NULL, fd, dest, limits, ret_stats, err);
+}
+
+int berth_unpack_layer(const char *layer, const char *dest,
+                       const struct berth_unpack_limits *limits, struct berth_unpack_stats *stats,
+                       berth_error *err)
+{
+    struct ctx c = {MODE_WHITEOUTS, limits ? limits : &default_limits, stats, -1};
+
+    /* whiteouts first: they act on the layers below, while the entries
+     * of this layer (maybe in the same directory) must survive them */
+    if (unpack(layer, -1, dest, &c, err) < 0)
+        return -1;
+    c.mode = MODE_LAYER;
+    return unpack(layer, -1, dest, &c, err);
+}
+
+int berth_unpack_detect(const char *archive, enum berth_image_format *ret, berth_error *err)
+{
+    _cleanup_(archive_readp) struct archive *in = reader();
+    struct berth_unpack_stats st = {.layout_like = true};
+    struct archive_entry *entry;
+    int r;
+
+    if (!in)
+        return berth_error_set(err, ENOMEM, "allocating libarchive handles");
+    if (archive_read_open_filename(in, archive, 1 << 17) != ARCHIVE_OK)
+        return berth_error_set(err, 0, "opening archive '%s': %s", archive,
+                               archive_error_string(in));
+    while (st.layout_like && (r = archive_read_next_header(in, &entry)) != ARCHIVE_EOF) {
+        if (r < ARCHIVE_WARN)
+            return berth_error_set(err, 0, "reading archive '%s': %s", archive,
+                                   archive_error_string(in));
+        const char *name = archive_entry_pathname(entry);
+        if (name)
+            scan_name(name, &st);
+    }
+    *ret = berth_unpack_format_of(&st);
     return 0;
 }

@@ -1,0 +1,70 @@
+/* berth gc: remove what no service uses. */
+#include <stdio.h>
+
+#include "cmd.h"
+#include "store.h"
+
+static const char usage_text[] =
+    "Usage: berth gc [--dry-run]\n"
+    "\n"
+    "Remove the artifacts and unpacked images in the store under --root that no\n"
+    "service uses: neither services/*/spec.json nor the previous.json kept for\n"
+    "rollback names them. Also removes what interrupted fetches left behind.\n"
+    "Prints one line per removal: 'removed image|blob|partial NAME'.\n"
+    "\n"
+    "Options:\n"
+    "  -n, --dry-run     only list what would be removed ('would remove ...')\n"
+    "      --root DIR    state directory (default " BERTH_DEFAULT_ROOT ")\n"
+    "  -h, --help        this help\n";
+
+struct gc_print {
+    bool dry_run;
+    unsigned long long bytes;
+};
+
+static void report(void *ud, const char *what, const char *name, uint64_t bytes)
+{
+    struct gc_print *p = ud;
+
+    printf("%s %s %s%s\n", p->dry_run ? "would remove" : "removed", what,
+           name[0] == '.' ? "" : "sha256:", name);
+    p->bytes += bytes;
+}
+
+int cmd_gc(int argc, char **argv, struct berth_globals *g)
+{
+    static const struct option longopts[] = {
+        BERTH_GLOBAL_LONGOPTS,
+        {"help", no_argument, NULL, 'h'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {NULL, 0, NULL, 0},
+    };
+    struct gc_print p = {false, 0};
+    berth_error err = BERTH_ERROR_INIT;
+    int c;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":hnqv", longopts, NULL)) != -1) {
+        if (berth_global_option(c, optarg, g))
+            continue;
+        switch (c) {
+        case 'h':
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        case 'n':
+            p.dry_run = true;
+            break;
+        case ':':
+            return berth_usage_error("gc", "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return berth_usage_error("gc", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc)
+        return berth_usage_error("gc", "unexpected argument '%s'", argv[optind]);
+    if (berth_store_gc(g->root, p.dry_run, report, &p, &err) < 0) {
+        berth_print_error("gc", &err);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}

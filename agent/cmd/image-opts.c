@@ -1,0 +1,97 @@
+#include "image-opts.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "log.h"
+#include "util.h"
+
+int berth_fetch_option(const char *verb, int c, const char *arg, struct berth_fetch_options *opt)
+{
+    uint64_t v;
+    char *end;
+
+    switch (c) {
+    case OPT_NETRC_FILE:
+        opt->netrc_file = arg;
+        return 1;
+    case OPT_CACERT:
+        opt->cacert = arg;
+        return 1;
+    case OPT_CERT:
+        opt->cert = arg;
+        return 1;
+    case OPT_KEY:
+        opt->key = arg;
+        return 1;
+    case OPT_CONNECT_TIMEOUT:
+    case OPT_LOW_SPEED_TIME:
+    case OPT_RETRY_DELAY:
+        if (berth_parse_duration(arg, &v) < 0 || (v == 0 && c != OPT_RETRY_DELAY)) {
+            berth_usage_error(verb, "invalid duration '%s': expected e.g. 10s or 500ms", arg);
+            return -1;
+        }
+        if (c == OPT_CONNECT_TIMEOUT)
+            opt->connect_timeout_ms = v;
+        else if (c == OPT_LOW_SPEED_TIME)
+            opt->low_speed_time_ms = v;
+        else
+            opt->retry_delay_ms = v;
+        return 1;
+    case OPT_RETRIES:
+        v = strtoull(arg, &end, 10);
+        if (*arg < '0' || *arg > '9' || *end || v > 100) {
+            berth_usage_error(verb, "invalid --retries '%s': expected 0 to 100", arg);
+            return -1;
+        }
+        opt->retries = (unsigned)v;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void human(uint64_t b, char *buf, size_t len)
+{
+    if (b >= (1ULL << 30))
+        snprintf(buf, len, "%.1f GiB", (double)b / (1 << 30));
+    else if (b >= (1ULL << 20))
+        snprintf(buf, len, "%.1f MiB", (double)b / (1 << 20));
+    else
+        snprintf(buf, len, "%.1f KiB", (double)b / (1 << 10));
+}
+
+static void show(void *ud, const struct berth_fetch_progress *p)
+{
+    static uint64_t start;
+    char done[32], total[32];
+
+    (void)ud;
+    if (!start)
+        start = berth_now_ms();
+    if (p->final) {
+        fputs("\r\033[K", stderr);
+        return;
+    }
+    uint64_t ms = berth_now_ms() - start;
+    human(p->done, done, sizeof(done));
+    human(p->total, total, sizeof(total));
+    double rate = ms ? (double)p->done * 1000 / (double)ms / (1 << 20) : 0;
+    if (p->total)
+        fprintf(stderr, "\r\033[Kfetching %zu/%zu: %s of %s (%d%%) %.1f MiB/s", p->finished,
+                p->transfers, done, total, (int)(p->done * 100 / p->total), rate);
+    else
+        fprintf(stderr, "\r\033[Kfetching %zu/%zu: %s %.1f MiB/s", p->finished, p->transfers, done,
+                rate);
+    fflush(stderr);
+}
+
+void berth_progress_attach(struct berth_fetch_options *opt)
+{
+    if (isatty(STDERR_FILENO) && berth_log_get_level() < BERTH_LOG_QUIET) {
+        opt->progress = show;
+        opt->progress_userdata = NULL;
+    }
+}

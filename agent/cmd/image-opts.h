@@ -1,0 +1,50 @@
+/* Options shared by the verbs that download images (fetch, pin), and the
+ * one-line progress display they show when stderr is a terminal. */
+#ifndef BERTH_IMAGE_OPTS_H
+#define BERTH_IMAGE_OPTS_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "fetch.h"
+
+#define OPT_NETRC_FILE      0x1101
+#define OPT_CACERT          0x1102
+#define OPT_CERT            0x1103
+#define OPT_KEY             0x1104
+#define OPT_CONNECT_TIMEOUT 0x1105
+#define OPT_LOW_SPEED_TIME  0x1106
+#define OPT_RETRIES         0x1107
+#define OPT_RETRY_DELAY     0x1108
+
+#define BERTH_FETCH_LONGOPTS                                                                    \
+    {"netrc-file", required_argument, NULL, OPT_NETRC_FILE},                                    \
+        {"cacert", required_argument, NULL, OPT_CACERT},                                        \
+        {"cert", required_argument, NULL, OPT_CERT}, {"key", required_argument, NULL, OPT_KEY}, \
+        {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},                      \
+        {"low-speed-time", required_argument, NULL, OPT_LOW_SPEED_TIME},                        \
+        {"retries", required_argument, NULL, OPT_RETRIES},                                      \
+    {                                                                                           \
+        "retry-delay", required_argument, NULL, OPT_RETRY_DELAY                                 \
+    }
+
+#define BERTH_FETCH_OPTIONS_HELP                                                                 \
+    "      --netrc-file FILE       credentials (default: ~/.netrc when it exists)\n"             \
+    "      --cacert FILE           CA bundle for https (default: the system's)\n"                \
+    "      --cert FILE             client certificate (PEM)\n"                                   \
+    "      --key FILE              its private key (default: in --cert)\n"                       \
+    "      --connect-timeout DUR   give up connecting after DUR (default 30s)\n"                 \
+    "      --low-speed-time DUR    give up when below 1 KiB/s for DUR (default 60s)\n"           \
+    "      --retries N             retries per URL on connection errors, 5xx, 429 (default 5)\n" \
+    "      --retry-delay DUR       first backoff, doubling up to 60s (default 1s)\n"             \
+    "  The proxy variables (http_proxy, https_proxy, no_proxy) are honoured.\n"
+
+/* Handle one of BERTH_FETCH_LONGOPTS: 1 handled, 0 not ours, -1 bad value
+ * (a usage error has been printed). */
+int berth_fetch_option(const char *verb, int c, const char *arg, struct berth_fetch_options *opt);
+
+/* Set opt->progress to the terminal display when stderr is a terminal
+ * and the log level is not quiet. */
+void berth_progress_attach(struct berth_fetch_options *opt);
+
+#endif

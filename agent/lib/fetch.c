@@ -1,0 +1,570 @@
+#include "fetch.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "util.h"
+#include "verify.h"
+
+#define MAX_REDIRECTS        5
+#define MAX_RETRY_AFTER_MS   (5 * 60 * 1000ULL)
+#define PROGRESS_INTERVAL_MS 100
+
+void berth_fetch_options_init(struct berth_fetch_options *opt)
+{
+    memset(opt, 0, sizeof(*opt));
+    opt->connect_timeout_ms = 30000;
+    opt->low_speed_time_ms = 60000;
+    opt->low_speed_limit = 1024;
+    opt->retries = 5;
+    opt->retry_delay_ms = 1000;
+    opt->retry_max_delay_ms = 60000;
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+enum xstate { X_WAITING, X_RUNNING, X_DONE };
+
+struct xfer {
+    const struct berth_fetch_request *req;
+    struct berth_fetch_result *res;
+    enum xstate state;
+    size_t url;        /* index into req->urls */
+    unsigned attempts; /* counted attempts on this URL */
+    uint64_t next_ms;  /* when X_WAITING: start no earlier than this */
+    int fd;
+    bool own_fd;
+    struct berth_digest dg;
+    uint64_t offset;     /* bytes in the file (and hashed) */
+    uint64_t high_water; /* most bytes ever held for this URL */
+    uint64_t total;      /* expected size, 0 unknown */
+    CURL *easy;
+    struct curl_slist *hdrs;
+    char errbuf[CURL_ERROR_SIZE];
+    /* the current attempt */
+    uint64_t range_from; /* Range we asked for, 0 none */
+    bool body_started;
+    berth_error werr; /* why the write callback refused */
+    /* headers of the last response */
+    char *etag, *last_modified;
+    uint64_t retry_after_ms;
+    bool has_retry_after;
+    int64_t content_range_start;
+    char failures[1024]; /* "url: why; " for each URL that failed */
+};
+
+static void trim(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\r' || s[n - 1] == '\n' || s[n - 1] == ' '))
+        s[--n] = '\0';
+}
+
+static size_t on_header(char *buf, size_t size, size_t n, void *ud)
+{
+    struct xfer *x = ud;
+    size_t len = size * n;
+    _cleanup_free_ char *line = strndup(buf, len);
+
+    if (!line)
+        return 0;
+    trim(line);
+    if (!strncmp(line, "HTTP/", 5)) { /* a new response (redirect or 100) */
+        free(x->etag);
+        free(x->last_modified);
+        x->etag = x->last_modified = NULL;
+        x->has_retry_after = false;
+        x->content_range_start = -1;
+        return len;
+    }
+    char *colon = strchr(line, ':');
+    if (!colon)
+        return len;
+    *colon = '\0';
+    char *v = colon + 1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (!strcasecmp(line, "etag")) {
+        free(x->etag);
+        x->etag = xstrdup(v);
+    } else if (!strcasecmp(line, "last-modified")) {
+        free(x->last_modified);
+        x->last_modified = xstrdup(v);
+    } else if (!strcasecmp(line, "retry-after")) {
+        char *end;
+        unsigned long long s = strtoull(v, &end, 10);
+        if (*v >= '0' && *v <= '9' && !*end)
+            x->retry_after_ms = s * 1000;
+        else {
+            time_t t = curl_getdate(v, NULL);
+            time_t now = time(NULL);
+            if (t < 0)
+                return len;
+            x->retry_after_ms = t > now ? (uint64_t)(t - now) * 1000 : 0;
+        }
+        x->has_retry_after = true;
+    } else if (!strcasecmp(line, "content-range")) {
+        unsigned long long a;
+        if (sscanf(v, "bytes %llu-", &a) == 1)
+            x->content_range_start = (int64_t)a;
+    }
+    return len;
+}
+
+/* The server sent the whole body again: start the file and digests over. */
+static int restart_stream(struct xfer *x)
+{
+    if (ftruncate(x->fd, 0) < 0 || lseek(x->fd, 0, SEEK_SET) < 0)
+        return berth_error_set(&x->werr, errno, "truncating '%s'", x->req->dest);
+    berth_digest_reset(&x->dg);
+    x->offset = 0;
+    if (x->req->sink && x->req->sink->restart)
+        x->req->sink->restart(x->req->sink->userdata);
+    return 0;
+}
+
+static int start_body(struct xfer *x)
+{
+    long status = 0;
+    curl_off_t cl = -1;
+
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+    if (x->range_from && status == 206 && x->content_range_start == (int64_t)x->offset) {
+        x->total = cl >= 0 ? x->offset + (uint64_t)cl : 0;
+        return 0;
+    }
+    if (x->offset && restart_stream(x) < 0)
+        return -1;
+    x->total = cl >= 0 ? (uint64_t)cl : 0;
+    return 0;
+}
+
+static size_t on_data(char *buf, size_t size, size_t n, void *ud)
+{
+    struct xfer *x = ud;
+    size_t len = size * n;
+    if (!x->body_started) {
+        x->body_started = true;
+        if (start_body(x) < 0)
+            return 0;
+    }
+    const struct berth_fetch_options *opt = NULL;
+    curl_easy_getinfo(x->easy, CURLINFO_PRIVATE, &opt);
+    if (opt && opt->max_size && x->offset + len > opt->max_size) {
+        berth_error_set(&x->werr, EFBIG, "the artifact is larger than %llu bytes",
+                        (unsigned long long)opt->max_size);
+        return 0;
+    }
+    for (size_t done = 0; done < len;) {
+        ssize_t w = write(x->fd, buf + done, len - done);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            berth_error_set(&x->werr, errno, "writing '%s'", x->req->dest);
+            return 0;
+        }
+        done += (size_t)w;
+    }
+    berth_digest_update(&x->dg, buf, len);
+    if (x->req->sink && x->req->sink->data)
+        x->req->sink->data(x->req->sink->userdata, buf, len);
+    x->offset += len;
+    if (x->offset > x->high_water)
+        x->high_water = x->offset;
+    return len;
+}
+
+static CURL *make_easy(struct xfer *x, const struct berth_fetch_options *opt)
+{
+    CURL *e = curl_easy_init();
+
+    if (!e)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_URL, x->req->urls[x->url]);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
+    curl_easy_setopt(e, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)opt->connect_timeout_ms);
+    if (opt->low_speed_time_ms) {
+        long secs = (long)((opt->low_speed_time_ms + 999) / 1000);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, secs);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT,
+                         (long)(opt->low_speed_limit ? opt->low_speed_limit : 1));
+    }
+    curl_easy_setopt(e, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
+    if (opt->netrc_file)
+        curl_easy_setopt(e, CURLOPT_NETRC_FILE, opt->netrc_file);
+    if (opt->cacert)
+        curl_easy_setopt(e, CURLOPT_CAINFO, opt->cacert);
+    if (opt->cert)
+        curl_easy_setopt(e, CURLOPT_SSLCERT, opt->cert);
+    if (opt->key)
+        curl_easy_setopt(e, CURLOPT_SSLKEY, opt->key);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* the bytes as stored */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)opt);
+    x->errbuf[0] = '\0';
+    x->body_started = false;
+    x->range_from = 0;
+    curl_slist_free_all(x->hdrs);
+    x->hdrs = NULL;
+    if (x->offset) {
+        char range[32];
+        snprintf(range, sizeof(range), "%llu-", (unsigned long long)x->offset);
+        curl_easy_setopt(e, CURLOPT_RANGE, range);
+        x->range_from = x->offset;
+        /* a changed file answers 200 with all of it, instead of the rest */
+        const char *validator = x->etag && strncmp(x->etag, "W/", 2) ? x->etag : x->last_modified;
+        if (validator) {
+            _cleanup_free_ char *h = xasprintf("If-Range: %s", validator);
+            x->hdrs = curl_slist_append(NULL, h);
+            curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+        }
+    }
+    return e;
+}
+
+static bool retryable(CURLcode rc, long status)
+{
+    switch (rc) {
+    case CURLE_HTTP_RETURNED_ERROR:
+        return status >= 500 || status == 429 || status == 408;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Why an attempt failed, in words. */
+static void describe(struct xfer *x, CURLcode rc, long status, char *buf, size_t len)
+{
+    if (x->werr.msg[0]) {
+        size_t n = strnlen(x->werr.msg, len - 1);
+        memcpy(buf, x->werr.msg, n);
+        buf[n] = '\0';
+    } else if (rc == CURLE_HTTP_RETURNED_ERROR)
+        snprintf(buf, len, "HTTP status %ld", status);
+    else if (rc == CURLE_UNSUPPORTED_PROTOCOL)
+        snprintf(buf, len, "refused: only http and https are allowed, also in redirects (%s)",
+                 x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+    else if (rc == CURLE_OPERATION_TIMEDOUT)
+        snprintf(buf, len, "timed out: %s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+    else
+        snprintf(buf, len, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+}
+
+static uint64_t backoff_ms(const struct berth_fetch_options *opt, unsigned attempt)
+{
+    uint64_t d = opt->retry_delay_ms;
+
+    for (unsigned i = 0; i < attempt && d < opt->retry_max_delay_ms; i++)
+        d *= 2;
+    return d < opt->retry_max_delay_ms ? d : opt->retry_max_delay_ms;
+}
+
+static void finish(struct xfer *x, bool ok)
+{
+    x->state = X_DONE;
+    x->res->rc = ok ? 0 : -1;
+    if (ok)
+        return;
+    if (x->fd >= 0 && x->own_fd)
+        close(x->fd);
+    x->fd = -1;
+    if (x->req->dest)
+        unlink(x->req->dest);
+}
+
+/* This URL is done for: the next mirror, or the request fails. */
+static void next_url(struct xfer *x, const char *why)
+{
+    size_t used = strlen(x->failures);
+    snprintf(x->failures + used, sizeof(x->failures) - used, "%s'%s': %s", used ? "; " : "",
+             x->req->urls[x->url], why);
+    if (x->url + 1 < x->req->nurls) {
+        berth_error ign = BERTH_ERROR_INIT;
+        x->url++;
+        x->attempts = 0;
+        x->high_water = 0;
+        x->next_ms = 0;
+        x->state = X_WAITING;
+        free(x->etag);
+        free(x->last_modified);
+        x->etag = x->last_modified = NULL;
+        if (x->offset) {
+            x->werr = ign;
+            if (restart_stream(x) < 0) {
+                berth_error_set(&x->res->err, x->werr.code, "%s", x->werr.msg);
+                finish(x, false);
+            }
+        }
+        return;
+    }
+    if (x->req->nurls > 1)
+        berth_error_set(&x->res->err, 0, "fetching failed from every URL: %s", x->failures);
+    else
+        berth_error_set(&x->res->err, 0, "fetching %s", x->failures);
+    finish(x, false);
+}
+
+static void completed(struct xfer *x, CURLcode rc, const struct berth_fetch_options *opt)
+{
+    long status = 0;
+    char why[1024];
+    uint64_t before = x->range_from;
+
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (rc == CURLE_OK && !x->body_started && start_body(x) < 0) /* empty body */
+        rc = CURLE_WRITE_ERROR;
+    if (rc == CURLE_OK) {
+        if (status != 200 && status != 206) {
+            snprintf(why, sizeof(why), "unexpected HTTP status %ld", status);
+            return next_url(x, why);
+        }
+        berth_digest_final(&x->dg, x->res->sha256, x->res->blake2b);
+        x->res->size = x->offset;
+        if (x->req->sha256 && strcmp(x->req->sha256, x->res->sha256)) {
+            snprintf(why, sizeof(why), "digest mismatch: expected sha256:%s, got sha256:%s",
+                     x->req->sha256, x->res->sha256);
+            berth_digest_reset(&x->dg);
+            return next_url(x, why);
+        }
+        if (fsync(x->fd) < 0) {
+            berth_error_set(&x->res->err, errno, "writing '%s'", x->req->dest);
+            return finish(x, false);
+        }
+        if (x->own_fd)
+            close(x->fd);
+        x->fd = -1;
+        x->res->url_index = x->url;
+        return finish(x, true);
+    }
+    describe(x, rc, status, why, sizeof(why));
+    if (rc == CURLE_HTTP_RETURNED_ERROR && status == 416 && x->offset) {
+        /* our partial file no longer fits the resource: start over */
+        berth_error_clear(&x->werr);
+        if (restart_stream(x) == 0) {
+            x->state = X_WAITING;
+            x->next_ms = 0;
+            return;
+        }
+    }
+    if (x->werr.msg[0] || !retryable(rc, status))
+        return next_url(x, why);
+    /* an attempt that got further than ever before is not held against
+     * the URL: long downloads over a flaky link still finish */
+    bool progressed = x->offset > before && x->offset >= x->high_water && x->offset > 0;
+    if (!progressed && x->attempts >= opt->retries)
+        return next_url(x, why);
+    uint64_t delay = backoff_ms(opt, x->attempts);
+    if (!progressed)
+        x->attempts++;
+    if (x->has_retry_after)
+        delay = x->retry_after_ms < MAX_RETRY_AFTER_MS ? x->retry_after_ms : MAX_RETRY_AFTER_MS;
+    x->state = X_WAITING;
+    x->next_ms = berth_now_ms() + delay;
+}
+
+static void report(const struct xfer *xs, size_t n, const struct berth_fetch_options *opt,
+                   bool final)
+{
+    struct berth_fetch_progress p = {.transfers = n, .final = final};
+
+    if (!opt->progress)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        p.done += xs[i].offset;
+        p.total += xs[i].total;
+        if (xs[i].state == X_DONE)
+            p.finished++;
+    }
+    opt->progress(opt->progress_userdata, &p);
+}
+
+static int open_dest(struct xfer *x, int given_fd)
+{
+    if (given_fd >= 0) {
+        x->fd = given_fd;
+        return 0;
+    }
+    x->own_fd = true;
+    x->fd = open(x->req->dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (x->fd < 0)
+        return berth_error_set(&x->res->err, errno, "creating '%s'", x->req->dest);
+    return 0;
+}
+
+static size_t run(const struct berth_fetch_request *reqs, const int *fds, size_t n,
+                  const struct berth_fetch_options *opt, struct berth_fetch_result *results)
+{
+    _cleanup_free_ struct xfer *xs = xcalloc(n, sizeof(*xs));
+    CURLM *multi;
+    size_t failed = 0, live = 0;
+    uint64_t last_report = 0;
+
+    pthread_once(&curl_once, curl_init_once);
+    multi = curl_multi_init();
+    for (size_t i = 0; i < n; i++) {
+        struct xfer *x = &xs[i];
+        memset(&results[i], 0, sizeof(results[i]));
+        x->req = &reqs[i];
+        x->res = &results[i];
+        x->fd = -1;
+        x->content_range_start = -1;
+        if (!multi) {
+            berth_error_set(&x->res->err, ENOMEM, "initialising libcurl");
+            finish(x, false);
+        } else if (reqs[i].nurls == 0) {
+            berth_error_set(&x->res->err, EINVAL, "no URL to fetch from");
+            finish(x, false);
+        } else if (open_dest(x, fds ? fds[i] : -1) < 0 ||
+                   berth_digest_init(&x->dg, reqs[i].blake2b, &x->res->err) < 0)
+            finish(x, false);
+        else
+            live++;
+    }
+    while (live) {
+        uint64_t now = berth_now_ms(), wait = PROGRESS_INTERVAL_MS;
+        for (size_t i = 0; i < n; i++) {
+            struct xfer *x = &xs[i];
+            if (x->state != X_WAITING)
+                continue;
+            if (x->next_ms > now) {
+                wait = x->next_ms - now < wait ? x->next_ms - now : wait;
+                continue;
+            }
+            x->easy = make_easy(x, opt);
+            berth_error_clear(&x->werr);
+            if (!x->easy || curl_multi_add_handle(multi, x->easy) != CURLM_OK) {
+                berth_error_set(&x->res->err, ENOMEM, "starting a transfer");
+                finish(x, false);
+                live--;
+                continue;
+            }
+            x->state = X_RUNNING;
+        }
+        int running;
+        curl_multi_perform(multi, &running);
+        CURLMsg *m;
+        int q;
+        while ((m = curl_multi_info_read(multi, &q))) {
+            if (m->msg != CURLMSG_DONE)
+                continue;
+            struct xfer *x = NULL;
+            for (size_t i = 0; i < n && !x; i++)
+                if (xs[i].easy == m->easy_handle)
+                    x = &xs[i];
+            CURLcode rc = m->data.result;
+            curl_multi_remove_handle(multi, x->easy);
+            completed(x, rc, opt);
+            curl_easy_cleanup(x->easy);
+            x->easy = NULL;
+            if (x->state == X_DONE)
+                live--;
+        }
+        if (berth_now_ms() - last_report >= PROGRESS_INTERVAL_MS) {
+            report(xs, n, opt, false);
+            last_report = berth_now_ms();
+        }
+        if (live && running)
+            curl_multi_poll(multi, NULL, 0, (int)wait, NULL);
+        else if (live) {
+            struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    report(xs, n, opt, true);
+    for (size_t i = 0; i < n; i++) {
+        struct xfer *x = &xs[i];
+        if (x->fd >= 0 && x->own_fd)
+            close(x->fd);
+        berth_digest_release(&x->dg);
+        curl_slist_free_all(x->hdrs);
+        free(x->etag);
+        free(x->last_modified);
+        if (results[i].rc < 0)
+            failed++;
+    }
+    if (multi)
+        curl_multi_cleanup(multi);
+    return failed;
+}
+
+size_t berth_fetch_many(const struct berth_fetch_request *reqs, size_t n,
+                        const struct berth_fetch_options *opt, struct berth_fetch_result *results)
+{
+    return run(reqs, NULL, n, opt, results);
+}
+
+int berth_fetch(const struct berth_fetch_request *req, const struct berth_fetch_options *opt,
+                struct berth_fetch_result *ret, berth_error *err)
+{
+    if (run(req, NULL, 1, opt, ret) == 0)
+        return 0;
+    *err = ret->err;
+    return -1;
+}
+
+int berth_fetch_small(const char *url, const struct berth_fetch_options *opt, size_t max,
+                      char **ret_data, size_t *ret_len, berth_error *err)
+{
+    struct berth_fetch_options o = *opt;
+    struct berth_fetch_request req = {.urls = &url, .nurls = 1};
+    struct berth_fetch_result res;
+    _cleanup_close_ int fd = memfd_create("berth-fetch", MFD_CLOEXEC);
+    struct stat st;
+
+    if (fd < 0)
+        return berth_error_set(err, errno, "creating a memory file");
+    o.max_size = max;
+    o.progress = NULL;
+    if (run(&req, &fd, 1, &o, &res)) {
+        *err = res.err;
+        return -1;
+    }
+    if (fstat(fd, &st) < 0)
+        return berth_error_set(err, errno, "reading the download of '%s'", url);
+    char *buf = xmalloc((size_t)st.st_size + 1);
+    ssize_t r = pread(fd, buf, (size_t)st.st_size, 0);
+    if (r != st.st_size) {
+        free(buf);
+        return berth_error_set(err, errno, "reading the download of '%s'", url);
+    }
+    buf[r] = '\0';
+    *ret_data = buf;
+    *ret_len = (size_t)r;
+    return 0;
+}

@@ -1,0 +1,95 @@
+/* HTTP(S) downloads with libcurl, for artifact servers that are sometimes
+ * flaky: only http and https (redirects too, at most 5), connect and
+ * low-speed timeouts, retries with exponential backoff on connection
+ * errors, 5xx and 429 (honouring Retry-After), resume with Range
+ * (If-Range with the ETag or Last-Modified the server gave), mirrors tried
+ * in order, netrc, a CA bundle and a client certificate, the standard proxy
+ * variables, and several transfers at once over curl multi.
+ *
+ * Every byte is hashed as it arrives (verify.h), so no second pass over
+ * the file is needed. The library never prints: progress goes to a
+ * callback that agent/cmd implements.
+ */
+#ifndef BERTH_FETCH_H
+#define BERTH_FETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct berth_fetch_progress {
+    uint64_t done;    /* bytes received over all transfers */
+    uint64_t total;   /* bytes expected, 0 when not known yet */
+    size_t transfers; /* how many */
+    size_t finished;  /* how many are done (ok or failed) */
+    bool final;       /* the last call */
+};
+
+typedef void (*berth_fetch_progress_fn)(void *userdata, const struct berth_fetch_progress *p);
+
+struct berth_fetch_options {
+    const char *netrc_file; /* NULL: ~/.netrc of the user, when it exists */
+    const char *cacert;     /* CA bundle file, NULL: the system's */
+    const char *cert;       /* client certificate (PEM) */
+    const char *key;        /* its private key, NULL: in `cert` */
+    uint64_t connect_timeout_ms;
+    uint64_t low_speed_time_ms; /* give up after this long below 1 byte/s... */
+    uint64_t low_speed_limit;   /* ...or this many bytes/s */
+    unsigned retries;           /* per URL, after the first attempt */
+    uint64_t retry_delay_ms;    /* first backoff; doubles each time */
+    uint64_t retry_max_delay_ms;
+    uint64_t max_size; /* refuse artifacts larger than this, 0: no limit */
+    berth_fetch_progress_fn progress;
+    void *progress_userdata;
+};
+
+/* Defaults: 30 s connect timeout, abort below 1 KiB/s for 60 s, 5 retries
+ * starting at 1 s up to 60 s. */
+void berth_fetch_options_init(struct berth_fetch_options *opt);
+
+/* Where the bytes go besides the file: the store unpacks while downloading.
+ * `data` sees every byte in order; `restart` says the stream starts again
+ * from byte 0 (a server ignored a Range, or the next mirror is tried). */
+struct berth_fetch_sink {
+    void (*data)(void *userdata, const void *buf, size_t len);
+    void (*restart)(void *userdata);
+    void *userdata;
+};
+
+struct berth_fetch_request {
+    const char *const *urls; /* the URL, then its mirrors */
+    size_t nurls;
+    const char *dest;                    /* file to create (truncated); the caller renames it */
+    const char *sha256;                  /* expected hex digest, or NULL */
+    bool blake2b;                        /* also compute BLAKE2b-512 (prehashed minisign) */
+    const struct berth_fetch_sink *sink; /* may be NULL */
+};
+
+struct berth_fetch_result {
+    int rc; /* 0 ok, -1 failed with err */
+    berth_error err;
+    char sha256[65];
+    unsigned char blake2b[64];
+    uint64_t size;
+    size_t url_index; /* which URL delivered it */
+};
+
+/* Download every request in parallel; one failing does not stop the
+ * others. `dest` is fsync'ed when the transfer succeeds; when `sha256` is
+ * given and does not match, the next mirror is tried and the request fails
+ * when none matches. A failed request's `dest` is removed.
+ * Returns the number of failed requests. */
+size_t berth_fetch_many(const struct berth_fetch_request *reqs, size_t n,
+                        const struct berth_fetch_options *opt, struct berth_fetch_result *results);
+
+/* One request; returns 0 or -1 with err. */
+int berth_fetch(const struct berth_fetch_request *req, const struct berth_fetch_options *opt,
+                struct berth_fetch_result *ret, berth_error *err);
+
+/* Fetch a small file (a signature) into memory, at most `max` bytes. */
+int berth_fetch_small(const char *url, const struct berth_fetch_options *opt, size_t max,
+                      char **ret_data, size_t *ret_len, berth_error *err);
+
+#endif

@@ -1,0 +1,367 @@
+#include "oci.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+
+#include "util.h"
+
+#define MAX_JSON (4u << 20)
+
+static void json_unrefp(json_t **j)
+{
+    if (*j)
+        json_decref(*j);
+}
+#define _cleanup_json_ _cleanup_(json_unrefp)
+
+const char *berth_oci_host_arch(void)
+{
+    static const struct {
+        const char *machine, *arch;
+    } map[] = {{"x86_64", "amd64"},    {"aarch64", "arm64"}, {"armv7l", "arm"},
+               {"armv6l", "arm"},      {"i686", "386"},      {"i386", "386"},
+               {"ppc64le", "ppc64le"}, {"s390x", "s390x"},   {"riscv64", "riscv64"}};
+    static struct utsname u;
+
+    if (uname(&u) < 0)
+        return "amd64";
+    for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+        if (!strcmp(u.machine, map[i].machine))
+            return map[i].arch;
+    return u.machine;
+}
+
+void berth_image_config_init(struct berth_image_config *c)
+{
+    c->entrypoint = xcalloc(1, sizeof(char *));
+    c->cmd = xcalloc(1, sizeof(char *));
+    c->env = xcalloc(1, sizeof(char *));
+    c->workdir = xstrdup("");
+    c->user = xstrdup("");
+    c->stop_signal = xstrdup("");
+}
+
+static void strv_free(char **v)
+{
+    for (char **p = v; p && *p; p++)
+        free(*p);
+    free(v);
+}
+
+void berth_image_config_release(struct berth_image_config *c)
+{
+    strv_free(c->entrypoint);
+    strv_free(c->cmd);
+    strv_free(c->env);
+    free(c->workdir);
+    free(c->user);
+    free(c->stop_signal);
+    memset(c, 0, sizeof(*c));
+}
+
+static char **strv_from_json(json_t *a)
+{
+    size_t n = json_is_array(a) ? json_array_size(a) : 0, k = 0;
+    char **v = xcalloc(n + 1, sizeof(char *));
+
+    for (size_t i = 0; i < n; i++)
+        if (json_is_string(json_array_get(a, i)))
+            v[k++] = xstrdup(json_string_value(json_array_get(a, i)));
+    return v;
+}
+
+static char *str_from_json(json_t *s)
+{
+    return xstrdup(json_is_string(s) ? json_string_value(s) : "");
+}
+
+static json_t *strv_to_json(char **v)
+{
+    json_t *a = json_array();
+    for (char **p = v; p && *p; p++)
+        json_array_append_new(a, json_string(*p));
+    return a;
+}
+
+/* The OCI/docker config object ("config" in the image config). */
+static void config_from_json(json_t *c, struct berth_image_config *ret)
+{
+    ret->entrypoint = strv_from_json(json_object_get(c, "Entrypoint"));
+    ret->cmd = strv_from_json(json_object_get(c, "Cmd"));
+    ret->env = strv_from_json(json_object_get(c, "Env"));
+    ret->workdir = str_from_json(json_object_get(c, "WorkingDir"));
+    ret->user = str_from_json(json_object_get(c, "User"));
+    ret->stop_signal = str_from_json(json_object_get(c, "StopSignal"));
+}
+
+int berth_image_config_write(const char *path, enum berth_image_format format,
+                             const struct berth_image_config *c, uint64_t artifact_size,
+                             berth_error *err)
+{
+    _cleanup_json_ json_t *j =
+        json_pack("{s:s, s:o, s:o, s:o, s:s, s:s, s:s, s:I}", "format",
+                  berth_image_format_name(format), "entrypoint", strv_to_json(c->entrypoint), "cmd",
+                  strv_to_json(c->cmd), "env", strv_to_json(c->env), "workdir", c->workdir, "user",
+                  c->user, "stop_signal", c->stop_signal, "size", (json_int_t)artifact_size);
+    _cleanup_free_ char *text = NULL;
+
+    if (!j || !(text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS)))
+        return berth_error_set(err, ENOMEM, "encoding '%s'", path);
+    size_t len = strlen(text);
+    text = xrealloc(text, len + 2);
+    text[len] = '\n';
+    text[len + 1] = '\0';
+    return berth_write_file_atomic(path, text, len + 1, 0644, err);
+}
+
+static int load_json(const char *path, json_t **ret, berth_error *err)
+{
+    _cleanup_free_ char *data = NULL;
+    size_t len;
+    json_error_t je;
+
+    if (berth_read_file(path, MAX_JSON, &data, &len, err) < 0)
+        return -1;
+    *ret = json_loadb(data, len, 0, &je);
+    if (!*ret)
+        return berth_error_set(err, EINVAL, "parsing '%s': line %d: %s", path, je.line, je.text);
+    return 0;
+}
+
+int berth_image_config_read(const char *path, enum berth_image_format *ret_format,
+                            struct berth_image_config *ret, berth_error *err)
+{
+    _cleanup_json_ json_t *j = NULL;
+
+    if (load_json(path, &j, err) < 0)
+        return -1;
+    int f = berth_image_format_from_name(json_string_value(json_object_get(j, "format")));
+    *ret_format = f < 0 ? BERTH_FORMAT_AUTO : (enum berth_image_format)f;
+    ret->entrypoint = strv_from_json(json_object_get(j, "entrypoint"));
+    ret->cmd = strv_from_json(json_object_get(j, "cmd"));
+    ret->env = strv_from_json(json_object_get(j, "env"));
+    ret->workdir = str_from_json(json_object_get(j, "workdir"));
+    ret->user = str_from_json(json_object_get(j, "user"));
+    ret->stop_signal = str_from_json(json_object_get(j, "stop_signal"));
+    return 0;
+}
+
+/* A path inside the layout, resolved as if the layout were "/", so that a
+ * manifest cannot point outside it; returns "/proc/self/fd/N" for `fd`. */
+static int open_inside(int layoutfd, const char *rel, int *ret_fd, char **ret_path,
+                       berth_error *err)
+{
+    int fd = berth_open_in_root(layoutfd, rel, false, false);
+    struct stat st;
+
+    if (fd < 0)
+        return berth_error_set(err, errno, "opening '%s' in the image", rel);
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return berth_error_set(err, EINVAL, "'%s' in the image is not a regular file", rel);
+    }
+    *ret_fd = fd;
+    *ret_path = xasprintf("/proc/self/fd/%d", fd);
+    return 0;
+}
+
+/* An OCI descriptor's blob, its digest and size checked. */
+static int open_blob(int layoutfd, json_t *desc, int *ret_fd, char **ret_path, berth_error *err)
+{
+    const char *digest = json_string_value(json_object_get(desc, "digest"));
+    json_t *size = json_object_get(desc, "size");
+    char hex[65];
+    struct stat st;
+
+    if (!digest || strncmp(digest, "sha256:", 7) || strlen(digest) != 71 ||
+        strspn(digest + 7, "0123456789abcdef") != 64)
+        return berth_error_set(err, EINVAL, "unsupported blob digest '%s'",
+                               digest ? digest : "(none)");
+    _cleanup_free_ char *rel = xasprintf("blobs/sha256/%s", digest + 7);
+    if (open_inside(layoutfd, rel, ret_fd, ret_path, err) < 0)
+        return -1;
+    if (berth_sha256_file(*ret_path, hex, err) < 0)
+        goto fail;
+    if (strcmp(hex, digest + 7)) {
+        berth_error_set(err, EINVAL, "blob '%s' does not match its digest (sha256:%s)", digest,
+                        hex);
+        goto fail;
+    }
+    if (json_is_integer(size) &&
+        (fstat(*ret_fd, &st) < 0 || st.st_size != json_integer_value(size))) {
+        berth_error_set(err, EINVAL, "blob '%s' is not of the size its descriptor says", digest);
+        goto fail;
+    }
+    return 0;
+fail:
+    close(*ret_fd);
+    free(*ret_path);
+    return -1;
+}
+
+static int load_blob_json(int layoutfd, json_t *desc, json_t **ret, berth_error *err)
+{
+    _cleanup_close_ int fd = -1;
+    _cleanup_free_ char *path = NULL;
+
+    if (open_blob(layoutfd, desc, &fd, &path, err) < 0)
+        return -1;
+    return load_json(path, ret, err);
+}
+
+static bool is_index(const char *mt)
+{
+    return mt && (!strcmp(mt, "application/vnd.oci.image.index.v1+json") ||
+                  !strcmp(mt, "application/vnd.docker.distribution.manifest.list.v2+json"));
+}
+
+/* The descriptor of the manifest for this host in `index`. */
+static json_t *pick_manifest(json_t *index, berth_error *err)
+{
+    json_t *ms = json_object_get(index, "manifests");
+    const char *arch = berth_oci_host_arch();
+    char have[512] = "";
+    size_t n = json_array_size(ms);
+
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_array_get(ms, i);
+        json_t *p = json_object_get(m, "platform");
+        if (!p && n == 1)
+            return m;
+        const char *os = json_string_value(json_object_get(p, "os"));
+        const char *a = json_string_value(json_object_get(p, "architecture"));
+        if ((!os || !strcmp(os, "linux")) && a && !strcmp(a, arch))
+            return m;
+        if (!p)
+            return m; /* no platform given: assume it is for us */
+        size_t used = strlen(have);
+        snprintf(have + used, sizeof(have) - used, "%s%s/%s", used ? ", " : "", os ? os : "?",
+                 a ? a : "?");
+    }
+    berth_error_set(err, ENOENT, "the image index has no manifest for linux/%s (it has: %s)", arch,
+                    n ? have : "none");
+    return NULL;
+}
+
+static int apply_layer(const char *path, const char *name, const char *rootfs,
+                       const struct berth_unpack_limits *limits, struct berth_unpack_stats *st,
+                       berth_error *err)
+{
+    if (berth_unpack_layer(path, rootfs, limits, st, err) < 0)
+        return berth_error_wrap(err, "layer '%s'", name);
+    return 0;
+}
+
+static int apply_oci(int layoutfd, const char *layout, const char *rootfs,
+                     const struct berth_unpack_limits *limits, struct berth_image_config *ret,
+                     berth_error *err)
+{
+    _cleanup_json_ json_t *index = NULL, *manifest = NULL, *config = NULL;
+    _cleanup_free_ char *index_path = xasprintf("%s/index.json", layout);
+    json_t *desc;
+    struct berth_unpack_stats st = {0};
+
+    if (load_json(index_path, &index, err) < 0)
+        return -1;
+    for (int depth = 0;; depth++) {
+        if (!(desc = pick_manifest(index, err)))
+            return -1;
+        if (!is_index(json_string_value(json_object_get(desc, "mediaType"))))
+            break;
+        if (depth == 4)
+            return berth_error_set(err, ELOOP, "image indexes nested too deeply");
+        json_t *inner = NULL;
+        if (load_blob_json(layoutfd, desc, &inner, err) < 0)
+            return -1;
+        json_decref(index);
+        index = inner;
+    }
+    if (load_blob_json(layoutfd, desc, &manifest, err) < 0)
+        return berth_error_wrap(err, "image manifest");
+    if (load_blob_json(layoutfd, json_object_get(manifest, "config"), &config, err) < 0)
+        return berth_error_wrap(err, "image config");
+    json_t *layers = json_object_get(manifest, "layers");
+    for (size_t i = 0; i < json_array_size(layers); i++) {
+        json_t *l = json_array_get(layers, i);
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *path = NULL;
+        const char *digest = json_string_value(json_object_get(l, "digest"));
+        if (open_blob(layoutfd, l, &fd, &path, err) < 0 ||
+            apply_layer(path, digest, rootfs, limits, &st, err) < 0)
+            return -1;
+    }
+    config_from_json(json_object_get(config, "config"), ret);
+    return 0;
+}
+
+static int apply_docker(int layoutfd, const char *layout, const char *rootfs,
+                        const struct berth_unpack_limits *limits, struct berth_image_config *ret,
+                        berth_error *err)
+{
+    _cleanup_json_ json_t *manifest = NULL, *config = NULL;
+    _cleanup_free_ char *mpath = xasprintf("%s/manifest.json", layout);
+    _cleanup_free_ char *cpath = NULL;
+    _cleanup_close_ int cfd = -1;
+    struct berth_unpack_stats st = {0};
+
+    if (load_json(mpath, &manifest, err) < 0)
+        return -1;
+    json_t *m = json_array_get(manifest, 0);
+    const char *cfg = json_string_value(json_object_get(m, "Config"));
+    json_t *layers = json_object_get(m, "Layers");
+    if (!cfg || !json_is_array(layers))
+        return berth_error_set(err, EINVAL, "'manifest.json' has no Config or Layers");
+    if (open_inside(layoutfd, cfg, &cfd, &cpath, err) < 0 || load_json(cpath, &config, err) < 0)
+        return berth_error_wrap(err, "image config");
+    json_t *diff_ids = json_object_get(json_object_get(config, "rootfs"), "diff_ids");
+    for (size_t i = 0; i < json_array_size(layers); i++) {
+        const char *rel = json_string_value(json_array_get(layers, i));
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *path = NULL;
+        if (!rel)
+            return berth_error_set(err, EINVAL, "'manifest.json': layer %zu is not a path", i);
+        if (open_inside(layoutfd, rel, &fd, &path, err) < 0)
+            return -1;
+        /* docker save writes layers uncompressed: the diff_id is their digest */
+        const char *want = json_string_value(json_array_get(diff_ids, i));
+        char hex[65];
+        if (want && json_array_size(diff_ids) == json_array_size(layers)) {
+            if (berth_sha256_file(path, hex, err) < 0)
+                return -1;
+            if (strncmp(want, "sha256:", 7) || strcmp(want + 7, hex))
+                return berth_error_set(err, EINVAL,
+                                       "layer '%s' does not match its diff_id '%s' (sha256:%s)",
+                                       rel, want, hex);
+        }
+        if (apply_layer(path, rel, rootfs, limits, &st, err) < 0)
+            return -1;
+    }
+    config_from_json(json_object_get(config, "config"), ret);
+    return 0;
+}
+
+int berth_oci_apply(const char *layout, enum berth_image_format format, const char *rootfs,
+                    const struct berth_unpack_limits *limits, struct berth_image_config *ret_config,
+                    berth_error *err)
+{
+    _cleanup_close_ int layoutfd = open(layout, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int r;
+
+    memset(ret_config, 0, sizeof(*ret_config));
+    if (layoutfd < 0)
+        return berth_error_set(err, errno, "opening '%s'", layout);
+    if (format == BERTH_FORMAT_OCI)
+        r = apply_oci(layoutfd, layout, rootfs, limits, ret_config, err);
+    else
+        r = apply_docker(layoutfd, layout, rootfs, limits, ret_config, err);
+    if (r < 0) {
+        berth_image_config_release(ret_config);
+        return berth_error_wrap(err, "applying the %s image", berth_image_format_name(format));
+    }
+    return 0;
+}

@@ -1,0 +1,33 @@
+/* Image layouts: an extracted OCI image layout (index.json, blobs/) or
+ * `docker save` archive (manifest.json, layer tars), applied layer by layer
+ * onto a root filesystem, and the image's config as berth keeps it. */
+#ifndef BERTH_OCI_H
+#define BERTH_OCI_H
+
+#include "error.h"
+#include "store.h"
+#include "unpack.h"
+
+/* Apply the image in the extracted layout `layout` (`format` oci or
+ * docker) onto the empty directory `rootfs`: for OCI, the manifest for
+ * this host's platform, every blob's digest verified; the layers in order
+ * with whiteouts. Fills `ret_config` from the image config. */
+int berth_oci_apply(const char *layout, enum berth_image_format format, const char *rootfs,
+                    const struct berth_unpack_limits *limits, struct berth_image_config *ret_config,
+                    berth_error *err);
+
+/* This host's platform as OCI names it ("amd64", "arm64", ...). */
+const char *berth_oci_host_arch(void);
+
+/* images/<hex>/config.json: write it (atomically), read it back. */
+int berth_image_config_write(const char *path, enum berth_image_format format,
+                             const struct berth_image_config *c, uint64_t artifact_size,
+                             berth_error *err);
+int berth_image_config_read(const char *path, enum berth_image_format *ret_format,
+                            struct berth_image_config *ret, berth_error *err);
+
+/* Empty defaults (vectors with no elements). */
+void berth_image_config_init(struct berth_image_config *c);
+void berth_image_config_release(struct berth_image_config *c);
+
+#endif
