@@ -39,6 +39,10 @@ void berth_print_error(const char *verb, const berth_error *err);
 int berth_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int cmd_run(int argc, char **argv, struct berth_globals *g);
+int cmd_fetch(int argc, char **argv, struct berth_globals *g);
+int cmd_pin(int argc, char **argv, struct berth_globals *g);
+int cmd_images(int argc, char **argv, struct berth_globals *g);
+int cmd_gc(int argc, char **argv, struct berth_globals *g);
 int cmd_validate(int argc, char **argv, struct berth_globals *g);
 int cmd_schema(int argc, char **argv, struct berth_globals *g);
 

@@ -17,6 +17,10 @@ struct verb {
 
 static const struct verb verbs[] = {
     {"run", cmd_run, "run one container in the foreground, like a program"},
+    {"fetch", cmd_fetch, "download and verify an image into the store"},
+    {"pin", cmd_pin, "download an image once and print its image: block"},
+    {"images", cmd_images, "list the images in the store"},
+    {"gc", cmd_gc, "remove images that no service uses"},
     {"validate", cmd_validate, "check a desired-state file; no side effects"},
     {"schema", cmd_schema, "print the JSON Schema of the desired-state file"},
 };
