@@ -47,9 +47,8 @@ struct xfer {
     int fd;
     bool own_fd;
     struct berth_digest dg;
-    uint64_t offset;     /* bytes in the file (and hashed) */
-    uint64_t high_water; /* most bytes ever held for this URL */
-    uint64_t total;      /* expected size, 0 unknown */
+    uint64_t offset; /* bytes in the file (and hashed) */
+    uint64_t total;  /* expected size, 0 unknown */
     CURL *easy;
     struct curl_slist *hdrs;
     char errbuf[CURL_ERROR_SIZE];
@@ -182,8 +181,6 @@ static size_t on_data(char *buf, size_t size, size_t n, void *ud)
     if (x->req->sink && x->req->sink->data)
         x->req->sink->data(x->req->sink->userdata, buf, len);
     x->offset += len;
-    if (x->offset > x->high_water)
-        x->high_water = x->offset;
     return len;
 }
 
@@ -318,7 +315,6 @@ static void next_url(struct xfer *x, const char *why)
         berth_error ign = BERTH_ERROR_INIT;
         x->url++;
         x->attempts = 0;
-        x->high_water = 0;
         x->next_ms = 0;
         x->state = X_WAITING;
         free(x->etag);
@@ -344,8 +340,6 @@ static void completed(struct xfer *x, CURLcode rc, const struct berth_fetch_opti
 {
     long status = 0;
     char why[1024];
-    uint64_t before = x->range_from;
-
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     if (rc == CURLE_OK && !x->body_started && start_body(x) < 0) /* empty body */
         rc = CURLE_WRITE_ERROR;
@@ -384,14 +378,10 @@ static void completed(struct xfer *x, CURLcode rc, const struct berth_fetch_opti
     }
     if (x->werr.msg[0] || !retryable(rc, status))
         return next_url(x, why);
-    /* an attempt that got further than ever before is not held against
-     * the URL: long downloads over a flaky link still finish */
-    bool progressed = x->offset > before && x->offset >= x->high_water && x->offset > 0;
-    if (!progressed && x->attempts >= opt->retries)
+    /* the bytes already here are kept: the next attempt resumes */
+    if (x->attempts >= opt->retries)
         return next_url(x, why);
-    uint64_t delay = backoff_ms(opt, x->attempts);
-    if (!progressed)
-        x->attempts++;
+    uint64_t delay = backoff_ms(opt, x->attempts++);
     if (x->has_retry_after)
         delay = x->retry_after_ms < MAX_RETRY_AFTER_MS ? x->retry_after_ms : MAX_RETRY_AFTER_MS;
     x->state = X_WAITING;

@@ -54,12 +54,7 @@ int berth_unpack_layer(const char *layer, const char *dest,
                        const struct berth_unpack_limits *limits, struct berth_unpack_stats *stats,
                        berth_error *err);
 
-enum berth_image_format {
-    BERTH_FORMAT_AUTO,
-    BERTH_FORMAT_ROOTFS,
-    BERTH_FORMAT_OCI,
-    BERTH_FORMAT_DOCKER,
-};
+#include "format.h"
 
 /* "auto", "rootfs", "oci", "docker" ↔ the enum; -1 when unknown. */
 int berth_image_format_from_name(const char *name);
