@@ -420,6 +420,7 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
     _cleanup_free_ char *image = NULL;
     _cleanup_free_ char *rundir = NULL;
     _cleanup_free_ char *id = NULL;
+    _cleanup_free_ char *cgroup_name = NULL;
     _cleanup_close_ int lockfd = -1;
     struct berth_user user = {0};
     struct berth_container c = {.pidfd = -1};
@@ -459,8 +460,11 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
         make_rundir(g->root, id, &rundir, &lockfd, &err) < 0)
         goto out;
     env = build_env(&o, user.home);
+    /* "_" cannot start a service name: no clash with a keeper's cgroup */
+    cgroup_name = xasprintf("_run-%s", id);
     struct berth_container_config cfg = {
         .name = id,
+        .cgroup_name = cgroup_name,
         .image = image,
         .rundir = rundir,
         .argv = argv + optind,
@@ -495,10 +499,10 @@ out:
         berth_print_error("run", &err);
         berth_error ign = BERTH_ERROR_INIT;
         berth_container_release(&c, &ign);
-        if (rundir)
-            berth_rm_rf(rundir, &ign);
     }
     if (rundir) {
+        berth_error ign = BERTH_ERROR_INIT;
+        berth_rm_rf(rundir, &ign);
         _cleanup_free_ char *lock = xasprintf("%s.lock", rundir);
         unlink(lock);
     }

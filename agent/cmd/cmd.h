@@ -5,6 +5,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "error.h"
 
@@ -39,6 +40,22 @@ void berth_print_error(const char *verb, const berth_error *err);
 int berth_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int cmd_run(int argc, char **argv, struct berth_globals *g);
+int cmd_keeper(int argc, char **argv, struct berth_globals *g);
+int cmd_diff(int argc, char **argv, struct berth_globals *g);
+int cmd_apply(int argc, char **argv, struct berth_globals *g);
+int cmd_ps(int argc, char **argv, struct berth_globals *g);
+int cmd_status(int argc, char **argv, struct berth_globals *g);
+int cmd_logs(int argc, char **argv, struct berth_globals *g);
+int cmd_stop(int argc, char **argv, struct berth_globals *g);
+int cmd_restart(int argc, char **argv, struct berth_globals *g);
+
+/* Shared by diff and apply (cmd-diff.c). */
+struct berth_plan;
+struct berth_spec;
+/* Parse FILE; on errors print each as FILE:LINE:COLUMN: PATH: message. */
+int berth_load_spec(const char *file, struct berth_spec *spec);
+void berth_print_plan(FILE *out, const struct berth_plan *plan, const char *file, bool colours);
+bool berth_plan_in_sync(const struct berth_plan *plan);
 int cmd_fetch(int argc, char **argv, struct berth_globals *g);
 int cmd_pin(int argc, char **argv, struct berth_globals *g);
 int cmd_images(int argc, char **argv, struct berth_globals *g);

@@ -16,6 +16,13 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
+    {"diff", cmd_diff, "show the plan: what apply would change (exit 2: changes)"},
+    {"apply", cmd_apply, "converge this host to the desired-state file once"},
+    {"ps", cmd_ps, "list services: state, pid, uptime, restarts, image"},
+    {"status", cmd_status, "the same as ps; --json for machines"},
+    {"logs", cmd_logs, "print a service's captured output"},
+    {"stop", cmd_stop, "stop one service"},
+    {"restart", cmd_restart, "restart one service"},
     {"run", cmd_run, "run one container in the foreground, like a program"},
     {"fetch", cmd_fetch, "download and verify an image into the store"},
     {"pin", cmd_pin, "download an image once and print its image: block"},
@@ -23,6 +30,7 @@ static const struct verb verbs[] = {
     {"gc", cmd_gc, "remove images that no service uses"},
     {"validate", cmd_validate, "check a desired-state file; no side effects"},
     {"schema", cmd_schema, "print the JSON Schema of the desired-state file"},
+    {"keeper", cmd_keeper, "(internal) the supervisor of one service"},
 };
 
 bool berth_global_option(int c, const char *arg, struct berth_globals *g)

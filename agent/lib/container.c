@@ -300,6 +300,10 @@ static __attribute__((noreturn)) void exec_service(const struct berth_container_
 
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    if (cfg->redirect_stdio)
+        for (int i = 0; i < 3; i++)
+            if (cfg->stdio[i] != i && dup2(cfg->stdio[i], i) < 0)
+                FAIL("setting up the service's standard streams");
     if (cfg->limits.nofile) {
         struct rlimit rl = {cfg->limits.nofile, cfg->limits.nofile};
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -450,6 +454,7 @@ int berth_container_start(const struct berth_container_config *cfg, struct berth
     memset(c, 0, sizeof(*c));
     c->pidfd = -1;
     c->rundir = xstrdup(cfg->rundir);
+    c->keep_layer = cfg->keep_layer;
     c->stop_signal = cfg->stop_signal ? cfg->stop_signal : SIGTERM;
     c->stop_timeout_ms = cfg->stop_timeout_ms;
     if (strpbrk(cfg->image, ",:") && !cfg->readonly)
@@ -460,7 +465,8 @@ int berth_container_start(const struct berth_container_config *cfg, struct berth
     if (berth_limits_need_cgroup(&cfg->limits)) {
         if (berth_cgroup_create(&c->cgroup, cfg->cgroup_root ? cfg->cgroup_root
                                                              : BERTH_CGROUP_FSROOT,
-                                cfg->name, &cfg->limits, err) < 0)
+                                cfg->cgroup_name ? cfg->cgroup_name : cfg->name,
+                                &cfg->limits, err) < 0)
             goto fail;
         c->has_cgroup = true;
     }
@@ -525,7 +531,7 @@ int berth_container_kill(const struct berth_container *c, int sig)
     return (int)syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0);
 }
 
-static int wait_exit(struct berth_container *c, struct berth_exit *ret, berth_error *err)
+int berth_container_reap(struct berth_container *c, struct berth_exit *ret, berth_error *err)
 {
     siginfo_t si = {0};
 
@@ -568,7 +574,7 @@ int berth_container_wait(struct berth_container *c, struct berth_exit *ret, bert
             continue;
         }
         if (pfd[0].revents)
-            return wait_exit(c, ret, err);
+            return berth_container_reap(c, ret, err);
         struct signalfd_siginfo si;
         while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
             int sig = (int)si.ssi_signo;
@@ -597,8 +603,12 @@ int berth_container_release(struct berth_container *c, berth_error *err)
         r = -1;
     c->has_cgroup = false;
     if (c->rundir) {
-        if (berth_rm_rf(c->rundir, err) < 0)
-            r = -1;
+        static const char *const subdirs[] = {"rootfs", "upper", "work"};
+        for (size_t i = 0; i < (c->keep_layer ? 1 : ARRAY_SIZE(subdirs)); i++) {
+            _cleanup_free_ char *p = xasprintf("%s/%s", c->rundir, subdirs[i]);
+            if (berth_rm_rf(p, err) < 0)
+                r = -1;
+        }
         free(c->rundir);
         c->rundir = NULL;
     }

@@ -27,7 +27,8 @@ struct berth_mount {
 };
 
 struct berth_container_config {
-    const char *name;   /* names the cgroup and messages */
+    const char *name;   /* names messages, and the cgroup unless cgroup_name */
+    const char *cgroup_name; /* "berth/<cgroup_name>"; NULL: name */
     const char *image;  /* the unpacked image's rootfs (read-only lower layer) */
     const char *rundir; /* per-run directory: upper/, work/ and rootfs/ go here */
     char **argv;        /* NULL-terminated; argv[0] is looked up in the image's PATH */
@@ -47,12 +48,20 @@ struct berth_container_config {
     const char *cgroup_root; /* NULL: /sys/fs/cgroup */
     int stop_signal;
     uint64_t stop_timeout_ms;
+    /* With redirect_stdio, the service gets these as fds 0, 1 and 2 instead
+     * of the caller's (the keeper passes /dev/null and its log pipe). */
+    bool redirect_stdio;
+    int stdio[3];
+    /* Keep upper/ and work/ when the container is released, so that a
+     * restarted service finds the files it wrote (a keeper's service). */
+    bool keep_layer;
 };
 
 struct berth_container {
     pid_t pid;        /* the container's init, in our pid namespace */
     int pidfd;
     char *rundir;
+    bool keep_layer;
     struct berth_cgroup cgroup;
     bool has_cgroup;
     int stop_signal;
@@ -80,11 +89,17 @@ int berth_container_start(const struct berth_container_config *cfg, struct berth
  * forwarded signals pass through to the service. */
 int berth_container_wait(struct berth_container *c, struct berth_exit *ret, berth_error *err);
 
+/* Collect the exit of a container whose pidfd became readable (for
+ * callers that poll the pidfd in their own loop). */
+int berth_container_reap(struct berth_container *c, struct berth_exit *ret, berth_error *err);
+
 /* Send the stop signal now and SIGKILL after the timeout; used by wait and
  * by supervisors that drive their own loop. */
 int berth_container_kill(const struct berth_container *c, int sig);
 
-/* Remove the per-run directory and cgroup. Safe to call twice. */
+/* Remove the cgroup and the per-run directories (rootfs/, and upper/ and
+ * work/ unless keep_layer), not the run directory itself. Safe to call
+ * twice. */
 int berth_container_release(struct berth_container *c, berth_error *err);
 
 #endif

@@ -1,0 +1,46 @@
+/* berth keeper: the per-service supervisor, started by apply and the agent
+ * (not meant to be run by hand; see keeper.h). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cmd.h"
+#include "keeper.h"
+
+int cmd_keeper(int argc, char **argv, struct berth_globals *g)
+{
+    static const struct option longopts[] = {
+        BERTH_GLOBAL_LONGOPTS,
+        {"ready-fd", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    berth_error err = BERTH_ERROR_INIT;
+    int ready_fd = -1;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "+hqv", longopts, NULL)) != -1) {
+        if (berth_global_option(c, optarg, g))
+            continue;
+        switch (c) {
+        case 'r':
+            ready_fd = atoi(optarg);
+            break;
+        case 'h':
+            printf("Usage: berth keeper [--root DIR] [--ready-fd FD] NAME\n"
+                   "\n"
+                   "The supervisor of one service: started, detached, by 'berth apply' and\n"
+                   "'berth agent'; it runs ROOT/services/NAME/container.json, restarts it\n"
+                   "per its policy, captures its output and keeps status.json current.\n");
+            return EXIT_OK;
+        default:
+            return berth_usage_error("keeper", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind + 1 != argc)
+        return berth_usage_error("keeper", "expected one service name");
+    if (berth_keeper_main(g->root, argv[optind], ready_fd, &err) < 0) {
+        berth_print_error("keeper", &err);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}

@@ -1,0 +1,354 @@
+#include "apply.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include "caps.h"
+#include "cgroup.h"
+#include "keeper.h"
+#include "status.h"
+#include "store.h"
+#include "util.h"
+
+int berth_lock_root(const char *root, bool wait, berth_error *err)
+{
+    _cleanup_free_ char *path = xasprintf("%s/lock", root);
+    _cleanup_close_ int fd = -1;
+
+    if (berth_mkdir_p(root, 0700, err) < 0)
+        return -1;
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return berth_error_set(err, errno, "opening '%s'", path);
+    if (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0)
+        return berth_error_set(err, errno, "locking '%s'", path);
+    return TAKE_FD(fd);
+}
+
+static bool needs_image(const struct berth_plan_item *it)
+{
+    return it->desired && (it->action == BERTH_ACTION_CREATE ||
+                           it->action == BERTH_ACTION_REPLACE ||
+                           it->action == BERTH_ACTION_START);
+}
+
+static void strv_push(char ***v, size_t *n, const char *s)
+{
+    *v = xrealloc(*v, (*n + 2) * sizeof(char *));
+    (*v)[(*n)++] = xstrdup(s);
+    (*v)[*n] = NULL;
+}
+
+/* KEY=VALUE into env, replacing an earlier KEY. */
+static void env_set(char ***v, size_t *n, const char *kv)
+{
+    size_t klen = strcspn(kv, "=") + 1;
+
+    for (size_t i = 0; i < *n; i++) {
+        if (!strncmp((*v)[i], kv, klen)) {
+            free((*v)[i]);
+            (*v)[i] = xstrdup(kv);
+            return;
+        }
+    }
+    strv_push(v, n, kv);
+}
+
+static uint64_t caps_of(const struct berth_service *svc)
+{
+    uint64_t caps = berth_caps_default();
+
+    for (size_t i = 0; i < svc->ncap_add; i++) {
+        int c = berth_caps_from_name(svc->cap_add[i]);
+        caps = c == -2 ? ~0ULL : c >= 0 ? caps | (1ULL << c) : caps;
+    }
+    for (size_t i = 0; i < svc->ncap_drop; i++) {
+        int c = berth_caps_from_name(svc->cap_drop[i]);
+        caps = c == -2 ? 0 : c >= 0 ? caps & ~(1ULL << c) : caps;
+    }
+    return caps;
+}
+
+/* The service and its image's defaults → what the keeper runs. */
+static int resolve(const struct berth_service *svc, const struct berth_image *img,
+                   const char *hash, struct berth_keeper_config *k, berth_error *err)
+{
+    size_t nargv = 0, nenv = 0;
+    char host[256] = "";
+
+    memset(k, 0, sizeof(*k));
+    if (svc->ncommand) {
+        for (size_t i = 0; i < svc->ncommand; i++)
+            strv_push(&k->argv, &nargv, svc->command[i]);
+    } else {
+        for (char **p = img->config.entrypoint; p && *p; p++)
+            strv_push(&k->argv, &nargv, *p);
+        for (char **p = img->config.cmd; p && *p; p++)
+            strv_push(&k->argv, &nargv, *p);
+    }
+    if (!nargv)
+        return berth_error_set(err, EINVAL, "no command: the service sets none and the image "
+                                            "has no entrypoint or cmd");
+    env_set(&k->env, &nenv, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    gethostname(host, sizeof(host) - 1);
+    _cleanup_free_ char *hn = xasprintf("HOSTNAME=%s", svc->hostname ? svc->hostname : host);
+    env_set(&k->env, &nenv, hn);
+    for (char **p = img->config.env; p && *p; p++)
+        env_set(&k->env, &nenv, *p);
+    for (size_t i = 0; i < svc->nenv; i++) {
+        _cleanup_free_ char *kv = xasprintf("%s=%s", svc->env[i].name, svc->env[i].value);
+        env_set(&k->env, &nenv, kv);
+    }
+    k->name = xstrdup(svc->name);
+    k->image_digest = xasprintf("sha256:%s", img->digest);
+    k->spec_hash = xstrdup(hash);
+    k->image_rootfs = xstrdup(img->rootfs);
+    k->workdir = svc->workdir                               ? xstrdup(svc->workdir)
+                 : img->config.workdir && *img->config.workdir ? xstrdup(img->config.workdir)
+                                                            : NULL;
+    k->user = svc->user                                 ? xstrdup(svc->user)
+              : img->config.user && *img->config.user ? xstrdup(img->config.user)
+                                                      : NULL;
+    k->hostname = svc->hostname ? xstrdup(svc->hostname) : NULL;
+    k->network_none = svc->network == BERTH_NETWORK_NONE;
+    k->readonly = svc->readonly_rootfs;
+    k->nmounts = svc->nmounts;
+    k->mounts = xcalloc(svc->nmounts, sizeof(*k->mounts));
+    for (size_t i = 0; i < svc->nmounts; i++) {
+        const struct berth_spec_mount *m = &svc->mounts[i];
+        k->mounts[i].source = m->source ? xstrdup(m->source) : NULL;
+        k->mounts[i].target = xstrdup(m->target);
+        k->mounts[i].readonly = m->readonly;
+        k->mounts[i].tmpfs = m->tmpfs;
+        k->mounts[i].size = m->size;
+    }
+    k->limits.memory = svc->limits.memory;
+    k->limits.cpus_milli = svc->limits.cpus_milli;
+    k->limits.pids = svc->limits.pids;
+    k->limits.nofile = svc->limits.nofile;
+    k->caps = caps_of(svc);
+    k->stop_signal = svc->stop_signal;
+    k->stop_timeout_ms = svc->stop_timeout_ms;
+    k->restart = svc->restart == BERTH_RESTART_NEVER        ? BERTH_POLICY_NEVER
+                 : svc->restart == BERTH_RESTART_ON_FAILURE ? BERTH_POLICY_ON_FAILURE
+                                                            : BERTH_POLICY_ALWAYS;
+    k->backoff_initial_ms = svc->backoff.initial_ms;
+    k->backoff_max_ms = svc->backoff.max_ms;
+    k->backoff_reset_ms = svc->backoff.reset_after_ms;
+    k->log_max_size = svc->log.max_size;
+    k->log_max_files = svc->log.max_files ? svc->log.max_files : 1;
+    return 0;
+}
+
+/* Leftovers of a keeper that was killed: its cgroup (empty: the container
+ * died with its keeper) and its rootfs mountpoint. */
+static void remove_stale(const char *name)
+{
+    struct berth_cgroup cg = {0};
+    berth_error e = BERTH_ERROR_INIT;
+    const char *fsroot = BERTH_CGROUP_FSROOT;
+
+    cg.mode = berth_cgroup_detect(fsroot);
+    if (cg.mode == BERTH_CGROUP_V2) {
+        cg.paths[0] = xasprintf("%s/berth/%s", fsroot, name);
+    } else {
+        static const char *const ctl[BERTH_CG_N] = {"memory", "cpu", "pids"};
+        for (int i = 0; i < BERTH_CG_N; i++)
+            cg.paths[i] = xasprintf("%s/%s/berth/%s", fsroot, ctl[i], name);
+    }
+    berth_cgroup_destroy(&cg, &e);
+}
+
+static int write_record(const char *root, const struct berth_plan_item *it,
+                        const struct berth_image *img, berth_error *err)
+{
+    _cleanup_free_ char *dir = berth_service_dir(root, it->name);
+    _cleanup_free_ char *conf = xasprintf("%s/container.json", dir);
+    _cleanup_free_ char *spec = xasprintf("%s/spec.json", dir);
+    _cleanup_free_ char *prev = xasprintf("%s/previous.json", dir);
+    _cleanup_free_ char *hashp = xasprintf("%s/spec.sha256", dir);
+    _cleanup_free_ char *json = NULL;
+    _cleanup_free_ char *hashline = xasprintf("%s\n", it->hash);
+    struct berth_keeper_config k;
+    int r;
+
+    if (berth_mkdir_p(dir, 0700, err) < 0)
+        return -1;
+    if (resolve(it->desired, img, it->hash, &k, err) < 0)
+        return -1;
+    r = berth_keeper_config_write(conf, &k, err);
+    berth_keeper_config_release(&k);
+    if (r < 0)
+        return -1;
+    /* the old spec stays as previous.json: its image is kept for rollback */
+    if (it->action == BERTH_ACTION_REPLACE)
+        rename(spec, prev);
+    unlink(hashp);
+    json = berth_service_canonical_json(it->desired);
+    if (berth_write_file_atomic(spec, json, strlen(json), 0644, err) < 0)
+        return -1;
+    /* last: the record is complete */
+    return berth_write_file_atomic(hashp, hashline, strlen(hashline), 0644, err);
+}
+
+static void last_keeper_line(const char *root, const char *name, char *out, size_t len)
+{
+    _cleanup_free_ char *path = xasprintf("%s/services/%s/log/current", root, name);
+    _cleanup_free_ char *data = NULL;
+    berth_error e = BERTH_ERROR_INIT;
+    char *last = NULL;
+
+    snprintf(out, len, "see 'berth logs %s'", name);
+    if (berth_read_file(path, 64 << 20, &data, NULL, &e) < 0)
+        return;
+    for (char *p = data; (p = strstr(p, "[berth] ")); p++)
+        if (p == data || p[-1] == '\n')
+            last = p;
+    if (last) {
+        last += 8;
+        snprintf(out, len, "%.*s", (int)strcspn(last, "\n"), last);
+    }
+}
+
+static int start_keeper(const char *root, const struct berth_plan_item *it, const char *exe,
+                        berth_error *err)
+{
+    char reply[256], why[512];
+
+    remove_stale(it->name);
+    if (berth_keeper_spawn(root, it->name, exe, NULL, err) < 0)
+        return -1;
+    /* the keeper answers once its first start attempt is over */
+    if (berth_keeper_request(root, it->name, "status", reply, sizeof(reply), err) < 0)
+        return -1;
+    if (!strncmp(reply, "running", 7))
+        return 0;
+    last_keeper_line(root, it->name, why, sizeof(why));
+    return berth_error_set(err, 0, "did not start: %s", why);
+}
+
+static int act(const char *root, const struct berth_plan_item *it, const struct berth_image *img,
+               const char *exe, berth_error *err)
+{
+    _cleanup_free_ char *dir = berth_service_dir(root, it->name);
+
+    switch (it->action) {
+    case BERTH_ACTION_REMOVE:
+        if (berth_keeper_stop(root, it->name, err) < 0)
+            return -1;
+        remove_stale(it->name);
+        return berth_rm_rf(dir, err);
+    case BERTH_ACTION_STOP:
+        return berth_keeper_stop(root, it->name, err);
+    case BERTH_ACTION_REPLACE: {
+        _cleanup_free_ char *upper = xasprintf("%s/upper", dir);
+        _cleanup_free_ char *work = xasprintf("%s/work", dir);
+        if (berth_keeper_stop(root, it->name, err) < 0)
+            return -1;
+        /* a new spec starts from a clean writable layer */
+        if (berth_rm_rf(upper, err) < 0 || berth_rm_rf(work, err) < 0)
+            return -1;
+    }
+        /* fall through */
+    case BERTH_ACTION_CREATE:
+        if (write_record(root, it, img, err) < 0)
+            return -1;
+        if (!it->desired->enabled)
+            return 0;
+        return start_keeper(root, it, exe, err);
+    case BERTH_ACTION_START:
+        return start_keeper(root, it, exe, err);
+    default:
+        return 0;
+    }
+}
+
+size_t berth_apply_plan(const char *root, const struct berth_plan *plan,
+                        const struct berth_apply_options *opt)
+{
+    struct berth_image_ref *refs = xcalloc(plan->n, sizeof(*refs));
+    struct berth_image *imgs = xcalloc(plan->n, sizeof(*imgs));
+    berth_error *errs = xcalloc(plan->n, sizeof(*errs));
+    size_t *which = xcalloc(plan->n, sizeof(size_t));
+    const char ***urls = xcalloc(plan->n, sizeof(*urls));
+    size_t nrefs = 0, failed = 0;
+
+    /* 1. every image first (invariant 3: fetch before you stop) */
+    for (size_t i = 0; i < plan->n; i++) {
+        const struct berth_plan_item *it = &plan->items[i];
+        which[i] = SIZE_MAX;
+        if (!needs_image(it))
+            continue;
+        const struct berth_image_spec *im = &it->desired->image;
+        size_t j;
+        for (j = 0; j < nrefs && strcmp(refs[j].digest, im->digest); j++)
+            ;
+        which[i] = j;
+        if (j < nrefs)
+            continue;
+        urls[j] = xcalloc(im->nmirrors + 1, sizeof(char *));
+        urls[j][0] = im->url;
+        for (size_t m = 0; m < im->nmirrors; m++)
+            urls[j][m + 1] = im->mirrors[m];
+        refs[j] = (struct berth_image_ref){
+            .urls = urls[j],
+            .nurls = im->nmirrors + 1,
+            .digest = im->digest,
+            .format = im->format,
+            .signature_url = im->signature_url,
+            .public_key = im->signature_public_key,
+        };
+        nrefs++;
+    }
+    if (nrefs)
+        berth_store_ensure_images(root, refs, nrefs, opt->fetch, imgs, errs);
+
+    /* 2. act, each service on its own */
+    for (size_t i = 0; i < plan->n; i++) {
+        const struct berth_plan_item *it = &plan->items[i];
+        berth_error err = BERTH_ERROR_INIT;
+        int rc;
+
+        if (it->action == BERTH_ACTION_UNCHANGED)
+            continue;
+        if (which[i] != SIZE_MAX && errs[which[i]].msg[0]) {
+            err = errs[which[i]];
+            rc = -1;
+        } else {
+            rc = act(root, it, which[i] != SIZE_MAX ? &imgs[which[i]] : NULL, opt->exe, &err);
+        }
+        if (rc < 0)
+            failed++;
+        if (opt->report)
+            opt->report(opt->ud, it, rc, err.msg);
+    }
+    for (size_t j = 0; j < nrefs; j++) {
+        if (!errs[j].msg[0])
+            berth_image_release(&imgs[j]);
+        free(urls[j]);
+    }
+    free(urls);
+    free(which);
+    free(errs);
+    free(imgs);
+    free(refs);
+    return failed;
+}
+
+int berth_apply_write_status_summary(const char *root, berth_error *err)
+{
+    struct berth_status *v;
+    size_t n;
+    _cleanup_free_ char *path = xasprintf("%s/status.json", root);
+    _cleanup_free_ char *text = NULL;
+
+    if (berth_status_list(root, &v, &n, err) < 0)
+        return -1;
+    text = berth_status_json(v, n);
+    berth_status_list_free(v, n);
+    return berth_write_file_atomic(path, text, strlen(text), 0644, err);
+}

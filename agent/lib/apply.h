@@ -1,0 +1,33 @@
+/* Carrying out a plan (plan.h): fetch and verify every image the plan
+ * needs first, all at once, then act service by service: stop the old
+ * keeper and start a new one for a replacement, spawn keepers for
+ * creations and starts, stop keepers for stops and removals. Services fail
+ * independently: a bad image or a failing start affects only its service,
+ * whose running version is left alone. */
+#ifndef BERTH_APPLY_H
+#define BERTH_APPLY_H
+
+#include "fetch.h"
+#include "plan.h"
+
+struct berth_apply_options {
+    const char *exe; /* the berth binary the keepers run ("/proc/self/exe") */
+    const struct berth_fetch_options *fetch;
+    /* called once per item acted on: rc 0 done, -1 failed with `msg` */
+    void (*report)(void *ud, const struct berth_plan_item *it, int rc, const char *msg);
+    void *ud;
+};
+
+/* Returns how many services failed. */
+size_t berth_apply_plan(const char *root, const struct berth_plan *plan,
+                        const struct berth_apply_options *opt);
+
+/* Write ROOT/status.json: every service's status (for the Puppet fact and
+ * monitoring), atomically. */
+int berth_apply_write_status_summary(const char *root, berth_error *err);
+
+/* Take ROOT/lock (flock) for apply/agent. With `wait`, block until it is
+ * free; otherwise fail with EWOULDBLOCK. Returns the fd to keep open. */
+int berth_lock_root(const char *root, bool wait, berth_error *err);
+
+#endif

@@ -1,0 +1,828 @@
+#include "keeper.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "status.h"
+#include "user.h"
+#include "util.h"
+
+char *berth_service_dir(const char *root, const char *name)
+{
+    return xasprintf("%s/services/%s", root, name);
+}
+
+/* ---- container.json ------------------------------------------------------ */
+
+static json_t *strv_json(char **v)
+{
+    json_t *a = json_array();
+    for (; v && *v; v++)
+        json_array_append_new(a, json_string(*v));
+    return a;
+}
+
+static char **json_strv(json_t *a)
+{
+    size_t n = json_array_size(a);
+    char **v = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        const char *s = json_string_value(json_array_get(a, i));
+        v[i] = xstrdup(s ? s : "");
+    }
+    return v;
+}
+
+static void strv_free(char **v)
+{
+    for (char **p = v; p && *p; p++)
+        free(*p);
+    free(v);
+}
+
+static json_t *opt_str(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+int berth_keeper_config_write(const char *path, const struct berth_keeper_config *c,
+                              berth_error *err)
+{
+    json_t *mounts = json_array();
+    json_t *o;
+    char *text;
+    int r;
+
+    for (size_t i = 0; i < c->nmounts; i++) {
+        const struct berth_mount *m = &c->mounts[i];
+        json_array_append_new(mounts,
+                              json_pack("{s:o, s:s, s:b, s:b, s:I}", "source", opt_str(m->source),
+                                        "target", m->target, "readonly", m->readonly, "tmpfs",
+                                        m->tmpfs, "size", (json_int_t)m->size));
+    }
+    o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:o}", "name",
+                  c->name, "image_digest", c->image_digest, "spec_hash", c->spec_hash,
+                  "image_rootfs", c->image_rootfs, "argv", strv_json(c->argv), "env",
+                  strv_json(c->env), "workdir", opt_str(c->workdir), "user", opt_str(c->user),
+                  "hostname", opt_str(c->hostname), "network_none", c->network_none, "readonly",
+                  c->readonly, "mounts", mounts);
+    if (!o)
+        return berth_error_set(err, EINVAL, "encoding the container of '%s'", c->name);
+    json_object_set_new(o, "limits",
+                        json_pack("{s:I, s:I, s:I, s:I}", "memory", (json_int_t)c->limits.memory,
+                                  "cpus_milli", (json_int_t)c->limits.cpus_milli, "pids",
+                                  (json_int_t)c->limits.pids, "nofile",
+                                  (json_int_t)c->limits.nofile));
+    json_object_set_new(o, "caps", json_integer((json_int_t)c->caps));
+    json_object_set_new(o, "stop_signal", json_integer(c->stop_signal));
+    json_object_set_new(o, "stop_timeout_ms", json_integer((json_int_t)c->stop_timeout_ms));
+    json_object_set_new(o, "restart", json_integer(c->restart));
+    json_object_set_new(o, "backoff",
+                        json_pack("{s:I, s:I, s:I}", "initial_ms",
+                                  (json_int_t)c->backoff_initial_ms, "max_ms",
+                                  (json_int_t)c->backoff_max_ms, "reset_ms",
+                                  (json_int_t)c->backoff_reset_ms));
+    json_object_set_new(o, "log",
+                        json_pack("{s:I, s:i}", "max_size", (json_int_t)c->log_max_size,
+                                  "max_files", (int)c->log_max_files));
+    text = json_dumps(o, JSON_SORT_KEYS | JSON_INDENT(2));
+    json_decref(o);
+    if (!text)
+        return berth_error_set(err, ENOMEM, "encoding the container of '%s'", c->name);
+    r = berth_write_file_atomic(path, text, strlen(text), 0600, err);
+    free(text);
+    return r;
+}
+
+static uint64_t u64(json_t *o, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(o, key));
+    return v < 0 ? 0 : (uint64_t)v;
+}
+
+static char *str_or_null(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? xstrdup(s) : NULL;
+}
+
+int berth_keeper_config_read(const char *path, struct berth_keeper_config *c, berth_error *err)
+{
+    json_error_t jerr;
+    json_t *o = json_load_file(path, 0, &jerr);
+    json_t *mounts, *lim, *bo, *log;
+
+    memset(c, 0, sizeof(*c));
+    if (!o)
+        return berth_error_set(err, EINVAL, "reading '%s': %s", path, jerr.text);
+    c->name = str_or_null(o, "name");
+    c->image_digest = str_or_null(o, "image_digest");
+    c->spec_hash = str_or_null(o, "spec_hash");
+    c->image_rootfs = str_or_null(o, "image_rootfs");
+    c->argv = json_strv(json_object_get(o, "argv"));
+    c->env = json_strv(json_object_get(o, "env"));
+    c->workdir = str_or_null(o, "workdir");
+    c->user = str_or_null(o, "user");
+    c->hostname = str_or_null(o, "hostname");
+    c->network_none = json_is_true(json_object_get(o, "network_none"));
+    c->readonly = json_is_true(json_object_get(o, "readonly"));
+    mounts = json_object_get(o, "mounts");
+    c->nmounts = json_array_size(mounts);
+    c->mounts = xcalloc(c->nmounts, sizeof(*c->mounts));
+    for (size_t i = 0; i < c->nmounts; i++) {
+        json_t *m = json_array_get(mounts, i);
+        c->mounts[i].source = str_or_null(m, "source");
+        c->mounts[i].target = str_or_null(m, "target");
+        c->mounts[i].readonly = json_is_true(json_object_get(m, "readonly"));
+        c->mounts[i].tmpfs = json_is_true(json_object_get(m, "tmpfs"));
+        c->mounts[i].size = u64(m, "size");
+    }
+    lim = json_object_get(o, "limits");
+    c->limits.memory = u64(lim, "memory");
+    c->limits.cpus_milli = u64(lim, "cpus_milli");
+    c->limits.pids = u64(lim, "pids");
+    c->limits.nofile = u64(lim, "nofile");
+    c->caps = u64(o, "caps");
+    c->stop_signal = (int)u64(o, "stop_signal");
+    c->stop_timeout_ms = u64(o, "stop_timeout_ms");
+    c->restart = (enum berth_restart_policy)u64(o, "restart");
+    bo = json_object_get(o, "backoff");
+    c->backoff_initial_ms = u64(bo, "initial_ms");
+    c->backoff_max_ms = u64(bo, "max_ms");
+    c->backoff_reset_ms = u64(bo, "reset_ms");
+    log = json_object_get(o, "log");
+    c->log_max_size = u64(log, "max_size");
+    c->log_max_files = (unsigned)u64(log, "max_files");
+    json_decref(o);
+    if (!c->name || !c->image_rootfs || !c->argv[0] || c->log_max_files == 0) {
+        berth_keeper_config_release(c);
+        return berth_error_set(err, EINVAL, "'%s' is incomplete", path);
+    }
+    return 0;
+}
+
+void berth_keeper_config_release(struct berth_keeper_config *c)
+{
+    free(c->name);
+    free(c->image_digest);
+    free(c->spec_hash);
+    free(c->image_rootfs);
+    strv_free(c->argv);
+    strv_free(c->env);
+    free(c->workdir);
+    free(c->user);
+    free(c->hostname);
+    for (size_t i = 0; i < c->nmounts; i++) {
+        free(c->mounts[i].source);
+        free(c->mounts[i].target);
+    }
+    free(c->mounts);
+    memset(c, 0, sizeof(*c));
+}
+
+/* ---- liveness and control ------------------------------------------------ */
+
+bool berth_keeper_alive(const char *root, const char *name, pid_t *ret_pid)
+{
+    _cleanup_free_ char *path = xasprintf("%s/services/%s/keeper.lock", root, name);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char buf[32] = "";
+
+    if (fd < 0)
+        return false;
+    /* the live keeper holds LOCK_EX; a shared lock is only granted when it is gone */
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+        return false;
+    if (ret_pid) {
+        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+        *ret_pid = n > 0 ? (pid_t)atoi(buf) : 0;
+    }
+    return true;
+}
+
+/* A unix socket address for a path of any length: through the directory's
+ * fd in /proc, which keeps sun_path short. */
+static int sock_addr(int dirfd, struct sockaddr_un *sa)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    return snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/keeper.sock", dirfd) <
+                   (int)sizeof(sa->sun_path)
+               ? 0
+               : -1;
+}
+
+static int read_line_timeout(int fd, char *buf, size_t len, int timeout_ms)
+{
+    size_t got = 0;
+
+    while (got + 1 < len) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int r = poll(&p, 1, timeout_ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r == 0 ? -ETIMEDOUT : -errno;
+        ssize_t n = read(fd, buf + got, 1);
+        if (n <= 0)
+            break;
+        if (buf[got] == '\n')
+            break;
+        got++;
+    }
+    buf[got] = '\0';
+    return (int)got;
+}
+
+static int connect_keeper(const char *root, const char *name, berth_error *err)
+{
+    _cleanup_free_ char *dir = berth_service_dir(root, name);
+    _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    struct sockaddr_un sa;
+    int fd;
+
+    if (dfd < 0)
+        return berth_error_set(err, errno, "service '%s' has no record under '%s'", name, root);
+    if (sock_addr(dfd, &sa) < 0)
+        return berth_error_set(err, ENAMETOOLONG, "socket path");
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return berth_error_set(err, errno, "creating a socket");
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = errno;
+        close(fd);
+        return berth_error_set(err, e, "the keeper of '%s' does not answer", name);
+    }
+    return fd;
+}
+
+int berth_keeper_request(const char *root, const char *name, const char *request, char *reply,
+                         size_t len, berth_error *err)
+{
+    _cleanup_close_ int fd = connect_keeper(root, name, err);
+    char buf[4096];
+    _cleanup_free_ char *line = xasprintf("%s\n", request);
+
+    if (fd < 0)
+        return -1;
+    if (write(fd, line, strlen(line)) != (ssize_t)strlen(line))
+        return berth_error_set(err, errno, "talking to the keeper of '%s'", name);
+    if (read_line_timeout(fd, buf, sizeof(buf), 10000) < 0)
+        return berth_error_set(err, ETIMEDOUT, "the keeper of '%s' did not answer '%s'", name,
+                               request);
+    if (strncmp(buf, "ok", 2))
+        return berth_error_set(err, EINVAL, "the keeper of '%s': %s", name, buf);
+    if (reply)
+        snprintf(reply, len, "%s", buf[2] == ' ' ? buf + 3 : "");
+    return 0;
+}
+
+int berth_keeper_stop(const char *root, const char *name, berth_error *err)
+{
+    _cleanup_close_ int fd = -1;
+    char buf[256];
+    berth_error e = BERTH_ERROR_INIT;
+
+    if (!berth_keeper_alive(root, name, NULL))
+        return 0;
+    fd = connect_keeper(root, name, &e);
+    if (fd < 0)
+        return berth_keeper_alive(root, name, NULL) ? (*err = e, -1) : 0;
+    if (write(fd, "stop\n", 5) != 5)
+        return berth_error_set(err, errno, "asking the keeper of '%s' to stop", name);
+    /* "ok", then the keeper keeps the connection until it exits: EOF is the
+     * event that says the service and its keeper are gone */
+    for (;;) {
+        int r = read_line_timeout(fd, buf, sizeof(buf), 15 * 60 * 1000);
+        if (r == 0)
+            break;
+        if (r < 0)
+            return berth_error_set(err, -r, "waiting for '%s' to stop", name);
+    }
+    return 0;
+}
+
+int berth_keeper_spawn(const char *root, const char *name, const char *exe, pid_t *ret_pid,
+                       berth_error *err)
+{
+    int p[2];
+    pid_t child;
+    char buf[1024];
+    int r;
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return berth_error_set(err, errno, "creating a pipe");
+    child = fork();
+    if (child < 0) {
+        close(p[0]);
+        close(p[1]);
+        return berth_error_set(err, errno, "forking the keeper of '%s'", name);
+    }
+    if (child == 0) {
+        sigset_t none;
+        int devnull;
+        /* detach: own session, reparented to init when the middle child exits */
+        setsid();
+        if (fork() != 0)
+            _exit(0);
+        devnull = open("/dev/null", O_RDWR);
+        for (int i = 0; i < 3; i++)
+            dup2(devnull, i);
+        if (dup2(p[1], 3) < 0)
+            _exit(127);
+        syscall(SYS_close_range, 4U, ~0U, 0);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execl(exe, "berth", "keeper", "--root", root, "--ready-fd", "3", name, (char *)NULL);
+        dprintf(3, "error: executing '%s': %s\n", exe, strerror(errno));
+        _exit(127);
+    }
+    close(p[1]);
+    waitpid(child, NULL, 0);
+    r = read_line_timeout(p[0], buf, sizeof(buf), 30000);
+    close(p[0]);
+    if (r < 0)
+        return berth_error_set(err, -r, "waiting for the keeper of '%s' to start", name);
+    if (strncmp(buf, "ok ", 3))
+        return berth_error_set(err, 0, "the keeper of '%s' did not start: %s", name,
+                               r == 0 ? "it exited" : buf);
+    if (ret_pid)
+        *ret_pid = (pid_t)atoi(buf + 3);
+    return 0;
+}
+
+/* ---- the keeper itself --------------------------------------------------- */
+
+enum kstate { K_STARTING, K_RUNNING, K_BACKOFF, K_STOPPING, K_STOPPED };
+static const char *const kstate_name[] = {"starting", "running", "backoff", "stopping",
+                                          "stopped"};
+
+struct logw {
+    int dirfd;
+    int fd;
+    uint64_t size;
+    uint64_t max_size;
+    unsigned max_files;
+};
+
+struct keeper {
+    const char *root;
+    char *dir;
+    struct berth_keeper_config cfg;
+    enum kstate state;
+    struct berth_container c;
+    bool has_container;
+    unsigned restarts;
+    unsigned failures; /* consecutive, for the backoff */
+    uint64_t started_mono;
+    int64_t started_at;
+    bool has_exit;
+    int exit_code;
+    bool exit_oom;
+    int64_t exit_at;
+    bool stop_requested, restart_requested, done;
+    int timerfd, sigfd, lfd, logr, logwr, devnull;
+    struct logw log;
+};
+
+static void log_rotate(struct logw *l)
+{
+    char from[32], to[32];
+
+    if (l->max_files > 1) {
+        for (unsigned i = l->max_files - 1; i >= 1; i--) {
+            if (i == 1)
+                snprintf(from, sizeof(from), "current");
+            else
+                snprintf(from, sizeof(from), "current.%u", i - 1);
+            snprintf(to, sizeof(to), "current.%u", i);
+            renameat(l->dirfd, from, l->dirfd, to);
+        }
+    }
+    if (l->fd >= 0)
+        close(l->fd);
+    l->fd = openat(l->dirfd, "current", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+    l->size = 0;
+}
+
+/* Append to the log, rotating before the file would pass max_size, so that
+ * the files together never exceed max_size * max_files. */
+static void log_write(struct logw *l, const char *buf, size_t len)
+{
+    while (len > 0) {
+        size_t room = l->max_size > l->size ? (size_t)(l->max_size - l->size) : 0;
+        if (room == 0) {
+            log_rotate(l);
+            continue;
+        }
+        size_t n = len < room ? len : room;
+        if (l->fd >= 0 && write(l->fd, buf, n) < 0)
+            return;
+        l->size += n;
+        buf += n;
+        len -= n;
+    }
+}
+
+static void klog(struct keeper *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void klog(struct keeper *k, const char *fmt, ...)
+{
+    char line[1200];
+    va_list ap;
+    int n = snprintf(line, sizeof(line), "[berth] ");
+
+    va_start(ap, fmt);
+    n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    log_write(&k->log, line, (size_t)n);
+}
+
+static void write_status(struct keeper *k)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    struct berth_status st = {
+        .name = k->cfg.name,
+        .state = (char *)kstate_name[k->state],
+        .pid = k->has_container ? k->c.pid : 0,
+        .keeper_pid = k->state == K_STOPPED && k->done ? 0 : getpid(),
+        .restarts = k->restarts,
+        .started_at = k->has_container ? k->started_at : 0,
+        .image = k->cfg.image_digest,
+        .health = (char *)"none",
+        .spec_hash = k->cfg.spec_hash,
+        .has_exit = k->has_exit,
+        .exit_code = k->exit_code,
+        .exit_oom = k->exit_oom,
+        .exit_at = k->exit_at,
+    };
+    berth_status_write(k->root, &st, &err);
+}
+
+static void arm_timer(struct keeper *k, uint64_t ms)
+{
+    struct itimerspec its = {0};
+
+    its.it_value.tv_sec = (time_t)(ms / 1000);
+    its.it_value.tv_nsec = (long)(ms % 1000) * 1000000L;
+    if (ms == 0)
+        its.it_value.tv_nsec = 1; /* 0 would disarm */
+    timerfd_settime(k->timerfd, 0, &its, NULL);
+}
+
+static void disarm_timer(struct keeper *k)
+{
+    struct itimerspec its = {0};
+    timerfd_settime(k->timerfd, 0, &its, NULL);
+}
+
+static void on_exit_code(struct keeper *k, int code, bool oom);
+
+static void start_service(struct keeper *k)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    struct berth_user user = {0};
+    _cleanup_free_ char *cgname = xstrdup(k->cfg.name);
+
+    k->state = K_STARTING;
+    write_status(k);
+    if (berth_user_resolve(k->cfg.image_rootfs, k->cfg.user, &user, &err) == 0) {
+        struct berth_container_config cc = {
+            .name = k->cfg.name,
+            .cgroup_name = cgname,
+            .image = k->cfg.image_rootfs,
+            .rundir = k->dir,
+            .argv = k->cfg.argv,
+            .env = k->cfg.env,
+            .workdir = k->cfg.workdir,
+            .uid = user.uid,
+            .gid = user.gid,
+            .groups = user.groups,
+            .ngroups = user.ngroups,
+            .hostname = k->cfg.hostname,
+            .network_none = k->cfg.network_none,
+            .readonly = k->cfg.readonly,
+            .mounts = k->cfg.mounts,
+            .nmounts = k->cfg.nmounts,
+            .limits = k->cfg.limits,
+            .caps = k->cfg.caps,
+            .stop_signal = k->cfg.stop_signal,
+            .stop_timeout_ms = k->cfg.stop_timeout_ms,
+            .redirect_stdio = true,
+            .stdio = {k->devnull, k->logwr, k->logwr},
+            .keep_layer = true,
+        };
+        if (berth_container_start(&cc, &k->c, &err) == 0) {
+            berth_user_release(&user);
+            k->has_container = true;
+            k->state = K_RUNNING;
+            k->started_mono = berth_now_ms();
+            k->started_at = (int64_t)time(NULL);
+            klog(k, "started '%s' (pid %d)", k->cfg.name, (int)k->c.pid);
+            write_status(k);
+            return;
+        }
+    }
+    berth_user_release(&user);
+    klog(k, "%s", err.msg);
+    on_exit_code(k, 127, false);
+}
+
+static void finish(struct keeper *k)
+{
+    k->state = K_STOPPED;
+    k->done = true;
+    disarm_timer(k);
+    write_status(k);
+}
+
+static uint64_t backoff_delay(struct keeper *k)
+{
+    uint64_t d = k->cfg.backoff_initial_ms ? k->cfg.backoff_initial_ms : 1000;
+
+    for (unsigned i = 0; i < k->failures && d < k->cfg.backoff_max_ms; i++)
+        d *= 2;
+    return d < k->cfg.backoff_max_ms ? d : k->cfg.backoff_max_ms;
+}
+
+static void on_exit_code(struct keeper *k, int code, bool oom)
+{
+    uint64_t ran = k->has_container ? berth_now_ms() - k->started_mono : 0;
+
+    k->has_exit = true;
+    k->exit_code = code;
+    k->exit_oom = oom;
+    k->exit_at = (int64_t)time(NULL);
+    if (k->has_container) {
+        berth_error err = BERTH_ERROR_INIT;
+        if (berth_container_release(&k->c, &err) < 0)
+            klog(k, "cleaning up: %s", err.msg);
+        k->has_container = false;
+    }
+    disarm_timer(k);
+    if (oom)
+        klog(k, "'%s' was killed by the OOM killer (memory limit %llu bytes)", k->cfg.name,
+             (unsigned long long)k->cfg.limits.memory);
+    if (k->stop_requested) {
+        klog(k, "stopped '%s' (exit code %d)", k->cfg.name, code);
+        finish(k);
+        return;
+    }
+    if (k->restart_requested) {
+        k->restart_requested = false;
+        k->failures = 0;
+        k->restarts++;
+        start_service(k);
+        return;
+    }
+    if (k->cfg.restart == BERTH_POLICY_NEVER ||
+        (k->cfg.restart == BERTH_POLICY_ON_FAILURE && code == 0)) {
+        klog(k, "'%s' exited with code %d; restart policy says stay stopped", k->cfg.name, code);
+        finish(k);
+        return;
+    }
+    if (ran >= k->cfg.backoff_reset_ms)
+        k->failures = 0;
+    uint64_t delay = backoff_delay(k);
+    k->failures++;
+    k->state = K_BACKOFF;
+    klog(k, "'%s' exited with code %d; restarting in %llu ms", k->cfg.name, code,
+         (unsigned long long)delay);
+    arm_timer(k, delay);
+    write_status(k);
+}
+
+static void request_stop(struct keeper *k)
+{
+    k->stop_requested = true;
+    switch (k->state) {
+    case K_RUNNING:
+        k->state = K_STOPPING;
+        berth_container_kill(&k->c, k->cfg.stop_signal);
+        arm_timer(k, k->cfg.stop_timeout_ms);
+        write_status(k);
+        break;
+    case K_STOPPING:
+        break;
+    default:
+        finish(k);
+    }
+}
+
+static void request_restart(struct keeper *k)
+{
+    switch (k->state) {
+    case K_RUNNING:
+        k->restart_requested = true;
+        k->state = K_STOPPING;
+        berth_container_kill(&k->c, k->cfg.stop_signal);
+        arm_timer(k, k->cfg.stop_timeout_ms);
+        write_status(k);
+        break;
+    case K_BACKOFF:
+        disarm_timer(k);
+        k->failures = 0;
+        k->restarts++;
+        start_service(k);
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_timer(struct keeper *k)
+{
+    uint64_t expirations;
+
+    if (read(k->timerfd, &expirations, sizeof(expirations)) < 0)
+        return;
+    if (k->state == K_BACKOFF) {
+        k->restarts++;
+        start_service(k);
+    } else if (k->state == K_STOPPING && k->has_container) {
+        klog(k, "'%s' did not stop within %llu ms; sending SIGKILL", k->cfg.name,
+             (unsigned long long)k->cfg.stop_timeout_ms);
+        berth_container_kill(&k->c, SIGKILL);
+    }
+}
+
+static void on_client(struct keeper *k, int *held, size_t *nheld)
+{
+    int fd = accept4(k->lfd, NULL, NULL, SOCK_CLOEXEC);
+    char buf[64];
+
+    if (fd < 0)
+        return;
+    if (read_line_timeout(fd, buf, sizeof(buf), 2000) < 0) {
+        close(fd);
+        return;
+    }
+    if (!strcmp(buf, "stop")) {
+        dprintf(fd, "ok stopping\n");
+        request_stop(k);
+        /* keep the connection: the client waits for our exit (EOF) */
+        if (*nheld < 64) {
+            held[(*nheld)++] = fd;
+            return;
+        }
+    } else if (!strcmp(buf, "restart")) {
+        request_restart(k);
+        dprintf(fd, "ok %s\n", kstate_name[k->state]);
+    } else if (!strcmp(buf, "status")) {
+        dprintf(fd, "ok %s %d %u\n", kstate_name[k->state],
+                k->has_container ? (int)k->c.pid : 0, k->restarts);
+    } else {
+        dprintf(fd, "error: unknown request '%s'\n", buf);
+    }
+    close(fd);
+}
+
+static void on_signal(struct keeper *k)
+{
+    struct signalfd_siginfo si;
+
+    while (read(k->sigfd, &si, sizeof(si)) == sizeof(si))
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+            request_stop(k);
+}
+
+static void on_log(struct keeper *k)
+{
+    char buf[65536];
+    ssize_t n = read(k->logr, buf, sizeof(buf));
+
+    if (n > 0)
+        log_write(&k->log, buf, (size_t)n);
+}
+
+static int setup(struct keeper *k, int *lockfd, berth_error *err)
+{
+    _cleanup_free_ char *lock = xasprintf("%s/keeper.lock", k->dir);
+    _cleanup_free_ char *conf = xasprintf("%s/container.json", k->dir);
+    _cleanup_free_ char *logdir = xasprintf("%s/log", k->dir);
+    _cleanup_close_ int dfd = open(k->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    struct sockaddr_un sa;
+    sigset_t set;
+    int pipefd[2];
+    char pid[32];
+
+    *lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*lockfd < 0)
+        return berth_error_set(err, errno, "opening '%s'", lock);
+    if (flock(*lockfd, LOCK_EX | LOCK_NB) < 0)
+        return berth_error_set(err, errno, "another keeper runs '%s'", k->dir);
+    snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (ftruncate(*lockfd, 0) < 0 || pwrite(*lockfd, pid, strlen(pid), 0) < 0)
+        return berth_error_set(err, errno, "writing '%s'", lock);
+    if (berth_keeper_config_read(conf, &k->cfg, err) < 0)
+        return -1;
+    if (berth_mkdir_p(logdir, 0750, err) < 0)
+        return -1;
+    k->log.dirfd = open(logdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    k->log.fd = openat(k->log.dirfd, "current", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (k->log.dirfd < 0 || k->log.fd < 0)
+        return berth_error_set(err, errno, "opening the log in '%s'", logdir);
+    struct stat st;
+    k->log.size = fstat(k->log.fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    k->log.max_size = k->cfg.log_max_size ? k->cfg.log_max_size : 10 << 20;
+    k->log.max_files = k->cfg.log_max_files;
+
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return berth_error_set(err, errno, "creating the log pipe");
+    k->logr = pipefd[0];
+    k->logwr = pipefd[1];
+    k->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    k->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    sigemptyset(&set);
+    for (size_t i = 0; i < berth_n_forwarded_signals; i++)
+        sigaddset(&set, berth_forwarded_signals[i]);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGPIPE);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    k->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (k->timerfd < 0 || k->sigfd < 0 || k->devnull < 0)
+        return berth_error_set(err, errno, "setting up the keeper");
+
+    k->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (k->lfd < 0 || dfd < 0 || sock_addr(dfd, &sa) < 0)
+        return berth_error_set(err, errno, "creating the control socket");
+    unlinkat(dfd, "keeper.sock", 0);
+    if (bind(k->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(k->lfd, 16) < 0)
+        return berth_error_set(err, errno, "listening on '%s/keeper.sock'", k->dir);
+    return 0;
+}
+
+int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_error *err)
+{
+    struct keeper k = {.root = root, .timerfd = -1, .sigfd = -1, .lfd = -1, .logr = -1,
+                       .logwr = -1, .devnull = -1, .log = {.dirfd = -1, .fd = -1}};
+    int held[64];
+    size_t nheld = 0;
+    int lockfd = -1;
+
+    k.dir = berth_service_dir(root, name);
+    if (setup(&k, &lockfd, err) < 0) {
+        if (ready_fd >= 0)
+            dprintf(ready_fd, "error: %s\n", err->msg);
+        free(k.dir);
+        return -1;
+    }
+    if (ready_fd >= 0) {
+        dprintf(ready_fd, "ok %d\n", (int)getpid());
+        close(ready_fd);
+    }
+    start_service(&k);
+    while (!k.done) {
+        struct pollfd p[5] = {
+            {k.sigfd, POLLIN, 0}, {k.timerfd, POLLIN, 0}, {k.lfd, POLLIN, 0},
+            {k.logr, POLLIN, 0},  {k.has_container ? k.c.pidfd : -1, POLLIN, 0},
+        };
+        if (poll(p, 5, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p[3].revents & POLLIN)
+            on_log(&k);
+        if (p[4].revents) {
+            struct berth_exit ex = {0};
+            berth_error e = BERTH_ERROR_INIT;
+            /* what the service wrote just before it exited comes first */
+            struct pollfd lp = {k.logr, POLLIN, 0};
+            while (poll(&lp, 1, 0) == 1 && (lp.revents & POLLIN))
+                on_log(&k);
+            if (berth_container_reap(&k.c, &ex, &e) == 0)
+                on_exit_code(&k, ex.code, ex.oom_killed);
+        }
+        if (p[0].revents)
+            on_signal(&k);
+        if (p[1].revents)
+            on_timer(&k);
+        if (p[2].revents)
+            on_client(&k, held, &nheld);
+    }
+    {
+        _cleanup_free_ char *sock = xasprintf("%s/keeper.sock", k.dir);
+        unlink(sock);
+    }
+    berth_keeper_config_release(&k.cfg);
+    free(k.dir);
+    /* the held stop clients, the lock and the rest close with us */
+    return 0;
+}

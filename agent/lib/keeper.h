@@ -1,0 +1,92 @@
+/* The keeper: one small process per service, detached from whoever started
+ * it (setsid), that owns the service's container for as long as the
+ * service should run. Agents and `berth apply` come and go; keepers stay,
+ * like runit's runsv or podman's conmon.
+ *
+ * Everything of a service lives in ROOT/services/<name>/:
+ *   container.json  the resolved container the keeper runs (this file's format)
+ *   spec.json       the canonical spec it came from (written by apply)
+ *   status.json     written atomically by the keeper after every transition
+ *   keeper.lock     flock()ed by the live keeper: the liveness test
+ *   keeper.sock     control socket: "stop", "restart", "status"
+ *   log/current, log/current.1 ...   the service's stdout+stderr, rotated
+ *   upper/ work/ rootfs/             the service's writable layer
+ *
+ * The keeper is a small state machine (as s6-supervise): states starting,
+ * running, backoff, stopping, stopped; events: the container exited, stop
+ * and restart requests, the timer. It exits once the service is stopped
+ * for good (stop request, or the restart policy says so).
+ */
+#ifndef BERTH_KEEPER_H
+#define BERTH_KEEPER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "container.h"
+#include "error.h"
+
+enum berth_restart_policy {
+    BERTH_POLICY_ALWAYS = 0,
+    BERTH_POLICY_ON_FAILURE,
+    BERTH_POLICY_NEVER,
+};
+
+/* What a keeper runs: everything resolved (image defaults merged in). */
+struct berth_keeper_config {
+    char *name;
+    char *image_digest; /* "sha256:<hex>" */
+    char *spec_hash;    /* of the canonical spec this came from */
+    char *image_rootfs; /* ROOT/images/<hex>/rootfs */
+    char **argv;        /* NULL-terminated */
+    char **env;         /* NULL-terminated KEY=VALUE */
+    char *workdir;      /* NULL: "/" */
+    char *user;         /* NULL: root */
+    char *hostname;     /* NULL: the host's */
+    bool network_none;
+    bool readonly;
+    struct berth_mount *mounts;
+    size_t nmounts;
+    struct berth_limits limits;
+    uint64_t caps;
+    int stop_signal;
+    uint64_t stop_timeout_ms;
+    enum berth_restart_policy restart;
+    uint64_t backoff_initial_ms, backoff_max_ms, backoff_reset_ms;
+    uint64_t log_max_size;
+    unsigned log_max_files;
+};
+
+int berth_keeper_config_write(const char *path, const struct berth_keeper_config *c,
+                              berth_error *err);
+int berth_keeper_config_read(const char *path, struct berth_keeper_config *ret, berth_error *err);
+void berth_keeper_config_release(struct berth_keeper_config *c);
+
+/* ROOT/services/<name> (malloc'ed). */
+char *berth_service_dir(const char *root, const char *name);
+
+/* The keeper's main loop; `ready_fd` (or -1) receives "ok <pid>\n" once the
+ * keeper holds its lock and listens, or an error line if it cannot start.
+ * Returns when the service is stopped for good. */
+int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_error *err);
+
+/* Start a detached keeper for service `name` by executing `exe` (normally
+ * "/proc/self/exe") with the hidden verb "keeper"; returns once it is
+ * running and holds its lock. */
+int berth_keeper_spawn(const char *root, const char *name, const char *exe, pid_t *ret_pid,
+                       berth_error *err);
+
+/* Whether a keeper holds the service's lock; its pid when it does. */
+bool berth_keeper_alive(const char *root, const char *name, pid_t *ret_pid);
+
+/* Send a request ("stop", "restart", "status") and read the one-line reply
+ * into `reply` (may be NULL). */
+int berth_keeper_request(const char *root, const char *name, const char *request, char *reply,
+                         size_t len, berth_error *err);
+
+/* Ask the keeper to stop its service and wait until the keeper has exited
+ * (at most the stop timeout plus a margin). No keeper: nothing to do. */
+int berth_keeper_stop(const char *root, const char *name, berth_error *err);
+
+#endif

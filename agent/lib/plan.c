@@ -1,0 +1,257 @@
+#include "plan.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <string.h>
+#include <strings.h>
+
+#include "keeper.h"
+#include "status.h"
+#include "util.h"
+
+const char *berth_action_name(enum berth_action a)
+{
+    static const char *const names[] = {"create", "replace", "remove",
+                                        "start",  "stop",    "unchanged"};
+    return a < BERTH_ACTION_N ? names[a] : "?";
+}
+
+void berth_service_shape_hash(const struct berth_service *svc, char out[65])
+{
+    struct berth_service copy = *svc;
+
+    copy.enabled = true;
+    berth_service_hash(&copy, out);
+}
+
+bool berth_env_name_is_secret(const char *name)
+{
+    static const char *const words[] = {"PASSWORD", "PASSWD",  "PASS", "SECRET", "TOKEN",
+                                        "KEY",      "CREDENTIAL", "AUTH", "CERT",   "PRIVATE"};
+    for (size_t i = 0; i < ARRAY_SIZE(words); i++)
+        if (strcasestr(name, words[i]))
+            return true;
+    return false;
+}
+
+static int cmp_field(const void *a, const void *b)
+{
+    return strcmp(((const struct berth_field *)a)->path, ((const struct berth_field *)b)->path);
+}
+
+static void add_change(struct berth_plan_item *it, const char *path, const char *old,
+                       const char *new)
+{
+    struct berth_change *c;
+
+    if (!strcmp(path, "enabled"))
+        return; /* start/stop, not a replacement */
+    it->changes = xrealloc(it->changes, (it->nchanges + 1) * sizeof(*it->changes));
+    c = &it->changes[it->nchanges++];
+    c->path = xstrdup(path);
+    c->old = old ? xstrdup(old) : NULL;
+    c->new = new ? xstrdup(new) : NULL;
+    c->secret = !strncmp(path, "env.", 4) && berth_env_name_is_secret(path + 4);
+}
+
+/* Field-by-field differences between the stored canonical spec and the
+ * desired service: a merge of two path-sorted lists. */
+static void diff_fields(struct berth_plan_item *it, const char *stored_json,
+                        const struct berth_service *svc)
+{
+    struct berth_field *a = NULL, *b = NULL;
+    long na = stored_json ? berth_canonical_json_fields(stored_json, &a) : 0;
+    size_t nb = berth_service_fields(svc, &b);
+    size_t i = 0, j = 0;
+
+    if (na < 0)
+        na = 0;
+    qsort(a, (size_t)na, sizeof(*a), cmp_field);
+    qsort(b, nb, sizeof(*b), cmp_field);
+    while (i < (size_t)na || j < nb) {
+        int c = i >= (size_t)na ? 1 : j >= nb ? -1 : strcmp(a[i].path, b[j].path);
+        if (c < 0) {
+            add_change(it, a[i].path, a[i].value, NULL);
+            i++;
+        } else if (c > 0) {
+            add_change(it, b[j].path, NULL, b[j].value);
+            j++;
+        } else {
+            if (strcmp(a[i].value, b[j].value))
+                add_change(it, a[i].path, a[i].value, b[j].value);
+            i++;
+            j++;
+        }
+    }
+    berth_fields_free(a, (size_t)(na > 0 ? na : 0));
+    berth_fields_free(b, nb);
+}
+
+struct record {
+    char *name;
+    char hash[65];   /* "" when the record is incomplete */
+    char *spec_json; /* the stored canonical spec, may be NULL */
+    char *state;
+    bool running;
+};
+
+static void read_record(const char *root, const char *name, struct record *r)
+{
+    _cleanup_free_ char *dir = berth_service_dir(root, name);
+    _cleanup_free_ char *hashp = xasprintf("%s/spec.sha256", dir);
+    _cleanup_free_ char *specp = xasprintf("%s/spec.json", dir);
+    _cleanup_free_ char *hash = NULL;
+    berth_error e = BERTH_ERROR_INIT;
+    struct berth_status st;
+
+    memset(r, 0, sizeof(*r));
+    r->name = xstrdup(name);
+    if (berth_read_file(hashp, 128, &hash, NULL, &e) == 0 && strlen(hash) >= 64) {
+        memcpy(r->hash, hash, 64);
+        r->hash[64] = '\0';
+    }
+    if (berth_read_file(specp, 16 << 20, &r->spec_json, NULL, &e) < 0)
+        r->spec_json = NULL;
+    if (berth_status_read(root, name, &st, &e) == 0) {
+        r->state = TAKE_PTR(st.state);
+        berth_status_release(&st);
+    } else {
+        r->state = xstrdup("stopped");
+    }
+    r->running = berth_keeper_alive(root, name, NULL);
+}
+
+static int cmp_record(const void *a, const void *b)
+{
+    return strcmp(((const struct record *)a)->name, ((const struct record *)b)->name);
+}
+
+static int read_records(const char *root, struct record **ret, size_t *ret_n, berth_error *err)
+{
+    struct berth_status *list;
+    size_t n;
+    struct record *v;
+
+    if (berth_status_list(root, &list, &n, err) < 0)
+        return -1;
+    v = xcalloc(n, sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        read_record(root, list[i].name, &v[i]);
+    berth_status_list_free(list, n);
+    qsort(v, n, sizeof(*v), cmp_record);
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
+
+static void free_records(struct record *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        free(v[i].spec_json);
+        free(v[i].state);
+    }
+    free(v);
+}
+
+static struct berth_plan_item *add_item(struct berth_plan *p, const char *name,
+                                        enum berth_action a)
+{
+    struct berth_plan_item *it;
+
+    p->items = xrealloc(p->items, (p->n + 1) * sizeof(*p->items));
+    it = &p->items[p->n++];
+    memset(it, 0, sizeof(*it));
+    it->name = xstrdup(name);
+    it->action = a;
+    return it;
+}
+
+static enum berth_action decide(const struct berth_service *svc, const char *hash,
+                                const struct record *r)
+{
+    if (!r)
+        return BERTH_ACTION_CREATE;
+    if (strcmp(r->hash, hash))
+        return BERTH_ACTION_REPLACE;
+    if (!svc->enabled)
+        return r->running ? BERTH_ACTION_STOP : BERTH_ACTION_UNCHANGED;
+    /* a keeper in backoff is already on it */
+    return r->running ? BERTH_ACTION_UNCHANGED : BERTH_ACTION_START;
+}
+
+int berth_plan_compute(const char *root, const struct berth_spec *spec, struct berth_plan *p,
+                       berth_error *err)
+{
+    struct record *recs;
+    size_t nrecs, i = 0, j = 0;
+    EVP_MD_CTX *ctx;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen;
+    char hex[65];
+
+    memset(p, 0, sizeof(*p));
+    if (read_records(root, &recs, &nrecs, err) < 0)
+        return berth_error_wrap(err, "reading the services under '%s'", root);
+    ctx = EVP_MD_CTX_new();
+    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+        abort();
+    /* services are sorted by name, and so are records: merge them */
+    while (i < spec->nservices || j < nrecs) {
+        const struct berth_service *svc = i < spec->nservices ? &spec->services[i] : NULL;
+        const struct record *r = j < nrecs ? &recs[j] : NULL;
+        int c = !svc ? 1 : !r ? -1 : strcmp(svc->name, r->name);
+        struct berth_plan_item *it;
+
+        if (c > 0) {
+            it = add_item(p, r->name, BERTH_ACTION_REMOVE);
+        } else {
+            char hash[65];
+            berth_service_shape_hash(svc, hash);
+            it = add_item(p, svc->name, decide(svc, hash, c == 0 ? r : NULL));
+            it->desired = svc;
+            memcpy(it->hash, hash, sizeof(hash));
+            EVP_DigestUpdate(ctx, svc->name, strlen(svc->name) + 1);
+            EVP_DigestUpdate(ctx, hash, 64);
+            EVP_DigestUpdate(ctx, svc->enabled ? "1" : "0", 1);
+            if (it->action == BERTH_ACTION_REPLACE)
+                diff_fields(it, r->spec_json, svc);
+            i++;
+        }
+        if (c >= 0) {
+            it->running = r->running;
+            it->state = xstrdup(r->state);
+            EVP_DigestUpdate(ctx, "|", 1);
+            EVP_DigestUpdate(ctx, r->name, strlen(r->name) + 1);
+            EVP_DigestUpdate(ctx, r->hash, strlen(r->hash) + 1);
+            EVP_DigestUpdate(ctx, r->running ? "1" : "0", 1);
+            j++;
+        }
+        p->counts[it->action]++;
+        EVP_DigestUpdate(ctx, ";", 1);
+    }
+    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    berth_hex(md, mdlen, hex);
+    memcpy(p->id, hex, 12);
+    p->id[12] = '\0';
+    free_records(recs, nrecs);
+    return 0;
+}
+
+void berth_plan_release(struct berth_plan *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        struct berth_plan_item *it = &p->items[i];
+        for (size_t k = 0; k < it->nchanges; k++) {
+            free(it->changes[k].path);
+            free(it->changes[k].old);
+            free(it->changes[k].new);
+        }
+        free(it->changes);
+        free(it->name);
+        free(it->state);
+    }
+    free(p->items);
+    memset(p, 0, sizeof(*p));
+}

@@ -1,0 +1,201 @@
+#include "status.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <string.h>
+#include <time.h>
+
+#include "keeper.h"
+#include "util.h"
+
+bool berth_status_state_live(const char *state)
+{
+    return state && (!strcmp(state, "running") || !strcmp(state, "starting") ||
+                     !strcmp(state, "backoff") || !strcmp(state, "stopping"));
+}
+
+static json_t *time_json(int64_t t)
+{
+    char buf[32];
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (!t)
+        return json_null();
+    gmtime_r(&tt, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_string(buf);
+}
+
+static int64_t time_parse(json_t *v)
+{
+    struct tm tm = {0};
+    const char *s = json_string_value(v);
+
+    if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        return 0;
+    return (int64_t)timegm(&tm);
+}
+
+static json_t *to_json(const struct berth_status *st)
+{
+    json_t *o = json_object();
+    json_t *last = json_null();
+
+    if (st->has_exit)
+        last = json_pack("{s:i, s:b, s:o}", "code", st->exit_code, "oom_killed", st->exit_oom,
+                         "at", time_json(st->exit_at));
+    json_object_set_new(o, "name", json_string(st->name));
+    json_object_set_new(o, "state", json_string(st->state ? st->state : "stopped"));
+    json_object_set_new(o, "pid", st->pid ? json_integer(st->pid) : json_null());
+    json_object_set_new(o, "restarts", json_integer(st->restarts));
+    json_object_set_new(o, "started_at", time_json(st->started_at));
+    json_object_set_new(o, "image", st->image ? json_string(st->image) : json_null());
+    json_object_set_new(o, "health", json_string(st->health ? st->health : "none"));
+    json_object_set_new(o, "last_exit", last);
+    json_object_set_new(o, "keeper_pid", st->keeper_pid ? json_integer(st->keeper_pid)
+                                                        : json_null());
+    json_object_set_new(o, "spec_hash", st->spec_hash ? json_string(st->spec_hash)
+                                                      : json_null());
+    return o;
+}
+
+int berth_status_write(const char *root, const struct berth_status *st, berth_error *err)
+{
+    _cleanup_free_ char *dir = berth_service_dir(root, st->name);
+    _cleanup_free_ char *path = xasprintf("%s/status.json", dir);
+    json_t *o = to_json(st);
+    char *text = json_dumps(o, JSON_SORT_KEYS | JSON_INDENT(2));
+    int r;
+
+    json_decref(o);
+    if (!text)
+        return berth_error_set(err, ENOMEM, "encoding the status of '%s'", st->name);
+    r = berth_write_file_atomic(path, text, strlen(text), 0644, err);
+    free(text);
+    return r;
+}
+
+static char *dup_str(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? xstrdup(s) : NULL;
+}
+
+int berth_status_read(const char *root, const char *name, struct berth_status *st,
+                      berth_error *err)
+{
+    _cleanup_free_ char *dir = berth_service_dir(root, name);
+    _cleanup_free_ char *path = xasprintf("%s/status.json", dir);
+    json_error_t jerr;
+    json_t *o, *last;
+    pid_t keeper = 0;
+
+    memset(st, 0, sizeof(*st));
+    o = json_load_file(path, 0, &jerr);
+    if (!o) {
+        if (access(path, F_OK) < 0)
+            return berth_error_set(err, errno, "reading '%s'", path);
+        return berth_error_set(err, EINVAL, "'%s':%d:%d: %s", path, jerr.line, jerr.column,
+                               jerr.text);
+    }
+    st->name = xstrdup(name);
+    st->state = dup_str(o, "state");
+    st->pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
+    st->keeper_pid = (pid_t)json_integer_value(json_object_get(o, "keeper_pid"));
+    st->restarts = (unsigned)json_integer_value(json_object_get(o, "restarts"));
+    st->started_at = time_parse(json_object_get(o, "started_at"));
+    st->image = dup_str(o, "image");
+    st->health = dup_str(o, "health");
+    st->spec_hash = dup_str(o, "spec_hash");
+    last = json_object_get(o, "last_exit");
+    if (json_is_object(last)) {
+        st->has_exit = true;
+        st->exit_code = (int)json_integer_value(json_object_get(last, "code"));
+        st->exit_oom = json_is_true(json_object_get(last, "oom_killed"));
+        st->exit_at = time_parse(json_object_get(last, "at"));
+    }
+    json_decref(o);
+    if (!st->state)
+        st->state = xstrdup("stopped");
+    /* the record says alive, the lock says the keeper is gone */
+    if (berth_status_state_live(st->state) && !berth_keeper_alive(root, name, &keeper)) {
+        free(st->state);
+        st->state = xstrdup("failed");
+        st->pid = 0;
+        st->keeper_pid = 0;
+    }
+    return 0;
+}
+
+void berth_status_release(struct berth_status *st)
+{
+    free(st->name);
+    free(st->state);
+    free(st->image);
+    free(st->health);
+    free(st->spec_hash);
+    memset(st, 0, sizeof(*st));
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(((const struct berth_status *)a)->name, ((const struct berth_status *)b)->name);
+}
+
+int berth_status_list(const char *root, struct berth_status **ret, size_t *ret_n, berth_error *err)
+{
+    _cleanup_free_ char *dir = xasprintf("%s/services", root);
+    struct berth_status *v = NULL;
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+
+    *ret = NULL;
+    *ret_n = 0;
+    if (!d)
+        return errno == ENOENT ? 0 : berth_error_set(err, errno, "opening '%s'", dir);
+    while ((de = readdir(d))) {
+        berth_error e = BERTH_ERROR_INIT;
+        struct berth_status st;
+        if (de->d_name[0] == '.')
+            continue;
+        if (berth_status_read(root, de->d_name, &st, &e) < 0) {
+            /* a record being created: spec.json before the first status */
+            memset(&st, 0, sizeof(st));
+            st.name = xstrdup(de->d_name);
+            st.state = xstrdup("stopped");
+        }
+        v = xrealloc(v, (n + 1) * sizeof(*v));
+        v[n++] = st;
+    }
+    closedir(d);
+    qsort(v, n, sizeof(*v), cmp_name);
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
+
+void berth_status_list_free(struct berth_status *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        berth_status_release(&v[i]);
+    free(v);
+}
+
+char *berth_status_json(const struct berth_status *v, size_t n)
+{
+    json_t *arr = json_array();
+    json_t *o;
+    char *text;
+
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, to_json(&v[i]));
+    o = json_pack("{s:o}", "services", arr);
+    text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!text)
+        abort();
+    return text;
+}

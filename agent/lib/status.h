@@ -1,0 +1,48 @@
+/* Service status records (ROOT/services/<name>/status.json), written
+ * atomically by the keeper after every transition and read by `berth ps`,
+ * `berth status` and the planner without any daemon. */
+#ifndef BERTH_STATUS_H
+#define BERTH_STATUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+struct berth_status {
+    char *name;
+    char *state;      /* running starting backoff stopping stopped failed rolled-back */
+    pid_t pid;        /* the container's init on the host, 0 when none */
+    pid_t keeper_pid; /* 0 when none */
+    unsigned restarts;
+    int64_t started_at; /* unix seconds of the current start, 0 when none */
+    char *image;        /* "sha256:..." */
+    char *health;       /* "none" until health checks exist for it */
+    char *spec_hash;
+    bool has_exit; /* last_exit below is set */
+    int exit_code;
+    bool exit_oom;
+    int64_t exit_at;
+};
+
+int berth_status_write(const char *root, const struct berth_status *st, berth_error *err);
+
+/* Read one record. A record whose keeper is gone although its state says
+ * it is alive is reported as "failed" (the keeper was killed). */
+int berth_status_read(const char *root, const char *name, struct berth_status *ret,
+                      berth_error *err);
+void berth_status_release(struct berth_status *st);
+
+/* Every service record under ROOT/services, sorted by name. */
+int berth_status_list(const char *root, struct berth_status **ret, size_t *ret_n, berth_error *err);
+void berth_status_list_free(struct berth_status *v, size_t n);
+
+/* {"services": [...]} as DESIGN.md's `berth status --json` (malloc'ed). */
+char *berth_status_json(const struct berth_status *v, size_t n);
+
+/* Whether `state` means a keeper should be alive. */
+bool berth_status_state_live(const char *state);
+
+#endif
