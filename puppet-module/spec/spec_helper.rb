@@ -18,6 +18,7 @@ File.write(File.join(MANIFEST_DIR, 'site.pp'), '')
 at_exit { FileUtils.rm_rf([MODULEPATH, MANIFEST_DIR]) }
 
 RSpec.configure do |c|
+  c.setup_fixtures = false # no links or directories made in the checkout
   c.module_path = MODULEPATH
   c.manifest = File.join(MANIFEST_DIR, 'site.pp')
   c.hiera_config = File.join(FIXTURES, 'hiera', 'hiera.yaml')

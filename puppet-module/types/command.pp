@@ -1,2 +1,2 @@
 # @summary A command line as a list: the program, then its arguments (no shell).
-type Berth::Command = Array[String[1], 1]
+type Berth::Command = Array[String, 1]

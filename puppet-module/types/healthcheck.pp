@@ -1,7 +1,7 @@
 # @summary A command run inside the service every `interval`; unhealthy after `retries` failures.
 type Berth::Healthcheck = Struct[{
     command            => Berth::Command,
-    Optional[interval] => Berth::Duration,
-    Optional[timeout]  => Berth::Duration,
-    Optional[retries]  => Integer[1],
+    Optional[interval] => Berth::PositiveDuration,
+    Optional[timeout]  => Berth::PositiveDuration,
+    Optional[retries]  => Integer[1, 1000],
 }]

@@ -4,7 +4,7 @@
 # match `digest` (and `signature`, when given) before anything runs.
 type Berth::Image = Struct[{
     url                 => Berth::Url,
-    Optional[mirrors]   => Array[Berth::Url, 1],
+    Optional[mirrors]   => Array[Berth::Url],
     digest              => Berth::Digest,
     Optional[format]    => Enum['auto', 'rootfs', 'oci', 'docker'],
     Optional[signature] => Berth::Signature,

@@ -1,2 +1,2 @@
 # @summary An absolute path.
-type Berth::Path = Pattern[/\A\/[^\x00]*\z/]
+type Berth::Path = Pattern[/\A\//]

@@ -1,2 +1,2 @@
 # @summary An http:// or https:// URL with a host and no white space.
-type Berth::Url = Pattern[/\Ahttps?:\/\/[^\s\/?#@]+(\/[^\s]*)?\z/]
+type Berth::Url = Pattern[/\Ahttps?:\/\/[^\s\/?#]+([\/?#]\S*)?\z/]

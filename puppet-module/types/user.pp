@@ -1,2 +1,2 @@
-# @summary The user a service runs as: `uid[:gid]` or a name (and group) from the image's /etc/passwd.
-type Berth::User = Pattern[/\A[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?\z/]
+# @summary The user a service runs as: `uid[:gid]` or `name[:group]` from the image's /etc/passwd and /etc/group, or a bare uid.
+type Berth::User = Variant[Integer[0], Pattern[/\A(?=.{1,65}\z)([a-z_][a-z0-9_.-]*|[0-9]+)(:([a-z_][a-z0-9_.-]*|[0-9]+))?\z/]]

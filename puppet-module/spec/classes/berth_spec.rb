@@ -266,7 +266,7 @@ describe 'berth', type: :class do
     'a bad signature key' => [{ 'image' => WEB['image'].merge('signature' => { 'url' => 'https://a.example/s', 'public_key' => 'nope' }) }, /entry 'public_key' expects a match/],
     'a typo in a service key' => [WEB.merge('comand' => ['/bin/true']), /unrecognized key 'comand'/],
     'a typo in a nested key' => [WEB.merge('limits' => { 'memroy' => '1G' }), /unrecognized key 'memroy'/],
-    'a size with a unit berth does not know' => [WEB.merge('limits' => { 'memory' => '512MB' }), /entry 'memory' expects a Berth::Size = /],
+    'a size with a unit berth does not know' => [WEB.merge('limits' => { 'memory' => '1.5G' }), /entry 'memory' expects a Berth::Size = /],
     'a negative size' => [WEB.merge('log' => { 'max_size' => -1 }), /entry 'max_size'/],
     'a duration without a unit' => [WEB.merge('stop_timeout' => '10'), /entry 'stop_timeout' expects a match for Berth::Duration/],
     'a duration with a bad unit' => [WEB.merge('backoff' => { 'max' => '5min' }), /entry 'max' expects a match for Berth::Duration/],
@@ -281,12 +281,12 @@ describe 'berth', type: :class do
     'an unknown network' => [WEB.merge('network' => 'bridge'), /entry 'network' expects a match for Enum/],
     'a bad environment variable name' => [WEB.merge('env' => { 'BAD-NAME' => 'x' }), /key of entry 'BAD-NAME' expects a match/],
     'a nested environment value' => [WEB.merge('env' => { 'A' => { 'b' => 'c' } }), /entry 'A' expects a value of type String, Integer, Float, or Boolean/],
-    'a bad user' => [WEB.merge('user' => 'root user'), /entry 'user' expects a match for Berth::User/],
+    'a bad user' => [WEB.merge('user' => 'root user'), /entry 'user' expects a Berth::User = Variant/],
     'a bad hostname' => [WEB.merge('hostname' => 'web_1'), /entry 'hostname' expects a match for Berth::Hostname/],
     'zero CPUs' => [WEB.merge('limits' => { 'cpus' => 0 }), /entry 'cpus'/],
     'a string where a boolean goes' => [WEB.merge('enabled' => 'yes'), /entry 'enabled' expects a Boolean value/],
     'a healthcheck without a command' => [WEB.merge('healthcheck' => { 'interval' => '5s' }), /expects a value for key 'command'/],
-    'zero log files' => [WEB.merge('log' => { 'max_files' => 0 }), /entry 'max_files' expects an Integer\[1\] value/],
+    'zero log files' => [WEB.merge('log' => { 'max_files' => 0 }), /entry 'max_files' expects an Integer\[1, 1000\] value/],
   }
   bad.each do |desc, (spec, message)|
     context "with #{desc}" do
