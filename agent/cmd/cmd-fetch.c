@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "image-opts.h"
@@ -42,7 +43,7 @@ char *berth_cmd_load_public_key(const char *arg, berth_error *err)
     char *data = NULL;
     size_t len;
 
-    if (!strncmp(arg, "RW", 2) && !strchr(arg, '/'))
+    if (access(arg, F_OK) < 0) /* not a file: the key itself */
         return xstrdup(arg);
     if (berth_read_file(arg, 4096, &data, &len, err) < 0) {
         berth_error_wrap(err, "reading the public key");
