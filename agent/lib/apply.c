@@ -195,40 +195,11 @@ static int write_record(const char *root, const struct berth_plan_item *it,
     return berth_write_file_atomic(hashp, hashline, strlen(hashline), 0644, err);
 }
 
-static void last_keeper_line(const char *root, const char *name, char *out, size_t len)
-{
-    _cleanup_free_ char *path = xasprintf("%s/services/%s/log/current", root, name);
-    _cleanup_free_ char *data = NULL;
-    berth_error e = BERTH_ERROR_INIT;
-    char *last = NULL;
-
-    snprintf(out, len, "see 'berth logs %s'", name);
-    if (berth_read_file(path, 64 << 20, &data, NULL, &e) < 0)
-        return;
-    for (char *p = data; (p = strstr(p, "[berth] ")); p++)
-        if (p == data || p[-1] == '\n')
-            last = p;
-    if (last) {
-        last += 8;
-        snprintf(out, len, "%.*s", (int)strcspn(last, "\n"), last);
-    }
-}
-
 static int start_keeper(const char *root, const struct berth_plan_item *it, const char *exe,
                         berth_error *err)
 {
-    char reply[256], why[512];
-
     remove_stale(it->name);
-    if (berth_keeper_spawn(root, it->name, exe, NULL, err) < 0)
-        return -1;
-    /* the keeper answers once its first start attempt is over */
-    if (berth_keeper_request(root, it->name, "status", reply, sizeof(reply), err) < 0)
-        return -1;
-    if (!strncmp(reply, "running", 7))
-        return 0;
-    last_keeper_line(root, it->name, why, sizeof(why));
-    return berth_error_set(err, 0, "did not start: %s", why);
+    return berth_keeper_spawn(root, it->name, exe, NULL, err);
 }
 
 static int act(const char *root, const struct berth_plan_item *it, const struct berth_image *img,

@@ -248,26 +248,47 @@ static int read_line_timeout(int fd, char *buf, size_t len, int timeout_ms)
     return (int)got;
 }
 
+/* Wait up to `ms` for process `pid` to exit (pidfd: an event, no polling). */
+static void wait_pid_exit(pid_t pid, int ms)
+{
+    int fd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    struct pollfd p = {fd, POLLIN, 0};
+
+    if (fd < 0)
+        return;
+    poll(&p, 1, ms);
+    close(fd);
+}
+
 static int connect_keeper(const char *root, const char *name, berth_error *err)
 {
     _cleanup_free_ char *dir = berth_service_dir(root, name);
     _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     struct sockaddr_un sa;
-    int fd;
 
     if (dfd < 0)
         return berth_error_set(err, errno, "service '%s' has no record under '%s'", name, root);
     if (sock_addr(dfd, &sa) < 0)
         return berth_error_set(err, ENAMETOOLONG, "socket path");
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return berth_error_set(err, errno, "creating a socket");
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    /* A keeper holds its lock slightly before it listens, and slightly
+     * after it stopped listening: while it holds the lock and does not
+     * answer, wait for it to exit, for at most 5 s in all. */
+    for (int attempt = 0;; attempt++) {
+        pid_t pid = 0;
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return berth_error_set(err, errno, "creating a socket");
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            return fd;
         int e = errno;
         close(fd);
-        return berth_error_set(err, e, "the keeper of '%s' does not answer", name);
+        if (!berth_keeper_alive(root, name, &pid))
+            return berth_error_set(err, ESRCH, "service '%s' has no keeper running", name);
+        if (attempt == 50)
+            return berth_error_set(err, e, "the keeper of '%s' (pid %d) does not answer", name,
+                                   (int)pid);
+        wait_pid_exit(pid, 100);
     }
-    return fd;
 }
 
 int berth_keeper_request(const char *root, const char *name, const char *request, char *reply,
@@ -300,8 +321,12 @@ int berth_keeper_stop(const char *root, const char *name, berth_error *err)
     if (!berth_keeper_alive(root, name, NULL))
         return 0;
     fd = connect_keeper(root, name, &e);
-    if (fd < 0)
-        return berth_keeper_alive(root, name, NULL) ? (*err = e, -1) : 0;
+    if (fd < 0) {
+        if (e.code == ESRCH)
+            return 0; /* it exited meanwhile */
+        *err = e;
+        return -1;
+    }
     if (write(fd, "stop\n", 5) != 5)
         return berth_error_set(err, errno, "asking the keeper of '%s' to stop", name);
     /* "ok", then the keeper keeps the connection until it exits: EOF is the
@@ -357,6 +382,10 @@ int berth_keeper_spawn(const char *root, const char *name, const char *exe, pid_
     close(p[0]);
     if (r < 0)
         return berth_error_set(err, -r, "waiting for the keeper of '%s' to start", name);
+    if (!strncmp(buf, "fail ", 5)) {
+        const char *why = strchr(buf + 5, ' ');
+        return berth_error_set(err, 0, "did not start: %s", why ? why + 1 : "unknown reason");
+    }
     if (strncmp(buf, "ok ", 3))
         return berth_error_set(err, 0, "the keeper of '%s' did not start: %s", name,
                                r == 0 ? "it exited" : buf);
@@ -395,6 +424,7 @@ struct keeper {
     bool exit_oom;
     int64_t exit_at;
     bool stop_requested, restart_requested, done;
+    char start_error[1024]; /* why the last start failed, "" when it did not */
     int timerfd, sigfd, lfd, logr, logwr, devnull;
     struct logw log;
 };
@@ -501,6 +531,7 @@ static void start_service(struct keeper *k)
     _cleanup_free_ char *cgname = xstrdup(k->cfg.name);
 
     k->state = K_STARTING;
+    k->start_error[0] = '\0';
     write_status(k);
     if (berth_user_resolve(k->cfg.image_rootfs, k->cfg.user, &user, &err) == 0) {
         struct berth_container_config cc = {
@@ -541,6 +572,7 @@ static void start_service(struct keeper *k)
     }
     berth_user_release(&user);
     klog(k, "%s", err.msg);
+    snprintf(k->start_error, sizeof(k->start_error), "%s", err.msg);
     on_exit_code(k, 127, false);
 }
 
@@ -783,11 +815,15 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
         free(k.dir);
         return -1;
     }
+    start_service(&k);
+    /* the spawner learns how the first start went */
     if (ready_fd >= 0) {
-        dprintf(ready_fd, "ok %d\n", (int)getpid());
+        if (k.start_error[0])
+            dprintf(ready_fd, "fail %d %s\n", (int)getpid(), k.start_error);
+        else
+            dprintf(ready_fd, "ok %d\n", (int)getpid());
         close(ready_fd);
     }
-    start_service(&k);
     while (!k.done) {
         struct pollfd p[5] = {
             {k.sigfd, POLLIN, 0}, {k.timerfd, POLLIN, 0}, {k.lfd, POLLIN, 0},

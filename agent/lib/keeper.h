@@ -66,14 +66,17 @@ void berth_keeper_config_release(struct berth_keeper_config *c);
 /* ROOT/services/<name> (malloc'ed). */
 char *berth_service_dir(const char *root, const char *name);
 
-/* The keeper's main loop; `ready_fd` (or -1) receives "ok <pid>\n" once the
- * keeper holds its lock and listens, or an error line if it cannot start.
+/* The keeper's main loop; `ready_fd` (or -1) receives one line once the
+ * keeper holds its lock, listens and has tried the first start of its
+ * container: "ok <pid>", "fail <pid> <why>" (the keeper goes on, per the
+ * restart policy), or "error: <why>" when the keeper cannot run at all.
  * Returns when the service is stopped for good. */
 int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_error *err);
 
 /* Start a detached keeper for service `name` by executing `exe` (normally
- * "/proc/self/exe") with the hidden verb "keeper"; returns once it is
- * running and holds its lock. */
+ * "/proc/self/exe") with the verb "keeper"; returns once it holds its lock
+ * and its first start of the container is over: -1 with the reason when
+ * that start failed (the keeper stays, retrying per the restart policy). */
 int berth_keeper_spawn(const char *root, const char *name, const char *exe, pid_t *ret_pid,
                        berth_error *err);
 

@@ -130,3 +130,128 @@ def berth_processes(binary):
 def mountinfo():
     with open("/proc/self/mountinfo") as f:
         return sorted(line.split(" ", 4)[4] for line in f)
+
+
+# --- apply / keepers ---------------------------------------------------------
+
+import hashlib
+import http.server
+import json
+import socketserver
+import threading
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def http_dir(tmp_path_factory):
+    """A directory served over HTTP on 127.0.0.1: (path, base_url)."""
+    d = tmp_path_factory.mktemp("www")
+    handler = lambda *a, **kw: _QuietHandler(*a, directory=str(d), **kw)
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    yield str(d), f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def image(rootfs, http_dir):
+    """The busybox rootfs as a served tar.gz: {"url", "digest"}."""
+    d, base = http_dir
+    path = os.path.join(d, "busybox.tar.gz")
+    subprocess.run(["tar", "-C", rootfs, "-czf", path, "."], check=True)
+    return {"url": f"{base}/busybox.tar.gz", "digest": "sha256:" + sha256_file(path)}
+
+
+def services_yaml(services):
+    """YAML text for {name: dict} (JSON is YAML; one service per line)."""
+    lines = ["version: 1", "services:"]
+    if not services:
+        lines[-1] = "services: {}"
+    for name, svc in services.items():
+        lines.append(f"  {name}: {json.dumps(svc)}")
+    return "\n".join(lines) + "\n"
+
+
+def keeper_pids(root):
+    """pids of keeper processes serving this root (not their containers'
+    inits, which are forked copies with the same command line)."""
+    pids = []
+    ours = os.readlink("/proc/self/ns/pid")
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            cmd = open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if len(cmd) > 3 and cmd[1] == b"keeper" and cmd[3] == root.encode():
+            try:
+                if os.readlink(f"/proc/{p}/ns/pid") == ours:
+                    pids.append(int(p))
+            except OSError:
+                pass
+    return pids
+
+
+class Host:
+    """A berth root plus its desired-state file, torn down after the test."""
+
+    def __init__(self, berth, image, tmp_path):
+        self.berth = berth
+        self.image = image
+        self.file = str(tmp_path / "services.yaml")
+
+    def svc(self, command, **extra):
+        s = {"image": dict(self.image), "command": command}
+        s.update(extra)
+        return s
+
+    def write(self, services):
+        with open(self.file, "w") as f:
+            f.write(services_yaml(services))
+
+    def apply(self, *args, timeout=120):
+        return self.berth.run("apply", "-f", self.file, *args, timeout=timeout)
+
+    def diff(self, *args):
+        return self.berth.run("diff", "-f", self.file, *args)
+
+    def status(self):
+        r = self.berth.run("status", "--json")
+        assert r.returncode == 0, r.stderr
+        return {s["name"]: s for s in json.loads(r.stdout)["services"]}
+
+    def pids(self):
+        return {n: s["pid"] for n, s in self.status().items()}
+
+    def teardown(self):
+        services = os.path.join(self.berth.root, "services")
+        if os.path.isdir(services):
+            for name in os.listdir(services):
+                self.berth.run("stop", name, timeout=60)
+        for pid in keeper_pids(self.berth.root):
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def host(berth, image, tmp_path):
+    h = Host(berth, image, tmp_path)
+    yield h
+    h.teardown()
