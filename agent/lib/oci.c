@@ -201,6 +201,8 @@ static int open_blob(int layoutfd, json_t *desc, int *ret_fd, char **ret_path, b
 fail:
     close(*ret_fd);
     free(*ret_path);
+    *ret_fd = -1;
+    *ret_path = NULL;
     return -1;
 }
 

@@ -320,17 +320,103 @@ static struct archive *reader(void)
     return in;
 }
 
+/* The decompressed tar stream, with zeros appended up to a block boundary
+ * plus the two end blocks: layers written by Go's archive/tar without
+ * closing the writer (umoci's insert, among others) end right after the
+ * last file's data, which GNU tar and containerd accept but libarchive
+ * calls truncated. Every byte read was verified by its digest first (or,
+ * while streaming, is used only once the whole artifact verifies). */
+struct padded {
+    struct archive *raw;
+    uint64_t total;
+    bool eof;
+    char zeros[512 * 3];
+};
+
+static la_ssize_t padded_read(struct archive *a, void *ud, const void **buf)
+{
+    struct padded *p = ud;
+    size_t size;
+    la_int64_t off;
+
+    if (p->eof)
+        return 0;
+    int r = archive_read_data_block(p->raw, buf, &size, &off);
+    if (r == ARCHIVE_OK) {
+        p->total += size;
+        return (la_ssize_t)size;
+    }
+    if (r != ARCHIVE_EOF) {
+        archive_set_error(a, archive_errno(p->raw), "%s", archive_error_string(p->raw));
+        return -1;
+    }
+    p->eof = true;
+    *buf = p->zeros;
+    return (la_ssize_t)((512 - p->total % 512) % 512 + 1024);
+}
+
+static int padded_close(struct archive *a, void *ud)
+{
+    struct padded *p = ud;
+
+    (void)a;
+    archive_read_free(p->raw);
+    free(p);
+    return ARCHIVE_OK;
+}
+
+/* A tar reader over `archive` (or `fd`), decompressing and padding. */
+static struct archive *open_tar(const char *archive, int fd, berth_error *err)
+{
+    struct padded *p = xcalloc(1, sizeof(*p));
+    struct archive_entry *e;
+    struct archive *in;
+
+    p->raw = archive_read_new();
+    if (!p->raw) {
+        free(p);
+        berth_error_set(err, ENOMEM, "allocating libarchive handles");
+        return NULL;
+    }
+    archive_read_support_filter_all(p->raw);
+    archive_read_support_format_raw(p->raw);
+    int r = archive ? archive_read_open_filename(p->raw, archive, 1 << 17)
+                    : archive_read_open_fd(p->raw, fd, 1 << 17);
+    if (r != ARCHIVE_OK || archive_read_next_header(p->raw, &e) != ARCHIVE_OK) {
+        berth_error_set(err, 0, "opening archive '%s': %s", archive ? archive : "the stream",
+                        archive_error_string(p->raw));
+        archive_read_free(p->raw);
+        free(p);
+        return NULL;
+    }
+    in = archive_read_new();
+    if (!in) {
+        padded_close(NULL, p);
+        berth_error_set(err, ENOMEM, "allocating libarchive handles");
+        return NULL;
+    }
+    archive_read_support_format_tar(in);
+    archive_read_support_format_gnutar(in);
+    if (archive_read_open(in, p, NULL, padded_read, padded_close) != ARCHIVE_OK) {
+        berth_error_set(err, 0, "reading archive '%s': %s", archive ? archive : "the stream",
+                        archive_error_string(in));
+        archive_read_free(in);
+        return NULL;
+    }
+    return in;
+}
+
 /* Open `archive` (or `fd` when archive is NULL) and extract into `dest`. */
 static int unpack(const char *archive, int fd, const char *dest, struct ctx *c, berth_error *err)
 {
-    _cleanup_(archive_readp) struct archive *in = reader();
     _cleanup_(archive_writep) struct archive *out = archive_write_disk_new();
     _cleanup_close_ int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
     _cleanup_close_ int rootfd = open(dest, O_PATH | O_DIRECTORY | O_CLOEXEC);
     const char *what = archive ? archive : "the stream";
+    _cleanup_(archive_readp) struct archive *in = NULL;
     int r;
 
-    if (!in || !out)
+    if (!out)
         return berth_error_set(err, ENOMEM, "allocating libarchive handles");
     if (cwd < 0)
         return berth_error_set(err, errno, "opening the current directory");
@@ -339,10 +425,8 @@ static int unpack(const char *archive, int fd, const char *dest, struct ctx *c, 
     c->rootfd = rootfd;
     /* numeric owners: no set_standard_lookup */
     archive_write_disk_set_options(out, extract_flags);
-    r = archive ? archive_read_open_filename(in, archive, 1 << 17)
-                : archive_read_open_fd(in, fd, 1 << 17);
-    if (r != ARCHIVE_OK)
-        return berth_error_set(err, 0, "opening archive '%s': %s", what, archive_error_string(in));
+    if (!(in = open_tar(archive, fd, err)))
+        return -1;
     /* libarchive extracts relative to the working directory; the secure
      * flags keep every entry below it */
     if (fchdir(rootfd) < 0 && chdir(dest) < 0)
