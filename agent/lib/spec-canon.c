@@ -158,7 +158,7 @@ static const char *const format_names[] = {"auto", "rootfs", "oci", "docker"};
 static const char *const restart_names[] = {"always", "on-failure", "never"};
 static const char *const network_names[] = {"host", "none"};
 
-static struct jv *image_tree(const struct berth_image *img)
+static struct jv *image_tree(const struct berth_image_spec *img)
 {
     struct jv *o = jv_new(J_OBJ);
 

@@ -13,245 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
+#include "spec-yaml.h"
 #include "spec.h"
 #include "util.h"
-
-/* ---- Node tree --------------------------------------------------------- */
-
-enum nkind { N_SCALAR, N_SEQ, N_MAP };
-/* YAML 1.1 implicit type of a plain scalar, as PyYAML resolves it */
-enum skind { S_STR, S_NULL, S_BOOL, S_INT, S_FLOAT };
-
-struct node {
-    enum nkind kind;
-    enum skind sk;
-    bool decimal; /* S_INT written in plain decimal; S_FLOAT finite, no '_' */
-    bool bval;
-    unsigned line, col; /* 1-based */
-    char *text;         /* scalars */
-    size_t len;
-    struct node **items; /* seq: items; map: key, value, key, value... */
-    size_t n, cap;
-    size_t weight; /* nodes in the subtree, aliases expanded */
-};
-
-struct anchor {
-    char *name;
-    struct node *node;
-};
-
-#define ARENA_BLOCK 1024
-
-struct doc {
-    const char *data;
-    size_t len;
-    struct node **blocks;
-    size_t nblocks, used; /* nodes used in the last block */
-    struct anchor *anchors;
-    size_t acap, an;
-    size_t total; /* expanded node count */
-    struct node *root;
-};
-
-static struct node *node_new(struct doc *d)
-{
-    if (d->nblocks == 0 || d->used == ARENA_BLOCK) {
-        d->blocks = xrealloc(d->blocks, (d->nblocks + 1) * sizeof(*d->blocks));
-        d->blocks[d->nblocks++] = xcalloc(ARENA_BLOCK, sizeof(struct node));
-        d->used = 0;
-    }
-    return &d->blocks[d->nblocks - 1][d->used++];
-}
-
-static void doc_free(struct doc *d)
-{
-    for (size_t b = 0; b < d->nblocks; b++) {
-        size_t n = b + 1 == d->nblocks ? d->used : ARENA_BLOCK;
-        for (size_t i = 0; i < n; i++) {
-            free(d->blocks[b][i].text);
-            free(d->blocks[b][i].items);
-        }
-        free(d->blocks[b]);
-    }
-    free(d->blocks);
-    for (size_t i = 0; i < d->acap; i++)
-        free(d->anchors[i].name);
-    free(d->anchors);
-}
-
-static size_t hash_str(const char *s)
-{
-    size_t h = 1469598103934665603ULL;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
-static struct anchor *anchor_slot(struct doc *d, const char *name)
-{
-    size_t i = hash_str(name) & (d->acap - 1);
-
-    while (d->anchors[i].name && strcmp(d->anchors[i].name, name))
-        i = (i + 1) & (d->acap - 1);
-    return &d->anchors[i];
-}
-
-/* A later anchor of the same name replaces the earlier one, as in YAML. */
-static void anchor_set(struct doc *d, const char *name, struct node *n)
-{
-    if (2 * (d->an + 1) > d->acap) {
-        struct anchor *old = d->anchors;
-        size_t oldcap = d->acap;
-        d->acap = oldcap ? 2 * oldcap : 64;
-        d->anchors = xcalloc(d->acap, sizeof(*d->anchors));
-        for (size_t i = 0; i < oldcap; i++)
-            if (old[i].name)
-                *anchor_slot(d, old[i].name) = old[i];
-        free(old);
-    }
-    struct anchor *a = anchor_slot(d, name);
-    if (!a->name) {
-        a->name = xstrdup(name);
-        d->an++;
-    }
-    a->node = n;
-}
-
-static struct node *anchor_get(struct doc *d, const char *name)
-{
-    if (!d->acap)
-        return NULL;
-    return anchor_slot(d, name)->node;
-}
-
-/* ---- Plain scalar resolution (PyYAML's YAML 1.1 resolvers) ------------- */
-
-static bool is_one_of(const char *s, const char *const *words)
-{
-    for (; *words; words++)
-        if (!strcmp(s, *words))
-            return true;
-    return false;
-}
-
-static bool all_in(const char *s, const char *set)
-{
-    for (; *s; s++)
-        if (!strchr(set, *s))
-            return false;
-    return true;
-}
-
-/* [-+]?[1-9][0-9_]*(:[0-5]?[0-9])+ */
-static bool is_sexagesimal(const char *s)
-{
-    const char *p = s + (*s == '-' || *s == '+');
-    if (*p < '1' || *p > '9')
-        return false;
-    while ((*p >= '0' && *p <= '9') || *p == '_')
-        p++;
-    if (*p != ':')
-        return false;
-    while (*p == ':') {
-        p++;
-        if (p[0] >= '0' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9')
-            p += 2;
-        else if (p[0] >= '0' && p[0] <= '9')
-            p++;
-        else
-            return false;
-    }
-    return *p == '\0';
-}
-
-static void resolve_int(struct node *n, const char *s)
-{
-    const char *p = s + (*s == '-' || *s == '+');
-
-    n->sk = S_STR;
-    if (!*p)
-        return;
-    if (p[0] == '0' && p[1] == 'b' && p[2] && all_in(p + 2, "01_"))
-        n->sk = S_INT;
-    else if (p[0] == '0' && p[1] == 'x' && p[2] && all_in(p + 2, "0123456789abcdefABCDEF_"))
-        n->sk = S_INT;
-    else if (p[0] == '0' && p[1] && all_in(p + 1, "01234567_"))
-        n->sk = S_INT;
-    else if (!strcmp(p, "0") || (*p >= '1' && *p <= '9' && all_in(p, "0123456789_"))) {
-        n->sk = S_INT;
-        n->decimal = !strchr(p, '_');
-    } else if (is_sexagesimal(s))
-        n->sk = S_INT;
-}
-
-/* [-+]?[0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)? | \.[0-9][0-9_]*(...)? | .inf | .nan */
-static void resolve_float(struct node *n, const char *s)
-{
-    static const char *const inf[] = {".inf", ".Inf", ".INF", NULL};
-    static const char *const nan[] = {".nan", ".NaN", ".NAN", NULL};
-    const char *p = s, *q;
-
-    if (is_one_of(s + (*s == '-' || *s == '+'), inf) || is_one_of(s, nan)) {
-        n->sk = S_FLOAT;
-        return;
-    }
-    if (*p == '-' || *p == '+') {
-        p++;
-        if (*p == '.')
-            return; /* PyYAML: a sign needs a digit before the dot */
-    }
-    q = p;
-    while ((*q >= '0' && *q <= '9') || (q != p && *q == '_'))
-        q++;
-    if (*q != '.')
-        return;
-    if (q == p && !(q[1] >= '0' && q[1] <= '9'))
-        return;
-    q++;
-    while ((*q >= '0' && *q <= '9') || *q == '_')
-        q++;
-    if (*q == 'e' || *q == 'E') {
-        q++;
-        if (*q != '-' && *q != '+')
-            return;
-        q++;
-        if (!(*q >= '0' && *q <= '9'))
-            return;
-        while (*q >= '0' && *q <= '9')
-            q++;
-    }
-    if (*q)
-        return;
-    n->sk = S_FLOAT;
-    n->decimal = !strchr(s, '_');
-}
-
-static void resolve_plain(struct node *n)
-{
-    static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
-    static const char *const yes[] = {"yes",  "Yes", "YES", "true", "True",
-                                      "TRUE", "on",  "On",  "ON",   NULL};
-    static const char *const no[] = {"no",    "No",  "NO",  "false", "False",
-                                     "FALSE", "off", "Off", "OFF",   NULL};
-    const char *s = n->text;
-
-    n->sk = S_STR;
-    if (strlen(s) != n->len)
-        return;
-    if (is_one_of(s, nulls))
-        n->sk = S_NULL;
-    else if (is_one_of(s, yes) || is_one_of(s, no)) {
-        n->sk = S_BOOL;
-        n->bval = is_one_of(s, yes);
-    } else if ((*s >= '0' && *s <= '9') || *s == '-' || *s == '+' || *s == '.') {
-        resolve_int(n, s);
-        if (n->sk == S_STR)
-            resolve_float(n, s);
-    }
-}
 
 /* ---- Errors ------------------------------------------------------------ */
 
@@ -348,229 +113,9 @@ static void path_pop(struct ctx *c, size_t old)
         path_pop((c), _old);                 \
     } while (0)
 
-/* ---- Building the tree from libyaml events ---------------------------- */
-
-/* libyaml reports reader errors as a byte offset */
-static void offset_to_linecol(const char *data, size_t len, size_t off, unsigned *line,
-                              unsigned *col)
-{
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < off && i < len; i++) {
-        if (data[i] == '\n') {
-            (*line)++;
-            *col = 1;
-        } else if (((unsigned char)data[i] & 0xC0) != 0x80)
-            (*col)++;
-    }
-}
-
-/* The byte at 1-based line/column (columns count characters). */
-static int char_at(const char *data, size_t len, unsigned line, unsigned col)
-{
-    size_t i = 0;
-
-    for (unsigned l = 1; l < line; l++) {
-        const char *nl = memchr(data + i, '\n', len - i);
-        if (!nl)
-            return -1;
-        i = (size_t)(nl - data) + 1;
-    }
-    for (unsigned k = 1; k < col && i < len && data[i] != '\n'; i++)
-        if (((unsigned char)data[i + 1] & 0xC0) != 0x80)
-            k++;
-    return i < len ? (unsigned char)data[i] : -1;
-}
-
-static void yaml_error(struct ctx *c, const struct doc *d, const yaml_parser_t *p)
-{
-    unsigned line, col;
-
-    if (p->error == YAML_READER_ERROR) {
-        offset_to_linecol(d->data, d->len, p->problem_offset, &line, &col);
-        if (p->problem_value != -1)
-            errat(c, line, col, "invalid input: %s (byte 0x%02x)", p->problem,
-                  (unsigned)p->problem_value & 0xff);
-        else
-            errat(c, line, col, "invalid input: %s", p->problem);
-        return;
-    }
-    if (p->error == YAML_MEMORY_ERROR) {
-        errat(c, 0, 0, "out of memory while parsing YAML");
-        return;
-    }
-    line = (unsigned)p->problem_mark.line + 1;
-    col = (unsigned)p->problem_mark.column + 1;
-    if (char_at(d->data, d->len, line, col) == '\t') {
-        errat(c, line, col,
-              "yaml syntax error: tab character; indent with spaces, YAML forbids tabs");
-        return;
-    }
-    if (p->context)
-        errat(c, line, col, "yaml syntax error: %s %s (line %u)", p->problem ? p->problem : "",
-              p->context, (unsigned)p->context_mark.line + 1);
-    else
-        errat(c, line, col, "yaml syntax error: %s", p->problem ? p->problem : "invalid YAML");
-}
-
-static bool tag_ok(struct ctx *c, const yaml_event_t *ev, const char *tag, const char *allowed)
-{
-    if (!tag || !strcmp(tag, "!") || !strcmp(tag, allowed))
-        return true;
-    errat(c, (unsigned)ev->start_mark.line + 1, (unsigned)ev->start_mark.column + 1,
-          "unsupported YAML tag '%s'", tag);
-    return false;
-}
-
-static void attach(struct doc *d, struct node **stack, size_t depth, struct node *n)
-{
-    if (depth == 0) {
-        d->root = n;
-        return;
-    }
-    struct node *p = stack[depth - 1];
-    if (p->n == p->cap) {
-        p->cap = p->cap ? 2 * p->cap : 4;
-        p->items = xrealloc(p->items, p->cap * sizeof(*p->items));
-    }
-    p->items[p->n++] = n;
-    p->weight += n->weight;
-}
-
-struct builder {
-    struct node *stack[BERTH_SPEC_MAX_DEPTH + 1];
-    char *anchors[BERTH_SPEC_MAX_DEPTH + 1];
-    size_t depth;
-    int docs;
-};
-
-/* One event. Returns -1 to stop (syntax or bound error recorded), 1 at the
- * end of the stream, 0 to continue. */
-static int build_event(struct ctx *c, struct doc *d, struct builder *b, yaml_event_t *ev)
-{
-    unsigned line = (unsigned)ev->start_mark.line + 1, col = (unsigned)ev->start_mark.column + 1;
-    struct node *n = NULL;
-    char *anchor = NULL;
-    bool owned_anchor = false;
-
-    switch (ev->type) {
-    case YAML_STREAM_END_EVENT:
-        return 1;
-    case YAML_DOCUMENT_START_EVENT:
-        if (++b->docs > 1) {
-            errat(c, line, col, "only one YAML document is allowed in the file");
-            return -1;
-        }
-        return 0;
-    case YAML_SCALAR_EVENT:
-        n = node_new(d);
-        n->kind = N_SCALAR;
-        n->len = ev->data.scalar.length;
-        n->text = xmalloc(n->len + 1);
-        memcpy(n->text, ev->data.scalar.value, n->len);
-        n->text[n->len] = '\0';
-        if (tag_ok(c, ev, (const char *)ev->data.scalar.tag, YAML_STR_TAG) &&
-            !ev->data.scalar.tag && ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
-            resolve_plain(n);
-        anchor = (char *)ev->data.scalar.anchor;
-        break;
-    case YAML_SEQUENCE_START_EVENT:
-    case YAML_MAPPING_START_EVENT:
-        if (b->depth == BERTH_SPEC_MAX_DEPTH) {
-            errat(c, line, col, "nesting deeper than %d levels", BERTH_SPEC_MAX_DEPTH);
-            return -1;
-        }
-        n = node_new(d);
-        if (ev->type == YAML_SEQUENCE_START_EVENT) {
-            n->kind = N_SEQ;
-            tag_ok(c, ev, (const char *)ev->data.sequence_start.tag, YAML_SEQ_TAG);
-            anchor = (char *)ev->data.sequence_start.anchor;
-        } else {
-            n->kind = N_MAP;
-            tag_ok(c, ev, (const char *)ev->data.mapping_start.tag, YAML_MAP_TAG);
-            anchor = (char *)ev->data.mapping_start.anchor;
-        }
-        n->line = line;
-        n->col = col;
-        n->weight = 1;
-        if (++d->total > BERTH_SPEC_MAX_NODES)
-            goto too_big;
-        /* registered at the end: an alias to an unfinished node would be a cycle */
-        b->anchors[b->depth] = anchor ? xstrdup(anchor) : NULL;
-        b->stack[b->depth++] = n;
-        return 0;
-    case YAML_SEQUENCE_END_EVENT:
-    case YAML_MAPPING_END_EVENT:
-        n = b->stack[--b->depth];
-        anchor = b->anchors[b->depth];
-        owned_anchor = true;
-        break;
-    case YAML_ALIAS_EVENT:
-        n = anchor_get(d, (const char *)ev->data.alias.anchor);
-        if (!n) {
-            errat(c, line, col, "undefined alias '*%s'", (const char *)ev->data.alias.anchor);
-            return -1;
-        }
-        if ((d->total += n->weight) > BERTH_SPEC_MAX_NODES)
-            goto too_big;
-        attach(d, b->stack, b->depth, n);
-        return 0;
-    default:
-        return 0;
-    }
-    if (n->kind == N_SCALAR) {
-        n->line = line;
-        n->col = col;
-        n->weight = 1;
-        if (++d->total > BERTH_SPEC_MAX_NODES)
-            goto too_big;
-    }
-    if (anchor)
-        anchor_set(d, anchor, n);
-    if (owned_anchor)
-        free(anchor);
-    attach(d, b->stack, b->depth, n);
-    return 0;
-
-too_big:
-    errat(c, line, col,
-          "document too large: more than %d nodes with aliases expanded (alias bomb?)",
-          BERTH_SPEC_MAX_NODES);
-    return -1;
-}
-
-static int build_tree(struct ctx *c, struct doc *d)
-{
-    struct builder b = {.depth = 0};
-    yaml_parser_t p;
-    yaml_event_t ev;
-    int r;
-
-    if (!yaml_parser_initialize(&p)) {
-        errat(c, 0, 0, "out of memory initialising the YAML parser");
-        return -1;
-    }
-    yaml_parser_set_input_string(&p, (const unsigned char *)d->data, d->len);
-    for (;;) {
-        if (!yaml_parser_parse(&p, &ev)) {
-            yaml_error(c, d, &p);
-            r = -1;
-            break;
-        }
-        r = build_event(c, d, &b, &ev);
-        yaml_event_delete(&ev);
-        if (r)
-            break;
-    }
-    while (b.depth > 0)
-        free(b.anchors[--b.depth]);
-    yaml_parser_delete(&p);
-    return r < 0 ? -1 : 0;
-}
-
 /* ---- Typed getters ------------------------------------------------------ */
 
-static const char *kind_name(const struct node *n)
+static const char *kind_name(const struct spec_node *n)
 {
     switch (n->kind) {
     case N_MAP:
@@ -594,12 +139,12 @@ static const char *kind_name(const struct node *n)
     }
 }
 
-static bool is_str(const struct node *n)
+static bool is_str(const struct spec_node *n)
 {
     return n->kind == N_SCALAR && n->sk == S_STR;
 }
 
-static bool want_str(struct ctx *c, const struct node *n, const char *what)
+static bool want_str(struct ctx *c, const struct spec_node *n, const char *what)
 {
     if (is_str(n)) {
         if (strlen(n->text) == n->len)
@@ -611,7 +156,7 @@ static bool want_str(struct ctx *c, const struct node *n, const char *what)
     return false;
 }
 
-static bool get_bool(struct ctx *c, const struct node *n, bool *out)
+static bool get_bool(struct ctx *c, const struct spec_node *n, bool *out)
 {
     if (n->kind == N_SCALAR && n->sk == S_BOOL) {
         *out = n->bval;
@@ -624,7 +169,8 @@ static bool get_bool(struct ctx *c, const struct node *n, bool *out)
 /* An integer in [min, max]. A float with an integral value counts, as in
  * JSON Schema; hex, octal and sexagesimal forms do not (YAML 1.1 and 1.2
  * disagree on them). */
-static bool get_uint(struct ctx *c, const struct node *n, uint64_t min, uint64_t max, uint64_t *out)
+static bool get_uint(struct ctx *c, const struct spec_node *n, uint64_t min, uint64_t max,
+                     uint64_t *out)
 {
     if (n->kind == N_SCALAR && n->sk == S_INT && !n->decimal) {
         ERR(c, n, "write the integer '%s' in plain decimal", n->text);
@@ -660,7 +206,7 @@ range:
     return false;
 }
 
-static bool get_str(struct ctx *c, const struct node *n, const char *what, char **out)
+static bool get_str(struct ctx *c, const struct spec_node *n, const char *what, char **out)
 {
     if (!want_str(c, n, what))
         return false;
@@ -669,7 +215,7 @@ static bool get_str(struct ctx *c, const struct node *n, const char *what, char 
     return true;
 }
 
-static bool get_enum(struct ctx *c, const struct node *n, const char *const *names, int *out)
+static bool get_enum(struct ctx *c, const struct spec_node *n, const char *const *names, int *out)
 {
     if (is_str(n))
         for (int i = 0; names[i]; i++)
@@ -839,7 +385,7 @@ static bool size_syntax(const char *s)
 
 #define SIZE_MAX_BYTES (1ULL << 53)
 
-static bool get_size(struct ctx *c, const struct node *n, uint64_t *out)
+static bool get_size(struct ctx *c, const struct spec_node *n, uint64_t *out)
 {
     if (n->kind == N_SCALAR && (n->sk == S_INT || n->sk == S_FLOAT))
         return get_uint(c, n, 1, SIZE_MAX_BYTES, out);
@@ -893,7 +439,7 @@ static bool parse_duration(const char *s, uint64_t *ret_ms)
     return true;
 }
 
-static bool get_duration(struct ctx *c, const struct node *n, bool positive, uint64_t *out)
+static bool get_duration(struct ctx *c, const struct spec_node *n, bool positive, uint64_t *out)
 {
     if (n->kind == N_SCALAR && (n->sk == S_INT || n->sk == S_FLOAT)) {
         ERR(c, n, "expected a duration with a unit such as 10s, got %s", n->text);
@@ -919,51 +465,16 @@ static bool get_duration(struct ctx *c, const struct node *n, bool positive, uin
     return true;
 }
 
+/* clang-format off */
 static const char *const capability_names[] = {
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-    "ALL",
-    NULL,
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE", "ALL", NULL,
 };
+/* clang-format on */
 
 /* ^(CAP_)?(CHOWN|...|ALL)$ → the name without CAP_ */
 static const char *normal_capability(const char *s)
@@ -979,8 +490,7 @@ static const char *normal_capability(const char *s)
 static const char *const signal_names[] = {
     "HUP",  "INT",  "QUIT",   "ILL",  "TRAP",  "ABRT", "BUS",  "FPE",  "KILL", "USR1", "SEGV",
     "USR2", "PIPE", "ALRM",   "TERM", "CHLD",  "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
-    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO",   "PWR",  "SYS",  NULL,
-};
+    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO",   "PWR",  "SYS",  NULL};
 
 /* ^(SIG)?(HUP|INT|...|SYS)$ */
 static int signal_number(const char *s)
@@ -1022,7 +532,7 @@ static size_t levenshtein(const char *a, const char *b)
 
 static int cmp_key_ptr(const void *a, const void *b)
 {
-    const struct node *x = *(struct node *const *)a, *y = *(struct node *const *)b;
+    const struct spec_node *x = *(struct spec_node *const *)a, *y = *(struct spec_node *const *)b;
     int r = strcmp(x->text, y->text);
 
     if (r)
@@ -1032,13 +542,13 @@ static int cmp_key_ptr(const void *a, const void *b)
 
 /* Check the keys of mapping `n`: scalars, no duplicates. Duplicates are
  * reported at the later occurrence. Returns false if a key is unusable. */
-static bool check_keys(struct ctx *c, const struct node *n, const char *dup_what)
+static bool check_keys(struct ctx *c, const struct spec_node *n, const char *dup_what)
 {
     size_t nkeys = n->n / 2;
     bool ok = true;
 
     for (size_t i = 0; i < nkeys; i++) {
-        const struct node *k = n->items[2 * i];
+        const struct spec_node *k = n->items[2 * i];
         if (k->kind != N_SCALAR) {
             ERR(c, k, "mapping keys must be plain strings, got %s", kind_name(k));
             ok = false;
@@ -1046,7 +556,7 @@ static bool check_keys(struct ctx *c, const struct node *n, const char *dup_what
     }
     if (!ok || nkeys < 2)
         return ok;
-    _cleanup_free_ struct node **keys = xmalloc(nkeys * sizeof(*keys));
+    _cleanup_free_ struct spec_node **keys = xmalloc(nkeys * sizeof(*keys));
     for (size_t i = 0; i < nkeys; i++)
         keys[i] = n->items[2 * i];
     qsort(keys, nkeys, sizeof(*keys), cmp_key_ptr);
@@ -1064,8 +574,8 @@ static bool check_keys(struct ctx *c, const struct node *n, const char *dup_what
 
 /* `n` must be a mapping with only the keys in `names`; vals[i] is the value
  * of names[i] (the last one when duplicated) or NULL. */
-static bool get_map(struct ctx *c, const struct node *n, const char *const *names,
-                    const struct node **vals)
+static bool get_map(struct ctx *c, const struct spec_node *n, const char *const *names,
+                    const struct spec_node **vals)
 {
     if (n->kind != N_MAP) {
         ERR(c, n, "expected a mapping, got %s", kind_name(n));
@@ -1074,7 +584,7 @@ static bool get_map(struct ctx *c, const struct node *n, const char *const *name
     if (!check_keys(c, n, "key"))
         return false;
     for (size_t i = 0; i < n->n; i += 2) {
-        const struct node *k = n->items[i];
+        const struct spec_node *k = n->items[i];
         size_t j;
         for (j = 0; names[j]; j++)
             if (!strcmp(k->text, names[j]))
@@ -1102,15 +612,16 @@ static bool get_map(struct ctx *c, const struct node *n, const char *const *name
     return true;
 }
 
-static void require(struct ctx *c, const struct node *map, const struct node *val, const char *key)
+static void require(struct ctx *c, const struct spec_node *map, const struct spec_node *val,
+                    const char *key)
 {
     if (!val)
         AT(c, key, ERR(c, map, "missing required key '%s'", key));
 }
 
 /* A list of strings, each checked by `check` (NULL: any string). */
-static bool get_str_list(struct ctx *c, const struct node *n, size_t min, const char *what,
-                         bool (*check)(struct ctx *, const struct node *), char ***ret,
+static bool get_str_list(struct ctx *c, const struct spec_node *n, size_t min, const char *what,
+                         bool (*check)(struct ctx *, const struct spec_node *), char ***ret,
                          size_t *ret_n)
 {
     bool ok = true;
@@ -1126,7 +637,7 @@ static bool get_str_list(struct ctx *c, const struct node *n, size_t min, const 
     char **v = xcalloc(n->n + 1, sizeof(*v));
     for (size_t i = 0; i < n->n; i++) {
         size_t old = path_push_index(c, i);
-        const struct node *it = n->items[i];
+        const struct spec_node *it = n->items[i];
         if (!want_str(c, it, what) || (check && !check(c, it)))
             ok = false;
         else
@@ -1138,7 +649,7 @@ static bool get_str_list(struct ctx *c, const struct node *n, size_t min, const 
     return ok;
 }
 
-static bool check_url(struct ctx *c, const struct node *n)
+static bool check_url(struct ctx *c, const struct spec_node *n)
 {
     if (valid_url(n->text))
         return true;
@@ -1146,7 +657,7 @@ static bool check_url(struct ctx *c, const struct node *n)
     return false;
 }
 
-static bool check_abs_path(struct ctx *c, const struct node *n)
+static bool check_abs_path(struct ctx *c, const struct spec_node *n)
 {
     if (n->text[0] == '/')
         return true;
@@ -1154,7 +665,7 @@ static bool check_abs_path(struct ctx *c, const struct node *n)
     return false;
 }
 
-static bool check_capability(struct ctx *c, const struct node *n)
+static bool check_capability(struct ctx *c, const struct spec_node *n)
 {
     if (normal_capability(n->text))
         return true;
@@ -1165,10 +676,10 @@ static bool check_capability(struct ctx *c, const struct node *n)
 
 /* ---- Service fields ---------------------------------------------------- */
 
-static void parse_signature(struct ctx *c, const struct node *n, struct berth_image *img)
+static void parse_signature(struct ctx *c, const struct spec_node *n, struct berth_image_spec *img)
 {
     static const char *const keys[] = {"url", "public_key", NULL};
-    const struct node *v[2] = {NULL};
+    const struct spec_node *v[2] = {NULL};
 
     if (!get_map(c, n, keys, v))
         return;
@@ -1187,11 +698,11 @@ static void parse_signature(struct ctx *c, const struct node *n, struct berth_im
     }
 }
 
-static void parse_image(struct ctx *c, const struct node *n, struct berth_image *img)
+static void parse_image(struct ctx *c, const struct spec_node *n, struct berth_image_spec *img)
 {
     static const char *const keys[] = {"url", "mirrors", "digest", "format", "signature", NULL};
     static const char *const formats[] = {"auto", "rootfs", "oci", "docker", NULL};
-    const struct node *v[5] = {NULL};
+    const struct spec_node *v[5] = {NULL};
     int fmt = 0;
 
     if (!get_map(c, n, keys, v))
@@ -1222,7 +733,7 @@ static void parse_image(struct ctx *c, const struct node *n, struct berth_image 
         AT(c, "signature", parse_signature(c, v[4], img));
 }
 
-static void parse_env(struct ctx *c, const struct node *n, struct berth_service *s)
+static void parse_env(struct ctx *c, const struct spec_node *n, struct berth_service *s)
 {
     if (n->kind != N_MAP) {
         ERR(c, n, "expected a mapping of variable names to values, got %s", kind_name(n));
@@ -1232,7 +743,7 @@ static void parse_env(struct ctx *c, const struct node *n, struct berth_service 
         return;
     s->env = xcalloc(n->n / 2 + 1, sizeof(*s->env));
     for (size_t i = 0; i < n->n; i += 2) {
-        const struct node *k = n->items[i], *v = n->items[i + 1];
+        const struct spec_node *k = n->items[i], *v = n->items[i + 1];
         size_t old = path_push(c, k->text);
         if (!valid_env_name(k->text))
             ERR(c, k,
@@ -1251,11 +762,11 @@ static void parse_env(struct ctx *c, const struct node *n, struct berth_service 
     }
 }
 
-static void parse_mount(struct ctx *c, const struct node *n, struct berth_spec_mount *m)
+static void parse_mount(struct ctx *c, const struct spec_node *n, struct berth_spec_mount *m)
 {
     static const char *const keys[] = {"type", "source", "target", "readonly", "size", NULL};
     static const char *const types[] = {"bind", "tmpfs", NULL};
-    const struct node *v[5] = {NULL};
+    const struct spec_node *v[5] = {NULL};
     int type = 0;
 
     if (!get_map(c, n, keys, v))
@@ -1288,7 +799,7 @@ static void parse_mount(struct ctx *c, const struct node *n, struct berth_spec_m
                xstrdup(v[2]->text));
 }
 
-static void parse_mounts(struct ctx *c, const struct node *n, struct berth_service *s)
+static void parse_mounts(struct ctx *c, const struct spec_node *n, struct berth_service *s)
 {
     if (n->kind != N_SEQ) {
         ERR(c, n, "expected a list of mounts, got %s", kind_name(n));
@@ -1303,10 +814,10 @@ static void parse_mounts(struct ctx *c, const struct node *n, struct berth_servi
     }
 }
 
-static void parse_backoff(struct ctx *c, const struct node *n, struct berth_service *s)
+static void parse_backoff(struct ctx *c, const struct spec_node *n, struct berth_service *s)
 {
     static const char *const keys[] = {"initial", "max", "reset_after", NULL};
-    const struct node *v[3] = {NULL};
+    const struct spec_node *v[3] = {NULL};
 
     if (!get_map(c, n, keys, v))
         return;
@@ -1318,10 +829,10 @@ static void parse_backoff(struct ctx *c, const struct node *n, struct berth_serv
         AT(c, "reset_after", get_duration(c, v[2], false, &s->backoff.reset_after_ms));
 }
 
-static void parse_log(struct ctx *c, const struct node *n, struct berth_service *s)
+static void parse_log(struct ctx *c, const struct spec_node *n, struct berth_service *s)
 {
     static const char *const keys[] = {"max_size", "max_files", NULL};
-    const struct node *v[2] = {NULL};
+    const struct spec_node *v[2] = {NULL};
     uint64_t files;
 
     if (!get_map(c, n, keys, v))
@@ -1333,7 +844,7 @@ static void parse_log(struct ctx *c, const struct node *n, struct berth_service 
            if (get_uint(c, v[1], 1, 1000, &files)) s->log.max_files = (unsigned)files);
 }
 
-static void parse_cpus(struct ctx *c, const struct node *n, struct berth_service *s)
+static void parse_cpus(struct ctx *c, const struct spec_node *n, struct berth_service *s)
 {
     double v;
 
@@ -1353,10 +864,10 @@ static void parse_cpus(struct ctx *c, const struct node *n, struct berth_service
     s->limits.cpus_milli = (unsigned)(v * 1000 + 0.5);
 }
 
-static void parse_limits(struct ctx *c, const struct node *n, struct berth_service *s)
+static void parse_limits(struct ctx *c, const struct spec_node *n, struct berth_service *s)
 {
     static const char *const keys[] = {"memory", "cpus", "pids", "nofile", NULL};
-    const struct node *v[4] = {NULL};
+    const struct spec_node *v[4] = {NULL};
 
     if (!get_map(c, n, keys, v))
         return;
@@ -1401,10 +912,10 @@ static void normalise_caps(char **v, size_t *n)
     }
 }
 
-static void parse_capabilities(struct ctx *c, const struct node *n, struct berth_service *s)
+static void parse_capabilities(struct ctx *c, const struct spec_node *n, struct berth_service *s)
 {
     static const char *const keys[] = {"add", "drop", NULL};
-    const struct node *v[2] = {NULL};
+    const struct spec_node *v[2] = {NULL};
 
     if (!get_map(c, n, keys, v))
         return;
@@ -1420,10 +931,10 @@ static void parse_capabilities(struct ctx *c, const struct node *n, struct berth
     normalise_caps(s->cap_drop, &s->ncap_drop);
 }
 
-static void parse_healthcheck(struct ctx *c, const struct node *n, struct berth_service *s)
+static void parse_healthcheck(struct ctx *c, const struct spec_node *n, struct berth_service *s)
 {
     static const char *const keys[] = {"command", "interval", "timeout", "retries", NULL};
-    const struct node *v[4] = {NULL};
+    const struct spec_node *v[4] = {NULL};
     uint64_t retries;
 
     if (!get_map(c, n, keys, v))
@@ -1482,7 +993,7 @@ enum {
     K_COUNT,
 };
 
-static void parse_user(struct ctx *c, const struct node *n, struct berth_service *s)
+static void parse_user(struct ctx *c, const struct spec_node *n, struct berth_service *s)
 {
     /* an integer is a uid; PyYAML also reads an unquoted 1000:1000 as one */
     if (n->kind == N_SCALAR && n->sk == S_INT && n->text[0] != '-' && n->text[0] != '+' &&
@@ -1499,7 +1010,7 @@ static void parse_user(struct ctx *c, const struct node *n, struct berth_service
     s->user = xstrdup(n->text);
 }
 
-static void parse_hostname(struct ctx *c, const struct node *n, struct berth_service *s)
+static void parse_hostname(struct ctx *c, const struct spec_node *n, struct berth_service *s)
 {
     if (!want_str(c, n, "a hostname"))
         return;
@@ -1510,7 +1021,7 @@ static void parse_hostname(struct ctx *c, const struct node *n, struct berth_ser
             n->text);
 }
 
-static void parse_stop_signal(struct ctx *c, const struct node *n, struct berth_service *s)
+static void parse_stop_signal(struct ctx *c, const struct spec_node *n, struct berth_service *s)
 {
     int sig;
 
@@ -1523,7 +1034,7 @@ static void parse_stop_signal(struct ctx *c, const struct node *n, struct berth_
         ERR(c, n, "unknown signal '%s' (write it in upper case, such as SIGTERM)", n->text);
 }
 
-static void parse_simple_fields(struct ctx *c, const struct node **v, struct berth_service *s)
+static void parse_simple_fields(struct ctx *c, const struct spec_node **v, struct berth_service *s)
 {
     static const char *const networks[] = {"host", "none", NULL};
     static const char *const restarts[] = {"always", "on-failure", "never", NULL};
@@ -1556,14 +1067,13 @@ static void parse_simple_fields(struct ctx *c, const struct node **v, struct ber
         AT(c, "enabled", get_bool(c, v[K_ENABLED], &s->enabled));
 }
 
-static void parse_service(struct ctx *c, const struct node *n, struct berth_service *s)
+static void parse_service(struct ctx *c, const struct spec_node *n, struct berth_service *s)
 {
     static const char *const keys[] = {
         "image",  "command",         "workdir",     "user",    "env", "network",     "hostname",
         "mounts", "readonly_rootfs", "restart",     "backoff", "log", "stop_signal", "stop_timeout",
-        "limits", "capabilities",    "healthcheck", "enabled", NULL,
-    };
-    const struct node *v[K_COUNT] = {NULL};
+        "limits", "capabilities",    "healthcheck", "enabled", NULL};
+    const struct spec_node *v[K_COUNT] = {NULL};
 
     service_defaults(s);
     if (!get_map(c, n, keys, v))
@@ -1593,7 +1103,7 @@ static int cmp_service(const void *a, const void *b)
     return strcmp(((const struct berth_service *)a)->name, ((const struct berth_service *)b)->name);
 }
 
-static void parse_services(struct ctx *c, const struct node *n, struct berth_spec *spec)
+static void parse_services(struct ctx *c, const struct spec_node *n, struct berth_spec *spec)
 {
     if (n->kind != N_MAP) {
         ERR(c, n, "expected a mapping of service names to services, got %s", kind_name(n));
@@ -1604,7 +1114,7 @@ static void parse_services(struct ctx *c, const struct node *n, struct berth_spe
         return;
     spec->services = xcalloc(n->n / 2 + 1, sizeof(*spec->services));
     for (size_t i = 0; i < n->n; i += 2) {
-        const struct node *k = n->items[i];
+        const struct spec_node *k = n->items[i];
         size_t old = path_push(c, k->text);
         if (!valid_service_name(k->text))
             ERR(c, k,
@@ -1619,10 +1129,10 @@ static void parse_services(struct ctx *c, const struct node *n, struct berth_spe
     qsort(spec->services, spec->nservices, sizeof(*spec->services), cmp_service);
 }
 
-static void parse_root(struct ctx *c, const struct node *root, struct berth_spec *spec)
+static void parse_root(struct ctx *c, const struct spec_node *root, struct berth_spec *spec)
 {
     static const char *const keys[] = {"version", "services", NULL};
-    const struct node *v[2] = {NULL};
+    const struct spec_node *v[2] = {NULL};
     uint64_t version;
 
     if (root->kind != N_MAP) {
@@ -1638,7 +1148,7 @@ static void parse_root(struct ctx *c, const struct node *root, struct berth_spec
     require(c, root, v[1], "services");
     if (v[0]) {
         size_t old = path_push(c, "version");
-        const struct node *vn = v[0];
+        const struct spec_node *vn = v[0];
         if (vn->kind == N_SCALAR && (vn->sk == S_INT || vn->sk == S_FLOAT) &&
             get_uint(c, vn, 0, UINT32_MAX, &version)) {
             if (version != BERTH_SPEC_VERSION)
@@ -1744,19 +1254,20 @@ int berth_spec_parse_buffer(const char *data, size_t len, const char *filename,
                             struct berth_spec *ret, struct berth_spec_errors *errs)
 {
     struct ctx c = {.file = filename, .errs = errs};
-    struct doc d = {.data = data, .len = len};
+    struct spec_doc d = {0};
+    struct spec_yaml_error yerr = {0};
     size_t first = errs ? errs->n : 0;
 
     *ret = (struct berth_spec)BERTH_SPEC_INIT;
     if (len > BERTH_SPEC_MAX_SIZE)
         errat(&c, 0, 0, "file too large: %zu bytes, at most %u", len, BERTH_SPEC_MAX_SIZE);
-    else if (build_tree(&c, &d) == 0) {
-        if (!d.root)
-            errat(&c, 0, 0, "the file is empty (write 'services: {}' to run no services)");
-        else
-            parse_root(&c, d.root, ret);
-    }
-    doc_free(&d);
+    else if (spec_yaml_load(&d, data, len, &yerr) < 0)
+        errat(&c, yerr.line, yerr.col, "%s", yerr.msg);
+    else if (!d.root)
+        errat(&c, 0, 0, "the file is empty (write 'services: {}' to run no services)");
+    else
+        parse_root(&c, d.root, ret);
+    spec_yaml_free(&d);
     free(c.path);
     if (!c.failed)
         return 0;

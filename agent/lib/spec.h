@@ -64,12 +64,7 @@ void berth_spec_errors_release(struct berth_spec_errors *errs);
 
 /* ---- The typed spec ---------------------------------------------------- */
 
-enum berth_image_format {
-    BERTH_FORMAT_AUTO = 0, /* default: guess from the artifact */
-    BERTH_FORMAT_ROOTFS,
-    BERTH_FORMAT_OCI,
-    BERTH_FORMAT_DOCKER,
-};
+#include "format.h"
 
 enum berth_restart {
     BERTH_RESTART_ALWAYS = 0, /* default */
@@ -82,7 +77,7 @@ enum berth_network {
     BERTH_NETWORK_NONE,
 };
 
-struct berth_image {
+struct berth_image_spec {
     char *url;      /* http(s) */
     char **mirrors; /* tried in order after url; may be NULL */
     size_t nmirrors;
@@ -107,7 +102,7 @@ struct berth_spec_mount {
 
 struct berth_service {
     char *name; /* [a-z0-9][a-z0-9_.-]{0,62} */
-    struct berth_image image;
+    struct berth_image_spec image;
     char **command; /* NULL (ncommand 0): the image's entrypoint + cmd */
     size_t ncommand;
     char *workdir;             /* NULL: the image's */
