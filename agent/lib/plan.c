@@ -26,7 +26,7 @@ void berth_service_shape_hash(const struct berth_service *svc, char out[65])
 
 bool berth_env_name_is_secret(const char *name)
 {
-    static const char *const words[] = {"PASSWORD", "PASSWD",  "PASS", "SECRET", "TOKEN",
+    static const char *const words[] = {"PASSWORD", "PASSWD",     "PASS", "SECRET", "TOKEN",
                                         "KEY",      "CREDENTIAL", "AUTH", "CERT",   "PRIVATE"};
     for (size_t i = 0; i < ARRAY_SIZE(words); i++)
         if (strcasestr(name, words[i]))
@@ -90,19 +90,17 @@ static void diff_fields(struct berth_plan_item *it, const char *stored_json,
 struct record {
     char *name;
     char hash[65];   /* "" when the record is incomplete */
-    char *spec_json; /* the stored canonical spec, may be NULL */
     char *state;
     bool running;
 };
 
-static void read_record(const char *root, const char *name, struct record *r)
+static void read_record(const char *root, const struct berth_status *st, struct record *r)
 {
+    const char *name = st->name;
     _cleanup_free_ char *dir = berth_service_dir(root, name);
     _cleanup_free_ char *hashp = xasprintf("%s/spec.sha256", dir);
-    _cleanup_free_ char *specp = xasprintf("%s/spec.json", dir);
     _cleanup_free_ char *hash = NULL;
     berth_error e = BERTH_ERROR_INIT;
-    struct berth_status st;
 
     memset(r, 0, sizeof(*r));
     r->name = xstrdup(name);
@@ -110,14 +108,7 @@ static void read_record(const char *root, const char *name, struct record *r)
         memcpy(r->hash, hash, 64);
         r->hash[64] = '\0';
     }
-    if (berth_read_file(specp, 16 << 20, &r->spec_json, NULL, &e) < 0)
-        r->spec_json = NULL;
-    if (berth_status_read(root, name, &st, &e) == 0) {
-        r->state = TAKE_PTR(st.state);
-        berth_status_release(&st);
-    } else {
-        r->state = xstrdup("stopped");
-    }
+    r->state = xstrdup(st->state);
     r->running = berth_keeper_alive(root, name, NULL);
 }
 
@@ -136,7 +127,7 @@ static int read_records(const char *root, struct record **ret, size_t *ret_n, be
         return -1;
     v = xcalloc(n, sizeof(*v));
     for (size_t i = 0; i < n; i++)
-        read_record(root, list[i].name, &v[i]);
+        read_record(root, &list[i], &v[i]);
     berth_status_list_free(list, n);
     qsort(v, n, sizeof(*v), cmp_record);
     *ret = v;
@@ -148,14 +139,12 @@ static void free_records(struct record *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(v[i].name);
-        free(v[i].spec_json);
         free(v[i].state);
     }
     free(v);
 }
 
-static struct berth_plan_item *add_item(struct berth_plan *p, const char *name,
-                                        enum berth_action a)
+static struct berth_plan_item *add_item(struct berth_plan *p, const char *name, enum berth_action a)
 {
     struct berth_plan_item *it;
 
@@ -214,8 +203,15 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
             EVP_DigestUpdate(ctx, svc->name, strlen(svc->name) + 1);
             EVP_DigestUpdate(ctx, hash, 64);
             EVP_DigestUpdate(ctx, svc->enabled ? "1" : "0", 1);
-            if (it->action == BERTH_ACTION_REPLACE)
-                diff_fields(it, r->spec_json, svc);
+            if (it->action == BERTH_ACTION_REPLACE) {
+                /* only replacements need the stored spec */
+                _cleanup_free_ char *path = xasprintf("%s/services/%s/spec.json", root, r->name);
+                _cleanup_free_ char *stored = NULL;
+                berth_error e = BERTH_ERROR_INIT;
+                if (berth_read_file(path, 16 << 20, &stored, NULL, &e) < 0)
+                    stored = NULL;
+                diff_fields(it, stored, svc);
+            }
             i++;
         }
         if (c >= 0) {
