@@ -33,7 +33,15 @@ static const char usage_text[] =
     "Example:\n"
     "  berth fetch https://artifacts.example/web-1.4.2.tar.zst --digest sha256:3f1c...\n";
 
-enum { OPT_DIGEST = 0x100, OPT_MIRROR, OPT_FORMAT, OPT_SIGNATURE, OPT_PUBKEY };
+enum {
+    OPT_DIGEST = 0x100,
+    OPT_MIRROR,
+    OPT_FORMAT,
+    OPT_SIGNATURE,
+    OPT_PUBKEY,
+    OPT_MAX_SIZE,
+    OPT_MAX_ENTRIES
+};
 
 /* A key given as a file: its contents. */
 char *berth_cmd_load_public_key(const char *arg, berth_error *err);
@@ -63,6 +71,8 @@ int cmd_fetch(int argc, char **argv, struct berth_globals *g)
         {"format", required_argument, NULL, OPT_FORMAT},
         {"signature", required_argument, NULL, OPT_SIGNATURE},
         {"public-key", required_argument, NULL, OPT_PUBKEY},
+        {"max-unpacked-size", required_argument, NULL, OPT_MAX_SIZE},
+        {"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
         {NULL, 0, NULL, 0},
     };
     struct berth_fetch_options opt;
@@ -108,6 +118,14 @@ int cmd_fetch(int argc, char **argv, struct berth_globals *g)
         case OPT_PUBKEY:
             pubkey = optarg;
             break;
+        case OPT_MAX_SIZE:
+            if (berth_parse_size(optarg, &ref.max_unpacked_bytes) < 0 || !ref.max_unpacked_bytes)
+                return berth_usage_error("fetch", "invalid --max-unpacked-size '%s'", optarg);
+            break;
+        case OPT_MAX_ENTRIES:
+            if (berth_parse_size(optarg, &ref.max_entries) < 0 || !ref.max_entries)
+                return berth_usage_error("fetch", "invalid --max-entries '%s'", optarg);
+            break;
         case ':':
             return berth_usage_error("fetch", "option '%s' needs a value", argv[optind - 1]);
         default:
@@ -137,6 +155,9 @@ int cmd_fetch(int argc, char **argv, struct berth_globals *g)
         berth_print_error("fetch", &err);
         return EXIT_FAIL;
     }
+    if (img.skipped_devices)
+        berth_die_msg("fetch", "left out %llu device node%s of the image: berth makes /dev",
+                      (unsigned long long)img.skipped_devices, img.skipped_devices > 1 ? "s" : "");
     printf("sha256:%s %s\n", img.digest, img.rootfs);
     berth_image_release(&img);
     return EXIT_OK;

@@ -261,12 +261,11 @@ static int apply_layer(const char *path, const char *name, const char *rootfs,
 
 static int apply_oci(int layoutfd, const char *layout, const char *rootfs,
                      const struct berth_unpack_limits *limits, struct berth_image_config *ret,
-                     berth_error *err)
+                     struct berth_unpack_stats *st, berth_error *err)
 {
     _cleanup_json_ json_t *index = NULL, *manifest = NULL, *config = NULL;
     _cleanup_free_ char *index_path = xasprintf("%s/index.json", layout);
     json_t *desc;
-    struct berth_unpack_stats st = {0};
 
     if (load_json(index_path, &index, err) < 0)
         return -1;
@@ -294,7 +293,7 @@ static int apply_oci(int layoutfd, const char *layout, const char *rootfs,
         _cleanup_free_ char *path = NULL;
         const char *digest = json_string_value(json_object_get(l, "digest"));
         if (open_blob(layoutfd, l, &fd, &path, err) < 0 ||
-            apply_layer(path, digest, rootfs, limits, &st, err) < 0)
+            apply_layer(path, digest, rootfs, limits, st, err) < 0)
             return -1;
     }
     config_from_json(json_object_get(config, "config"), ret);
@@ -303,13 +302,12 @@ static int apply_oci(int layoutfd, const char *layout, const char *rootfs,
 
 static int apply_docker(int layoutfd, const char *layout, const char *rootfs,
                         const struct berth_unpack_limits *limits, struct berth_image_config *ret,
-                        berth_error *err)
+                        struct berth_unpack_stats *st, berth_error *err)
 {
     _cleanup_json_ json_t *manifest = NULL, *config = NULL;
     _cleanup_free_ char *mpath = xasprintf("%s/manifest.json", layout);
     _cleanup_free_ char *cpath = NULL;
     _cleanup_close_ int cfd = -1;
-    struct berth_unpack_stats st = {0};
 
     if (load_json(mpath, &manifest, err) < 0)
         return -1;
@@ -340,7 +338,7 @@ static int apply_docker(int layoutfd, const char *layout, const char *rootfs,
                                        "layer '%s' does not match its diff_id '%s' (sha256:%s)",
                                        rel, want, hex);
         }
-        if (apply_layer(path, rel, rootfs, limits, &st, err) < 0)
+        if (apply_layer(path, rel, rootfs, limits, st, err) < 0)
             return -1;
     }
     config_from_json(json_object_get(config, "config"), ret);
@@ -349,18 +347,19 @@ static int apply_docker(int layoutfd, const char *layout, const char *rootfs,
 
 int berth_oci_apply(const char *layout, enum berth_image_format format, const char *rootfs,
                     const struct berth_unpack_limits *limits, struct berth_image_config *ret_config,
-                    berth_error *err)
+                    struct berth_unpack_stats *ret_stats, berth_error *err)
 {
     _cleanup_close_ int layoutfd = open(layout, O_PATH | O_DIRECTORY | O_CLOEXEC);
     int r;
 
     memset(ret_config, 0, sizeof(*ret_config));
+    memset(ret_stats, 0, sizeof(*ret_stats));
     if (layoutfd < 0)
         return berth_error_set(err, errno, "opening '%s'", layout);
     if (format == BERTH_FORMAT_OCI)
-        r = apply_oci(layoutfd, layout, rootfs, limits, ret_config, err);
+        r = apply_oci(layoutfd, layout, rootfs, limits, ret_config, ret_stats, err);
     else
-        r = apply_docker(layoutfd, layout, rootfs, limits, ret_config, err);
+        r = apply_docker(layoutfd, layout, rootfs, limits, ret_config, ret_stats, err);
     if (r < 0) {
         berth_image_config_release(ret_config);
         return berth_error_wrap(err, "applying the %s image", berth_image_format_name(format));

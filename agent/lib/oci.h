@@ -14,7 +14,7 @@
  * with whiteouts. Fills `ret_config` from the image config. */
 int berth_oci_apply(const char *layout, enum berth_image_format format, const char *rootfs,
                     const struct berth_unpack_limits *limits, struct berth_image_config *ret_config,
-                    berth_error *err);
+                    struct berth_unpack_stats *ret_stats, berth_error *err);
 
 /* This host's platform as OCI names it ("amd64", "arm64", ...). */
 const char *berth_oci_host_arch(void);

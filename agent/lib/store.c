@@ -190,7 +190,8 @@ static void stream_restart(void *ud)
     s->sock = -1;
 }
 
-static int streamer_start(struct streamer *s, const char *dest, berth_error *err)
+static int streamer_start(struct streamer *s, const char *dest,
+                          const struct berth_unpack_limits *lim, berth_error *err)
 {
     int sv[2], st[2];
 
@@ -216,7 +217,7 @@ static int streamer_start(struct streamer *s, const char *dest, berth_error *err
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(sv[0]);
         close(st[0]);
-        v.rc = berth_unpack_tar_fd(sv[1], dest, NULL, &v.stats, &v.err);
+        v.rc = berth_unpack_tar_fd(sv[1], dest, lim, &v.stats, &v.err);
         (void)!write(st[1], &v, sizeof(v));
         _exit(0);
     }
@@ -281,6 +282,7 @@ struct job {
     int partial_lock;
     bool download;
     struct streamer s;
+    struct berth_unpack_limits limits;
     struct berth_fetch_sink sink;
     struct berth_minisign_key key;
     struct berth_minisign_sig sig;
@@ -337,7 +339,7 @@ static int job_start(struct job *j, const char *root, const struct berth_fetch_o
     j->partial_lock = open(j->partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (j->partial_lock < 0 || flock(j->partial_lock, LOCK_EX) < 0)
         return berth_error_set(j->err, errno, "creating '%s'", j->partial);
-    if (streamer_start(&j->s, j->stream, j->err) < 0)
+    if (streamer_start(&j->s, j->stream, &j->limits, j->err) < 0)
         return -1;
     j->sink = (struct berth_fetch_sink){stream_data, stream_restart, &j->s};
     j->download = true;
@@ -378,7 +380,7 @@ static int job_finish(struct job *j, const char *root, const struct berth_fetch_
     }
     if (!streamed) {
         if (berth_rm_rf(j->stream, j->err) < 0 || mkdir(j->stream, 0755) < 0 ||
-            berth_unpack_tar(j->blob, j->stream, NULL, &stats, j->err) < 0)
+            berth_unpack_tar(j->blob, j->stream, &j->limits, &stats, j->err) < 0)
             return -1;
     }
     enum berth_image_format fmt = j->ref->format;
@@ -393,7 +395,7 @@ static int job_finish(struct job *j, const char *root, const struct berth_fetch_
     } else {
         if (mkdir(rootfs, 0755) < 0)
             return berth_error_set(j->err, errno, "creating '%s'", rootfs);
-        if (berth_oci_apply(j->stream, fmt, rootfs, NULL, &cfg, j->err) < 0)
+        if (berth_oci_apply(j->stream, fmt, rootfs, &j->limits, &cfg, &stats, j->err) < 0)
             return -1;
         if (berth_rm_rf(j->stream, j->err) < 0) {
             berth_image_config_release(&cfg);
@@ -418,7 +420,10 @@ static int job_finish(struct job *j, const char *root, const struct berth_fetch_
         _cleanup_free_ char *images = xasprintf("%s/images", root);
         fsync_dir(images);
     }
-    return berth_store_load_image(root, j->hex, j->ret, j->err);
+    if (berth_store_load_image(root, j->hex, j->ret, j->err) < 0)
+        return -1;
+    j->ret->skipped_devices = stats.skipped_devices;
+    return 0;
 }
 
 static void job_cleanup(struct job *j)
@@ -457,6 +462,10 @@ size_t berth_store_ensure_images(const char *root, const struct berth_image_ref 
         j->ret = &rets[i];
         j->w.lockfd = j->partial_lock = -1;
         j->s.pid = j->s.sock = j->s.status = -1;
+        j->limits.max_bytes =
+            refs[i].max_unpacked_bytes ? refs[i].max_unpacked_bytes : BERTH_UNPACK_MAX_BYTES;
+        j->limits.max_entries =
+            refs[i].max_entries ? refs[i].max_entries : BERTH_UNPACK_MAX_ENTRIES;
         berth_error_clear(j->err);
         memset(j->ret, 0, sizeof(*j->ret));
         j->rc = job_start(j, root, opt);

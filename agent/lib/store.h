@@ -28,8 +28,10 @@ struct berth_image_ref {
     size_t nurls;
     const char *digest; /* "sha256:<64 hex>", required */
     enum berth_image_format format;
-    const char *signature_url; /* minisign signature, NULL for none */
-    const char *public_key;    /* minisign public key, required with a signature */
+    const char *signature_url;   /* minisign signature, NULL for none */
+    const char *public_key;      /* minisign public key, required with a signature */
+    uint64_t max_unpacked_bytes; /* 0: BERTH_UNPACK_MAX_BYTES */
+    uint64_t max_entries;        /* 0: BERTH_UNPACK_MAX_ENTRIES */
 };
 
 /* An image's defaults, from the OCI/docker config (all empty for rootfs).
@@ -49,6 +51,7 @@ struct berth_image {
     char *dir;    /* ROOT/images/<hex> */
     char *rootfs; /* ROOT/images/<hex>/rootfs */
     struct berth_image_config config;
+    uint64_t skipped_devices; /* device nodes left out by this unpack (berth makes /dev) */
 };
 
 void berth_image_release(struct berth_image *img);

@@ -24,10 +24,14 @@ static void archive_writep(struct archive **a)
         archive_write_free(*a);
 }
 
-static const int extract_flags =
-    ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-    ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM |
-    ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_UNLINK;
+/* No ARCHIVE_EXTRACT_UNLINK: with it, libarchive "fixes" a symlink in the
+ * middle of a path by replacing it with a directory, silently; without it,
+ * a write through a symlink is refused, and an existing file is still
+ * replaced (unlinked on EEXIST). */
+static const int extract_flags = ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                                 ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_OWNER |
+                                 ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
+                                 ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL;
 
 static const struct berth_unpack_limits default_limits = {BERTH_UNPACK_MAX_BYTES,
                                                           BERTH_UNPACK_MAX_ENTRIES};
