@@ -250,11 +250,11 @@ static struct jv *service_tree(const struct berth_service *s)
 
 /* ---- Writing ------------------------------------------------------------ */
 
-static const struct jv *sort_ctx;
-
-static int cmp_key_index(const void *a, const void *b)
+static int cmp_key_index(const void *a, const void *b, void *obj)
 {
-    return strcmp(sort_ctx->keys[*(const size_t *)a], sort_ctx->keys[*(const size_t *)b]);
+    const struct jv *o = obj;
+
+    return strcmp(o->keys[*(const size_t *)a], o->keys[*(const size_t *)b]);
 }
 
 /* Indices of an object's members in bytewise key order. */
@@ -264,9 +264,7 @@ static size_t *sorted_members(const struct jv *o)
 
     for (size_t i = 0; i < o->n; i++)
         idx[i] = i;
-    sort_ctx = o; /* qsort has no context argument; the library is single-threaded */
-    qsort(idx, o->n, sizeof(*idx), cmp_key_index);
-    sort_ctx = NULL;
+    qsort_r(idx, o->n, sizeof(*idx), cmp_key_index, (void *)o);
     return idx;
 }
 

@@ -189,7 +189,8 @@ static bool get_uint(struct ctx *c, const struct spec_node *n, uint64_t min, uin
     }
     if (n->kind == N_SCALAR && n->sk == S_FLOAT && n->decimal) {
         double v = strtod(n->text, NULL);
-        if (v != floor(v) || !isfinite(v)) {
+        /* integral? without libm: compare with its truncation */
+        if (!isfinite(v) || (v > -9e18 && v < 9e18 && v != (double)(long long)v)) {
             ERR(c, n, "expected an integer, got %s", n->text);
             return false;
         }
@@ -900,7 +901,8 @@ static void normalise_caps(char **v, size_t *n)
     }
     for (size_t i = k; i < *n; i++)
         v[i] = NULL;
-    qsort(v, k, sizeof(*v), cmp_str_ptr);
+    if (k > 1)
+        qsort(v, k, sizeof(*v), cmp_str_ptr);
     *n = 0;
     for (size_t i = 0; i < k; i++) {
         if (*n && !strcmp(v[*n - 1], v[i]))
@@ -1273,7 +1275,7 @@ int berth_spec_parse_buffer(const char *data, size_t len, const char *filename,
         return 0;
     berth_spec_release(ret);
     /* the line:column order reads best; file-level errors (line 0) first */
-    if (errs)
+    if (errs && errs->n - first > 1)
         qsort(errs->v + first, errs->n - first, sizeof(*errs->v), cmp_error);
     return -1;
 }
