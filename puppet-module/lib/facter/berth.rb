@@ -30,7 +30,10 @@ require 'open3'
 module BerthFact
   module_function
 
-  STATUS_TIMEOUT = 20 # seconds
+  # seconds `berth status --json` may take (a method: this file may be loaded twice)
+  def status_timeout
+    20
+  end
 
   def root
     r = ENV['BERTH_ROOT']
@@ -81,13 +84,13 @@ module BerthFact
     out, err, status = Open3.popen3(*argv) do |stdin, stdout, stderr, wait|
       stdin.close
       readers = [Thread.new { stdout.read }, Thread.new { stderr.read }]
-      unless wait.join(STATUS_TIMEOUT)
+      unless wait.join(status_timeout)
         begin
           Process.kill('KILL', wait.pid)
         rescue SystemCallError
           nil
         end
-        raise "#{name}: no answer in #{STATUS_TIMEOUT} s"
+        raise "#{name}: no answer in #{status_timeout} s"
       end
       [readers[0].value, readers[1].value, wait.value]
     end

@@ -103,6 +103,31 @@ describe 'berth::service', type: :define do
     end
   end
 
+  context 'with strings YAML would misread' do
+    let(:params) do
+      super().merge('env' => {
+                      'MULTI' => "line 1\nline 2\t\"quoted\" back\\slash caf\u00e9 \u0001",
+                      'EMPTY' => '', 'COMMENT' => 'a #b', 'COLON' => 'a: b', 'DASH' => '-', 'ALIAS' => '*x',
+                      'ANCHOR' => '&a', 'YES' => 'yes', 'NULL' => 'null', 'TILDE' => '~', 'OCTAL' => '0o17',
+                      'FLOAT' => '1e3', 'TIME' => '12:30', 'DATE' => '2024-01-01', 'BRACE' => '{a}', 'SPACE' => ' x '
+                    })
+    end
+
+    it 'quotes and escapes them' do
+      out = rendered(catalogue)
+      save_rendered('define-quoting', out)
+      {
+        'MULTI' => '"line 1\\nline 2\\t\\"quoted\\" back\\\\slash café \\u0001"',
+        'EMPTY' => '""', 'COMMENT' => '"a #b"', 'COLON' => '"a: b"', 'DASH' => '"-"', 'ALIAS' => '"*x"',
+        'ANCHOR' => '"&a"', 'YES' => '"yes"', 'NULL' => '"null"', 'TILDE' => '"~"', 'OCTAL' => '"0o17"',
+        'FLOAT' => '"1e3"', 'TIME' => '"12:30"', 'DATE' => '"2024-01-01"', 'BRACE' => '"{a}"', 'SPACE' => '" x "'
+      }.each do |k, v|
+        key = %w[YES NULL].include?(k) ? "\"#{k}\"" : k # keys too
+        expect(out).to include("      #{key}: #{v}\n")
+      end
+    end
+  end
+
   context 'with ensure => absent' do
     let(:params) { super().merge('ensure' => 'absent') }
 
