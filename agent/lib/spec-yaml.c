@@ -262,7 +262,7 @@ static int char_at(const char *data, size_t len, unsigned line, unsigned col)
         i = (size_t)(nl - data) + 1;
     }
     for (unsigned k = 1; k < col && i < len && data[i] != '\n'; i++)
-        if (((unsigned char)data[i + 1] & 0xC0) != 0x80)
+        if (i + 1 >= len || ((unsigned char)data[i + 1] & 0xC0) != 0x80)
             k++;
     return i < len ? (unsigned char)data[i] : -1;
 }
