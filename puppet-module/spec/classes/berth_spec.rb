@@ -302,6 +302,23 @@ describe 'berth', type: :class do
     it { is_expected.to compile.and_raise_error(/key of entry 'Web' expects a match for Berth::Name/) }
   end
 
+  {
+    'root' => ['var/lib/berth', /parameter 'root' expects a match for Berth::Path/],
+    'binary_path' => ['berth', /parameter 'binary_path' expects a match for Berth::Path/],
+    'manage_agent' => ['yes', /parameter 'manage_agent' expects a Boolean value/],
+    'show_diff' => ['no', /parameter 'show_diff' expects a Boolean value/],
+    'config_mode' => ['0999', /parameter 'config_mode' expects a match for Pattern/],
+    'agent_ensure' => ['started', /parameter 'agent_ensure' expects a match for Enum/],
+    'apply_timeout' => [-1, /parameter 'apply_timeout' expects an Integer\[0\] value/],
+    'services' => [['web'], /parameter 'services' expects a Berth::Services = Hash/],
+  }.each do |param, (value, message)|
+    context "with a bad #{param}" do
+      let(:params) { { param => value } }
+
+      it { is_expected.to compile.and_raise_error(message) }
+    end
+  end
+
   context 'with a relative config_path' do
     let(:params) { { 'config_path' => 'services.yaml' } }
 
