@@ -62,6 +62,10 @@ void berth_print_plan(FILE *out, const struct berth_plan *plan, const char *file
             fprintf(out, "  %s", it->desired->image.digest);
         else if (it->action == BERTH_ACTION_START && it->state)
             fprintf(out, "  (now %s)", it->state);
+        else if (it->rolled_back)
+            fputs("  (rolled back: this spec failed after a replace; berth will not try it "
+                  "again until the file changes)",
+                  out);
         else if (it->action == BERTH_ACTION_REPLACE && !it->desired->enabled)
             fputs("  (disabled: the new spec is recorded, not started)", out);
         fputc('\n', out);
@@ -104,9 +108,10 @@ static void print_plan_json(const struct berth_plan *plan)
                                                     value_json(c, c->old), "new",
                                                     value_json(c, c->new)));
         }
-        json_array_append_new(changes, json_pack("{s:s, s:s, s:o}", "service", it->name,
+        json_array_append_new(changes, json_pack("{s:s, s:s, s:o, s:b}", "service", it->name,
                                                  "action", berth_action_name(it->action),
-                                                 "fields", fields));
+                                                 "fields", fields, "rolled_back",
+                                                 it->rolled_back));
     }
     for (int a = 0; a < BERTH_ACTION_N; a++)
         json_object_set_new(summary, berth_action_name(a), json_integer((json_int_t)plan->counts[a]));
@@ -115,11 +120,6 @@ static void print_plan_json(const struct berth_plan *plan)
     puts(text);
     free(text);
     json_decref(o);
-}
-
-bool berth_plan_in_sync(const struct berth_plan *plan)
-{
-    return plan->counts[BERTH_ACTION_UNCHANGED] == plan->n;
 }
 
 int berth_load_spec(const char *file, struct berth_spec *spec)
@@ -184,7 +184,7 @@ int cmd_diff(int argc, char **argv, struct berth_globals *g)
         print_plan_json(&plan);
     else
         berth_print_plan(stdout, &plan, g->config, isatty(STDOUT_FILENO));
-    rc = berth_plan_in_sync(&plan) ? 0 : 2;
+    rc = berth_plan_is_noop(&plan) ? 0 : 2;
     berth_plan_release(&plan);
     berth_spec_release(&spec);
     return rc;

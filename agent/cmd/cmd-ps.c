@@ -1,4 +1,5 @@
 /* berth ps and berth status: the service records, read without a daemon. */
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -41,17 +42,77 @@ static void print_table(const struct berth_status *v, size_t n)
     }
 }
 
+/* ROOT/agent.json, written by the agent; NULL when there is none. */
+static json_t *agent_state(const char *root)
+{
+    _cleanup_free_ char *path = xasprintf("%s/agent.json", root);
+    return json_load_file(path, 0, NULL);
+}
+
+static void warn_invalid(json_t *agent)
+{
+    json_t *errors;
+    time_t since;
+    char when[32];
+
+    if (!agent || json_is_true(json_object_get(agent, "file_valid")))
+        return;
+    since = (time_t)json_integer_value(json_object_get(agent, "invalid_since"));
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&since));
+    errors = json_object_get(agent, "errors");
+    printf("WARNING: '%s' is invalid since %s; the last valid state stays in force:\n",
+           json_string_value(json_object_get(agent, "file")), when);
+    for (size_t i = 0; i < json_array_size(errors) && i < 5; i++)
+        printf("  %s\n", json_string_value(json_array_get(errors, i)));
+    printf("\n");
+}
+
+/* node_exporter's textfile-collector format */
+static void print_prometheus(const struct berth_status *v, size_t n, json_t *agent)
+{
+    printf("# HELP berth_service_up 1 when the service's container is running.\n"
+           "# TYPE berth_service_up gauge\n");
+    for (size_t i = 0; i < n; i++)
+        printf("berth_service_up{service=\"%s\",image=\"%s\",state=\"%s\"} %d\n", v[i].name,
+               v[i].image ? v[i].image : "", v[i].state, v[i].pid ? 1 : 0);
+    printf("# HELP berth_service_restarts_total Restarts by the service's keeper.\n"
+           "# TYPE berth_service_restarts_total counter\n");
+    for (size_t i = 0; i < n; i++)
+        printf("berth_service_restarts_total{service=\"%s\"} %u\n", v[i].name, v[i].restarts);
+    printf("# HELP berth_service_healthy 1 healthy, 0 unhealthy or starting, -1 no health check.\n"
+           "# TYPE berth_service_healthy gauge\n");
+    for (size_t i = 0; i < n; i++) {
+        const char *h = v[i].health ? v[i].health : "none";
+        printf("berth_service_healthy{service=\"%s\"} %d\n", v[i].name,
+               !strcmp(h, "healthy") ? 1 : !strcmp(h, "none") ? -1 : 0);
+    }
+    printf("# HELP berth_service_rolled_back 1 when the service was rolled back.\n"
+           "# TYPE berth_service_rolled_back gauge\n");
+    for (size_t i = 0; i < n; i++)
+        printf("berth_service_rolled_back{service=\"%s\"} %d\n", v[i].name,
+               !strcmp(v[i].state, "rolled-back"));
+    if (agent) {
+        printf("# HELP berth_file_valid 1 when the desired-state file on disk is valid.\n"
+               "# TYPE berth_file_valid gauge\n"
+               "berth_file_valid %d\n",
+               json_is_true(json_object_get(agent, "file_valid")));
+    }
+}
+
 static int list(int argc, char **argv, struct berth_globals *g, const char *verb, bool json)
 {
     static const struct option longopts[] = {
         BERTH_GLOBAL_LONGOPTS,
         {"json", no_argument, NULL, 'j'},
+        {"format", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct berth_status *v;
     size_t n;
     berth_error err = BERTH_ERROR_INIT;
+    bool prometheus = false;
+    json_t *agent;
     int c;
 
     while ((c = getopt_long(argc, argv, "+hqv", longopts, NULL)) != -1) {
@@ -61,6 +122,14 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
         case 'j':
             json = true;
             break;
+        case 'F':
+            if (!strcmp(optarg, "json"))
+                json = true;
+            else if (!strcmp(optarg, "prometheus"))
+                prometheus = true;
+            else if (strcmp(optarg, "table"))
+                return berth_usage_error(verb, "unknown --format '%s'", optarg);
+            break;
         case 'h':
             printf("Usage: berth %s [--json] [--root DIR] [NAME...]\n"
                    "\n"
@@ -69,9 +138,15 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
                    "exit code and the image digest. Reads ROOT/services; needs no daemon.\n"
                    "'failed' means the service's keeper is gone although it should run.\n"
                    "\n"
+                   "A warning heads the table while the agent finds the file on disk\n"
+                   "invalid (the last valid state stays in force).\n"
+                   "\n"
                    "Options:\n"
                    "      --json     {\"services\": [{\"name\", \"state\", \"pid\", \"restarts\",\n"
-                   "                 \"started_at\", \"image\", \"health\", \"last_exit\"}]}\n"
+                   "                 \"started_at\", \"image\", \"health\", \"last_exit\"}],\n"
+                   "                 \"agent\": {\"file\", \"file_valid\", \"invalid_since\", ...}}\n"
+                   "      --format table|json|prometheus   prometheus: node_exporter's\n"
+                   "                 textfile-collector format (up, restarts, health, image)\n"
                    "      --root DIR state directory (default " BERTH_DEFAULT_ROOT ")\n",
                    verb);
             return EXIT_OK;
@@ -97,13 +172,24 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
         }
         n = k;
     }
-    if (json) {
+    agent = agent_state(g->root);
+    if (prometheus) {
+        print_prometheus(v, n, agent);
+    } else if (json) {
         char *text = berth_status_json(v, n);
+        json_t *o = json_loads(text, 0, NULL);
+        free(text);
+        if (agent)
+            json_object_set(o, "agent", agent);
+        text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         puts(text);
         free(text);
+        json_decref(o);
     } else {
+        warn_invalid(agent);
         print_table(v, n);
     }
+    json_decref(agent);
     berth_status_list_free(v, n);
     return EXIT_OK;
 }

@@ -41,6 +41,7 @@ int berth_usage_error(const char *verb, const char *fmt, ...) __attribute__((for
 
 int cmd_run(int argc, char **argv, struct berth_globals *g);
 int cmd_keeper(int argc, char **argv, struct berth_globals *g);
+int cmd_agent(int argc, char **argv, struct berth_globals *g);
 int cmd_diff(int argc, char **argv, struct berth_globals *g);
 int cmd_apply(int argc, char **argv, struct berth_globals *g);
 int cmd_ps(int argc, char **argv, struct berth_globals *g);
@@ -55,7 +56,7 @@ struct berth_spec;
 /* Parse FILE; on errors print each as FILE:LINE:COLUMN: PATH: message. */
 int berth_load_spec(const char *file, struct berth_spec *spec);
 void berth_print_plan(FILE *out, const struct berth_plan *plan, const char *file, bool colours);
-bool berth_plan_in_sync(const struct berth_plan *plan);
+
 int cmd_fetch(int argc, char **argv, struct berth_globals *g);
 int cmd_pin(int argc, char **argv, struct berth_globals *g);
 int cmd_images(int argc, char **argv, struct berth_globals *g);

@@ -18,6 +18,7 @@ struct verb {
 static const struct verb verbs[] = {
     {"diff", cmd_diff, "show the plan: what apply would change (exit 2: changes)"},
     {"apply", cmd_apply, "converge this host to the desired-state file once"},
+    {"agent", cmd_agent, "stay running: converge on every change of the file"},
     {"ps", cmd_ps, "list services: state, pid, uptime, restarts, image"},
     {"status", cmd_status, "the same as ps; --json for machines"},
     {"logs", cmd_logs, "print a service's captured output"},

@@ -163,14 +163,45 @@ static void remove_stale(const char *name)
     berth_cgroup_destroy(&cg, &e);
 }
 
+/* Keep the running version as services/<name>/previous/ (container.json,
+ * spec.json, spec.sha256) for rollback; its image stays in the store (gc
+ * keeps what previous/spec.json names). The new directory is complete
+ * before it replaces the old one. */
+static int keep_previous(const char *dir, berth_error *err)
+{
+    static const char *const files[] = {"container.json", "spec.json", "spec.sha256"};
+    _cleanup_free_ char *tmp = xasprintf("%s/previous.tmp", dir);
+    _cleanup_free_ char *prev = xasprintf("%s/previous", dir);
+    _cleanup_free_ char *old = xasprintf("%s/previous.old", dir);
+    _cleanup_free_ char *hashp = xasprintf("%s/spec.sha256", dir);
+
+    if (access(hashp, F_OK) < 0)
+        return 0; /* an incomplete record is nothing to go back to */
+    if (berth_rm_rf(tmp, err) < 0 || berth_rm_rf(old, err) < 0)
+        return -1;
+    if (mkdir(tmp, 0700) < 0)
+        return berth_error_set(err, errno, "creating '%s'", tmp);
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        _cleanup_free_ char *from = xasprintf("%s/%s", dir, files[i]);
+        _cleanup_free_ char *to = xasprintf("%s/%s", tmp, files[i]);
+        if (link(from, to) < 0)
+            return berth_error_set(err, errno, "keeping '%s' for rollback", from);
+    }
+    if (rename(prev, old) < 0 && errno != ENOENT)
+        return berth_error_set(err, errno, "renaming '%s'", prev);
+    if (rename(tmp, prev) < 0)
+        return berth_error_set(err, errno, "renaming '%s'", tmp);
+    return berth_rm_rf(old, err);
+}
+
 static int write_record(const char *root, const struct berth_plan_item *it,
                         const struct berth_image *img, berth_error *err)
 {
     _cleanup_free_ char *dir = berth_service_dir(root, it->name);
     _cleanup_free_ char *conf = xasprintf("%s/container.json", dir);
     _cleanup_free_ char *spec = xasprintf("%s/spec.json", dir);
-    _cleanup_free_ char *prev = xasprintf("%s/previous.json", dir);
     _cleanup_free_ char *hashp = xasprintf("%s/spec.sha256", dir);
+    _cleanup_free_ char *rejected = xasprintf("%s/rejected.sha256", dir);
     _cleanup_free_ char *json = NULL;
     _cleanup_free_ char *hashline = xasprintf("%s\n", it->hash);
     struct berth_keeper_config k;
@@ -178,20 +209,21 @@ static int write_record(const char *root, const struct berth_plan_item *it,
 
     if (berth_mkdir_p(dir, 0700, err) < 0)
         return -1;
+    if (it->action == BERTH_ACTION_REPLACE && keep_previous(dir, err) < 0)
+        return -1;
+    /* from here until spec.sha256 is written the record is incomplete, and
+     * a berth killed meanwhile is followed by a replace */
+    unlink(hashp);
+    unlink(rejected); /* a new spec: the rolled-back one no longer applies */
     if (resolve(it->desired, img, it->hash, &k, err) < 0)
         return -1;
     r = berth_keeper_config_write(conf, &k, err);
     berth_keeper_config_release(&k);
     if (r < 0)
         return -1;
-    /* the old spec stays as previous.json: its image is kept for rollback */
-    if (it->action == BERTH_ACTION_REPLACE)
-        rename(spec, prev);
-    unlink(hashp);
     json = berth_service_canonical_json(it->desired);
     if (berth_write_file_atomic(spec, json, strlen(json), 0644, err) < 0)
         return -1;
-    /* last: the record is complete */
     return berth_write_file_atomic(hashp, hashline, strlen(hashline), 0644, err);
 }
 
@@ -308,6 +340,48 @@ size_t berth_apply_plan(const char *root, const struct berth_plan *plan,
     free(imgs);
     free(refs);
     return failed;
+}
+
+static int copy_file(const char *from, const char *to, berth_error *err)
+{
+    _cleanup_free_ char *data = NULL;
+    size_t len;
+
+    if (berth_read_file(from, 64 << 20, &data, &len, err) < 0)
+        return -1;
+    return berth_write_file_atomic(to, data, len, 0644, err);
+}
+
+int berth_apply_rollback(const char *root, const char *name, const char *exe, berth_error *err)
+{
+    _cleanup_free_ char *dir = berth_service_dir(root, name);
+    _cleanup_free_ char *prev = xasprintf("%s/previous", dir);
+    _cleanup_free_ char *hashp = xasprintf("%s/spec.sha256", dir);
+    _cleanup_free_ char *prev_hash = xasprintf("%s/previous/spec.sha256", dir);
+    _cleanup_free_ char *rejected = xasprintf("%s/rejected.sha256", dir);
+    _cleanup_free_ char *upper = xasprintf("%s/upper", dir);
+    _cleanup_free_ char *work = xasprintf("%s/work", dir);
+    static const char *const files[] = {"container.json", "spec.json"};
+
+    if (access(prev_hash, F_OK) < 0)
+        return berth_error_set(err, errno, "'%s' has no previous version to roll back to", name);
+    if (berth_keeper_stop(root, name, err) < 0)
+        return -1;
+    /* remember what failed: the planner leaves that spec alone until the
+     * file asks for something else */
+    if (rename(hashp, rejected) < 0)
+        return berth_error_set(err, errno, "marking the spec of '%s' rejected", name);
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        _cleanup_free_ char *from = xasprintf("%s/%s", prev, files[i]);
+        _cleanup_free_ char *to = xasprintf("%s/%s", dir, files[i]);
+        if (copy_file(from, to, err) < 0)
+            return berth_error_wrap(err, "rolling '%s' back", name);
+    }
+    if (berth_rm_rf(upper, err) < 0 || berth_rm_rf(work, err) < 0 ||
+        copy_file(prev_hash, hashp, err) < 0)
+        return berth_error_wrap(err, "rolling '%s' back", name);
+    remove_stale(name);
+    return berth_keeper_spawn(root, name, exe, NULL, err);
 }
 
 int berth_apply_write_status_summary(const char *root, berth_error *err)

@@ -22,6 +22,13 @@ struct berth_apply_options {
 size_t berth_apply_plan(const char *root, const struct berth_plan *plan,
                         const struct berth_apply_options *opt);
 
+/* Go back to the version kept in services/<name>/previous/ after a failed
+ * replacement: stop the new one, mark its spec rejected
+ * (rejected.sha256: the planner does not try it again until the file
+ * changes), restore the previous records with a fresh writable layer, start
+ * it. */
+int berth_apply_rollback(const char *root, const char *name, const char *exe, berth_error *err);
+
 /* Write ROOT/status.json: every service's status (for the Puppet fact and
  * monitoring), atomically. */
 int berth_apply_write_status_summary(const char *root, berth_error *err);

@@ -653,6 +653,7 @@ static void request_stop(struct keeper *k)
     case K_STOPPING:
         break;
     default:
+        klog(k, "stopped '%s' (it was %s)", k->cfg.name, kstate_name[k->state]);
         finish(k);
     }
 }

@@ -90,6 +90,7 @@ static void diff_fields(struct berth_plan_item *it, const char *stored_json,
 struct record {
     char *name;
     char hash[65];   /* "" when the record is incomplete */
+    char rejected[65]; /* a spec rolled back from, "" for none */
     char *state;
     bool running;
 };
@@ -99,7 +100,9 @@ static void read_record(const char *root, const struct berth_status *st, struct 
     const char *name = st->name;
     _cleanup_free_ char *dir = berth_service_dir(root, name);
     _cleanup_free_ char *hashp = xasprintf("%s/spec.sha256", dir);
+    _cleanup_free_ char *rejp = xasprintf("%s/rejected.sha256", dir);
     _cleanup_free_ char *hash = NULL;
+    _cleanup_free_ char *rej = NULL;
     berth_error e = BERTH_ERROR_INIT;
 
     memset(r, 0, sizeof(*r));
@@ -107,6 +110,10 @@ static void read_record(const char *root, const struct berth_status *st, struct 
     if (berth_read_file(hashp, 128, &hash, NULL, &e) == 0 && strlen(hash) >= 64) {
         memcpy(r->hash, hash, 64);
         r->hash[64] = '\0';
+    }
+    if (berth_read_file(rejp, 128, &rej, NULL, &e) == 0 && strlen(rej) >= 64) {
+        memcpy(r->rejected, rej, 64);
+        r->rejected[64] = '\0';
     }
     r->state = xstrdup(st->state);
     r->running = berth_keeper_alive(root, name, NULL);
@@ -161,8 +168,11 @@ static enum berth_action decide(const struct berth_service *svc, const char *has
 {
     if (!r)
         return BERTH_ACTION_CREATE;
-    if (strcmp(r->hash, hash))
+    /* rolled back from this very spec: not again until the file changes */
+    if (strcmp(r->hash, hash) && strcmp(r->rejected, hash))
         return BERTH_ACTION_REPLACE;
+    if (strcmp(r->hash, hash))
+        return r->running || !svc->enabled ? BERTH_ACTION_UNCHANGED : BERTH_ACTION_START;
     if (!svc->enabled)
         return r->running ? BERTH_ACTION_STOP : BERTH_ACTION_UNCHANGED;
     /* a keeper in backoff is already on it */
@@ -216,6 +226,7 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
         }
         if (c >= 0) {
             it->running = r->running;
+            it->rolled_back = c == 0 && !strcmp(r->rejected, it->hash);
             it->state = xstrdup(r->state);
             EVP_DigestUpdate(ctx, "|", 1);
             EVP_DigestUpdate(ctx, r->name, strlen(r->name) + 1);
@@ -233,6 +244,11 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
     p->id[12] = '\0';
     free_records(recs, nrecs);
     return 0;
+}
+
+bool berth_plan_is_noop(const struct berth_plan *p)
+{
+    return p->counts[BERTH_ACTION_UNCHANGED] == p->n;
 }
 
 void berth_plan_release(struct berth_plan *p)

@@ -43,6 +43,7 @@ struct berth_plan_item {
     const struct berth_service *desired; /* NULL for remove */
     char hash[65];                       /* desired shape hash, "" for remove */
     bool running;                        /* a keeper runs it now */
+    bool rolled_back;                    /* the desired spec is the one rolled back from */
     char *state;                         /* the record's state, NULL without record */
     struct berth_change *changes;        /* replace: what differs */
     size_t nchanges;
@@ -63,6 +64,9 @@ struct berth_plan {
 int berth_plan_compute(const char *root, const struct berth_spec *spec, struct berth_plan *ret,
                        berth_error *err);
 void berth_plan_release(struct berth_plan *plan);
+
+/* Whether the plan has nothing to do (every item unchanged). */
+bool berth_plan_is_noop(const struct berth_plan *plan);
 
 /* The shape hash of a service (see above). */
 void berth_service_shape_hash(const struct berth_service *svc, char out[65]);

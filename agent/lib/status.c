@@ -12,6 +12,7 @@
 bool berth_status_state_live(const char *state)
 {
     return state && (!strcmp(state, "running") || !strcmp(state, "starting") ||
+                     !strcmp(state, "rolled-back") ||
                      !strcmp(state, "backoff") || !strcmp(state, "stopping"));
 }
 
@@ -119,6 +120,14 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
     json_decref(o);
     if (!st->state)
         st->state = xstrdup("stopped");
+    /* running the version it was rolled back to */
+    if (!strcmp(st->state, "running")) {
+        _cleanup_free_ char *rej = xasprintf("%s/rejected.sha256", dir);
+        if (access(rej, F_OK) == 0) {
+            free(st->state);
+            st->state = xstrdup("rolled-back");
+        }
+    }
     /* the record says alive, the lock says the keeper is gone */
     if (berth_status_state_live(st->state) && !berth_keeper_alive(root, name, &keeper)) {
         free(st->state);

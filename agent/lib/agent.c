@@ -1,0 +1,431 @@
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "keeper.h"
+#include "log.h"
+#include "plan.h"
+#include "spec.h"
+#include "status.h"
+#include "util.h"
+
+void berth_agent_options_init(struct berth_agent_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->exe = "/proc/self/exe";
+    o->resync_ms = 60000;
+    o->debounce_ms = 250;
+    o->settle_ms = 10000;
+    o->health_settle_ms = 120000;
+}
+
+struct settle {
+    char *name;
+    uint64_t deadline; /* monotonic ms */
+    unsigned restarts0;
+    bool has_health;
+    int wd; /* inotify watch on services/<name>/ */
+};
+
+struct agent {
+    const struct berth_agent_options *o;
+    char *dir, *base; /* of the file */
+    int ino, sig, debounce, resync, settle_timer, ep;
+    int dir_wd;
+    struct berth_spec valid; /* the last valid file */
+    bool have_valid;
+    int64_t invalid_since; /* 0: the file on disk is valid */
+    char *invalid_errors;  /* JSON array text of the current errors */
+    struct settle *settles;
+    size_t nsettles;
+};
+
+static void arm(int tfd, uint64_t ms, uint64_t interval_ms)
+{
+    struct itimerspec its = {0};
+
+    its.it_value.tv_sec = (time_t)(ms / 1000);
+    its.it_value.tv_nsec = (long)(ms % 1000) * 1000000L + (ms ? 0 : 1);
+    its.it_interval.tv_sec = (time_t)(interval_ms / 1000);
+    its.it_interval.tv_nsec = (long)(interval_ms % 1000) * 1000000L;
+    timerfd_settime(tfd, 0, &its, NULL);
+}
+
+static void drain(int fd)
+{
+    uint64_t v;
+    while (read(fd, &v, sizeof(v)) == sizeof(v))
+        ;
+}
+
+/* ROOT/agent.json: what `berth status` shows about the agent and the file. */
+static void write_agent_status(struct agent *a)
+{
+    _cleanup_free_ char *path = xasprintf("%s/agent.json", a->o->root);
+    json_t *errors = a->invalid_errors ? json_loads(a->invalid_errors, 0, NULL) : NULL;
+    json_t *o = json_pack("{s:i, s:s, s:b, s:I, s:o}", "pid", (int)getpid(), "file", a->o->file,
+                          "file_valid", a->invalid_since == 0, "invalid_since",
+                          (json_int_t)a->invalid_since, "errors",
+                          errors ? errors : json_array());
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    berth_error err = BERTH_ERROR_INIT;
+
+    json_decref(o);
+    if (text && berth_write_file_atomic(path, text, strlen(text), 0644, &err) < 0)
+        berth_log(BERTH_LOG_WARN, "%s", err.msg);
+    free(text);
+}
+
+/* Parse the file; on success it becomes the last valid state. */
+static bool load(struct agent *a)
+{
+    struct berth_spec spec = BERTH_SPEC_INIT;
+    struct berth_spec_errors errs = BERTH_SPEC_ERRORS_INIT;
+
+    if (berth_spec_parse_file(a->o->file, &spec, &errs) == 0) {
+        if (a->invalid_since)
+            berth_log(BERTH_LOG_INFO, "'%s' is valid again", a->o->file);
+        berth_spec_release(&a->valid);
+        a->valid = spec;
+        a->have_valid = true;
+        a->invalid_since = 0;
+        free(a->invalid_errors);
+        a->invalid_errors = NULL;
+        write_agent_status(a);
+        return true;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < errs.n; i++) {
+        char *line = berth_spec_error_format(&errs.v[i]);
+        berth_log(BERTH_LOG_ERROR, "%s", line);
+        json_array_append_new(arr, json_string(line));
+        free(line);
+    }
+    berth_log(BERTH_LOG_ERROR, "'%s' is invalid: nothing changed; %s", a->o->file,
+              a->have_valid ? "the last valid state stays in force" : "no valid state yet");
+    if (!a->invalid_since)
+        a->invalid_since = (int64_t)time(NULL);
+    free(a->invalid_errors);
+    a->invalid_errors = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    berth_spec_errors_release(&errs);
+    write_agent_status(a);
+    return false;
+}
+
+static void settle_remove(struct agent *a, size_t i)
+{
+    if (a->settles[i].wd >= 0)
+        inotify_rm_watch(a->ino, a->settles[i].wd);
+    free(a->settles[i].name);
+    a->settles[i] = a->settles[--a->nsettles];
+}
+
+static void settle_rearm(struct agent *a)
+{
+    uint64_t next = 0, now = berth_now_ms();
+
+    for (size_t i = 0; i < a->nsettles; i++)
+        if (!next || a->settles[i].deadline < next)
+            next = a->settles[i].deadline;
+    arm(a->settle_timer, next ? (next > now ? next - now : 0) : 0, 0);
+    if (!next) {
+        struct itimerspec off = {0};
+        timerfd_settime(a->settle_timer, 0, &off, NULL);
+    }
+}
+
+static void settle_add(struct agent *a, const struct berth_service *svc)
+{
+    _cleanup_free_ char *dir = berth_service_dir(a->o->root, svc->name);
+    struct berth_status st;
+    berth_error e = BERTH_ERROR_INIT;
+    struct settle s = {0};
+
+    for (size_t i = 0; i < a->nsettles; i++)
+        if (!strcmp(a->settles[i].name, svc->name))
+            settle_remove(a, i);
+    s.name = xstrdup(svc->name);
+    s.has_health = svc->healthcheck.ncommand > 0;
+    s.deadline = berth_now_ms() + (s.has_health ? a->o->health_settle_ms : a->o->settle_ms);
+    if (berth_status_read(a->o->root, svc->name, &st, &e) == 0) {
+        s.restarts0 = st.restarts;
+        berth_status_release(&st);
+    }
+    /* status.json is replaced by rename at every transition */
+    s.wd = inotify_add_watch(a->ino, dir, IN_MOVED_TO);
+    a->settles = xrealloc(a->settles, (a->nsettles + 1) * sizeof(*a->settles));
+    a->settles[a->nsettles++] = s;
+    settle_rearm(a);
+}
+
+static int lock_root(struct agent *a)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    int fd = berth_lock_root(a->o->root, true, &err);
+
+    if (fd < 0)
+        berth_log(BERTH_LOG_ERROR, "%s", err.msg);
+    return fd;
+}
+
+static void rollback(struct agent *a, const char *name, const char *why)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    int lock = lock_root(a);
+
+    if (lock < 0)
+        return;
+    berth_log(BERTH_LOG_WARN, "'%s' %s after its replacement: rolling back", name, why);
+    if (berth_apply_rollback(a->o->root, name, a->o->exe, &err) < 0)
+        berth_log(BERTH_LOG_ERROR, "rolling '%s' back: %s", name, err.msg);
+    else
+        berth_log(BERTH_LOG_WARN, "'%s' rolled back to its previous version; its new spec is "
+                                  "not tried again until the file changes", name);
+    berth_apply_write_status_summary(a->o->root, &err);
+    close(lock);
+}
+
+/* Judge one service in its settle window; true when the window is over. */
+static bool settle_check(struct agent *a, struct settle *s)
+{
+    struct berth_status st;
+    berth_error e = BERTH_ERROR_INIT;
+    bool over = berth_now_ms() >= s->deadline;
+    const char *why = NULL;
+
+    if (berth_status_read(a->o->root, s->name, &st, &e) < 0)
+        return true; /* removed meanwhile */
+    if (st.restarts > s->restarts0 || !strcmp(st.state, "backoff") ||
+        !strcmp(st.state, "stopped") || !strcmp(st.state, "failed"))
+        why = "crashed";
+    else if (st.health && !strcmp(st.health, "unhealthy"))
+        why = "turned unhealthy";
+    else if (over && s->has_health && (!st.health || strcmp(st.health, "healthy")))
+        why = "did not turn healthy in time";
+    bool healthy = s->has_health && st.health && !strcmp(st.health, "healthy");
+    berth_status_release(&st);
+    if (why) {
+        rollback(a, s->name, why);
+        return true;
+    }
+    if (healthy || over) {
+        berth_log(BERTH_LOG_INFO, "'%s' settled after its replacement", s->name);
+        return true;
+    }
+    return false;
+}
+
+static void settle_all(struct agent *a)
+{
+    for (size_t i = 0; i < a->nsettles;) {
+        if (settle_check(a, &a->settles[i]))
+            settle_remove(a, i);
+        else
+            i++;
+    }
+    settle_rearm(a);
+}
+
+struct report_ctx {
+    struct agent *a;
+    const struct berth_spec *spec;
+};
+
+static void report(void *ud, const struct berth_plan_item *it, int rc, const char *msg)
+{
+    struct report_ctx *r = ud;
+
+    if (rc < 0) {
+        berth_log(BERTH_LOG_ERROR, "'%s': %s failed: %s", it->name, berth_action_name(it->action),
+                  msg);
+        return;
+    }
+    berth_log(BERTH_LOG_INFO, "'%s': %s", it->name, berth_action_name(it->action));
+    if (it->action == BERTH_ACTION_REPLACE && it->desired->enabled)
+        settle_add(r->a, it->desired);
+}
+
+static void reconcile(struct agent *a, bool file_event)
+{
+    struct berth_plan plan;
+    berth_error err = BERTH_ERROR_INIT;
+    int lock;
+
+    /* an invalid edit changes nothing; the resync keeps the last valid
+     * state in force (repairing drift) */
+    if (!load(a) && (file_event || !a->have_valid))
+        return;
+    lock = lock_root(a);
+    if (lock < 0)
+        return;
+    if (berth_plan_compute(a->o->root, &a->valid, &plan, &err) < 0) {
+        berth_log(BERTH_LOG_ERROR, "%s", err.msg);
+    } else {
+        if (!berth_plan_is_noop(&plan)) {
+            struct report_ctx rc = {a, &a->valid};
+            struct berth_apply_options opt = {
+                .exe = a->o->exe, .fetch = a->o->fetch, .report = report, .ud = &rc};
+            berth_log(BERTH_LOG_INFO, "converging to '%s' (plan %s)", a->o->file, plan.id);
+            size_t failed = berth_apply_plan(a->o->root, &plan, &opt);
+            if (failed)
+                berth_log(BERTH_LOG_WARN, "%zu service%s failed to converge", failed,
+                          failed == 1 ? "" : "s");
+        }
+        if (berth_apply_write_status_summary(a->o->root, &err) < 0)
+            berth_log(BERTH_LOG_WARN, "%s", err.msg);
+        berth_plan_release(&plan);
+    }
+    close(lock);
+}
+
+static void on_inotify(struct agent *a)
+{
+    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool file = false, status = false;
+    ssize_t n;
+
+    while ((n = read(a->ino, buf, sizeof(buf))) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ev = (struct inotify_event *)p;
+            if (ev->wd == a->dir_wd && ev->len && !strcmp(ev->name, a->base))
+                file = true;
+            else if (ev->wd != a->dir_wd && ev->len && !strcmp(ev->name, "status.json"))
+                status = true;
+            p += sizeof(*ev) + ev->len;
+        }
+    }
+    if (file)
+        arm(a->debounce, a->o->debounce_ms, 0);
+    if (status)
+        settle_all(a);
+}
+
+static int setup(struct agent *a, berth_error *err)
+{
+    _cleanup_free_ char *d = xstrdup(a->o->file);
+    _cleanup_free_ char *b = xstrdup(a->o->file);
+    sigset_t set;
+
+    a->dir = xstrdup(dirname(d));
+    a->base = xstrdup(basename(b));
+    a->ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (a->ino < 0)
+        return berth_error_set(err, errno, "inotify");
+    /* the directory, not the file: editors and Puppet replace the file by
+     * rename, and it may be deleted and created again */
+    a->dir_wd = inotify_add_watch(a->ino, a->dir,
+                                  IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE |
+                                      IN_MOVED_FROM | IN_ATTRIB);
+    if (a->dir_wd < 0)
+        return berth_error_set(err, errno, "watching '%s'", a->dir);
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGPIPE);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    a->sig = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    a->debounce = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    a->resync = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    a->settle_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    a->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (a->sig < 0 || a->debounce < 0 || a->resync < 0 || a->settle_timer < 0 || a->ep < 0)
+        return berth_error_set(err, errno, "setting up the agent's event loop");
+    const int fds[] = {a->ino, a->sig, a->debounce, a->resync, a->settle_timer};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
+        if (epoll_ctl(a->ep, EPOLL_CTL_ADD, fds[i], &ev) < 0)
+            return berth_error_set(err, errno, "epoll");
+    }
+    arm(a->resync, a->o->resync_ms, a->o->resync_ms);
+    return 0;
+}
+
+static void teardown(struct agent *a)
+{
+    int fds[] = {a->ino, a->sig, a->debounce, a->resync, a->settle_timer, a->ep};
+
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    while (a->nsettles)
+        settle_remove(a, 0);
+    free(a->settles);
+    berth_spec_release(&a->valid);
+    free(a->invalid_errors);
+    free(a->dir);
+    free(a->base);
+}
+
+int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
+{
+    struct agent a = {.o = o, .ino = -1, .sig = -1, .debounce = -1, .resync = -1,
+                      .settle_timer = -1, .ep = -1, .valid = BERTH_SPEC_INIT};
+    _cleanup_free_ char *lockp = xasprintf("%s/agent.lock", o->root);
+    _cleanup_close_ int lock = -1;
+    bool running = true;
+
+    if (berth_mkdir_p(o->root, 0700, err) < 0)
+        return -1;
+    lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
+        return berth_error_set(err, errno, "another agent serves '%s' ('%s' is locked)", o->root,
+                               lockp);
+    if (setup(&a, err) < 0) {
+        teardown(&a);
+        return -1;
+    }
+    berth_log(BERTH_LOG_INFO, "agent started for '%s' (root '%s', resync every %llu ms)", o->file,
+              o->root, (unsigned long long)o->resync_ms);
+    /* the keepers run on by themselves: starting is a reconcile like any */
+    reconcile(&a, false);
+    while (running) {
+        struct epoll_event evs[8];
+        int n = epoll_wait(a.ep, evs, 8, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == a.ino) {
+                on_inotify(&a);
+            } else if (fd == a.sig) {
+                struct signalfd_siginfo si;
+                while (read(a.sig, &si, sizeof(si)) == sizeof(si)) {
+                    if (si.ssi_signo == SIGHUP) {
+                        berth_log(BERTH_LOG_INFO, "SIGHUP: reconciling now");
+                        reconcile(&a, false);
+                    } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+                        running = false;
+                    }
+                }
+            } else if (fd == a.debounce) {
+                drain(a.debounce);
+                berth_log(BERTH_LOG_INFO, "'%s' changed", o->file);
+                reconcile(&a, true);
+            } else if (fd == a.resync) {
+                drain(a.resync);
+                reconcile(&a, false);
+            } else if (fd == a.settle_timer) {
+                drain(a.settle_timer);
+                settle_all(&a);
+            }
+        }
+    }
+    berth_log(BERTH_LOG_INFO, "agent stopping; the services keep running under their keepers");
+    teardown(&a);
+    return 0;
+}

@@ -1,0 +1,198 @@
+"""berth agent: continuous reconcile, restarts of the agent, rollback
+(issue 6 acceptance)."""
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import TOP, keeper_pids
+from test_apply import LOOP, wait_for
+
+
+class Agent:
+    def __init__(self, host, tmp_path, *extra, argv=None):
+        self.log_path = str(tmp_path / f"agent-{time.monotonic_ns()}.log")
+        self.log = open(self.log_path, "w")
+        cmd = argv or host.berth.cmd("agent", "-f", host.file, *extra)
+        self.p = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        self.host = host
+
+    def text(self):
+        return open(self.log_path).read()
+
+    def wait_log(self, pattern, timeout=10):
+        return wait_for(lambda: re.search(pattern, self.text()), timeout, f"agent log {pattern!r}")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            self.p.wait(10)
+        self.log.close()
+
+
+@pytest.fixture
+def agents(host, tmp_path):
+    started = []
+
+    def start(*extra, argv=None):
+        a = Agent(host, tmp_path, *extra, argv=argv)
+        started.append(a)
+        return a
+    yield start
+    for a in started:
+        a.stop(signal.SIGKILL)
+
+
+def running(host, names):
+    st = host.status()
+    return all(n in st and st[n]["state"] == "running" and st[n]["pid"] for n in names)
+
+
+def test_agent_restart_keeps_services_and_supervision(host, agents):
+    host.write({n: host.svc(LOOP) for n in ("a", "b")})
+    agent = agents("--resync", "1s")
+    wait_for(lambda: running(host, ["a", "b"]), 10, "services up")
+    before = host.status()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        agent.stop(sig)
+        after = host.status()
+        assert {n: (s["pid"], s["restarts"]) for n, s in after.items()} == \
+            {n: (s["pid"], s["restarts"]) for n, s in before.items()}
+        agent = agents("--resync", "1s")
+        agent.wait_log("agent started")
+        time.sleep(0.3)  # let the new agent's first reconcile run
+        assert {n: s["pid"] for n, s in host.status().items()} == \
+            {n: s["pid"] for n, s in before.items()}
+    # a service killed afterwards is restarted (by its keeper)
+    os.kill(before["a"]["pid"], signal.SIGKILL)
+    wait_for(lambda: host.status()["a"]["pid"] not in (None, before["a"]["pid"]) and
+             host.status()["a"]["state"] == "running", 10, "restart of a")
+    assert host.status()["a"]["restarts"] == before["a"]["restarts"] + 1
+    # a keeper killed with its container: the agent's resync starts it again
+    keeper = host.status()["b"]["keeper_pid"]
+    os.kill(keeper, signal.SIGKILL)
+    wait_for(lambda: host.status()["b"]["state"] == "running" and
+             host.status()["b"]["keeper_pid"] not in (None, keeper), 10, "agent restarts b")
+
+
+def test_edits_in_place_and_by_rename_apply_within_2s(host, agents, tmp_path):
+    svcs = {"web": host.svc(LOOP, env={"V": "1"})}
+    host.write(svcs)
+    agent = agents()
+    wait_for(lambda: running(host, ["web"]), 10)
+    for i, how in enumerate(("in-place", "rename", "in-place")):
+        old = host.status()["web"]["pid"]
+        svcs["web"]["env"]["V"] = f"{i + 2}"
+        t0 = time.monotonic()
+        if how == "rename":
+            tmp = host.file + ".tmp"
+            with open(tmp, "w") as f:
+                from conftest import services_yaml
+                f.write(services_yaml(svcs))
+            os.rename(tmp, host.file)
+        else:
+            host.write(svcs)
+        wait_for(lambda: host.status()["web"]["pid"] not in (None, old) and
+                 host.status()["web"]["state"] == "running", 2, f"{how} edit applied")
+        assert time.monotonic() - t0 < 2
+    assert host.diff().returncode == 0
+
+    # an invalid edit changes nothing, is logged with file:line:column, and
+    # `berth status` shows it; the next valid edit applies
+    pid = host.status()["web"]["pid"]
+    with open(host.file, "a") as f:
+        f.write("  broken: {image: 12}\n")
+    m = agent.wait_log(re.escape(host.file) + r":\d+:\d+: ")
+    assert "broken" in agent.text()
+    out = host.berth.run("status").stdout
+    assert out.startswith("WARNING: '") and "is invalid since" in out
+    js = json.loads(host.berth.run("status", "--json").stdout)
+    assert js["agent"]["file_valid"] is False and js["agent"]["invalid_since"] > 0
+    assert host.status()["web"]["pid"] == pid
+    svcs["web"]["env"]["V"] = "valid-again"
+    host.write(svcs)
+    wait_for(lambda: host.status()["web"]["pid"] not in (None, pid), 3, "valid edit applied")
+    js = json.loads(host.berth.run("status", "--json").stdout)
+    assert js["agent"]["file_valid"] is True
+
+    # deleted: nothing happens; created again: applied
+    pid = host.status()["web"]["pid"]
+    os.unlink(host.file)
+    agent.wait_log(r"is invalid")
+    assert host.status()["web"]["pid"] == pid
+    svcs["web"]["env"]["V"] = "recreated"
+    host.write(svcs)
+    wait_for(lambda: host.status()["web"]["pid"] not in (None, pid), 3, "re-created file applied")
+
+
+def test_sighup_forces_a_reconcile(host, agents):
+    host.write({"web": host.svc(LOOP)})
+    agent = agents()
+    wait_for(lambda: running(host, ["web"]), 10)
+    host.berth.run("stop", "web")
+    assert host.status()["web"]["state"] == "stopped"
+    agent.p.send_signal(signal.SIGHUP)
+    wait_for(lambda: running(host, ["web"]), 5, "SIGHUP reconcile")
+
+
+def test_crashing_release_is_rolled_back_and_not_retried(host, agents):
+    svcs = {"web": host.svc(LOOP, env={"V": "good"})}
+    host.write(svcs)
+    agent = agents("--settle", "3s", "--resync", "500ms")
+    wait_for(lambda: running(host, ["web"]), 10)
+    svcs["web"]["command"] = ["/bin/sh", "-c", "echo bad release; exit 1"]
+    svcs["web"]["env"]["V"] = "bad"
+    host.write(svcs)
+    agent.wait_log(r"'web' rolled back", 15)
+    st = wait_for(lambda: (lambda s: s if s["web"]["state"] == "rolled-back" else None)(host.status()), 5)
+    pid = st["web"]["pid"]
+    env = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    assert "V=good" in open(f"/proc/{env[0]}/environ").read().split("\0")
+    plan = json.loads(host.diff("--json").stdout)
+    assert plan["changes"][0]["action"] == "unchanged" and plan["changes"][0]["rolled_back"]
+    # several resyncs later it has not been tried again
+    n = agent.text().count("converging")
+    agent.wait_log(r"(?s)rolled back.*", 1)
+    time.sleep(1.5)
+    assert host.status()["web"]["pid"] == pid
+    assert agent.text().count("'web': replace") == 1
+    # the file changes: tried again
+    svcs["web"]["command"] = LOOP
+    svcs["web"]["env"]["V"] = "fixed"
+    host.write(svcs)
+    wait_for(lambda: host.status()["web"]["state"] == "running" and
+             host.status()["web"]["pid"] != pid, 5, "new release")
+
+
+def unit_exec_start():
+    unit = open(os.path.join(TOP, "packaging", "berth-agent.service.in")).read()
+    assert re.search(r"^KillMode=process$", unit, re.M)
+    line = re.search(r"^ExecStart=(.*)$", unit, re.M).group(1)
+    return shlex.split(line)
+
+
+def test_agent_under_a_supervisor_with_the_units_command_line(host, agents, berth_bin):
+    argv = unit_exec_start()
+    assert argv[0] == "@BERTH_BINDIR@/berth" and argv[1] == "agent"
+    # the unit's command line with this test's binary, file and root
+    subst = {"@BERTH_BINDIR@/berth": berth_bin, "@BERTH_CONFIG@": host.file,
+             "@BERTH_ROOT@": host.berth.root}
+    argv = [subst.get(a, a) for a in argv]
+    assert "--config" in argv and "--root" in argv
+    host.write({n: host.svc(LOOP) for n in ("x", "y")})
+    agent = agents(argv=argv)
+    wait_for(lambda: running(host, ["x", "y"]), 10)
+    before = host.status()
+    # KillMode=process: the supervisor signals the main process only
+    agent.stop(signal.SIGTERM)
+    assert agent.p.returncode == 0
+    assert "services keep running" in agent.text()
+    after = host.status()
+    assert all(after[n]["state"] == "running" and after[n]["pid"] == before[n]["pid"]
+               for n in ("x", "y"))
+    assert len(keeper_pids(host.berth.root)) == 2
