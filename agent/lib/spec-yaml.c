@@ -221,6 +221,9 @@ static void resolve_plain(struct spec_node *n)
     n->sk = S_STR;
     if (strlen(s) != n->len)
         return;
+    /* most scalars are names and paths: rule them out by the first byte */
+    if (*s && !strchr("~nNyYtTfFoO0123456789-+.", *s))
+        return;
     if (is_one_of(s, nulls))
         n->sk = S_NULL;
     else if (is_one_of(s, yes) || is_one_of(s, no)) {
