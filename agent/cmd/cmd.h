@@ -40,6 +40,7 @@ void berth_print_error(const char *verb, const berth_error *err);
 int berth_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int cmd_run(int argc, char **argv, struct berth_globals *g);
+int cmd_exec(int argc, char **argv, struct berth_globals *g);
 int cmd_keeper(int argc, char **argv, struct berth_globals *g);
 int cmd_agent(int argc, char **argv, struct berth_globals *g);
 int cmd_diff(int argc, char **argv, struct berth_globals *g);

@@ -25,6 +25,7 @@ static const struct verb verbs[] = {
     {"stop", cmd_stop, "stop one service"},
     {"restart", cmd_restart, "restart one service"},
     {"run", cmd_run, "run one container in the foreground, like a program"},
+    {"exec", cmd_exec, "run a command inside a running service's container"},
     {"fetch", cmd_fetch, "download and verify an image into the store"},
     {"pin", cmd_pin, "download an image once and print its image: block"},
     {"images", cmd_images, "list the images in the store"},

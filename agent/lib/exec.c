@@ -1,0 +1,393 @@
+#include "exec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+#include "caps.h"
+#include "cgroup.h"
+#include "util.h"
+
+/* As container.c's: what a child tells the caller through the error pipe
+ * before it dies. The pipe is close-on-exec, so EOF without a message
+ * means the command's exec succeeded. */
+struct child_msg {
+    int code;
+    int exec_failed; /* the exec itself failed: BERTH_EXEC_ENOEXEC */
+    char msg[1016];
+};
+
+static __attribute__((noreturn, format(printf, 4, 5))) void
+child_fail(int fd, int code, bool exec_failed, const char *fmt, ...)
+{
+    struct child_msg m = {.code = code, .exec_failed = exec_failed};
+    va_list ap;
+    ssize_t n;
+
+    va_start(ap, fmt);
+    vsnprintf(m.msg, sizeof(m.msg), fmt, ap);
+    va_end(ap);
+    do
+        n = write(fd, &m, sizeof(m));
+    while (n < 0 && errno == EINTR);
+    _exit(127);
+}
+
+#define FAIL(...) child_fail(errfd, errno, false, __VA_ARGS__)
+
+static int pidfd_open_(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Join the service's cgroup(s): "berth/<name>" on v2, or below each v1
+ * controller mount where the service has one (only the controllers it has
+ * limits for exist). A service without limits has no cgroup of its own
+ * and runs in its keeper's; so does the command then. */
+static int join_cgroups(const struct berth_exec_config *cfg, berth_error *err)
+{
+    static const char *const v1[] = {"memory", "cpu", "pids"};
+    const char *fsroot = cfg->cgroup_root ? cfg->cgroup_root : BERTH_CGROUP_FSROOT;
+    char pid[32];
+
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    for (size_t i = 0; i < ARRAY_SIZE(v1); i++) {
+        _cleanup_free_ char *dir = berth_cgroup_detect(fsroot) == BERTH_CGROUP_V2
+                                       ? xasprintf("%s/berth/%s", fsroot, cfg->name)
+                                       : xasprintf("%s/%s/berth/%s", fsroot, v1[i], cfg->name);
+        _cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", dir);
+        if (access(dir, F_OK) < 0)
+            continue;
+        if (berth_write_string(procs, pid, err) < 0)
+            return berth_error_wrap(err, "joining the cgroup '%s'", dir);
+        if (berth_cgroup_detect(fsroot) == BERTH_CGROUP_V2)
+            break;
+    }
+    return 0;
+}
+
+/* fds 0-2 from cfg->stdio, which may themselves be any of 0-2: lift them
+ * above 2 first so that no dup2 clobbers a source still needed. */
+static void setup_stdio(const struct berth_exec_config *cfg, int errfd)
+{
+    int fds[3];
+
+    for (int i = 0; i < 3; i++) {
+        int src = cfg->stdio[i];
+        if (src < 0)
+            fds[i] = open("/dev/null", O_RDWR | O_CLOEXEC);
+        else
+            fds[i] = fcntl(src, F_DUPFD_CLOEXEC, 3);
+        if (fds[i] < 0)
+            FAIL("setting up the command's standard streams");
+    }
+    for (int i = 0; i < 3; i++)
+        if (dup2(fds[i], i) < 0)
+            FAIL("setting up the command's standard streams");
+}
+
+extern char **environ;
+
+/* The command, inside every namespace of the container: stdio, session,
+ * rlimit, credentials and capabilities in container.c's order, exec. */
+static __attribute__((noreturn)) void run_command(const struct berth_exec_config *cfg, int errfd)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    sigset_t none;
+
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (cfg->redirect_stdio)
+        setup_stdio(cfg, errfd);
+    if (cfg->tty) {
+        if (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0)
+            FAIL("making standard input the controlling terminal");
+    } else if (cfg->new_pgroup && setpgid(0, 0) < 0) {
+        FAIL("creating a process group");
+    }
+    if (cfg->nofile) {
+        struct rlimit rl = {cfg->nofile, cfg->nofile};
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            FAIL("setting the open file limit to %llu", (unsigned long long)cfg->nofile);
+    }
+    if (berth_caps_drop_bounding(cfg->caps, &err) < 0)
+        child_fail(errfd, err.code, false, "%s", err.msg);
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        FAIL("PR_SET_KEEPCAPS");
+    if (setgroups(cfg->ngroups, cfg->groups) < 0)
+        FAIL("setting supplementary groups");
+    if (setresgid(cfg->gid, cfg->gid, cfg->gid) < 0)
+        FAIL("setting gid %u", (unsigned)cfg->gid);
+    if (setresuid(cfg->uid, cfg->uid, cfg->uid) < 0)
+        FAIL("setting uid %u", (unsigned)cfg->uid);
+    if (berth_caps_set(cfg->caps, &err) < 0)
+        child_fail(errfd, err.code, false, "%s", err.msg);
+    prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        FAIL("setting no_new_privs");
+    /* after the uid change, which clears it: the command dies with the
+     * caller (berth exec killed, keeper gone) instead of lingering */
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (chdir(cfg->workdir ? cfg->workdir : "/") < 0)
+        FAIL("changing to the working directory '%s' in '%s'", cfg->workdir ? cfg->workdir : "/",
+             cfg->name);
+    /* every descriptor above stderr closes at exec, the error pipe too */
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        FAIL("marking inherited descriptors close-on-exec");
+    environ = cfg->env;
+    execvp(cfg->argv[0], cfg->argv);
+    if (errno == ENOENT)
+        child_fail(errfd, ENOENT, true,
+                   "executable '%s' not found in the container of '%s' (PATH searched)",
+                   cfg->argv[0], cfg->name);
+    child_fail(errfd, errno, true, "executing '%s' in the container of '%s'", cfg->argv[0],
+               cfg->name);
+}
+
+/* The helper: in the caller's namespaces, join the cgroups (the paths are
+ * the host's), then every namespace of the init, then clone the command
+ * as a sibling (CLONE_PARENT): a child of the caller, and the first
+ * process of ours that is really inside the pid namespace. */
+static __attribute__((noreturn)) void helper(const struct berth_exec_config *cfg, int initfd,
+                                             int errfd, int pidout)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    struct clone_args args = {.flags = CLONE_PARENT}; /* exit_signal: ours (SIGCHLD) */
+    pid_t pid;
+
+    if (join_cgroups(cfg, &err) < 0)
+        child_fail(errfd, err.code, false, "%s", err.msg);
+    if (setns(initfd, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET) <
+        0) {
+        if (errno == ESRCH)
+            child_fail(errfd, ESRCH, false, "the container of '%s' is not running", cfg->name);
+        FAIL("joining the namespaces of the container of '%s' (setns)", cfg->name);
+    }
+    pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+    if (pid < 0) {
+        /* a pid namespace whose init has died takes no new members */
+        if (errno == ENOMEM)
+            child_fail(errfd, ESRCH, false, "the container of '%s' is not running", cfg->name);
+        FAIL("starting the command in the container of '%s' (clone3)", cfg->name);
+    }
+    if (pid == 0) {
+        close(pidout);
+        run_command(cfg, errfd);
+    }
+    if (write(pidout, &pid, sizeof(pid)) != sizeof(pid))
+        _exit(1);
+    _exit(0);
+}
+
+static int read_child_error(int fd, bool *exec_failed, berth_error *err)
+{
+    struct child_msg m;
+    size_t got = 0;
+
+    while (got < sizeof(m)) {
+        ssize_t n = read(fd, (char *)&m + got, sizeof(m) - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got == 0)
+        return 0;
+    if (got < sizeof(m))
+        return berth_error_set(err, EIO, "the command died before it started");
+    m.msg[sizeof(m.msg) - 1] = '\0';
+    *exec_failed = m.exec_failed;
+    if (m.exec_failed && m.code == ENOENT) {
+        /* the message says it all; keep the code for the caller */
+        berth_error_set(err, 0, "%s", m.msg);
+        err->code = ENOENT;
+        return -1;
+    }
+    return berth_error_set(err, m.code, "%s", m.msg);
+}
+
+static void reap(pid_t pid)
+{
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/* Wait for the helper and collect the command's pid from it. */
+static pid_t collect_helper(pid_t helper_pid, int pidin)
+{
+    pid_t pid = 0;
+    ssize_t n;
+
+    reap(helper_pid);
+    do
+        n = read(pidin, &pid, sizeof(pid));
+    while (n < 0 && errno == EINTR);
+    return n == sizeof(pid) ? pid : 0;
+}
+
+int berth_exec_spawn(const struct berth_exec_config *cfg, pid_t *ret_pid, int *ret_pidfd,
+                     berth_error *err)
+{
+    _cleanup_close_ int own = -1, errrd = -1, pidrd = -1, cmdfd = -1;
+    int initfd = cfg->init_pidfd;
+    int errpipe[2], pidpipe[2];
+    bool exec_failed = false;
+    pid_t helper_pid, pid;
+
+    if (!cfg->argv || !cfg->argv[0])
+        return berth_error_set(err, EINVAL, "no command to run in '%s'", cfg->name);
+    if (initfd < 0) {
+        if (cfg->init_pid <= 0)
+            return berth_error_set(err, ESRCH, "the container of '%s' is not running", cfg->name);
+        initfd = own = pidfd_open_(cfg->init_pid);
+        if (own < 0)
+            return berth_error_set(err, errno == ESRCH ? 0 : errno,
+                                   "the container of '%s' is not running (pid %d)", cfg->name,
+                                   (int)cfg->init_pid);
+    }
+    if (pipe2(errpipe, O_CLOEXEC) < 0)
+        return berth_error_set(err, errno, "creating a pipe");
+    errrd = errpipe[0];
+    if (pipe2(pidpipe, O_CLOEXEC) < 0) {
+        close(errpipe[1]);
+        return berth_error_set(err, errno, "creating a pipe");
+    }
+    pidrd = pidpipe[0];
+    helper_pid = fork();
+    if (helper_pid == 0) {
+        close(errpipe[0]);
+        close(pidpipe[0]);
+        helper(cfg, initfd, errpipe[1], pidpipe[1]);
+    }
+    close(errpipe[1]);
+    close(pidpipe[1]);
+    if (helper_pid < 0)
+        return berth_error_set(err, errno, "forking to run a command in '%s'", cfg->name);
+    pid = collect_helper(helper_pid, pidrd);
+    if (pid > 0) {
+        /* our own child: nobody else can reap it, so the pid is stable */
+        cmdfd = pidfd_open_(pid);
+        if (cmdfd < 0) {
+            berth_error_set(err, errno, "opening a pidfd of the command in '%s'", cfg->name);
+            kill(pid, SIGKILL);
+            reap(pid);
+            return -1;
+        }
+    }
+    if (read_child_error(errrd, &exec_failed, err) < 0) {
+        if (pid > 0)
+            reap(pid);
+        return exec_failed ? BERTH_EXEC_ENOEXEC : -1;
+    }
+    if (pid <= 0)
+        return berth_error_set(err, EIO, "running a command in '%s': the helper died", cfg->name);
+    *ret_pid = pid;
+    *ret_pidfd = TAKE_FD(cmdfd);
+    return 0;
+}
+
+int berth_exec_open_pty(pid_t init_pid, int *ret_master, int *ret_slave, berth_error *err)
+{
+    _cleanup_free_ char *root = xasprintf("/proc/%d/root", (int)init_pid);
+    _cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int path = -1, master = -1, slave = -1;
+    char self[64];
+    struct stat st;
+    int unlock = 0;
+
+    if (rootfd < 0)
+        return berth_error_set(err, errno, "opening the root of the container (pid %d)",
+                               (int)init_pid);
+    /* resolved as if the container's root were "/": nothing it links can
+     * lead us elsewhere; and it must be the devpts multiplexer (5:2) */
+    path = berth_open_in_root(rootfd, "/dev/pts/ptmx", false, false);
+    if (path < 0)
+        return berth_error_set(err, errno, "opening '/dev/pts/ptmx' in the container");
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", path);
+    master = open(self, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0 || fstat(master, &st) < 0)
+        return berth_error_set(err, errno, "opening '/dev/pts/ptmx' in the container");
+    if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 5 || minor(st.st_rdev) != 2)
+        return berth_error_set(err, EINVAL,
+                               "'/dev/pts/ptmx' in the container is not a "
+                               "pseudo-terminal multiplexer");
+    if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+        return berth_error_set(err, errno, "unlocking a pseudo-terminal");
+    slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0)
+        return berth_error_set(err, errno, "opening a pseudo-terminal");
+    *ret_master = TAKE_FD(master);
+    *ret_slave = TAKE_FD(slave);
+    return 0;
+}
+
+/* The pid behind a pidfd, in our pid namespace (fdinfo's "Pid:"). */
+static pid_t pidfd_pid(int pidfd)
+{
+    char path[64];
+    _cleanup_free_ char *info = NULL;
+    berth_error ign = BERTH_ERROR_INIT;
+    const char *p;
+
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+    if (berth_read_file(path, 4096, &info, NULL, &ign) < 0)
+        return 0;
+    p = strstr(info, "\nPid:");
+    return p ? (pid_t)atoi(p + 5) : 0;
+}
+
+static int exit_code(const siginfo_t *si)
+{
+    return si->si_code == CLD_EXITED ? si->si_status : 128 + si->si_status;
+}
+
+int berth_exec_wait(int pidfd, int timeout_ms, int *ret_code, berth_error *err)
+{
+    uint64_t deadline = timeout_ms >= 0 ? berth_now_ms() + (uint64_t)timeout_ms : 0;
+    struct pollfd p = {pidfd, POLLIN, 0};
+    siginfo_t si = {0};
+    int n;
+
+    for (;;) {
+        int left = -1;
+        if (timeout_ms >= 0) {
+            uint64_t now = berth_now_ms();
+            left = now >= deadline ? 0 : (int)(deadline - now);
+        }
+        n = poll(&p, 1, left);
+        if (n >= 0 || errno != EINTR)
+            break;
+    }
+    if (n < 0)
+        return berth_error_set(err, errno, "waiting for the command");
+    if (n == 0) {
+        /* the command and, when it leads its own process group, all it
+         * started; our unreaped child keeps its pid and group id valid */
+        pid_t pid = pidfd_pid(pidfd);
+        if (pid > 0 && getpgid(pid) == pid)
+            kill(-pid, SIGKILL);
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+    }
+    while (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0)
+        if (errno != EINTR)
+            return berth_error_set(err, errno, "waiting for the command");
+    *ret_code = exit_code(&si);
+    return n == 0 ? 1 : 0;
+}
