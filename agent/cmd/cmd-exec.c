@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -38,13 +39,17 @@ static const char usage_text[] =
     "  -t, --tty                when standard input is a terminal, run CMD on a new\n"
     "                           pseudo-terminal of the container (raw mode here with\n"
     "                           -i; window size changes follow); otherwise ignored\n"
+    "      --timeout DUR        kill CMD and its process group after DUR (like 5s or\n"
+    "                           500ms) and exit with 124, as timeout(1) does; CMD\n"
+    "                           then runs in a process group of its own\n"
     "      --root DIR           state directory (default " BERTH_DEFAULT_ROOT ")\n"
     "  -h, --help               this help\n"
     "\n"
     "Exit status: CMD's own (128+N when it died of signal N); 127 when CMD is not\n"
-    "found in the container, 126 when it cannot be executed; 1 when NAME is not\n"
-    "a service or is not running, or another error kept CMD from starting (the\n"
-    "reason is printed on one line); 2 for a usage error.\n"
+    "found in the container, 126 when it cannot be executed, 124 when --timeout\n"
+    "expired; 1 when NAME is not a service or is not running, or another error\n"
+    "kept CMD from starting (the reason is printed on one line); 2 for a usage\n"
+    "error.\n"
     "\n"
     "Examples:\n"
     "  berth exec web -- ps\n"
@@ -58,7 +63,10 @@ struct exec_opts {
     const char *workdir;
     bool interactive;
     bool tty;
+    uint64_t timeout_ms; /* 0: none */
 };
+
+enum { OPT_TIMEOUT = 0x100 };
 
 #define BAD(...) return berth_usage_error("exec", __VA_ARGS__)
 
@@ -72,6 +80,7 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct exe
         {"workdir", required_argument, NULL, 'w'},
         {"interactive", no_argument, NULL, 'i'},
         {"tty", no_argument, NULL, 't'},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -102,6 +111,11 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct exe
             break;
         case 't':
             o->tty = true;
+            break;
+        case OPT_TIMEOUT:
+            if (berth_parse_duration(optarg, &o->timeout_ms) < 0 || !o->timeout_ms ||
+                o->timeout_ms > INT32_MAX)
+                BAD("invalid --timeout '%s': expected a duration like 5s or 500ms", optarg);
             break;
         case ':':
             BAD("option '%s' needs a value", argv[optind - 1]);
@@ -261,6 +275,8 @@ struct waiter {
     int sfd;    /* signalfd of the forwarded signals */
     int master; /* pty master, or -1 */
     bool stdin_open;
+    bool own_pgroup;   /* CMD is not in our process group */
+    uint64_t deadline; /* monotonic ms, 0: none */
 };
 
 static void on_signals(struct waiter *w)
@@ -275,24 +291,31 @@ static void on_signals(struct waiter *w)
         }
         /* without a pty, signals from our terminal reached CMD directly
          * (same process group); with one, CMD has its own terminal */
-        if (w->master < 0 && si.ssi_code == SI_KERNEL)
+        if (w->master < 0 && !w->own_pgroup && si.ssi_code == SI_KERNEL)
             continue;
         syscall(SYS_pidfd_send_signal, w->pidfd, sig, NULL, 0);
     }
 }
 
-/* Relay and forward until the command exits; its exit code. */
-static int wait_command(struct waiter *w)
+/* Relay and forward until the command exits or the deadline passes; its
+ * exit code. */
+static int wait_command(struct waiter *w, const char *name)
 {
     berth_error err = BERTH_ERROR_INIT;
-    int code;
+    int code, timeout = -1, r;
 
     for (;;) {
+        if (w->deadline) {
+            uint64_t now = berth_now_ms();
+            if (now >= w->deadline)
+                break;
+            timeout = (int)(w->deadline - now);
+        }
         struct pollfd p[4] = {{w->pidfd, POLLIN, 0},
                               {w->sfd, POLLIN, 0},
                               {w->master, POLLIN, 0},
                               {w->stdin_open ? STDIN_FILENO : -1, POLLIN, 0}};
-        if (poll(p, 4, -1) < 0) {
+        if (poll(p, 4, timeout) < 0) {
             if (errno == EINTR)
                 continue;
             break;
@@ -315,9 +338,15 @@ static int wait_command(struct waiter *w)
         while ((n = read(w->master, buf, sizeof(buf))) > 0)
             write_all(STDOUT_FILENO, buf, (size_t)n);
     }
-    if (berth_exec_wait(w->pidfd, -1, &code, &err) < 0) {
+    /* past the deadline this kills CMD and its process group */
+    r = berth_exec_wait(w->pidfd, w->deadline ? 0 : -1, &code, &err);
+    if (r < 0) {
         berth_print_error("exec", &err);
         return EXIT_FAIL;
+    }
+    if (r == 1) {
+        berth_die_msg("exec", "the command in '%s' did not finish in time; killed", name);
+        return 124;
     }
     return code;
 }
@@ -416,6 +445,7 @@ int cmd_exec(int argc, char **argv, struct berth_globals *g)
         .redirect_stdio = o.tty || !o.interactive,
         .stdio = {o.tty ? slave : -1, o.tty ? slave : STDOUT_FILENO, o.tty ? slave : STDERR_FILENO},
         .tty = o.tty,
+        .new_pgroup = o.timeout_ms > 0,
     };
     r = berth_exec_spawn(&cfg, &pid, &cmdfd, &err);
     if (r < 0) {
@@ -431,8 +461,13 @@ int cmd_exec(int argc, char **argv, struct berth_globals *g)
         cfmakeraw(&t);
         raw = tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) == 0;
     }
-    struct waiter w = {cmdfd, sfd, master, o.tty && o.interactive};
-    rc = wait_command(&w);
+    struct waiter w = {cmdfd,
+                       sfd,
+                       master,
+                       o.tty && o.interactive,
+                       o.timeout_ms > 0,
+                       o.timeout_ms ? berth_now_ms() + o.timeout_ms : 0};
+    rc = wait_command(&w, name);
     if (raw)
         tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
     goto out_mask;

@@ -216,6 +216,29 @@ def test_stdin_only_with_i_and_signals_are_forwarded(host):
         p.wait()
 
 
+def test_timeout_kills_the_command_and_what_it_started(host):
+    """The health-check path: berth_exec_wait's timeout with the command in
+    a process group of its own."""
+    up(host, {"web": host.svc(LOOP)})
+    t0 = time.monotonic()
+    r = ex(host, "--timeout", "300ms", "web", "--", "sh", "-c",
+           "sleep 1000 & echo $!; sleep 999")
+    took = time.monotonic() - t0
+    assert r.returncode == 124, r.stderr
+    assert r.stderr == "berth exec: the command in 'web' did not finish in time; killed\n"
+    assert 0.3 <= took < 5, took
+    orphan = r.stdout.strip()
+    assert orphan.isdigit()
+
+    def gone():
+        ps = ex(host, "web", "--", "ps", "-o", "pid,args").stdout
+        return not any(l.split(None, 1)[1].startswith("sleep 99") for l in ps.splitlines()[1:])
+    wait_for(gone, 5, "the command's children to die")
+    r = ex(host, "--timeout", "10s", "web", "--", "sh", "-c", "exit 4")
+    assert r.returncode == 4
+    assert ex(host, "--timeout", "0", "web", "--", "true").returncode == 2
+
+
 def read_until_eof(fd, timeout=20):
     out = b""
     deadline = time.monotonic() + timeout

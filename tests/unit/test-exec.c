@@ -1,0 +1,155 @@
+/* exec.c's waiting half, which health checks depend on: exit codes, the
+ * timeout killing the command and everything in its process group, and
+ * spawn's error for a container that is gone. Joining a real container is
+ * covered by tests/integration/test_exec.py (it needs root). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "exec.h"
+#include "util.h"
+
+static int child(pid_t *ret_pid, void (*body)(int fd), int fd)
+{
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        body(fd);
+        _exit(0);
+    }
+    *ret_pid = pid;
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    assert_true(pidfd >= 0);
+    return pidfd;
+}
+
+static void exit3(int fd)
+{
+    (void)fd;
+    _exit(3);
+}
+
+static void sleeper(int fd)
+{
+    (void)fd;
+    pause();
+}
+
+static void killed_by_term(int fd)
+{
+    (void)fd;
+    raise(SIGTERM);
+}
+
+/* a group leader whose own child would outlive it without the group kill */
+static void group_with_grandchild(int fd)
+{
+    pid_t g;
+
+    setpgid(0, 0);
+    g = fork();
+    if (g == 0)
+        pause();
+    if (write(fd, &g, sizeof(g)) != sizeof(g))
+        _exit(1);
+    pause();
+}
+
+static void test_exit_codes(void **state)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    pid_t pid;
+    int code = -1;
+    (void)state;
+
+    _cleanup_close_ int a = child(&pid, exit3, -1);
+    assert_int_equal(berth_exec_wait(a, -1, &code, &err), 0);
+    assert_int_equal(code, 3);
+    _cleanup_close_ int b = child(&pid, killed_by_term, -1);
+    assert_int_equal(berth_exec_wait(b, 5000, &code, &err), 0);
+    assert_int_equal(code, 128 + SIGTERM);
+}
+
+static void test_timeout_kills(void **state)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    pid_t pid;
+    int code = -1;
+    (void)state;
+
+    _cleanup_close_ int fd = child(&pid, sleeper, -1);
+    uint64_t t0 = berth_now_ms();
+    assert_int_equal(berth_exec_wait(fd, 100, &code, &err), 1);
+    uint64_t took = berth_now_ms() - t0;
+    assert_int_equal(code, 128 + SIGKILL);
+    assert_true(took >= 100 && took < 5000);
+    /* reaped: the pid is no child of ours any more */
+    assert_int_equal(waitpid(pid, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+}
+
+static void test_timeout_kills_the_process_group(void **state)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    int p[2], code = -1, status = 0;
+    pid_t pid, grandchild = 0;
+    (void)state;
+
+    /* the orphaned grandchild comes back to us, so we can see how it died */
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+    assert_int_equal(pipe(p), 0);
+    _cleanup_close_ int fd = child(&pid, group_with_grandchild, p[1]);
+    close(p[1]);
+    assert_int_equal(read(p[0], &grandchild, sizeof(grandchild)), sizeof(grandchild));
+    close(p[0]);
+    assert_int_equal(berth_exec_wait(fd, 50, &code, &err), 1);
+    assert_int_equal(waitpid(grandchild, &status, 0), grandchild);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+}
+
+static void test_spawn_into_a_gone_container(void **state)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    char *argv[] = {"true", NULL};
+    pid_t pid, got = 0;
+    int fd = -1;
+    (void)state;
+
+    int pidfd = child(&pid, exit3, -1);
+    int code;
+    assert_int_equal(berth_exec_wait(pidfd, -1, &code, &err), 0);
+    close(pidfd);
+    struct berth_exec_config cfg = {.init_pid = pid, .init_pidfd = -1, .name = "web", .argv = argv};
+    assert_int_equal(berth_exec_spawn(&cfg, &got, &fd, &err), -1);
+    assert_non_null(strstr(err.msg, "the container of 'web' is not running"));
+    assert_int_equal(fd, -1);
+
+    cfg.init_pid = 0;
+    assert_int_equal(berth_exec_spawn(&cfg, &got, &fd, &err), -1);
+    cfg.init_pid = getpid();
+    cfg.argv = NULL;
+    assert_int_equal(berth_exec_spawn(&cfg, &got, &fd, &err), -1);
+    assert_non_null(strstr(err.msg, "no command"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exit_codes),
+        cmocka_unit_test(test_timeout_kills),
+        cmocka_unit_test(test_timeout_kills_the_process_group),
+        cmocka_unit_test(test_spawn_into_a_gone_container),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
