@@ -418,6 +418,9 @@ int cmd_exec(int argc, char **argv, struct berth_globals *g)
     }
     env = build_env(kc.env, &o, user.home, o.tty);
 
+    /* a closed stdout must not kill us while CMD runs (CMD gets the
+     * default disposition back) */
+    signal(SIGPIPE, SIG_IGN);
     /* block before CMD exists so that no signal is lost */
     sigemptyset(&block);
     for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)

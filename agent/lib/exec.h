@@ -78,7 +78,10 @@ int berth_exec_open_pty(pid_t init_pid, int *ret_master, int *ret_slave, berth_e
  * *ret_code (128+N for death by signal N); 1 when the timeout expired: the
  * command (and its process group, with new_pgroup) was then killed with
  * SIGKILL and reaped, *ret_code is then normally 137;
- * -1 on error. Does not close `pidfd`. */
+ * -1 on error. Does not close `pidfd`.
+ * An event loop (the keeper) does not block here: it polls the pidfd with
+ * its own timer and calls this with timeout_ms 0 once the pidfd is
+ * readable (the exit) or the timer fired (kill now). */
 int berth_exec_wait(int pidfd, int timeout_ms, int *ret_code, berth_error *err);
 
 #endif
