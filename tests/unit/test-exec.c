@@ -10,7 +10,9 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -143,6 +145,93 @@ static void test_spawn_into_a_gone_container(void **state)
     assert_non_null(strstr(err.msg, "no command"));
 }
 
+static void mkfile(const char *dir, const char *name)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    _cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
+
+    assert_int_equal(berth_mkdir_p(dir, 0755, &err), 0);
+    assert_int_equal(berth_write_file_atomic(p, "", 0, 0644, &err), 0);
+}
+
+static char *slurp(const char *dir, const char *name)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    _cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
+    char *data = NULL;
+
+    assert_int_equal(berth_read_file(p, 4096, &data, NULL, &err), 0);
+    return data;
+}
+
+/* Spawn against ourselves as the "init", with a fake cgroupfs: the helper
+ * writes its pid into the service's cgroup.procs before setns. As root the
+ * setns into our own namespaces works and `true` runs; otherwise setns
+ * fails. Either way the cgroup files show what the helper joined. */
+static void spawn_with_fake_cgroups(const char *fsroot, const char *const *dirs, size_t ndirs,
+                                    const char *const *absent, size_t nabsent)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    char *argv[] = {"true", NULL};
+    struct berth_exec_config cfg = {.init_pid = getpid(),
+                                    .init_pidfd = -1,
+                                    .name = "web",
+                                    .cgroup_root = fsroot,
+                                    .argv = argv,
+                                    .uid = getuid(),
+                                    .gid = getgid(),
+                                    .caps = 0};
+    pid_t pid = 0, helper = 0;
+    int fd = -1, code = -1;
+
+    int r = berth_exec_spawn(&cfg, &pid, &fd, &err);
+    if (r == 0) {
+        assert_int_equal(berth_exec_wait(fd, 10000, &code, &err), 0);
+        assert_int_equal(code, 0);
+        close(fd);
+    } else {
+        assert_non_null(strstr(err.msg, "setns"));
+    }
+    for (size_t i = 0; i < ndirs; i++) {
+        _cleanup_free_ char *procs = slurp(dirs[i], "cgroup.procs");
+        pid_t p = (pid_t)atoi(procs);
+        assert_true(p > 0 && p != getpid());
+        assert_true(helper == 0 || p == helper);
+        helper = p;
+    }
+    for (size_t i = 0; i < nabsent; i++)
+        assert_int_not_equal(access(absent[i], F_OK), 0);
+}
+
+static void test_joins_v2_and_v1_cgroups(void **state)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    char tmpl[] = "/tmp/berth-test-exec-XXXXXX";
+    char *tmp = mkdtemp(tmpl);
+    (void)state;
+
+    assert_non_null(tmp);
+    /* v2: one directory, found through cgroup.controllers at the root */
+    _cleanup_free_ char *v2 = xasprintf("%s/v2", tmp);
+    _cleanup_free_ char *v2dir = xasprintf("%s/berth/web", v2);
+    mkfile(v2, "cgroup.controllers");
+    mkfile(v2dir, "cgroup.procs");
+    const char *v2dirs[] = {v2dir};
+    spawn_with_fake_cgroups(v2, v2dirs, 1, NULL, 0);
+
+    /* v1: each controller the service has a directory for, none other */
+    _cleanup_free_ char *v1 = xasprintf("%s/v1", tmp);
+    _cleanup_free_ char *mem = xasprintf("%s/memory/berth/web", v1);
+    _cleanup_free_ char *pids = xasprintf("%s/pids/berth/web", v1);
+    _cleanup_free_ char *cpu = xasprintf("%s/cpu/berth/web", v1);
+    mkfile(mem, "cgroup.procs");
+    mkfile(pids, "cgroup.procs");
+    const char *v1dirs[] = {mem, pids};
+    const char *absent[] = {cpu};
+    spawn_with_fake_cgroups(v1, v1dirs, 2, absent, 1);
+    assert_int_equal(berth_rm_rf(tmp, &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_timeout_kills),
         cmocka_unit_test(test_timeout_kills_the_process_group),
         cmocka_unit_test(test_spawn_into_a_gone_container),
+        cmocka_unit_test(test_joins_v2_and_v1_cgroups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
