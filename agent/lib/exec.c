@@ -214,7 +214,7 @@ static int read_child_error(int fd, bool *exec_failed, berth_error *err)
         return berth_error_set(err, EIO, "the command died before it started");
     m.msg[sizeof(m.msg) - 1] = '\0';
     *exec_failed = m.exec_failed;
-    if (m.exec_failed && m.code == ENOENT) {
+    if ((m.exec_failed && m.code == ENOENT) || m.code == ESRCH) {
         /* the message says it all; keep the code for the caller */
         berth_error_set(err, 0, "%s", m.msg);
         err->code = ENOENT;
@@ -254,13 +254,12 @@ int berth_exec_spawn(const struct berth_exec_config *cfg, pid_t *ret_pid, int *r
     if (!cfg->argv || !cfg->argv[0])
         return berth_error_set(err, EINVAL, "no command to run in '%s'", cfg->name);
     if (initfd < 0) {
-        if (cfg->init_pid <= 0)
-            return berth_error_set(err, ESRCH, "the container of '%s' is not running", cfg->name);
-        initfd = own = pidfd_open_(cfg->init_pid);
-        if (own < 0)
-            return berth_error_set(err, errno == ESRCH ? 0 : errno,
-                                   "the container of '%s' is not running (pid %d)", cfg->name,
-                                   (int)cfg->init_pid);
+        initfd = own = cfg->init_pid > 0 ? pidfd_open_(cfg->init_pid) : -1;
+        if (own < 0) {
+            berth_error_set(err, 0, "the container of '%s' is not running", cfg->name);
+            err->code = ESRCH;
+            return -1;
+        }
     }
     if (pipe2(errpipe, O_CLOEXEC) < 0)
         return berth_error_set(err, errno, "creating a pipe");

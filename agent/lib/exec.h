@@ -59,11 +59,10 @@ struct berth_exec_config {
  * succeeded, with the command's pid (in the caller's pid namespace) and a
  * pidfd of it; the command is a child of the caller, whose exit status is
  * the command's own. On failure nothing is left running and `err` says
- * which step failed ("the container of 'web' is not running" when the
- * init is gone). The caller's signal mask and ignored signals are reset to
- * the defaults in the command. The command is the caller's child: a
- * caller that reaps with waitpid(-1) or ignores SIGCHLD would lose its
- * status. */
+ * which step failed; err->code is ESRCH, and the message "the container
+ * of 'web' is not running", when the init is gone. The caller's signal mask and ignored signals are
+ * reset to the defaults in the command. The command is the caller's child: a caller that reaps with
+ * waitpid(-1) or ignores SIGCHLD would lose its status. */
 int berth_exec_spawn(const struct berth_exec_config *cfg, pid_t *ret_pid, int *ret_pidfd,
                      berth_error *err);
 

@@ -135,6 +135,7 @@ static void test_spawn_into_a_gone_container(void **state)
     struct berth_exec_config cfg = {.init_pid = pid, .init_pidfd = -1, .name = "web", .argv = argv};
     assert_int_equal(berth_exec_spawn(&cfg, &got, &fd, &err), -1);
     assert_non_null(strstr(err.msg, "the container of 'web' is not running"));
+    assert_int_equal(err.code, ESRCH);
     assert_int_equal(fd, -1);
 
     cfg.init_pid = 0;
