@@ -215,10 +215,15 @@ static int streamer_start(struct streamer *s, const char *dest,
     if (s->pid == 0) {
         struct verdict v = {0};
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        close(sv[0]);
-        close(st[0]);
-        v.rc = berth_unpack_tar_fd(sv[1], dest, lim, &v.stats, &v.err);
-        (void)!write(st[1], &v, sizeof(v));
+        /* keep nothing else: a copy of another unpacker's socket would
+         * keep that one from ever seeing the end of its stream, and a
+         * copy of a lock would outlive the parent */
+        int in = fcntl(sv[1], F_DUPFD, 100), out = fcntl(st[1], F_DUPFD, 100);
+        if (in < 0 || out < 0 || dup2(in, 3) < 0 || dup2(out, 4) < 0)
+            _exit(1);
+        close_range(5, ~0U, 0);
+        v.rc = berth_unpack_tar_fd(3, dest, lim, &v.stats, &v.err);
+        (void)!write(4, &v, sizeof(v));
         _exit(0);
     }
     close(sv[1]);

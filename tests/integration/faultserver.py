@@ -200,3 +200,19 @@ class FaultServer:
         """The GET requests made for `path`, as header dicts."""
         with self.lock:
             return [h for m, p, h in self.requests if p == path and m == "GET"]
+
+
+def main(argv):
+    """`faultserver.py DIR`: serve the files of DIR (no faults) and print the
+    port on stdout; for the C unit tests. Runs until stdin closes."""
+    import sys
+    with FaultServer() as srv:
+        for name in os.listdir(argv[1]):
+            srv.add("/" + name, file=os.path.join(argv[1], name))
+        print(srv.port, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    import sys
+    main(sys.argv)
