@@ -141,6 +141,15 @@ static int resolve(const struct berth_service *svc, const struct berth_image *im
     k->backoff_reset_ms = svc->backoff.reset_after_ms;
     k->log_max_size = svc->log.max_size;
     k->log_max_files = svc->log.max_files ? svc->log.max_files : 1;
+    if (svc->healthcheck.ncommand) {
+        size_t nh = 0;
+        for (size_t i = 0; i < svc->healthcheck.ncommand; i++)
+            strv_push(&k->health_argv, &nh, svc->healthcheck.command[i]);
+        k->health_interval_ms = svc->healthcheck.interval_ms;
+        k->health_timeout_ms = svc->healthcheck.timeout_ms;
+        k->health_retries = svc->healthcheck.retries;
+        k->health_restart = svc->healthcheck.restart_on_unhealthy;
+    }
     return 0;
 }
 

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "exec.h"
 #include "status.h"
 #include "user.h"
 #include "util.h"
@@ -99,6 +100,14 @@ int berth_keeper_config_write(const char *path, const struct berth_keeper_config
     json_object_set_new(o, "log",
                         json_pack("{s:I, s:i}", "max_size", (json_int_t)c->log_max_size,
                                   "max_files", (int)c->log_max_files));
+    json_object_set_new(o, "healthcheck",
+                        c->health_argv
+                            ? json_pack("{s:o, s:I, s:I, s:i, s:b}", "argv",
+                                        strv_json(c->health_argv), "interval_ms",
+                                        (json_int_t)c->health_interval_ms, "timeout_ms",
+                                        (json_int_t)c->health_timeout_ms, "retries",
+                                        (int)c->health_retries, "restart", c->health_restart)
+                            : json_null());
     text = json_dumps(o, JSON_SORT_KEYS | JSON_INDENT(2));
     json_decref(o);
     if (!text)
@@ -167,6 +176,18 @@ int berth_keeper_config_read(const char *path, struct berth_keeper_config *c, be
     log = json_object_get(o, "log");
     c->log_max_size = u64(log, "max_size");
     c->log_max_files = (unsigned)u64(log, "max_files");
+    json_t *hc = json_object_get(o, "healthcheck");
+    if (json_is_object(hc)) {
+        c->health_argv = json_strv(json_object_get(hc, "argv"));
+        c->health_interval_ms = u64(hc, "interval_ms");
+        c->health_timeout_ms = u64(hc, "timeout_ms");
+        c->health_retries = (unsigned)u64(hc, "retries");
+        c->health_restart = json_is_true(json_object_get(hc, "restart"));
+        if (!c->health_argv[0] || !c->health_interval_ms || !c->health_retries) {
+            strv_free(c->health_argv);
+            c->health_argv = NULL;
+        }
+    }
     json_decref(o);
     if (!c->name || !c->image_rootfs || !c->argv[0] || c->log_max_files == 0) {
         berth_keeper_config_release(c);
@@ -183,6 +204,7 @@ void berth_keeper_config_release(struct berth_keeper_config *c)
     free(c->image_rootfs);
     strv_free(c->argv);
     strv_free(c->env);
+    strv_free(c->health_argv);
     free(c->workdir);
     free(c->user);
     free(c->hostname);
@@ -424,6 +446,13 @@ struct keeper {
     bool exit_oom;
     int64_t exit_at;
     bool stop_requested, restart_requested, done;
+    /* health checks: run in the container every interval, each with a
+     * timeout; `retries` failures in a row make the service unhealthy */
+    enum { H_NONE, H_STARTING, H_HEALTHY, H_UNHEALTHY } health;
+    int health_timer;
+    int health_pidfd; /* the running check, -1 when none */
+    unsigned health_failures;
+    struct berth_user user; /* of the running container */
     char start_error[1024]; /* why the last start failed, "" when it did not */
     int timerfd, sigfd, lfd, logr, logwr, devnull;
     struct logw log;
@@ -484,6 +513,8 @@ static void klog(struct keeper *k, const char *fmt, ...)
     log_write(&k->log, line, (size_t)n);
 }
 
+static const char *const health_name[] = {"none", "starting", "healthy", "unhealthy"};
+
 static void write_status(struct keeper *k)
 {
     berth_error err = BERTH_ERROR_INIT;
@@ -495,7 +526,7 @@ static void write_status(struct keeper *k)
         .restarts = k->restarts,
         .started_at = k->has_container ? k->started_at : 0,
         .image = k->cfg.image_digest,
-        .health = (char *)"none",
+        .health = (char *)health_name[k->health],
         .spec_hash = k->cfg.spec_hash,
         .has_exit = k->has_exit,
         .exit_code = k->exit_code,
@@ -524,16 +555,18 @@ static void disarm_timer(struct keeper *k)
 
 static void on_exit_code(struct keeper *k, int code, bool oom);
 
+static void health_arm(struct keeper *k, uint64_t ms);
+
 static void start_service(struct keeper *k)
 {
     berth_error err = BERTH_ERROR_INIT;
-    struct berth_user user = {0};
     _cleanup_free_ char *cgname = xstrdup(k->cfg.name);
 
     k->state = K_STARTING;
     k->start_error[0] = '\0';
     write_status(k);
-    if (berth_user_resolve(k->cfg.image_rootfs, k->cfg.user, &user, &err) == 0) {
+    berth_user_release(&k->user);
+    if (berth_user_resolve(k->cfg.image_rootfs, k->cfg.user, &k->user, &err) == 0) {
         struct berth_container_config cc = {
             .name = k->cfg.name,
             .cgroup_name = cgname,
@@ -542,10 +575,10 @@ static void start_service(struct keeper *k)
             .argv = k->cfg.argv,
             .env = k->cfg.env,
             .workdir = k->cfg.workdir,
-            .uid = user.uid,
-            .gid = user.gid,
-            .groups = user.groups,
-            .ngroups = user.ngroups,
+            .uid = k->user.uid,
+            .gid = k->user.gid,
+            .groups = k->user.groups,
+            .ngroups = k->user.ngroups,
             .hostname = k->cfg.hostname,
             .network_none = k->cfg.network_none,
             .readonly = k->cfg.readonly,
@@ -560,20 +593,122 @@ static void start_service(struct keeper *k)
             .keep_layer = true,
         };
         if (berth_container_start(&cc, &k->c, &err) == 0) {
-            berth_user_release(&user);
             k->has_container = true;
             k->state = K_RUNNING;
             k->started_mono = berth_now_ms();
             k->started_at = (int64_t)time(NULL);
+            if (k->cfg.health_argv) {
+                k->health = H_STARTING;
+                k->health_failures = 0;
+                health_arm(k, k->cfg.health_interval_ms);
+            }
             klog(k, "started '%s' (pid %d)", k->cfg.name, (int)k->c.pid);
             write_status(k);
             return;
         }
     }
-    berth_user_release(&user);
     klog(k, "%s", err.msg);
     snprintf(k->start_error, sizeof(k->start_error), "%s", err.msg);
     on_exit_code(k, 127, false);
+}
+
+/* ---- health checks ---- */
+
+static void health_arm(struct keeper *k, uint64_t ms)
+{
+    struct itimerspec its = {0};
+
+    its.it_value.tv_sec = (time_t)(ms / 1000);
+    its.it_value.tv_nsec = (long)(ms % 1000) * 1000000L + (ms ? 0 : 1);
+    timerfd_settime(k->health_timer, 0, &its, NULL);
+}
+
+/* Collect the running check (killing it if it is still going). */
+static int health_collect(struct keeper *k)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    int code = -1;
+
+    if (k->health_pidfd < 0)
+        return -1;
+    if (berth_exec_wait(k->health_pidfd, 0, &code, &err) < 0)
+        code = -1;
+    close(k->health_pidfd);
+    k->health_pidfd = -1;
+    return code;
+}
+
+static void health_result(struct keeper *k, int code, bool timed_out)
+{
+    int before = k->health;
+
+    if (code == 0) {
+        k->health_failures = 0;
+        k->health = H_HEALTHY;
+    } else if (++k->health_failures >= k->cfg.health_retries) {
+        k->health = H_UNHEALTHY;
+    }
+    if ((int)k->health == before)
+        return;
+    if (k->health == H_UNHEALTHY)
+        klog(k, "'%s' is unhealthy: %u checks in a row failed (last: %s)", k->cfg.name,
+             k->health_failures, timed_out ? "timed out" : "exit code");
+    else
+        klog(k, "'%s' is %s", k->cfg.name, health_name[k->health]);
+    write_status(k);
+    if (k->health == H_UNHEALTHY && k->cfg.health_restart && k->state == K_RUNNING) {
+        klog(k, "restarting '%s' because it is unhealthy", k->cfg.name);
+        k->state = K_STOPPING;
+        berth_container_kill(&k->c, k->cfg.stop_signal);
+        arm_timer(k, k->cfg.stop_timeout_ms);
+        write_status(k);
+    }
+}
+
+/* The health timer: start a check, or time the running one out. */
+static void on_health_timer(struct keeper *k)
+{
+    uint64_t expirations;
+    berth_error err = BERTH_ERROR_INIT;
+    pid_t pid;
+
+    if (read(k->health_timer, &expirations, sizeof(expirations)) < 0 || k->state != K_RUNNING)
+        return;
+    if (k->health_pidfd >= 0) {
+        health_result(k, health_collect(k), true);
+        health_arm(k, k->cfg.health_interval_ms);
+        return;
+    }
+    struct berth_exec_config ec = {
+        .init_pid = k->c.pid,
+        .init_pidfd = k->c.pidfd,
+        .name = k->cfg.name,
+        .argv = k->cfg.health_argv,
+        .env = k->cfg.env,
+        .workdir = k->cfg.workdir,
+        .uid = k->user.uid,
+        .gid = k->user.gid,
+        .groups = k->user.groups,
+        .ngroups = k->user.ngroups,
+        .caps = k->cfg.caps,
+        .nofile = k->cfg.limits.nofile,
+        .redirect_stdio = true,
+        .stdio = {-1, -1, -1},
+        .new_pgroup = true,
+    };
+    if (berth_exec_spawn(&ec, &pid, &k->health_pidfd, &err) != 0) {
+        k->health_pidfd = -1;
+        health_result(k, 127, false);
+        health_arm(k, k->cfg.health_interval_ms);
+        return;
+    }
+    health_arm(k, k->cfg.health_timeout_ms);
+}
+
+static void on_health_exit(struct keeper *k)
+{
+    health_result(k, health_collect(k), false);
+    health_arm(k, k->cfg.health_interval_ms);
 }
 
 static void finish(struct keeper *k)
@@ -600,6 +735,12 @@ static void on_exit_code(struct keeper *k, int code, bool oom)
     k->has_exit = true;
     k->exit_code = code;
     k->exit_oom = oom;
+    if (k->health_pidfd >= 0)
+        health_collect(k);
+    {
+        struct itimerspec off = {0};
+        timerfd_settime(k->health_timer, 0, &off, NULL);
+    }
     k->exit_at = (int64_t)time(NULL);
     if (k->has_container) {
         berth_error err = BERTH_ERROR_INIT;
@@ -782,6 +923,7 @@ static int setup(struct keeper *k, int *lockfd, berth_error *err)
     k->logwr = pipefd[1];
     k->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     k->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    k->health_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     sigemptyset(&set);
     for (size_t i = 0; i < berth_n_forwarded_signals; i++)
         sigaddset(&set, berth_forwarded_signals[i]);
@@ -789,7 +931,7 @@ static int setup(struct keeper *k, int *lockfd, berth_error *err)
     sigaddset(&set, SIGPIPE);
     sigprocmask(SIG_BLOCK, &set, NULL);
     k->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (k->timerfd < 0 || k->sigfd < 0 || k->devnull < 0)
+    if (k->timerfd < 0 || k->health_timer < 0 || k->sigfd < 0 || k->devnull < 0)
         return berth_error_set(err, errno, "setting up the keeper");
 
     k->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -804,7 +946,8 @@ static int setup(struct keeper *k, int *lockfd, berth_error *err)
 int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_error *err)
 {
     struct keeper k = {.root = root, .timerfd = -1, .sigfd = -1, .lfd = -1, .logr = -1,
-                       .logwr = -1, .devnull = -1, .log = {.dirfd = -1, .fd = -1}};
+                       .logwr = -1, .devnull = -1, .log = {.dirfd = -1, .fd = -1},
+                       .health_timer = -1, .health_pidfd = -1};
     int held[64];
     size_t nheld = 0;
     int lockfd = -1;
@@ -826,11 +969,13 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
         close(ready_fd);
     }
     while (!k.done) {
-        struct pollfd p[5] = {
-            {k.sigfd, POLLIN, 0}, {k.timerfd, POLLIN, 0}, {k.lfd, POLLIN, 0},
-            {k.logr, POLLIN, 0},  {k.has_container ? k.c.pidfd : -1, POLLIN, 0},
+        struct pollfd p[7] = {
+            {k.sigfd, POLLIN, 0},        {k.timerfd, POLLIN, 0},
+            {k.lfd, POLLIN, 0},          {k.logr, POLLIN, 0},
+            {k.has_container ? k.c.pidfd : -1, POLLIN, 0},
+            {k.health_timer, POLLIN, 0}, {k.health_pidfd, POLLIN, 0},
         };
-        if (poll(p, 5, -1) < 0) {
+        if (poll(p, 7, -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
@@ -853,12 +998,17 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
             on_timer(&k);
         if (p[2].revents)
             on_client(&k, held, &nheld);
+        if (p[6].revents && k.health_pidfd >= 0)
+            on_health_exit(&k);
+        if (p[5].revents)
+            on_health_timer(&k);
     }
     {
         _cleanup_free_ char *sock = xasprintf("%s/keeper.sock", k.dir);
         unlink(sock);
     }
     berth_keeper_config_release(&k.cfg);
+    berth_user_release(&k.user);
     free(k.dir);
     /* the held stop clients, the lock and the rest close with us */
     return 0;

@@ -56,6 +56,10 @@ struct berth_keeper_config {
     uint64_t backoff_initial_ms, backoff_max_ms, backoff_reset_ms;
     uint64_t log_max_size;
     unsigned log_max_files;
+    char **health_argv; /* NULL: no health check */
+    uint64_t health_interval_ms, health_timeout_ms;
+    unsigned health_retries;
+    bool health_restart; /* restart the service when it turns unhealthy */
 };
 
 int berth_keeper_config_write(const char *path, const struct berth_keeper_config *c,

@@ -241,6 +241,7 @@ static struct jv *service_tree(const struct berth_service *s)
         j_push(sub, "interval", j_u64(s->healthcheck.interval_ms));
         j_push(sub, "timeout", j_u64(s->healthcheck.timeout_ms));
         j_push(sub, "retries", j_u64(s->healthcheck.retries));
+        j_push(sub, "restart_on_unhealthy", j_bool(s->healthcheck.restart_on_unhealthy));
         j_push(o, "healthcheck", sub);
     } else
         j_push(o, "healthcheck", j_raw(xstrdup("null")));

@@ -146,6 +146,7 @@ struct berth_service {
         uint64_t interval_ms; /* default 30 s */
         uint64_t timeout_ms;  /* default 30 s */
         unsigned retries;     /* default 3 */
+        bool restart_on_unhealthy; /* default false: report only */
     } healthcheck;
     bool enabled; /* default true */
 };

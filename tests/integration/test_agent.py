@@ -196,3 +196,57 @@ def test_agent_under_a_supervisor_with_the_units_command_line(host, agents, bert
     assert all(after[n]["state"] == "running" and after[n]["pid"] == before[n]["pid"]
                for n in ("x", "y"))
     assert len(keeper_pids(host.berth.root)) == 2
+
+
+HEALTHY = ["/bin/sh", "-c", "touch /tmp/ok; exec sleep 100000"]
+CHECK = {"command": ["/bin/test", "-f", "/tmp/ok"], "interval": "200ms", "timeout": "1s",
+         "retries": 2}
+
+
+def health(host, name):
+    st = host.status()
+    return st[name]["health"] if name in st else None
+
+
+def test_health_checks_run_inside_and_are_reported(host):
+    flaky = ["/bin/sh", "-c", "touch /tmp/ok; sleep 1; rm /tmp/ok; exec sleep 100000"]
+    host.write({
+        "good": host.svc(HEALTHY, healthcheck=CHECK),
+        "turns-bad": host.svc(flaky, healthcheck=CHECK),
+        "restarts": host.svc(["/bin/sh", "-c", "exec sleep 100000"],
+                             healthcheck=dict(CHECK, restart_on_unhealthy=True),
+                             backoff={"initial": "100ms"}),
+        "plain": host.svc(LOOP),
+    })
+    assert host.apply().returncode == 0
+    assert health(host, "plain") == "none"
+    wait_for(lambda: health(host, "good") == "healthy", 5, "good healthy")
+    wait_for(lambda: health(host, "turns-bad") == "healthy", 5, "turns-bad healthy")
+    wait_for(lambda: health(host, "turns-bad") == "unhealthy", 5, "turns-bad unhealthy")
+    assert host.status()["turns-bad"]["state"] == "running"   # reported, not restarted
+    assert "unhealthy" in host.berth.run("logs", "turns-bad").stdout
+    ps = host.berth.run("ps").stdout
+    assert [l for l in ps.splitlines() if l.startswith("good ")][0].split()[5] == "healthy"
+    wait_for(lambda: host.status()["restarts"]["restarts"] >= 2, 10, "restart on unhealthy")
+    assert "restarting 'restarts' because it is unhealthy" in host.berth.run("logs", "restarts").stdout
+    prom = host.berth.run("status", "--format", "prometheus").stdout
+    assert 'berth_service_healthy{service="good"} 1' in prom
+    assert 'berth_service_healthy{service="turns-bad"} 0' in prom
+    assert 'berth_service_healthy{service="plain"} -1' in prom
+    assert 'berth_service_up{service="good",image="%s",state="running"} 1' % host.image["digest"] in prom
+
+
+def test_unhealthy_release_is_rolled_back(host, agents):
+    svcs = {"api": host.svc(HEALTHY, healthcheck=CHECK, env={"V": "good"})}
+    host.write(svcs)
+    agent = agents("--health-settle", "5s")
+    wait_for(lambda: health(host, "api") == "healthy", 10)
+    svcs["api"]["command"] = ["/bin/sh", "-c", "exec sleep 100000"]  # never healthy
+    svcs["api"]["env"]["V"] = "bad"
+    host.write(svcs)
+    agent.wait_log(r"'api' turned unhealthy after its replacement: rolling back", 15)
+    agent.wait_log(r"'api' rolled back", 10)
+    wait_for(lambda: host.status()["api"]["state"] == "rolled-back" and
+             health(host, "api") == "healthy", 10, "previous version healthy")
+    plan = json.loads(host.diff("--json").stdout)
+    assert plan["changes"][0]["rolled_back"] is True
