@@ -44,6 +44,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _serve(self, head):
         srv = self.server.fault
         path = self.path.split("?", 1)[0]
+        if path.startswith("http://"):  # asked as a proxy: serve our own files
+            srv.proxied.append(path)
+            path = "/" + path.split("/", 3)[3]
         with srv.lock:
             srv.requests.append((self.command, path, {k.lower(): v for k, v in self.headers.items()}))
             script = srv.scripts.get(path)
@@ -141,7 +144,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class FaultServer:
-    def __init__(self, range_support=True, validators=True):
+    def __init__(self, range_support=True, validators=True, tls=None):
+        """tls: (certfile, keyfile, client_ca) to serve https; with
+        client_ca, a client certificate signed by it is required."""
         self.files = {}
         self.scripts = {}
         self.redirects = {}
@@ -153,6 +158,17 @@ class FaultServer:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.fault = self
+        self.proxied = []
+        self.scheme = "http"
+        if tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls[0], tls[1])
+            if tls[2]:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(tls[2])
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -169,7 +185,7 @@ class FaultServer:
         self.httpd.server_close()
 
     def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def add(self, path, data=None, file=None):
         """Serve bytes `data` (or the file `file`) at `path`; returns its sha256."""
