@@ -1,6 +1,10 @@
 /* berth gc: remove what no service uses. */
 #include <stdio.h>
 
+#include <errno.h>
+#include <unistd.h>
+
+#include "apply.h"
 #include "cmd.h"
 #include "store.h"
 
@@ -10,6 +14,7 @@ static const char usage_text[] =
     "Remove the artifacts and unpacked images in the store under --root that no\n"
     "service uses: neither services/*/spec.json nor the previous.json kept for\n"
     "rollback names them. Also removes what interrupted fetches left behind.\n"
+    "Refuses to run while an apply or the agent holds ROOT/lock.\n"
     "Prints one line per removal: 'removed image|blob|partial NAME'.\n"
     "\n"
     "Options:\n"
@@ -62,7 +67,21 @@ int cmd_gc(int argc, char **argv, struct berth_globals *g)
     }
     if (optind != argc)
         return berth_usage_error("gc", "unexpected argument '%s'", argv[optind]);
-    if (berth_store_gc(g->root, p.dry_run, report, &p, &err) < 0) {
+    /* an apply fetches images before its services name them: hold it off */
+    int lock = berth_lock_root(g->root, false, &err);
+    if (lock < 0) {
+        if (err.code == EWOULDBLOCK)
+            berth_die_msg("gc",
+                          "another apply or the agent holds '%s/lock': try again when it "
+                          "is done",
+                          g->root);
+        else
+            berth_print_error("gc", &err);
+        return EXIT_FAIL;
+    }
+    int r = berth_store_gc(g->root, p.dry_run, report, &p, &err);
+    close(lock);
+    if (r < 0) {
         berth_print_error("gc", &err);
         return EXIT_FAIL;
     }

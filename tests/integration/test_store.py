@@ -264,3 +264,18 @@ def test_gc_refuses_when_a_service_file_is_unreadable(berth, srv, base, tmp_path
     assert r.returncode == 1
     assert "spec.json" in r.stderr
     assert f"images/{digest}" in imagekit.store_view(berth.root)
+
+
+def test_gc_waits_for_no_apply(berth, srv, base, tmp_path):
+    import fcntl
+    tar = imagekit.rootfs_tar(base, str(tmp_path / "r.gz"), "gzip")
+    digest, _ = fetch(berth, srv, "/r", tar)
+    with open(os.path.join(berth.root, "lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as `berth apply` holds it
+        r = berth.run("gc")
+        assert r.returncode == 1
+        assert "lock" in r.stderr
+        assert f"images/{digest}" in imagekit.store_view(berth.root)
+    r = berth.run("gc")
+    assert r.returncode == 0, r.stderr
+    assert imagekit.store_view(berth.root) == []
