@@ -79,6 +79,35 @@ int berth_store_load_image(const char *root, const char *hex, struct berth_image
     return 0;
 }
 
+/* Create `path` (a directory or an empty file) and flock it. sweep() may
+ * lock and remove it between the creation and our flock; then the name no
+ * longer leads to what we locked, and we try again. */
+static int create_locked(const char *path, bool dir)
+{
+    for (int tries = 0; tries < 10; tries++) {
+        struct stat a, b;
+        int fd;
+        if (dir) {
+            if (mkdir(path, 0700) < 0 && errno != EEXIST)
+                return -1;
+            fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        } else
+            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return -1;
+        if (flock(fd, LOCK_EX) < 0) {
+            close(fd);
+            return -1;
+        }
+        if (fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_ino == b.st_ino &&
+            a.st_dev == b.st_dev)
+            return fd;
+        close(fd);
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
 /* A working directory ROOT/images/.tmp-<hex>.<pid>.<n>, flock'ed while we
  * use it, so that sweep() can tell a dead berth's leftovers from ours. */
 struct workdir {
@@ -95,11 +124,9 @@ static int workdir_make(const char *root, const char *hex, struct workdir *w, be
         return -1;
     w->path = xasprintf("%s/.tmp-%s.%d.%u", images, hex, (int)getpid(), counter++);
     berth_rm_rf(w->path, err);
-    if (mkdir(w->path, 0700) < 0)
+    w->lockfd = create_locked(w->path, true);
+    if (w->lockfd < 0)
         return berth_error_set(err, errno, "creating '%s'", w->path);
-    w->lockfd = open(w->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (w->lockfd < 0 || flock(w->lockfd, LOCK_EX) < 0)
-        return berth_error_set(err, errno, "locking '%s'", w->path);
     return 0;
 }
 
@@ -341,8 +368,8 @@ static int job_start(struct job *j, const char *root, const struct berth_fetch_o
     if (berth_mkdir_p(pdir, 0700, j->err) < 0 || berth_mkdir_p(sdir, 0700, j->err) < 0)
         return -1;
     j->partial = xasprintf("%s/.%s.%d.%p", pdir, j->hex, (int)getpid(), (void *)j);
-    j->partial_lock = open(j->partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (j->partial_lock < 0 || flock(j->partial_lock, LOCK_EX) < 0)
+    j->partial_lock = create_locked(j->partial, false);
+    if (j->partial_lock < 0)
         return berth_error_set(j->err, errno, "creating '%s'", j->partial);
     if (streamer_start(&j->s, j->stream, &j->limits, j->err) < 0)
         return -1;
@@ -531,8 +558,8 @@ int berth_store_fetch_unpinned(const char *root, const char *url,
         return -1;
     sweep(pdir, false, NULL, NULL);
     partial = xasprintf("%s/.pin.%d", pdir, (int)getpid());
-    lock = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (lock < 0 || flock(lock, LOCK_EX) < 0)
+    lock = create_locked(partial, false);
+    if (lock < 0)
         return berth_error_set(err, errno, "creating '%s'", partial);
     req.dest = partial;
     if (berth_fetch(&req, opt, &res, err) < 0)

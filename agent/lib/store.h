@@ -60,7 +60,9 @@ void berth_image_release(struct berth_image *img);
  * from the blob when that is there, or downloaded (unpacking while the
  * bytes arrive; nothing is renamed into the store before the digest and
  * the signature check out). Fills `ret` (release it with
- * berth_image_release) and marks the image used now. */
+ * berth_image_release) and marks the image used now. The signature is
+ * checked whenever the artifact is downloaded or unpacked from its blob;
+ * an image already unpacked under the digest is trusted by the digest. */
 int berth_store_ensure_image(const char *root, const struct berth_image_ref *ref,
                              const struct berth_fetch_options *opt, struct berth_image *ret,
                              berth_error *err);
