@@ -453,7 +453,7 @@ struct keeper {
     int health_pidfd; /* the running check, -1 when none */
     unsigned health_failures;
     struct berth_user user; /* of the running container */
-    char start_error[1024]; /* why the last start failed, "" when it did not */
+    char start_error[BERTH_ERROR_MAX]; /* why the last start failed, "" when it did not */
     int timerfd, sigfd, lfd, logr, logwr, devnull;
     struct logw log;
 };
