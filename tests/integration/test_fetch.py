@@ -231,3 +231,15 @@ def test_bad_arguments_are_usage_errors(berth):
     r = berth.run("fetch", "http://127.0.0.1/x", "--digest", "sha256:XYZ")
     assert r.returncode == 1 and "invalid digest" in r.stderr
     assert berth.run("fetch", "--format", "zip", "u", "--digest", "x").returncode == 2
+
+
+def test_home_netrc_used_by_default(berth, srv, artifact, tmp_path):
+    digest = srv.add("/a.tar.zst", artifact)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".netrc").write_text("machine 127.0.0.1 login root password fromhome\n")
+    (home / ".netrc").chmod(0o600)
+    r = berth.run("fetch", srv.url("/a.tar.zst"), "--digest", f"sha256:{digest}",
+                  env=dict(os.environ, HOME=str(home)))
+    assert r.returncode == 0, r.stderr
+    assert srv.gets("/a.tar.zst")[0]["authorization"] == "Basic cm9vdDpmcm9taG9tZQ=="
