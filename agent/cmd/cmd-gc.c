@@ -12,7 +12,7 @@ static const char usage_text[] =
     "Usage: berth gc [--dry-run]\n"
     "\n"
     "Remove the artifacts and unpacked images in the store under --root that no\n"
-    "service uses: neither services/*/spec.json nor the previous.json kept for\n"
+    "service uses: neither services/*/spec.json nor the previous/spec.json kept for\n"
     "rollback names them. Also removes what interrupted fetches left behind.\n"
     "Refuses to run while an apply or the agent holds ROOT/lock.\n"
     "Prints one line per removal: 'removed image|blob|partial NAME'.\n"

@@ -12,6 +12,7 @@
 #include "caps.h"
 #include "cmd.h"
 #include "container.h"
+#include "keeper.h"
 #include "store.h"
 #include "user.h"
 #include "util.h"
@@ -461,7 +462,10 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
         goto out;
     env = build_env(&o, user.home);
     /* "_" cannot start a service name: no clash with a keeper's cgroup */
-    cgroup_name = xasprintf("_run-%s", id);
+    {
+        _cleanup_free_ char *unique = berth_service_cgroup_name(g->root, id);
+        cgroup_name = xasprintf("_run-%s", unique);
+    }
     struct berth_container_config cfg = {
         .name = id,
         .cgroup_name = cgroup_name,

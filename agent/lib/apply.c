@@ -155,19 +155,20 @@ static int resolve(const struct berth_service *svc, const struct berth_image *im
 
 /* Leftovers of a keeper that was killed: its cgroup (empty: the container
  * died with its keeper) and its rootfs mountpoint. */
-static void remove_stale(const char *name)
+static void remove_stale(const char *root, const char *name)
 {
+    _cleanup_free_ char *cgname = berth_service_cgroup_name(root, name);
     struct berth_cgroup cg = {0};
     berth_error e = BERTH_ERROR_INIT;
     const char *fsroot = BERTH_CGROUP_FSROOT;
 
     cg.mode = berth_cgroup_detect(fsroot);
     if (cg.mode == BERTH_CGROUP_V2) {
-        cg.paths[0] = xasprintf("%s/berth/%s", fsroot, name);
+        cg.paths[0] = xasprintf("%s/berth/%s", fsroot, cgname);
     } else {
         static const char *const ctl[BERTH_CG_N] = {"memory", "cpu", "pids"};
         for (int i = 0; i < BERTH_CG_N; i++)
-            cg.paths[i] = xasprintf("%s/%s/berth/%s", fsroot, ctl[i], name);
+            cg.paths[i] = xasprintf("%s/%s/berth/%s", fsroot, ctl[i], cgname);
     }
     berth_cgroup_destroy(&cg, &e);
 }
@@ -239,7 +240,7 @@ static int write_record(const char *root, const struct berth_plan_item *it,
 static int start_keeper(const char *root, const struct berth_plan_item *it, const char *exe,
                         berth_error *err)
 {
-    remove_stale(it->name);
+    remove_stale(root, it->name);
     return berth_keeper_spawn(root, it->name, exe, NULL, err);
 }
 
@@ -252,7 +253,7 @@ static int act(const char *root, const struct berth_plan_item *it, const struct 
     case BERTH_ACTION_REMOVE:
         if (berth_keeper_stop(root, it->name, err) < 0)
             return -1;
-        remove_stale(it->name);
+        remove_stale(root, it->name);
         return berth_rm_rf(dir, err);
     case BERTH_ACTION_STOP:
         return berth_keeper_stop(root, it->name, err);
@@ -389,7 +390,7 @@ int berth_apply_rollback(const char *root, const char *name, const char *exe, be
     if (berth_rm_rf(upper, err) < 0 || berth_rm_rf(work, err) < 0 ||
         copy_file(prev_hash, hashp, err) < 0)
         return berth_error_wrap(err, "rolling '%s' back", name);
-    remove_stale(name);
+    remove_stale(root, name);
     return berth_keeper_spawn(root, name, exe, NULL, err);
 }
 

@@ -54,7 +54,7 @@ static int pidfd_open_(pid_t pid)
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-/* Join the service's cgroup(s): "berth/<name>" on v2, or below each v1
+/* Join the service's cgroup(s): "berth/<cgroup_name>" on v2, or below each v1
  * controller mount where the service has one (only the controllers it has
  * limits for exist). A service without limits has no cgroup of its own
  * and runs in its keeper's; so does the command then. */
@@ -62,13 +62,14 @@ static int join_cgroups(const struct berth_exec_config *cfg, berth_error *err)
 {
     static const char *const v1[] = {"memory", "cpu", "pids"};
     const char *fsroot = cfg->cgroup_root ? cfg->cgroup_root : BERTH_CGROUP_FSROOT;
+    const char *cgname = cfg->cgroup_name ? cfg->cgroup_name : cfg->name;
     char pid[32];
 
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     for (size_t i = 0; i < ARRAY_SIZE(v1); i++) {
         _cleanup_free_ char *dir = berth_cgroup_detect(fsroot) == BERTH_CGROUP_V2
-                                       ? xasprintf("%s/berth/%s", fsroot, cfg->name)
-                                       : xasprintf("%s/%s/berth/%s", fsroot, v1[i], cfg->name);
+                                       ? xasprintf("%s/berth/%s", fsroot, cgname)
+                                       : xasprintf("%s/%s/berth/%s", fsroot, v1[i], cgname);
         _cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", dir);
         if (access(dir, F_OK) < 0)
             continue;

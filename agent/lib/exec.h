@@ -26,7 +26,9 @@
 struct berth_exec_config {
     pid_t init_pid;          /* the container's init, as status.json's "pid" */
     int init_pidfd;          /* a pidfd of it, or -1: opened from init_pid */
-    const char *name;        /* the service: its cgroup is "berth/<name>" */
+    const char *name;        /* the service, for messages */
+    const char *cgroup_name; /* its cgroup is "berth/<cgroup_name>" (keeper.h:
+                              * berth_service_cgroup_name); NULL: name */
     const char *cgroup_root; /* NULL: /sys/fs/cgroup */
     char **argv;             /* NULL-terminated; argv[0] is looked up in env's PATH */
     char **env;              /* NULL-terminated KEY=VALUE list, complete */

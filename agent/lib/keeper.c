@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <openssl/sha.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,20 @@
 char *berth_service_dir(const char *root, const char *name)
 {
     return xasprintf("%s/services/%s", root, name);
+}
+
+char *berth_service_cgroup_name(const char *root, const char *name)
+{
+    _cleanup_free_ char *real = realpath(root, NULL);
+    const char *r = real ? real : root;
+    unsigned char md[32];
+    char hex[65];
+
+    if (!strcmp(r, "/var/lib/berth"))
+        return xstrdup(name);
+    SHA256((const unsigned char *)r, strlen(r), md);
+    berth_hex(md, 4, hex);
+    return xasprintf("%s@%s", name, hex);
 }
 
 /* ---- container.json ------------------------------------------------------ */
@@ -560,7 +575,7 @@ static void health_arm(struct keeper *k, uint64_t ms);
 static void start_service(struct keeper *k)
 {
     berth_error err = BERTH_ERROR_INIT;
-    _cleanup_free_ char *cgname = xstrdup(k->cfg.name);
+    _cleanup_free_ char *cgname = berth_service_cgroup_name(k->root, k->cfg.name);
 
     k->state = K_STARTING;
     k->start_error[0] = '\0';
@@ -670,6 +685,7 @@ static void on_health_timer(struct keeper *k)
 {
     uint64_t expirations;
     berth_error err = BERTH_ERROR_INIT;
+    _cleanup_free_ char *cgname = berth_service_cgroup_name(k->root, k->cfg.name);
     pid_t pid;
 
     if (read(k->health_timer, &expirations, sizeof(expirations)) < 0 || k->state != K_RUNNING)
@@ -683,6 +699,7 @@ static void on_health_timer(struct keeper *k)
         .init_pid = k->c.pid,
         .init_pidfd = k->c.pidfd,
         .name = k->cfg.name,
+        .cgroup_name = cgname,
         .argv = k->cfg.health_argv,
         .env = k->cfg.env,
         .workdir = k->cfg.workdir,

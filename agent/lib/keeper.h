@@ -70,6 +70,13 @@ void berth_keeper_config_release(struct berth_keeper_config *c);
 /* ROOT/services/<name> (malloc'ed). */
 char *berth_service_dir(const char *root, const char *name);
 
+/* The cgroup of a service, below "berth/": its name under the default root
+ * (/var/lib/berth), "<name>@<8 hex digits of the root's sha256>" under any
+ * other, so that berths with different roots on one host (tests, a second
+ * installation) never share, and so never kill, each other's cgroups.
+ * "@" cannot occur in a service name. Malloc'ed. */
+char *berth_service_cgroup_name(const char *root, const char *name);
+
 /* The keeper's main loop; `ready_fd` (or -1) receives one line once the
  * keeper holds its lock, listens and has tried the first start of its
  * container: "ok <pid>", "fail <pid> <why>" (the keeper goes on, per the

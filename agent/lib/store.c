@@ -665,7 +665,7 @@ static void collect_images(json_t *j, const char *who, char ***digests, char ***
 int berth_store_referenced(const char *root, char ***ret_digests, char ***ret_names, size_t *ret_n,
                            berth_error *err)
 {
-    static const char *const files[] = {"spec.json", "previous.json"};
+    static const char *const files[] = {"spec.json", "previous/spec.json"};
     _cleanup_free_ char *sdir = xasprintf("%s/services", root);
     DIR *d = opendir(sdir);
     struct dirent *de;

@@ -111,7 +111,7 @@ int berth_store_list(const char *root, struct berth_store_entry **ret, size_t *r
                      berth_error *err);
 void berth_store_entries_free(struct berth_store_entry *e, size_t n);
 
-/* The digests (hex) that services/<name>/spec.json and previous.json
+/* The digests (hex) that services/<name>/spec.json and previous/spec.json
  * under `root` name in "image": {"digest": ...}, with the service names.
  * `ret_names[i]` is "name" or "name (previous)". */
 int berth_store_referenced(const char *root, char ***ret_digests, char ***ret_names, size_t *ret_n,

@@ -49,7 +49,7 @@ def test_cpu_limit_is_written(berth, rootfs):
                     "/bin/probe", "term-exit", "0")
     try:
         assert read_line(p.stdout).strip() == "ready"
-        cgs = [c for c in berth_cgroups() if c.endswith("/_run-cpu-test")]
+        cgs = [c for c in berth_cgroups() if os.path.basename(c).startswith("_run-cpu-test@")]
         assert cgs, berth_cgroups()
         for cg in cgs:
             if os.path.exists(f"{cg}/cpu.cfs_quota_us"):

@@ -200,7 +200,8 @@ def write_service(root, name, digest, previous=None):
     with open(os.path.join(d, "spec.json"), "w") as f:
         json.dump({"name": name, "image": {"url": "http://x", "digest": f"sha256:{digest}"}}, f)
     if previous:
-        with open(os.path.join(d, "previous.json"), "w") as f:
+        os.makedirs(os.path.join(d, "previous"), exist_ok=True)
+        with open(os.path.join(d, "previous", "spec.json"), "w") as f:
             json.dump({"name": name, "image": {"digest": f"sha256:{previous}"}}, f)
 
 
