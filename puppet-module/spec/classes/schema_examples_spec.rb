@@ -39,7 +39,7 @@ describe 'berth', type: :class do
   Dir.glob("#{EXAMPLES}/valid/*.yaml").sort.each do |path|
     name = File.basename(path, '.yaml')
     context "with valid example #{name}" do
-      let(:params) { { 'services' => undefs(YAML.safe_load(File.read(path))['services']) } }
+      let(:params) { { 'services' => undefs(YAML.safe_load(File.read(path), aliases: true)['services']) } }
 
       it 'compiles' do
         is_expected.to compile
@@ -53,7 +53,7 @@ describe 'berth', type: :class do
     next if YAML_LEVEL.include?(name)
 
     context "with invalid example #{name}" do
-      let(:params) { { 'services' => undefs(YAML.safe_load(File.read(path))['services']) } }
+      let(:params) { { 'services' => undefs(YAML.safe_load(File.read(path), aliases: true)['services']) } }
 
       it 'does not compile' do
         is_expected.to compile.and_raise_error(/parameter 'services'/)
