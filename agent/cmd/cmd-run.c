@@ -21,7 +21,9 @@ static const char usage_text[] =
     "Usage: berth run [OPTIONS] ROOTFS-DIR|ROOTFS-TARBALL [--] CMD [ARGS...]\n"
     "\n"
     "Run one container in the foreground, like a program: pid, mount, uts and ipc\n"
-    "namespaces, the host's network, an overlay over the read-only image. Signals\n"
+    "namespaces, the host's network, an overlay over the read-only image whose\n"
+    "writable layer is in memory and gone when the container exits (use -v for\n"
+    "data; with --memory its pages count against the limit). Signals\n"
     "are forwarded to the service; berth exits with the service's exit code\n"
     "(128+N when it died of signal N), so systemd, runit or supervisord can\n"
     "supervise it directly. A tarball (tar, optionally gzip/xz/zstd/bzip2) is\n"
@@ -487,6 +489,7 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
         .caps = o.caps,
         .stop_signal = o.stop_signal,
         .stop_timeout_ms = o.stop_timeout_ms,
+        .memory_layer = true,
     };
     if (berth_container_start(&cfg, &c, &err) < 0)
         goto out;

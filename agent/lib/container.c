@@ -188,6 +188,8 @@ static void setup_dev(int errfd, int rootfd)
 static void mask_paths(int errfd, int rootfd)
 {
     const char *const ro_opts[] = {"size=0", "nr_inodes=1", NULL};
+    /* one empty read-only tmpfs, cloned over every masked directory */
+    _cleanup_close_ int empty = -1;
 
     for (size_t i = 0; i < ARRAY_SIZE(masked_paths); i++) {
         _cleanup_close_ int tfd = berth_open_in_root(rootfd, masked_paths[i], false, false);
@@ -195,10 +197,14 @@ static void mask_paths(int errfd, int rootfd)
         struct stat st;
         if (tfd < 0 || fstat(tfd, &st) < 0)
             continue; /* not on this kernel */
-        if (S_ISDIR(st.st_mode))
-            mfd = fs_new("tmpfs", ro_opts, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
-                                               MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
-        else
+        if (S_ISDIR(st.st_mode)) {
+            if (empty < 0)
+                empty = fs_new("tmpfs", ro_opts, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+                                                     MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+            mfd = empty < 0 ? -1
+                            : open_tree(empty, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+                                                       AT_EMPTY_PATH);
+        } else
             mfd = open_tree(AT_FDCWD, "/dev/null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
         if (mfd < 0 || move_mount(mfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH |
                                                         MOVE_MOUNT_T_EMPTY_PATH) < 0)
@@ -225,8 +231,20 @@ static void mount_rootfs(int errfd, const struct berth_container_config *cfg, co
             FAIL("bind mounting the image '%s'", cfg->image);
         return;
     }
-    _cleanup_free_ char *opts = xasprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work",
-                                          cfg->image, cfg->rundir, cfg->rundir);
+    _cleanup_free_ char *upper = xasprintf("%s/upper", cfg->rundir);
+    _cleanup_free_ char *opts = NULL;
+    if (cfg->memory_layer) {
+        _cleanup_free_ char *u = xasprintf("%s/u", upper);
+        _cleanup_free_ char *w = xasprintf("%s/w", upper);
+        if (mount("tmpfs", upper, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+            FAIL("mounting the in-memory layer on '%s'", upper);
+        if (mkdir(u, 0755) < 0 || mkdir(w, 0755) < 0)
+            FAIL("creating the in-memory layer");
+        opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", cfg->image, u, w);
+    } else {
+        opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s/work", cfg->image, upper,
+                         cfg->rundir);
+    }
     if (mount("overlay", mnt, "overlay", 0, opts) < 0)
         FAIL("mounting the overlay over '%s'", cfg->image);
 }
@@ -430,11 +448,12 @@ static int read_child_error(int fd, berth_error *err)
     return berth_error_set(err, m.code, "%s", m.msg);
 }
 
-static int make_rundir(const char *rundir, bool readonly, berth_error *err)
+static int make_rundir(const char *rundir, bool readonly, bool memory_layer, berth_error *err)
 {
     static const char *const subdirs[] = {"rootfs", "upper", "work"};
+    size_t n = readonly ? 1 : memory_layer ? 2 : ARRAY_SIZE(subdirs);
 
-    for (size_t i = 0; i < (readonly ? 1 : ARRAY_SIZE(subdirs)); i++) {
+    for (size_t i = 0; i < n; i++) {
         _cleanup_free_ char *p = xasprintf("%s/%s", rundir, subdirs[i]);
         if (mkdir(p, 0755) < 0 && errno != EEXIST)
             return berth_error_set(err, errno, "creating '%s'", p);
@@ -460,7 +479,7 @@ int berth_container_start(const struct berth_container_config *cfg, struct berth
     if (strpbrk(cfg->image, ",:") && !cfg->readonly)
         return berth_error_set(err, EINVAL, "the image path '%s' contains ',' or ':', which "
                                             "overlayfs cannot take", cfg->image);
-    if (make_rundir(cfg->rundir, cfg->readonly, err) < 0)
+    if (make_rundir(cfg->rundir, cfg->readonly, cfg->memory_layer, err) < 0)
         goto fail;
     if (berth_limits_need_cgroup(&cfg->limits)) {
         if (berth_cgroup_create(&c->cgroup, cfg->cgroup_root ? cfg->cgroup_root

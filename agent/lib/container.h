@@ -55,6 +55,11 @@ struct berth_container_config {
     /* Keep upper/ and work/ when the container is released, so that a
      * restarted service finds the files it wrote (a keeper's service). */
     bool keep_layer;
+    /* The writable layer in memory: a tmpfs mounted on upper/ inside the
+     * container's mount namespace, so it vanishes with the container, even
+     * when berth is killed, and costs no disk writes (`berth run`). Its
+     * pages count against the memory limit. */
+    bool memory_layer;
 };
 
 struct berth_container {

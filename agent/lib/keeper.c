@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <openssl/sha.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,14 +31,13 @@ char *berth_service_cgroup_name(const char *root, const char *name)
 {
     _cleanup_free_ char *real = realpath(root, NULL);
     const char *r = real ? real : root;
-    unsigned char md[32];
-    char hex[65];
+    uint32_t h = 2166136261u; /* FNV-1a: no need for libcrypto on `berth run`'s path */
 
     if (!strcmp(r, "/var/lib/berth"))
         return xstrdup(name);
-    SHA256((const unsigned char *)r, strlen(r), md);
-    berth_hex(md, 4, hex);
-    return xasprintf("%s@%s", name, hex);
+    for (const unsigned char *p = (const unsigned char *)r; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return xasprintf("%s@%08x", name, h);
 }
 
 /* ---- container.json ------------------------------------------------------ */

@@ -71,7 +71,7 @@ void berth_keeper_config_release(struct berth_keeper_config *c);
 char *berth_service_dir(const char *root, const char *name);
 
 /* The cgroup of a service, below "berth/": its name under the default root
- * (/var/lib/berth), "<name>@<8 hex digits of the root's sha256>" under any
+ * (/var/lib/berth), "<name>@<8 hex digits: FNV-1a of the root>" under any
  * other, so that berths with different roots on one host (tests, a second
  * installation) never share, and so never kill, each other's cgroups.
  * "@" cannot occur in a service name. Malloc'ed. */
