@@ -19,7 +19,7 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 
-#include "caps.h"
+#include "child.h"
 #include "util.h"
 
 const int berth_forwarded_signals[] = {SIGTERM, SIGINT,  SIGHUP,  SIGQUIT,
@@ -36,31 +36,7 @@ static const char *const readonly_paths[] = {
     "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 };
 
-/* What a child tells its parent through the error pipe before it dies.
- * Nothing arrives when the service's exec succeeded (the pipe is
- * close-on-exec), so EOF without a message means "running". */
-struct child_msg {
-    int code;
-    char msg[1020];
-};
-
-static __attribute__((noreturn, format(printf, 3, 4))) void child_fail(int fd, int code,
-                                                                        const char *fmt, ...)
-{
-    struct child_msg m = {.code = code};
-    va_list ap;
-    ssize_t n;
-
-    va_start(ap, fmt);
-    vsnprintf(m.msg, sizeof(m.msg), fmt, ap);
-    va_end(ap);
-    do
-        n = write(fd, &m, sizeof(m));
-    while (n < 0 && errno == EINTR);
-    _exit(127);
-}
-
-#define FAIL(what, ...) child_fail(errfd, errno, what, ##__VA_ARGS__)
+#define FAIL(...) berth_child_fail(errfd, errno, false, __VA_ARGS__)
 
 static void sigset_forwarded(sigset_t *set)
 {
@@ -308,51 +284,20 @@ static void pivot(int errfd, int rootfd, bool readonly)
     }
 }
 
-extern char **environ;
-
 static __attribute__((noreturn)) void exec_service(const struct berth_container_config *cfg,
                                                    int errfd)
 {
     berth_error err = BERTH_ERROR_INIT;
-    sigset_t none;
+    const struct berth_credentials cred = {cfg->uid,  cfg->gid,  cfg->groups,
+                                           cfg->ngroups, cfg->caps, cfg->limits.nofile};
 
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    if (cfg->redirect_stdio)
-        for (int i = 0; i < 3; i++)
-            if (cfg->stdio[i] != i && dup2(cfg->stdio[i], i) < 0)
-                FAIL("setting up the service's standard streams");
-    if (cfg->limits.nofile) {
-        struct rlimit rl = {cfg->limits.nofile, cfg->limits.nofile};
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-            FAIL("setting the open file limit to %llu", (unsigned long long)cfg->limits.nofile);
-    }
-    if (berth_caps_drop_bounding(cfg->caps, &err) < 0)
-        child_fail(errfd, err.code, "%s", err.msg);
-    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
-        FAIL("PR_SET_KEEPCAPS");
-    if (setgroups(cfg->ngroups, cfg->groups) < 0)
-        FAIL("setting supplementary groups");
-    if (setresgid(cfg->gid, cfg->gid, cfg->gid) < 0)
-        FAIL("setting gid %u", (unsigned)cfg->gid);
-    if (setresuid(cfg->uid, cfg->uid, cfg->uid) < 0)
-        FAIL("setting uid %u", (unsigned)cfg->uid);
-    if (berth_caps_set(cfg->caps, &err) < 0)
-        child_fail(errfd, err.code, "%s", err.msg);
-    prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        FAIL("setting no_new_privs");
+    berth_child_reset_signals();
+    if ((cfg->redirect_stdio && berth_child_stdio(cfg->stdio, &err) < 0) ||
+        berth_child_become(&cred, &err) < 0)
+        berth_child_fail(errfd, err.code, false, "%s", err.msg);
     if (chdir(cfg->workdir ? cfg->workdir : "/") < 0)
         FAIL("changing to the working directory '%s'", cfg->workdir);
-    /* every descriptor above stderr closes at exec, the error pipe too */
-    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-        FAIL("marking inherited descriptors close-on-exec");
-    environ = cfg->env;
-    execvp(cfg->argv[0], cfg->argv);
-    if (errno == ENOENT)
-        child_fail(errfd, ENOENT, "executable '%s' not found in the image (PATH searched)",
-                   cfg->argv[0]);
-    FAIL("executing '%s'", cfg->argv[0]);
+    berth_child_exec(errfd, cfg->argv, cfg->env, "the image");
 }
 
 /* pid 1 of the container: forward signals to the service, reap every
@@ -412,7 +357,7 @@ static __attribute__((noreturn)) void container_child(const struct berth_contain
     if (cfg->workdir && !cfg->readonly) {
         berth_error err = BERTH_ERROR_INIT;
         if (berth_mkdir_p(cfg->workdir, 0755, &err) < 0)
-            child_fail(errfd, err.code, "%s", err.msg);
+            berth_child_fail(errfd, err.code, false, "%s", err.msg);
     }
     /* wait until the parent has put us in our cgroup */
     if (read(syncfd, &go, 1) != 1)
@@ -429,23 +374,16 @@ static __attribute__((noreturn)) void container_child(const struct berth_contain
 
 static int read_child_error(int fd, berth_error *err)
 {
-    struct child_msg m;
-    size_t got = 0;
+    struct berth_child_msg m;
 
-    while (got < sizeof(m)) {
-        ssize_t n = read(fd, (char *)&m + got, sizeof(m) - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    if (got == 0)
+    switch (berth_child_read(fd, &m)) {
+    case 0:
         return 0;
-    if (got < sizeof(m))
+    case 1:
+        return berth_error_set(err, m.code, "%s", m.msg);
+    default:
         return berth_error_set(err, EIO, "the container died during setup");
-    m.msg[sizeof(m.msg) - 1] = '\0';
-    return berth_error_set(err, m.code, "%s", m.msg);
+    }
 }
 
 static int make_rundir(const char *rundir, bool readonly, bool memory_layer, berth_error *err)

@@ -18,36 +18,11 @@
 #include <sys/wait.h>
 #include <termios.h>
 
-#include "caps.h"
+#include "child.h"
 #include "cgroup.h"
 #include "util.h"
 
-/* As container.c's: what a child tells the caller through the error pipe
- * before it dies. The pipe is close-on-exec, so EOF without a message
- * means the command's exec succeeded. */
-struct child_msg {
-    int code;
-    int exec_failed; /* the exec itself failed: BERTH_EXEC_ENOEXEC */
-    char msg[1016];
-};
-
-static __attribute__((noreturn, format(printf, 4, 5))) void
-child_fail(int fd, int code, bool exec_failed, const char *fmt, ...)
-{
-    struct child_msg m = {.code = code, .exec_failed = exec_failed};
-    va_list ap;
-    ssize_t n;
-
-    va_start(ap, fmt);
-    vsnprintf(m.msg, sizeof(m.msg), fmt, ap);
-    va_end(ap);
-    do
-        n = write(fd, &m, sizeof(m));
-    while (n < 0 && errno == EINTR);
-    _exit(127);
-}
-
-#define FAIL(...) child_fail(errfd, errno, false, __VA_ARGS__)
+#define FAIL(...) berth_child_fail(errfd, errno, false, __VA_ARGS__)
 
 static int pidfd_open_(pid_t pid)
 {
@@ -81,84 +56,34 @@ static int join_cgroups(const struct berth_exec_config *cfg, berth_error *err)
     return 0;
 }
 
-/* fds 0-2 from cfg->stdio, which may themselves be any of 0-2: lift them
- * above 2 first so that no dup2 clobbers a source still needed. */
-static void setup_stdio(const struct berth_exec_config *cfg, int errfd)
-{
-    int fds[3];
-
-    for (int i = 0; i < 3; i++) {
-        int src = cfg->stdio[i];
-        if (src < 0)
-            fds[i] = open("/dev/null", O_RDWR | O_CLOEXEC);
-        else
-            fds[i] = fcntl(src, F_DUPFD_CLOEXEC, 3);
-        if (fds[i] < 0)
-            FAIL("setting up the command's standard streams");
-    }
-    for (int i = 0; i < 3; i++)
-        if (dup2(fds[i], i) < 0)
-            FAIL("setting up the command's standard streams");
-}
-
-extern char **environ;
 
 /* The command, inside every namespace of the container: stdio, session,
- * rlimit, credentials and capabilities in container.c's order, exec. */
+ * then the service's identity as container.c takes it, exec. */
 static __attribute__((noreturn)) void run_command(const struct berth_exec_config *cfg, int errfd)
 {
     berth_error err = BERTH_ERROR_INIT;
-    sigset_t none;
+    const struct berth_credentials cred = {cfg->uid,     cfg->gid,  cfg->groups,
+                                           cfg->ngroups, cfg->caps, cfg->nofile};
+    _cleanup_free_ char *where = xasprintf("the container of '%s'", cfg->name);
 
-    for (int sig = 1; sig < NSIG; sig++)
-        signal(sig, SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    if (cfg->redirect_stdio)
-        setup_stdio(cfg, errfd);
+    berth_child_reset_signals();
+    if (cfg->redirect_stdio && berth_child_stdio(cfg->stdio, &err) < 0)
+        berth_child_fail(errfd, err.code, false, "%s", err.msg);
     if (cfg->tty) {
         if (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0)
             FAIL("making standard input the controlling terminal");
     } else if (cfg->new_pgroup && setpgid(0, 0) < 0) {
         FAIL("creating a process group");
     }
-    if (cfg->nofile) {
-        struct rlimit rl = {cfg->nofile, cfg->nofile};
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-            FAIL("setting the open file limit to %llu", (unsigned long long)cfg->nofile);
-    }
-    if (berth_caps_drop_bounding(cfg->caps, &err) < 0)
-        child_fail(errfd, err.code, false, "%s", err.msg);
-    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
-        FAIL("PR_SET_KEEPCAPS");
-    if (setgroups(cfg->ngroups, cfg->groups) < 0)
-        FAIL("setting supplementary groups");
-    if (setresgid(cfg->gid, cfg->gid, cfg->gid) < 0)
-        FAIL("setting gid %u", (unsigned)cfg->gid);
-    if (setresuid(cfg->uid, cfg->uid, cfg->uid) < 0)
-        FAIL("setting uid %u", (unsigned)cfg->uid);
-    if (berth_caps_set(cfg->caps, &err) < 0)
-        child_fail(errfd, err.code, false, "%s", err.msg);
-    prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        FAIL("setting no_new_privs");
+    if (berth_child_become(&cred, &err) < 0)
+        berth_child_fail(errfd, err.code, false, "%s", err.msg);
     /* after the uid change, which clears it: the command dies with the
      * caller (berth exec killed, keeper gone) instead of lingering */
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (chdir(cfg->workdir ? cfg->workdir : "/") < 0)
         FAIL("changing to the working directory '%s' in '%s'", cfg->workdir ? cfg->workdir : "/",
              cfg->name);
-    /* every descriptor above stderr closes at exec, the error pipe too */
-    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-        FAIL("marking inherited descriptors close-on-exec");
-    environ = cfg->env;
-    execvp(cfg->argv[0], cfg->argv);
-    if (errno == ENOENT)
-        child_fail(errfd, ENOENT, true,
-                   "executable '%s' not found in the container of '%s' (PATH searched)",
-                   cfg->argv[0], cfg->name);
-    child_fail(errfd, errno, true, "executing '%s' in the container of '%s'", cfg->argv[0],
-               cfg->name);
+    berth_child_exec(errfd, cfg->argv, cfg->env, where);
 }
 
 /* The helper: in the caller's namespaces, join the cgroups (the paths are
@@ -173,18 +98,18 @@ static __attribute__((noreturn)) void helper(const struct berth_exec_config *cfg
     pid_t pid;
 
     if (join_cgroups(cfg, &err) < 0)
-        child_fail(errfd, err.code, false, "%s", err.msg);
+        berth_child_fail(errfd, err.code, false, "%s", err.msg);
     if (setns(initfd, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET) <
         0) {
         if (errno == ESRCH)
-            child_fail(errfd, ESRCH, false, "the container of '%s' is not running", cfg->name);
+            berth_child_fail(errfd, ESRCH, false, "the container of '%s' is not running", cfg->name);
         FAIL("joining the namespaces of the container of '%s' (setns)", cfg->name);
     }
     pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
     if (pid < 0) {
         /* a pid namespace whose init has died takes no new members */
         if (errno == ENOMEM)
-            child_fail(errfd, ESRCH, false, "the container of '%s' is not running", cfg->name);
+            berth_child_fail(errfd, ESRCH, false, "the container of '%s' is not running", cfg->name);
         FAIL("starting the command in the container of '%s' (clone3)", cfg->name);
     }
     if (pid == 0) {
@@ -198,27 +123,18 @@ static __attribute__((noreturn)) void helper(const struct berth_exec_config *cfg
 
 static int read_child_error(int fd, bool *exec_failed, berth_error *err)
 {
-    struct child_msg m;
-    size_t got = 0;
+    struct berth_child_msg m;
+    int r = berth_child_read(fd, &m);
 
-    while (got < sizeof(m)) {
-        ssize_t n = read(fd, (char *)&m + got, sizeof(m) - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    if (got == 0)
+    if (r == 0)
         return 0;
-    if (got < sizeof(m))
+    if (r < 0)
         return berth_error_set(err, EIO, "the command died before it started");
-    m.msg[sizeof(m.msg) - 1] = '\0';
     *exec_failed = m.exec_failed;
     if ((m.exec_failed && m.code == ENOENT) || m.code == ESRCH) {
         /* the message says it all; keep the code for the caller */
         berth_error_set(err, 0, "%s", m.msg);
-        err->code = ENOENT;
+        err->code = m.code;
         return -1;
     }
     return berth_error_set(err, m.code, "%s", m.msg);

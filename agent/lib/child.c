@@ -1,0 +1,118 @@
+#include "child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "caps.h"
+
+void berth_child_fail(int fd, int code, bool exec_failed, const char *fmt, ...)
+{
+    struct berth_child_msg m = {.code = code, .exec_failed = exec_failed};
+    va_list ap;
+    ssize_t n;
+
+    va_start(ap, fmt);
+    vsnprintf(m.msg, sizeof(m.msg), fmt, ap);
+    va_end(ap);
+    do
+        n = write(fd, &m, sizeof(m));
+    while (n < 0 && errno == EINTR);
+    _exit(127);
+}
+
+int berth_child_read(int fd, struct berth_child_msg *m)
+{
+    size_t got = 0;
+
+    while (got < sizeof(*m)) {
+        ssize_t n = read(fd, (char *)m + got, sizeof(*m) - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got == 0)
+        return 0;
+    if (got < sizeof(*m))
+        return -1;
+    m->msg[sizeof(m->msg) - 1] = '\0';
+    return 1;
+}
+
+void berth_child_reset_signals(void)
+{
+    sigset_t none;
+
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+int berth_child_stdio(const int stdio[3], berth_error *err)
+{
+    int fds[3];
+
+    /* copies above 2 first, so that no dup2 clobbers a source still needed */
+    for (int i = 0; i < 3; i++) {
+        fds[i] = stdio[i] < 0 ? open("/dev/null", O_RDWR | O_CLOEXEC)
+                              : fcntl(stdio[i], F_DUPFD_CLOEXEC, 3);
+        if (fds[i] < 0)
+            return berth_error_set(err, errno, "setting up the standard streams");
+    }
+    for (int i = 0; i < 3; i++)
+        if (dup2(fds[i], i) < 0)
+            return berth_error_set(err, errno, "setting up the standard streams");
+    return 0;
+}
+
+int berth_child_become(const struct berth_credentials *c, berth_error *err)
+{
+    if (c->nofile) {
+        struct rlimit rl = {c->nofile, c->nofile};
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            return berth_error_set(err, errno, "setting the open file limit to %llu",
+                                   (unsigned long long)c->nofile);
+    }
+    /* runc's order: the bounding set while still root with every
+     * capability, the ids with the capabilities kept, then the sets */
+    if (berth_caps_drop_bounding(c->caps, err) < 0)
+        return -1;
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        return berth_error_set(err, errno, "PR_SET_KEEPCAPS");
+    if (setgroups(c->ngroups, c->groups) < 0)
+        return berth_error_set(err, errno, "setting supplementary groups");
+    if (setresgid(c->gid, c->gid, c->gid) < 0)
+        return berth_error_set(err, errno, "setting gid %u", (unsigned)c->gid);
+    if (setresuid(c->uid, c->uid, c->uid) < 0)
+        return berth_error_set(err, errno, "setting uid %u", (unsigned)c->uid);
+    if (berth_caps_set(c->caps, err) < 0)
+        return -1;
+    prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return berth_error_set(err, errno, "setting no_new_privs");
+    return 0;
+}
+
+extern char **environ;
+
+void berth_child_exec(int errfd, char **argv, char **env, const char *where)
+{
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        berth_child_fail(errfd, errno, false, "marking inherited descriptors close-on-exec");
+    environ = env;
+    execvp(argv[0], argv);
+    if (errno == ENOENT)
+        berth_child_fail(errfd, ENOENT, true, "executable '%s' not found in %s (PATH searched)",
+                         argv[0], where);
+    berth_child_fail(errfd, errno, true, "executing '%s' in %s", argv[0], where);
+}

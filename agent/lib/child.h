@@ -1,0 +1,57 @@
+/* What runs in a child between fork and exec, shared by the container's
+ * service (container.c) and commands run inside a container (exec.c):
+ * reporting failure to the parent over a close-on-exec pipe, standard
+ * streams, and taking the service's identity in runc's order. */
+#ifndef BERTH_CHILD_H
+#define BERTH_CHILD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+/* What a child writes to its error pipe before it dies. The pipe is
+ * close-on-exec, so EOF without a message means the exec succeeded. */
+struct berth_child_msg {
+    int code;        /* errno */
+    int exec_failed; /* the exec itself failed (not found, not executable) */
+    char msg[1016];
+};
+
+/* Report and _exit(127). Only in a child. */
+__attribute__((noreturn, format(printf, 4, 5))) void
+berth_child_fail(int fd, int code, bool exec_failed, const char *fmt, ...);
+
+/* In the parent: 0 when the pipe closed without a message (the exec
+ * succeeded), 1 with *ret filled, -1 when the child died mid-message. */
+int berth_child_read(int fd, struct berth_child_msg *ret);
+
+/* Reset every signal disposition and the mask to the defaults. */
+void berth_child_reset_signals(void);
+
+/* Make stdio[0..2] the standard streams (-1: /dev/null), safe when the
+ * sources are themselves 0, 1 or 2. */
+int berth_child_stdio(const int stdio[3], berth_error *err);
+
+struct berth_credentials {
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    size_t ngroups;
+    uint64_t caps;   /* capability mask (caps.h) */
+    uint64_t nofile; /* RLIMIT_NOFILE, 0: inherited */
+};
+
+/* Become `c`: RLIMIT_NOFILE, the bounding set, groups/gid/uid with the
+ * capabilities kept across, the capability sets, no_new_privs. */
+int berth_child_become(const struct berth_credentials *c, berth_error *err);
+
+/* Close every descriptor above stderr at exec (the error pipe too) and
+ * exec argv with env, the command looked up in env's PATH; on failure
+ * report "executable 'X' not found in WHERE (PATH searched)" or why. */
+__attribute__((noreturn)) void berth_child_exec(int errfd, char **argv, char **env,
+                                                const char *where);
+
+#endif
