@@ -47,8 +47,8 @@ static void report(void *ud, const struct berth_plan_item *it, int rc, const cha
         printf("  %-24s %s\n", it->name, done[it->action]);
     } else {
         printf("  %-24s FAILED to %s: %s\n", it->name, berth_action_name(it->action), msg);
-        char *more = xasprintf("%s%s'%s'", o->failed ? o->failed : "", o->failed ? ", " : "",
-                               it->name);
+        char *more =
+            xasprintf("%s%s'%s'", o->failed ? o->failed : "", o->failed ? ", " : "", it->name);
         free(o->failed);
         o->failed = more;
     }
@@ -103,8 +103,10 @@ int cmd_apply(int argc, char **argv, struct berth_globals *g)
 
     lockfd = berth_lock_root(g->root, false, &err);
     if (lockfd < 0 && err.code == EWOULDBLOCK) {
-        fprintf(stderr, "berth apply: waiting for '%s/lock' (another apply or the agent holds "
-                        "it)\n", g->root);
+        fprintf(stderr,
+                "berth apply: waiting for '%s/lock' (another apply or the agent holds "
+                "it)\n",
+                g->root);
         berth_error_clear(&err);
         lockfd = berth_lock_root(g->root, true, &err);
     }

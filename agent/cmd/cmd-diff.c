@@ -52,8 +52,8 @@ void berth_print_plan(FILE *out, const struct berth_plan *plan, const char *file
 {
     const char *reset = colours ? "\033[0m" : "";
 
-    fprintf(out, "Plan %s for '%s' (apply exactly this with: berth apply --plan %s)\n\n",
-            plan->id, file, plan->id);
+    fprintf(out, "Plan %s for '%s' (apply exactly this with: berth apply --plan %s)\n\n", plan->id,
+            file, plan->id);
     for (size_t i = 0; i < plan->n; i++) {
         const struct berth_plan_item *it = &plan->items[i];
         fprintf(out, "  %s%s %-24s %s%s", colours ? colour[it->action] : "", marker[it->action],
@@ -104,17 +104,17 @@ static void print_plan_json(const struct berth_plan *plan)
         json_t *fields = json_array();
         for (size_t k = 0; k < it->nchanges; k++) {
             const struct berth_change *c = &it->changes[k];
-            json_array_append_new(fields, json_pack("{s:s, s:o, s:o}", "path", c->path, "old",
-                                                    value_json(c, c->old), "new",
-                                                    value_json(c, c->new)));
+            json_array_append_new(fields,
+                                  json_pack("{s:s, s:o, s:o}", "path", c->path, "old",
+                                            value_json(c, c->old), "new", value_json(c, c->new)));
         }
         json_array_append_new(changes, json_pack("{s:s, s:s, s:o, s:b}", "service", it->name,
-                                                 "action", berth_action_name(it->action),
-                                                 "fields", fields, "rolled_back",
-                                                 it->rolled_back));
+                                                 "action", berth_action_name(it->action), "fields",
+                                                 fields, "rolled_back", it->rolled_back));
     }
     for (int a = 0; a < BERTH_ACTION_N; a++)
-        json_object_set_new(summary, berth_action_name(a), json_integer((json_int_t)plan->counts[a]));
+        json_object_set_new(summary, berth_action_name(a),
+                            json_integer((json_int_t)plan->counts[a]));
     o = json_pack("{s:s, s:o, s:o}", "plan_id", plan->id, "changes", changes, "summary", summary);
     text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     puts(text);

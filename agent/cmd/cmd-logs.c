@@ -49,8 +49,8 @@ static char *read_all(const char *logdir, unsigned *ret_max, size_t *ret_len)
     size_t len = 0;
 
     for (int i = 99; i >= 0; i--) {
-        _cleanup_free_ char *p = i ? xasprintf("%s/current.%d", logdir, i)
-                                   : xasprintf("%s/current", logdir);
+        _cleanup_free_ char *p =
+            i ? xasprintf("%s/current.%d", logdir, i) : xasprintf("%s/current", logdir);
         _cleanup_free_ char *data = NULL;
         size_t n = 0;
         berth_error e = BERTH_ERROR_INIT;

@@ -84,7 +84,9 @@ static void print_prometheus(const struct berth_status *v, size_t n, json_t *age
     for (size_t i = 0; i < n; i++) {
         const char *h = v[i].health ? v[i].health : "none";
         printf("berth_service_healthy{service=\"%s\"} %d\n", v[i].name,
-               !strcmp(h, "healthy") ? 1 : !strcmp(h, "none") ? -1 : 0);
+               !strcmp(h, "healthy") ? 1
+               : !strcmp(h, "none")  ? -1
+                                     : 0);
     }
     printf("# HELP berth_service_rolled_back 1 when the service was rolled back.\n"
            "# TYPE berth_service_rolled_back gauge\n");
@@ -131,24 +133,25 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
                 return berth_usage_error(verb, "unknown --format '%s'", optarg);
             break;
         case 'h':
-            printf("Usage: berth %s [--json] [--root DIR] [NAME...]\n"
-                   "\n"
-                   "The services berth runs: state (running, starting, backoff, stopping,\n"
-                   "stopped, failed), the container's pid, uptime, restarts, health, the last\n"
-                   "exit code and the image digest. Reads ROOT/services; needs no daemon.\n"
-                   "'failed' means the service's keeper is gone although it should run.\n"
-                   "\n"
-                   "A warning heads the table while the agent finds the file on disk\n"
-                   "invalid (the last valid state stays in force).\n"
-                   "\n"
-                   "Options:\n"
-                   "      --json     {\"services\": [{\"name\", \"state\", \"pid\", \"restarts\",\n"
-                   "                 \"started_at\", \"image\", \"health\", \"last_exit\"}],\n"
-                   "                 \"agent\": {\"file\", \"file_valid\", \"invalid_since\", ...}}\n"
-                   "      --format table|json|prometheus   prometheus: node_exporter's\n"
-                   "                 textfile-collector format (up, restarts, health, image)\n"
-                   "      --root DIR state directory (default " BERTH_DEFAULT_ROOT ")\n",
-                   verb);
+            printf(
+                "Usage: berth %s [--json] [--root DIR] [NAME...]\n"
+                "\n"
+                "The services berth runs: state (running, starting, backoff, stopping,\n"
+                "stopped, failed), the container's pid, uptime, restarts, health, the last\n"
+                "exit code and the image digest. Reads ROOT/services; needs no daemon.\n"
+                "'failed' means the service's keeper is gone although it should run.\n"
+                "\n"
+                "A warning heads the table while the agent finds the file on disk\n"
+                "invalid (the last valid state stays in force).\n"
+                "\n"
+                "Options:\n"
+                "      --json     {\"services\": [{\"name\", \"state\", \"pid\", \"restarts\",\n"
+                "                 \"started_at\", \"image\", \"health\", \"last_exit\"}],\n"
+                "                 \"agent\": {\"file\", \"file_valid\", \"invalid_since\", ...}}\n"
+                "      --format table|json|prometheus   prometheus: node_exporter's\n"
+                "                 textfile-collector format (up, restarts, health, image)\n"
+                "      --root DIR state directory (default " BERTH_DEFAULT_ROOT ")\n",
+                verb);
             return EXIT_OK;
         default:
             return berth_usage_error(verb, "unknown option '%s'", argv[optind - 1]);

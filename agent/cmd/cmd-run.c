@@ -302,8 +302,7 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct run
             break;
         case OPT_STOP_TIMEOUT:
             if (berth_parse_duration(optarg, &o->stop_timeout_ms) < 0)
-                BAD("invalid --stop-timeout '%s': expected a duration like 10s or 500ms",
-                    optarg);
+                BAD("invalid --stop-timeout '%s': expected a duration like 10s or 500ms", optarg);
             break;
         case ':':
             BAD("option '%s' needs a value", argv[optind - 1]);
@@ -417,8 +416,8 @@ static int report_exit(const char *name, const struct run_opts *o, const struct 
 
 int cmd_run(int argc, char **argv, struct berth_globals *g)
 {
-    struct run_opts o = {.caps = berth_caps_default(), .stop_signal = SIGTERM,
-                         .stop_timeout_ms = 10000};
+    struct run_opts o = {
+        .caps = berth_caps_default(), .stop_signal = SIGTERM, .stop_timeout_ms = 10000};
     berth_error err = BERTH_ERROR_INIT;
     _cleanup_free_ char *image = NULL;
     _cleanup_free_ char *rundir = NULL;

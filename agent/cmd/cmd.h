@@ -25,9 +25,12 @@ struct berth_globals {
  * table and pass unknown option characters to berth_global_option(). */
 #define OPT_ROOT   0x1001
 #define OPT_CONFIG 0x1002
-#define BERTH_GLOBAL_LONGOPTS                                                                      \
-    {"root", required_argument, NULL, OPT_ROOT}, {"config", required_argument, NULL, OPT_CONFIG},  \
-        {"quiet", no_argument, NULL, 'q'}, {"verbose", no_argument, NULL, 'v'}
+#define BERTH_GLOBAL_LONGOPTS                                                                     \
+    {"root", required_argument, NULL, OPT_ROOT}, {"config", required_argument, NULL, OPT_CONFIG}, \
+        {"quiet", no_argument, NULL, 'q'},                                                        \
+    {                                                                                             \
+        "verbose", no_argument, NULL, 'v'                                                         \
+    }
 
 /* Handles OPT_ROOT, OPT_CONFIG, -q and -v; returns false for anything else. */
 bool berth_global_option(int c, const char *arg, struct berth_globals *g);

@@ -78,8 +78,7 @@ static void write_agent_status(struct agent *a)
     json_t *errors = a->invalid_errors ? json_loads(a->invalid_errors, 0, NULL) : NULL;
     json_t *o = json_pack("{s:i, s:s, s:b, s:I, s:o}", "pid", (int)getpid(), "file", a->o->file,
                           "file_valid", a->invalid_since == 0, "invalid_since",
-                          (json_int_t)a->invalid_since, "errors",
-                          errors ? errors : json_array());
+                          (json_int_t)a->invalid_since, "errors", errors ? errors : json_array());
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     berth_error err = BERTH_ERROR_INIT;
 
@@ -193,8 +192,10 @@ static void rollback(struct agent *a, const char *name, const char *why)
     if (berth_apply_rollback(a->o->root, name, a->o->exe, &err) < 0)
         berth_log(BERTH_LOG_ERROR, "rolling '%s' back: %s", name, err.msg);
     else
-        berth_log(BERTH_LOG_WARN, "'%s' rolled back to its previous version; its new spec is "
-                                  "not tried again until the file changes", name);
+        berth_log(BERTH_LOG_WARN,
+                  "'%s' rolled back to its previous version; its new spec is "
+                  "not tried again until the file changes",
+                  name);
     berth_apply_write_status_summary(a->o->root, &err);
     close(lock);
 }
@@ -373,8 +374,14 @@ static void teardown(struct agent *a)
 
 int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
 {
-    struct agent a = {.o = o, .ino = -1, .sig = -1, .debounce = -1, .resync = -1,
-                      .settle_timer = -1, .ep = -1, .valid = BERTH_SPEC_INIT};
+    struct agent a = {.o = o,
+                      .ino = -1,
+                      .sig = -1,
+                      .debounce = -1,
+                      .resync = -1,
+                      .settle_timer = -1,
+                      .ep = -1,
+                      .valid = BERTH_SPEC_INIT};
     _cleanup_free_ char *lockp = xasprintf("%s/agent.lock", o->root);
     _cleanup_close_ int lock = -1;
     bool running = true;

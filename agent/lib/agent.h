@@ -26,10 +26,10 @@
 struct berth_agent_options {
     const char *root;
     const char *file;
-    const char *exe;          /* what keepers run: "/proc/self/exe" */
-    uint64_t resync_ms;       /* periodic reconcile, default 60 s */
-    uint64_t debounce_ms;     /* after a change of the file, default 250 ms */
-    uint64_t settle_ms;       /* settle window without a health check, default 10 s */
+    const char *exe;           /* what keepers run: "/proc/self/exe" */
+    uint64_t resync_ms;        /* periodic reconcile, default 60 s */
+    uint64_t debounce_ms;      /* after a change of the file, default 250 ms */
+    uint64_t settle_ms;        /* settle window without a health check, default 10 s */
     uint64_t health_settle_ms; /* the longest wait for healthy, default 120 s */
     const struct berth_fetch_options *fetch;
 };

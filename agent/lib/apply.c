@@ -32,8 +32,7 @@ int berth_lock_root(const char *root, bool wait, berth_error *err)
 static bool needs_image(const struct berth_plan_item *it)
 {
     return it->desired && (it->action == BERTH_ACTION_CREATE ||
-                           it->action == BERTH_ACTION_REPLACE ||
-                           it->action == BERTH_ACTION_START);
+                           it->action == BERTH_ACTION_REPLACE || it->action == BERTH_ACTION_START);
 }
 
 static void strv_push(char ***v, size_t *n, const char *s)
@@ -74,8 +73,8 @@ static uint64_t caps_of(const struct berth_service *svc)
 }
 
 /* The service and its image's defaults → what the keeper runs. */
-static int resolve(const struct berth_service *svc, const struct berth_image *img,
-                   const char *hash, struct berth_keeper_config *k, berth_error *err)
+static int resolve(const struct berth_service *svc, const struct berth_image *img, const char *hash,
+                   struct berth_keeper_config *k, berth_error *err)
 {
     size_t nargv = 0, nenv = 0;
     char host[256] = "";
@@ -91,8 +90,9 @@ static int resolve(const struct berth_service *svc, const struct berth_image *im
             strv_push(&k->argv, &nargv, *p);
     }
     if (!nargv)
-        return berth_error_set(err, EINVAL, "no command: the service sets none and the image "
-                                            "has no entrypoint or cmd");
+        return berth_error_set(err, EINVAL,
+                               "no command: the service sets none and the image "
+                               "has no entrypoint or cmd");
     env_set(&k->env, &nenv, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     gethostname(host, sizeof(host) - 1);
     _cleanup_free_ char *hn = xasprintf("HOSTNAME=%s", svc->hostname ? svc->hostname : host);
@@ -107,10 +107,10 @@ static int resolve(const struct berth_service *svc, const struct berth_image *im
     k->image_digest = xasprintf("sha256:%s", img->digest);
     k->spec_hash = xstrdup(hash);
     k->image_rootfs = xstrdup(img->rootfs);
-    k->workdir = svc->workdir                               ? xstrdup(svc->workdir)
+    k->workdir = svc->workdir                                  ? xstrdup(svc->workdir)
                  : img->config.workdir && *img->config.workdir ? xstrdup(img->config.workdir)
-                                                            : NULL;
-    k->user = svc->user                                 ? xstrdup(svc->user)
+                                                               : NULL;
+    k->user = svc->user                               ? xstrdup(svc->user)
               : img->config.user && *img->config.user ? xstrdup(img->config.user)
                                                       : NULL;
     k->hostname = svc->hostname ? xstrdup(svc->hostname) : NULL;

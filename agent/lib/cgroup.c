@@ -60,8 +60,10 @@ static int v2_enable(const char *dir, const struct berth_limits *lim, berth_erro
             continue;
         snprintf(tok, sizeof(tok), " %s ", want[i]);
         if (!strstr(padded, tok))
-            return berth_error_set(err, ENOTSUP, "the cgroup controller '%s' is not available "
-                                                 "in '%s'", want[i], dir);
+            return berth_error_set(err, ENOTSUP,
+                                   "the cgroup controller '%s' is not available "
+                                   "in '%s'",
+                                   want[i], dir);
         snprintf(enable + strlen(enable), sizeof(enable) - strlen(enable), "%s+%s",
                  *enable ? " " : "", want[i]);
     }
@@ -147,8 +149,10 @@ static int v1_create(struct berth_cgroup *cg, const char *fsroot, const char *na
         _cleanup_free_ char *parent = xasprintf("%s/berth", mnt);
         _cleanup_free_ char *dir = xasprintf("%s/%s", parent, name);
         if (access(mnt, F_OK) < 0)
-            return berth_error_set(err, errno, "the cgroup controller '%s' is not mounted at "
-                                               "'%s'", v1_controller[i], mnt);
+            return berth_error_set(err, errno,
+                                   "the cgroup controller '%s' is not mounted at "
+                                   "'%s'",
+                                   v1_controller[i], mnt);
         if (mkdir_ok(parent, err) < 0 || mkdir_ok(dir, err) < 0)
             return -1;
         cg->paths[i] = TAKE_PTR(dir);
@@ -196,7 +200,8 @@ static uint64_t keyed_value(const char *dir, const char *file, const char *key)
 
     if (berth_read_file(path, 1 << 16, &data, NULL, &err) < 0)
         return 0;
-    for (char *line = data; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+    for (char *line = data; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
         if (!strncmp(line, key, klen) && line[klen] == ' ')
             return strtoull(line + klen + 1, NULL, 10);
     return 0;

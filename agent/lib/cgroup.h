@@ -18,10 +18,10 @@
 #define BERTH_CGROUP_FSROOT "/sys/fs/cgroup"
 
 struct berth_limits {
-    uint64_t memory;      /* bytes, 0 = unlimited */
-    uint64_t cpus_milli;  /* 1.5 CPUs = 1500, 0 = unlimited */
-    uint64_t pids;        /* 0 = unlimited */
-    uint64_t nofile;      /* RLIMIT_NOFILE, 0 = inherited */
+    uint64_t memory;     /* bytes, 0 = unlimited */
+    uint64_t cpus_milli; /* 1.5 CPUs = 1500, 0 = unlimited */
+    uint64_t pids;       /* 0 = unlimited */
+    uint64_t nofile;     /* RLIMIT_NOFILE, 0 = inherited */
 };
 
 enum berth_cgroup_mode { BERTH_CGROUP_V1 = 1, BERTH_CGROUP_V2 = 2 };

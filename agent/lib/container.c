@@ -28,9 +28,17 @@ const size_t berth_n_forwarded_signals = ARRAY_SIZE(berth_forwarded_signals);
 
 /* runc's defaults: hidden behind /dev/null or an empty read-only tmpfs */
 static const char *const masked_paths[] = {
-    "/proc/acpi",        "/proc/asound",       "/proc/kcore",        "/proc/keys",
-    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",  "/proc/sched_debug",
-    "/proc/scsi",        "/sys/firmware",      "/sys/devices/virtual/powercap",
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 };
 static const char *const readonly_paths[] = {
     "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
@@ -104,8 +112,8 @@ static void mount_new(int errfd, int rootfd, const char *type, const char *targe
 static void bind_host(int errfd, int rootfd, const char *src, const char *target, bool ro,
                       bool create, bool optional)
 {
-    _cleanup_close_ int mfd = open_tree(AT_FDCWD, src,
-                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    _cleanup_close_ int mfd =
+        open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
     struct stat st;
 
     if (mfd < 0) {
@@ -129,12 +137,11 @@ static void setup_dev(int errfd, int rootfd)
     static const struct {
         const char *name;
         unsigned int major, minor;
-    } nodes[] = {{"null", 1, 3}, {"zero", 1, 5},    {"full", 1, 7},
+    } nodes[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
                  {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
     static const char *const links[][2] = {
-        {"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},
-        {"stdin", "/proc/self/fd/0"},  {"stdout", "/proc/self/fd/1"},
-        {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"},
+        {"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"},
+        {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"},
     };
     const char *const dev_opts[] = {"mode=755", "size=65536k", NULL};
     const char *const pts_opts[] = {"newinstance", "ptmxmode=0666", "mode=0620", "gid=5", NULL};
@@ -147,16 +154,16 @@ static void setup_dev(int errfd, int rootfd)
     if (devfd < 0)
         FAIL("opening '/dev'");
     for (size_t i = 0; i < ARRAY_SIZE(nodes); i++)
-        if (mknodat(devfd, nodes[i].name, S_IFCHR | 0666,
-                    makedev(nodes[i].major, nodes[i].minor)) < 0)
+        if (mknodat(devfd, nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].major, nodes[i].minor)) <
+            0)
             FAIL("creating '/dev/%s'", nodes[i].name);
     for (size_t i = 0; i < ARRAY_SIZE(links); i++)
         if (symlinkat(links[i][1], devfd, links[i][0]) < 0)
             FAIL("creating '/dev/%s'", links[i][0]);
     if (mkdirat(devfd, "pts", 0755) < 0 || mkdirat(devfd, "shm", 01777) < 0)
         FAIL("creating '/dev/pts' and '/dev/shm'");
-    mount_new(errfd, rootfd, "devpts", "/dev/pts", pts_opts,
-              MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false);
+    mount_new(errfd, rootfd, "devpts", "/dev/pts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+              false);
     mount_new(errfd, rootfd, "tmpfs", "/dev/shm", shm_opts,
               MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, false);
 }
@@ -175,15 +182,16 @@ static void mask_paths(int errfd, int rootfd)
             continue; /* not on this kernel */
         if (S_ISDIR(st.st_mode)) {
             if (empty < 0)
-                empty = fs_new("tmpfs", ro_opts, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
-                                                     MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
-            mfd = empty < 0 ? -1
-                            : open_tree(empty, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
-                                                       AT_EMPTY_PATH);
+                empty = fs_new("tmpfs", ro_opts,
+                               MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                   MOUNT_ATTR_NOEXEC);
+            mfd = empty < 0
+                      ? -1
+                      : open_tree(empty, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
         } else
             mfd = open_tree(AT_FDCWD, "/dev/null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-        if (mfd < 0 || move_mount(mfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH |
-                                                        MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        if (mfd < 0 ||
+            move_mount(mfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
             FAIL("masking '%s'", masked_paths[i]);
     }
     for (size_t i = 0; i < ARRAY_SIZE(readonly_paths); i++) {
@@ -191,10 +199,11 @@ static void mask_paths(int errfd, int rootfd)
         _cleanup_close_ int mfd = -1;
         if (tfd < 0)
             continue;
-        mfd = open_tree(tfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
-                                     AT_RECURSIVE);
-        if (mfd < 0 || set_attr(mfd, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                                         MOUNT_ATTR_NOEXEC) < 0 ||
+        mfd =
+            open_tree(tfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+        if (mfd < 0 ||
+            set_attr(mfd, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                              MOUNT_ATTR_NOEXEC) < 0 ||
             move_mount(mfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
             FAIL("making '%s' read-only", readonly_paths[i]);
     }
@@ -218,8 +227,7 @@ static void mount_rootfs(int errfd, const struct berth_container_config *cfg, co
             FAIL("creating the in-memory layer");
         opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", cfg->image, u, w);
     } else {
-        opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s/work", cfg->image, upper,
-                         cfg->rundir);
+        opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s/work", cfg->image, upper, cfg->rundir);
     }
     if (mount("overlay", mnt, "overlay", 0, opts) < 0)
         FAIL("mounting the overlay over '%s'", cfg->image);
@@ -233,8 +241,7 @@ static void setup_mounts(int errfd, const struct berth_container_config *cfg, in
     mount_new(errfd, rootfd, "proc", "/proc", proc_opts,
               MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, create);
     mount_new(errfd, rootfd, "sysfs", "/sys", proc_opts,
-              MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-              create);
+              MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, create);
     setup_dev(errfd, rootfd);
     bind_host(errfd, rootfd, "/etc/resolv.conf", "/etc/resolv.conf", true, create, true);
     bind_host(errfd, rootfd, "/etc/hosts", "/etc/hosts", true, create, true);
@@ -244,8 +251,8 @@ static void setup_mounts(int errfd, const struct berth_container_config *cfg, in
             char size[48];
             const char *opts[] = {"mode=1777", m->size ? size : NULL, NULL};
             snprintf(size, sizeof(size), "size=%llu", (unsigned long long)m->size);
-            mount_new(errfd, rootfd, "tmpfs", m->target, opts,
-                      MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, create);
+            mount_new(errfd, rootfd, "tmpfs", m->target, opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                      create);
         } else {
             bind_host(errfd, rootfd, m->source, m->target, m->readonly, create, false);
         }
@@ -288,7 +295,7 @@ static __attribute__((noreturn)) void exec_service(const struct berth_container_
                                                    int errfd)
 {
     berth_error err = BERTH_ERROR_INIT;
-    const struct berth_credentials cred = {cfg->uid,  cfg->gid,  cfg->groups,
+    const struct berth_credentials cred = {cfg->uid,     cfg->gid,  cfg->groups,
                                            cfg->ngroups, cfg->caps, cfg->limits.nofile};
 
     berth_child_reset_signals();
@@ -415,15 +422,16 @@ int berth_container_start(const struct berth_container_config *cfg, struct berth
     c->stop_signal = cfg->stop_signal ? cfg->stop_signal : SIGTERM;
     c->stop_timeout_ms = cfg->stop_timeout_ms;
     if (strpbrk(cfg->image, ",:") && !cfg->readonly)
-        return berth_error_set(err, EINVAL, "the image path '%s' contains ',' or ':', which "
-                                            "overlayfs cannot take", cfg->image);
+        return berth_error_set(err, EINVAL,
+                               "the image path '%s' contains ',' or ':', which "
+                               "overlayfs cannot take",
+                               cfg->image);
     if (make_rundir(cfg->rundir, cfg->readonly, cfg->memory_layer, err) < 0)
         goto fail;
     if (berth_limits_need_cgroup(&cfg->limits)) {
-        if (berth_cgroup_create(&c->cgroup, cfg->cgroup_root ? cfg->cgroup_root
-                                                             : BERTH_CGROUP_FSROOT,
-                                cfg->cgroup_name ? cfg->cgroup_name : cfg->name,
-                                &cfg->limits, err) < 0)
+        if (berth_cgroup_create(
+                &c->cgroup, cfg->cgroup_root ? cfg->cgroup_root : BERTH_CGROUP_FSROOT,
+                cfg->cgroup_name ? cfg->cgroup_name : cfg->name, &cfg->limits, err) < 0)
             goto fail;
         c->has_cgroup = true;
     }

@@ -27,12 +27,12 @@ struct berth_mount {
 };
 
 struct berth_container_config {
-    const char *name;   /* names messages, and the cgroup unless cgroup_name */
+    const char *name;        /* names messages, and the cgroup unless cgroup_name */
     const char *cgroup_name; /* "berth/<cgroup_name>"; NULL: name */
-    const char *image;  /* the unpacked image's rootfs (read-only lower layer) */
-    const char *rundir; /* per-run directory: upper/, work/ and rootfs/ go here */
-    char **argv;        /* NULL-terminated; argv[0] is looked up in the image's PATH */
-    char **env;         /* NULL-terminated KEY=VALUE list, complete */
+    const char *image;       /* the unpacked image's rootfs (read-only lower layer) */
+    const char *rundir;      /* per-run directory: upper/, work/ and rootfs/ go here */
+    char **argv;             /* NULL-terminated; argv[0] is looked up in the image's PATH */
+    char **env;              /* NULL-terminated KEY=VALUE list, complete */
     const char *workdir;
     uid_t uid;
     gid_t gid;
@@ -63,7 +63,7 @@ struct berth_container_config {
 };
 
 struct berth_container {
-    pid_t pid;        /* the container's init, in our pid namespace */
+    pid_t pid; /* the container's init, in our pid namespace */
     int pidfd;
     char *rundir;
     bool keep_layer;
@@ -74,8 +74,8 @@ struct berth_container {
 };
 
 struct berth_exit {
-    int code;        /* the service's exit code, 128+N for death by signal N */
-    bool oom_killed; /* the cgroup's OOM killer killed a process */
+    int code;            /* the service's exit code, 128+N for death by signal N */
+    bool oom_killed;     /* the cgroup's OOM killer killed a process */
     bool stop_timed_out; /* it ignored the stop signal and was killed */
 };
 

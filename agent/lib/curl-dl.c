@@ -15,29 +15,31 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-#define CURL_FUNCTIONS(X)                                                                          \
-    X(CURLcode, global_init, (long flags))                                                         \
-    X(void, global_cleanup, (void))                                                                \
-    X(CURL *, easy_init, (void))                                                                   \
-    X(void, easy_cleanup, (CURL * h))                                                              \
-    X(void, easy_reset, (CURL * h))                                                                \
-    X(CURLcode, easy_setopt, (CURL * h, CURLoption opt, ...))                                      \
-    X(CURLcode, easy_getinfo, (CURL * h, CURLINFO info, ...))                                      \
-    X(const char *, easy_strerror, (CURLcode c))                                                   \
-    X(time_t, getdate, (const char *s, const time_t *unused))                                      \
-    X(CURLM *, multi_init, (void))                                                                 \
-    X(CURLMcode, multi_cleanup, (CURLM * m))                                                       \
-    X(CURLMcode, multi_add_handle, (CURLM * m, CURL * h))                                          \
-    X(CURLMcode, multi_remove_handle, (CURLM * m, CURL * h))                                       \
-    X(CURLMcode, multi_perform, (CURLM * m, int *running))                                         \
-    X(CURLMcode, multi_poll, (CURLM * m, struct curl_waitfd * fds, unsigned n, int ms, int *numfds)) \
-    X(CURLMcode, multi_wait, (CURLM * m, struct curl_waitfd * fds, unsigned n, int ms, int *numfds)) \
-    X(CURLMcode, multi_wakeup, (CURLM * m))                                                        \
-    X(CURLMcode, multi_setopt, (CURLM * m, CURLMoption opt, ...))                                  \
-    X(CURLMsg *, multi_info_read, (CURLM * m, int *left))                                          \
-    X(const char *, multi_strerror, (CURLMcode c))                                                 \
-    X(struct curl_slist *, slist_append, (struct curl_slist * l, const char *s))                   \
-    X(void, slist_free_all, (struct curl_slist * l))                                               \
+#define CURL_FUNCTIONS(X)                                                        \
+    X(CURLcode, global_init, (long flags))                                       \
+    X(void, global_cleanup, (void))                                              \
+    X(CURL *, easy_init, (void))                                                 \
+    X(void, easy_cleanup, (CURL * h))                                            \
+    X(void, easy_reset, (CURL * h))                                              \
+    X(CURLcode, easy_setopt, (CURL * h, CURLoption opt, ...))                    \
+    X(CURLcode, easy_getinfo, (CURL * h, CURLINFO info, ...))                    \
+    X(const char *, easy_strerror, (CURLcode c))                                 \
+    X(time_t, getdate, (const char *s, const time_t *unused))                    \
+    X(CURLM *, multi_init, (void))                                               \
+    X(CURLMcode, multi_cleanup, (CURLM * m))                                     \
+    X(CURLMcode, multi_add_handle, (CURLM * m, CURL * h))                        \
+    X(CURLMcode, multi_remove_handle, (CURLM * m, CURL * h))                     \
+    X(CURLMcode, multi_perform, (CURLM * m, int *running))                       \
+    X(CURLMcode, multi_poll,                                                     \
+      (CURLM * m, struct curl_waitfd * fds, unsigned n, int ms, int *numfds))    \
+    X(CURLMcode, multi_wait,                                                     \
+      (CURLM * m, struct curl_waitfd * fds, unsigned n, int ms, int *numfds))    \
+    X(CURLMcode, multi_wakeup, (CURLM * m))                                      \
+    X(CURLMcode, multi_setopt, (CURLM * m, CURLMoption opt, ...))                \
+    X(CURLMsg *, multi_info_read, (CURLM * m, int *left))                        \
+    X(const char *, multi_strerror, (CURLMcode c))                               \
+    X(struct curl_slist *, slist_append, (struct curl_slist * l, const char *s)) \
+    X(void, slist_free_all, (struct curl_slist * l))                             \
     X(char *, version, (void))
 
 static struct {
@@ -55,8 +57,8 @@ static void load(void)
 
     if (!h)
         return;
-#define SYM(ret, name, args)                                                                       \
-    if (!(*(void **)&fn.name = dlsym(h, "curl_" #name)))                                           \
+#define SYM(ret, name, args)                             \
+    if (!(*(void **)&fn.name = dlsym(h, "curl_" #name))) \
         return;
     CURL_FUNCTIONS(SYM)
 #undef SYM

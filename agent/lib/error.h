@@ -18,7 +18,10 @@ typedef struct berth_error {
     char msg[BERTH_ERROR_MAX]; /* "" when no error is recorded */
 } berth_error;
 
-#define BERTH_ERROR_INIT {0, ""}
+#define BERTH_ERROR_INIT \
+    {                    \
+        0, ""            \
+    }
 
 /* Record an error: the message from fmt, then ": strerror(errnum)" when
  * errnum is not 0. Always returns -1 so callers can `return berth_error_set(...)`. */

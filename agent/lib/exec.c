@@ -56,7 +56,6 @@ static int join_cgroups(const struct berth_exec_config *cfg, berth_error *err)
     return 0;
 }
 
-
 /* The command, inside every namespace of the container: stdio, session,
  * then the service's identity as container.c takes it, exec. */
 static __attribute__((noreturn)) void run_command(const struct berth_exec_config *cfg, int errfd)
@@ -102,14 +101,16 @@ static __attribute__((noreturn)) void helper(const struct berth_exec_config *cfg
     if (setns(initfd, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET) <
         0) {
         if (errno == ESRCH)
-            berth_child_fail(errfd, ESRCH, false, "the container of '%s' is not running", cfg->name);
+            berth_child_fail(errfd, ESRCH, false, "the container of '%s' is not running",
+                             cfg->name);
         FAIL("joining the namespaces of the container of '%s' (setns)", cfg->name);
     }
     pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
     if (pid < 0) {
         /* a pid namespace whose init has died takes no new members */
         if (errno == ENOMEM)
-            berth_child_fail(errfd, ESRCH, false, "the container of '%s' is not running", cfg->name);
+            berth_child_fail(errfd, ESRCH, false, "the container of '%s' is not running",
+                             cfg->name);
         FAIL("starting the command in the container of '%s' (clone3)", cfg->name);
     }
     if (pid == 0) {

@@ -88,12 +88,11 @@ int berth_keeper_config_write(const char *path, const struct berth_keeper_config
                                         "target", m->target, "readonly", m->readonly, "tmpfs",
                                         m->tmpfs, "size", (json_int_t)m->size));
     }
-    o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:o}", "name",
-                  c->name, "image_digest", c->image_digest, "spec_hash", c->spec_hash,
-                  "image_rootfs", c->image_rootfs, "argv", strv_json(c->argv), "env",
-                  strv_json(c->env), "workdir", opt_str(c->workdir), "user", opt_str(c->user),
-                  "hostname", opt_str(c->hostname), "network_none", c->network_none, "readonly",
-                  c->readonly, "mounts", mounts);
+    o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:o}", "name", c->name,
+                  "image_digest", c->image_digest, "spec_hash", c->spec_hash, "image_rootfs",
+                  c->image_rootfs, "argv", strv_json(c->argv), "env", strv_json(c->env), "workdir",
+                  opt_str(c->workdir), "user", opt_str(c->user), "hostname", opt_str(c->hostname),
+                  "network_none", c->network_none, "readonly", c->readonly, "mounts", mounts);
     if (!o)
         return berth_error_set(err, EINVAL, "encoding the container of '%s'", c->name);
     json_object_set_new(o, "limits",
@@ -105,22 +104,20 @@ int berth_keeper_config_write(const char *path, const struct berth_keeper_config
     json_object_set_new(o, "stop_signal", json_integer(c->stop_signal));
     json_object_set_new(o, "stop_timeout_ms", json_integer((json_int_t)c->stop_timeout_ms));
     json_object_set_new(o, "restart", json_integer(c->restart));
-    json_object_set_new(o, "backoff",
-                        json_pack("{s:I, s:I, s:I}", "initial_ms",
-                                  (json_int_t)c->backoff_initial_ms, "max_ms",
-                                  (json_int_t)c->backoff_max_ms, "reset_ms",
-                                  (json_int_t)c->backoff_reset_ms));
+    json_object_set_new(
+        o, "backoff",
+        json_pack("{s:I, s:I, s:I}", "initial_ms", (json_int_t)c->backoff_initial_ms, "max_ms",
+                  (json_int_t)c->backoff_max_ms, "reset_ms", (json_int_t)c->backoff_reset_ms));
     json_object_set_new(o, "log",
                         json_pack("{s:I, s:i}", "max_size", (json_int_t)c->log_max_size,
                                   "max_files", (int)c->log_max_files));
-    json_object_set_new(o, "healthcheck",
-                        c->health_argv
-                            ? json_pack("{s:o, s:I, s:I, s:i, s:b}", "argv",
-                                        strv_json(c->health_argv), "interval_ms",
-                                        (json_int_t)c->health_interval_ms, "timeout_ms",
-                                        (json_int_t)c->health_timeout_ms, "retries",
-                                        (int)c->health_retries, "restart", c->health_restart)
-                            : json_null());
+    json_object_set_new(
+        o, "healthcheck",
+        c->health_argv ? json_pack("{s:o, s:I, s:I, s:i, s:b}", "argv", strv_json(c->health_argv),
+                                   "interval_ms", (json_int_t)c->health_interval_ms, "timeout_ms",
+                                   (json_int_t)c->health_timeout_ms, "retries",
+                                   (int)c->health_retries, "restart", c->health_restart)
+                       : json_null());
     text = json_dumps(o, JSON_SORT_KEYS | JSON_INDENT(2));
     json_decref(o);
     if (!text)
@@ -432,8 +429,7 @@ int berth_keeper_spawn(const char *root, const char *name, const char *exe, pid_
 /* ---- the keeper itself --------------------------------------------------- */
 
 enum kstate { K_STARTING, K_RUNNING, K_BACKOFF, K_STOPPING, K_STOPPED };
-static const char *const kstate_name[] = {"starting", "running", "backoff", "stopping",
-                                          "stopped"};
+static const char *const kstate_name[] = {"starting", "running", "backoff", "stopping", "stopped"};
 
 struct logw {
     int dirfd;
@@ -465,7 +461,7 @@ struct keeper {
     int health_timer;
     int health_pidfd; /* the running check, -1 when none */
     unsigned health_failures;
-    struct berth_user user; /* of the running container */
+    struct berth_user user;            /* of the running container */
     char start_error[BERTH_ERROR_MAX]; /* why the last start failed, "" when it did not */
     int timerfd, sigfd, lfd, logr, logwr, devnull;
     struct logw log;
@@ -874,8 +870,8 @@ static void on_client(struct keeper *k, int *held, size_t *nheld)
         request_restart(k);
         dprintf(fd, "ok %s\n", kstate_name[k->state]);
     } else if (!strcmp(buf, "status")) {
-        dprintf(fd, "ok %s %d %u\n", kstate_name[k->state],
-                k->has_container ? (int)k->c.pid : 0, k->restarts);
+        dprintf(fd, "ok %s %d %u\n", kstate_name[k->state], k->has_container ? (int)k->c.pid : 0,
+                k->restarts);
     } else {
         dprintf(fd, "error: unknown request '%s'\n", buf);
     }
@@ -960,9 +956,16 @@ static int setup(struct keeper *k, int *lockfd, berth_error *err)
 
 int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_error *err)
 {
-    struct keeper k = {.root = root, .timerfd = -1, .sigfd = -1, .lfd = -1, .logr = -1,
-                       .logwr = -1, .devnull = -1, .log = {.dirfd = -1, .fd = -1},
-                       .health_timer = -1, .health_pidfd = -1};
+    struct keeper k = {.root = root,
+                       .timerfd = -1,
+                       .sigfd = -1,
+                       .lfd = -1,
+                       .logr = -1,
+                       .logwr = -1,
+                       .devnull = -1,
+                       .log = {.dirfd = -1, .fd = -1},
+                       .health_timer = -1,
+                       .health_pidfd = -1};
     int held[64];
     size_t nheld = 0;
     int lockfd = -1;
@@ -985,10 +988,13 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
     }
     while (!k.done) {
         struct pollfd p[7] = {
-            {k.sigfd, POLLIN, 0},        {k.timerfd, POLLIN, 0},
-            {k.lfd, POLLIN, 0},          {k.logr, POLLIN, 0},
+            {k.sigfd, POLLIN, 0},
+            {k.timerfd, POLLIN, 0},
+            {k.lfd, POLLIN, 0},
+            {k.logr, POLLIN, 0},
             {k.has_container ? k.c.pidfd : -1, POLLIN, 0},
-            {k.health_timer, POLLIN, 0}, {k.health_pidfd, POLLIN, 0},
+            {k.health_timer, POLLIN, 0},
+            {k.health_pidfd, POLLIN, 0},
         };
         if (poll(p, 7, -1) < 0) {
             if (errno == EINTR)

@@ -89,7 +89,7 @@ static void diff_fields(struct berth_plan_item *it, const char *stored_json,
 
 struct record {
     char *name;
-    char hash[65];   /* "" when the record is incomplete */
+    char hash[65];     /* "" when the record is incomplete */
     char rejected[65]; /* a spec rolled back from, "" for none */
     char *state;
     bool running;

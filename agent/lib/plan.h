@@ -31,10 +31,10 @@ enum berth_action {
 const char *berth_action_name(enum berth_action a);
 
 struct berth_change {
-    char *path;    /* "env.LOG_LEVEL", "image.digest" */
-    char *old;     /* canonical JSON text, NULL when added */
-    char *new;     /* canonical JSON text, NULL when removed */
-    bool secret;   /* an env value whose name looks like a secret */
+    char *path;  /* "env.LOG_LEVEL", "image.digest" */
+    char *old;   /* canonical JSON text, NULL when added */
+    char *new;   /* canonical JSON text, NULL when removed */
+    bool secret; /* an env value whose name looks like a secret */
 };
 
 struct berth_plan_item {

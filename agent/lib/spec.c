@@ -935,8 +935,8 @@ static void parse_capabilities(struct ctx *c, const struct spec_node *n, struct 
 
 static void parse_healthcheck(struct ctx *c, const struct spec_node *n, struct berth_service *s)
 {
-    static const char *const keys[] = {"command", "interval", "timeout", "retries",
-                                       "restart_on_unhealthy", NULL};
+    static const char *const keys[] = {
+        "command", "interval", "timeout", "retries", "restart_on_unhealthy", NULL};
     const struct spec_node *v[5] = {NULL};
     uint64_t retries;
 
@@ -955,8 +955,7 @@ static void parse_healthcheck(struct ctx *c, const struct spec_node *n, struct b
         AT(c, "retries",
            if (get_uint(c, v[3], 1, 1000, &retries)) s->healthcheck.retries = (unsigned)retries);
     if (v[4])
-        AT(c, "restart_on_unhealthy",
-           get_bool(c, v[4], &s->healthcheck.restart_on_unhealthy));
+        AT(c, "restart_on_unhealthy", get_bool(c, v[4], &s->healthcheck.restart_on_unhealthy));
 }
 
 static void service_defaults(struct berth_service *s)

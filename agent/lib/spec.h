@@ -143,9 +143,9 @@ struct berth_service {
     struct {
         char **command; /* NULL (ncommand 0): no healthcheck */
         size_t ncommand;
-        uint64_t interval_ms; /* default 30 s */
-        uint64_t timeout_ms;  /* default 30 s */
-        unsigned retries;     /* default 3 */
+        uint64_t interval_ms;      /* default 30 s */
+        uint64_t timeout_ms;       /* default 30 s */
+        unsigned retries;          /* default 3 */
         bool restart_on_unhealthy; /* default false: report only */
     } healthcheck;
     bool enabled; /* default true */

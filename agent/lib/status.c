@@ -12,8 +12,8 @@
 bool berth_status_state_live(const char *state)
 {
     return state && (!strcmp(state, "running") || !strcmp(state, "starting") ||
-                     !strcmp(state, "rolled-back") ||
-                     !strcmp(state, "backoff") || !strcmp(state, "stopping"));
+                     !strcmp(state, "rolled-back") || !strcmp(state, "backoff") ||
+                     !strcmp(state, "stopping"));
 }
 
 static json_t *time_json(int64_t t)
@@ -45,8 +45,8 @@ static json_t *to_json(const struct berth_status *st)
     json_t *last = json_null();
 
     if (st->has_exit)
-        last = json_pack("{s:i, s:b, s:o}", "code", st->exit_code, "oom_killed", st->exit_oom,
-                         "at", time_json(st->exit_at));
+        last = json_pack("{s:i, s:b, s:o}", "code", st->exit_code, "oom_killed", st->exit_oom, "at",
+                         time_json(st->exit_at));
     json_object_set_new(o, "name", json_string(st->name));
     json_object_set_new(o, "state", json_string(st->state ? st->state : "stopped"));
     json_object_set_new(o, "pid", st->pid ? json_integer(st->pid) : json_null());
@@ -55,10 +55,9 @@ static json_t *to_json(const struct berth_status *st)
     json_object_set_new(o, "image", st->image ? json_string(st->image) : json_null());
     json_object_set_new(o, "health", json_string(st->health ? st->health : "none"));
     json_object_set_new(o, "last_exit", last);
-    json_object_set_new(o, "keeper_pid", st->keeper_pid ? json_integer(st->keeper_pid)
-                                                        : json_null());
-    json_object_set_new(o, "spec_hash", st->spec_hash ? json_string(st->spec_hash)
-                                                      : json_null());
+    json_object_set_new(o, "keeper_pid",
+                        st->keeper_pid ? json_integer(st->keeper_pid) : json_null());
+    json_object_set_new(o, "spec_hash", st->spec_hash ? json_string(st->spec_hash) : json_null());
     return o;
 }
 
@@ -84,8 +83,7 @@ static char *dup_str(json_t *o, const char *key)
     return s ? xstrdup(s) : NULL;
 }
 
-int berth_status_read(const char *root, const char *name, struct berth_status *st,
-                      berth_error *err)
+int berth_status_read(const char *root, const char *name, struct berth_status *st, berth_error *err)
 {
     _cleanup_free_ char *dir = berth_service_dir(root, name);
     _cleanup_free_ char *path = xasprintf("%s/status.json", dir);

@@ -87,8 +87,7 @@ static void supplementary_groups(const char *rootfs, const char *user, struct be
     }
 }
 
-int berth_user_resolve(const char *rootfs, const char *spec, struct berth_user *u,
-                       berth_error *err)
+int berth_user_resolve(const char *rootfs, const char *spec, struct berth_user *u, berth_error *err)
 {
     _cleanup_free_ char *copy = xstrdup(spec ? spec : "");
     char *group = strchr(copy, ':');
@@ -108,16 +107,17 @@ int berth_user_resolve(const char *rootfs, const char *spec, struct berth_user *
             u->home = xstrdup(id == 0 ? "/root" : "/");
         }
     } else if (lookup_passwd(rootfs, user, 0, true, u) < 0) {
-        return berth_error_set(err, ENOENT, "user '%s' not found in the image's /etc/passwd",
-                               user);
+        return berth_error_set(err, ENOENT, "user '%s' not found in the image's /etc/passwd", user);
     }
     if (group && *group) {
         if (parse_id(group, &id))
             u->gid = (gid_t)id;
         else if (lookup_group(rootfs, group, &u->gid) < 0) {
             berth_user_release(u);
-            return berth_error_set(err, ENOENT, "group '%s' not found in the image's "
-                                                "/etc/group", group);
+            return berth_error_set(err, ENOENT,
+                                   "group '%s' not found in the image's "
+                                   "/etc/group",
+                                   group);
         }
     }
     if (!parse_id(user, &id))

@@ -28,23 +28,23 @@ static inline void fclosep(FILE **f)
         fclose(*f);
 }
 
-#define _cleanup_(f)      __attribute__((cleanup(f)))
-#define _cleanup_free_    _cleanup_(freep)
-#define _cleanup_close_   _cleanup_(closep)
-#define _cleanup_fclose_  _cleanup_(fclosep)
+#define _cleanup_(f)     __attribute__((cleanup(f)))
+#define _cleanup_free_   _cleanup_(freep)
+#define _cleanup_close_  _cleanup_(closep)
+#define _cleanup_fclose_ _cleanup_(fclosep)
 
 /* Hand ownership out of a cleanup variable. */
-#define TAKE_PTR(p)                                                                                \
-    ({                                                                                             \
-        __typeof__(p) _p = (p);                                                                    \
-        (p) = NULL;                                                                                \
-        _p;                                                                                        \
+#define TAKE_PTR(p)             \
+    ({                          \
+        __typeof__(p) _p = (p); \
+        (p) = NULL;             \
+        _p;                     \
     })
-#define TAKE_FD(fd)                                                                                \
-    ({                                                                                             \
-        int _fd = (fd);                                                                            \
-        (fd) = -1;                                                                                 \
-        _fd;                                                                                       \
+#define TAKE_FD(fd)     \
+    ({                  \
+        int _fd = (fd); \
+        (fd) = -1;      \
+        _fd;            \
     })
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

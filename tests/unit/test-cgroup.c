@@ -61,8 +61,8 @@ static int teardown(void **state)
 
 static void v2_tree(const char *root, const char *controllers)
 {
-    static const char *files[] = {"cgroup.procs",   "memory.max", "memory.swap.max", "cpu.max",
-                                  "pids.max",       "memory.events"};
+    static const char *files[] = {"cgroup.procs", "memory.max", "memory.swap.max",
+                                  "cpu.max",      "pids.max",   "memory.events"};
     _cleanup_free_ char *parent = xasprintf("%s/berth", root);
     _cleanup_free_ char *leaf = xasprintf("%s/berth/web", root);
 

@@ -29,8 +29,9 @@ static void test_sizes(void **state)
     assert_int_equal(v, 10ULL << 20);
     assert_int_equal(berth_parse_size("10MB", &v), 0);
     assert_int_equal(v, 10ULL << 20);
-    const char *bad[] = {"", "M", "-1M", "+1", " 1", "1X", "1.5G", "99999999999999999999",
-                         "18014398509481984T", "1MM"};
+    const char *bad[] = {
+        "",   "M", "-1M", "+1", " 1", "1X", "1.5G", "99999999999999999999", "18014398509481984T",
+        "1MM"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
         assert_int_equal(berth_parse_size(bad[i], &v), -1);
 }
@@ -163,9 +164,12 @@ static void test_open_in_root_never_escapes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sizes),         cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_signals),       cmocka_unit_test(test_caps),
-        cmocka_unit_test(test_error_wrap),    cmocka_unit_test(test_atomic_write_and_rm_rf),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_error_wrap),
+        cmocka_unit_test(test_atomic_write_and_rm_rf),
         cmocka_unit_test(test_open_in_root_never_escapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
