@@ -140,8 +140,9 @@ static void settle_rearm(struct agent *a)
     for (size_t i = 0; i < a->nsettles; i++)
         if (!next || a->settles[i].deadline < next)
             next = a->settles[i].deadline;
-    arm(a->settle_timer, next ? (next > now ? next - now : 0) : 0, 0);
-    if (!next) {
+    if (next) {
+        arm(a->settle_timer, next > now ? next - now : 0, 0);
+    } else {
         struct itimerspec off = {0};
         timerfd_settime(a->settle_timer, 0, &off, NULL);
     }

@@ -12,6 +12,7 @@
 #include "keeper.h"
 #include "status.h"
 #include "store.h"
+#include "user.h"
 #include "util.h"
 
 int berth_lock_root(const char *root, bool wait, berth_error *err)
@@ -97,6 +98,18 @@ static int resolve(const struct berth_service *svc, const struct berth_image *im
     gethostname(host, sizeof(host) - 1);
     _cleanup_free_ char *hn = xasprintf("HOSTNAME=%s", svc->hostname ? svc->hostname : host);
     env_set(&k->env, &nenv, hn);
+    /* the user must exist in the image: say so now, not at every restart */
+    const char *user = svc->user                               ? svc->user
+                       : img->config.user && *img->config.user ? img->config.user
+                                                               : NULL;
+    struct berth_user u;
+    if (berth_user_resolve(img->rootfs, user, &u, err) < 0) {
+        berth_keeper_config_release(k);
+        return -1;
+    }
+    _cleanup_free_ char *home = xasprintf("HOME=%s", u.home);
+    berth_user_release(&u);
+    env_set(&k->env, &nenv, home);
     for (char **p = img->config.env; p && *p; p++)
         env_set(&k->env, &nenv, *p);
     for (size_t i = 0; i < svc->nenv; i++) {
@@ -110,9 +123,7 @@ static int resolve(const struct berth_service *svc, const struct berth_image *im
     k->workdir = svc->workdir                                  ? xstrdup(svc->workdir)
                  : img->config.workdir && *img->config.workdir ? xstrdup(img->config.workdir)
                                                                : NULL;
-    k->user = svc->user                               ? xstrdup(svc->user)
-              : img->config.user && *img->config.user ? xstrdup(img->config.user)
-                                                      : NULL;
+    k->user = user ? xstrdup(user) : NULL;
     k->hostname = svc->hostname ? xstrdup(svc->hostname) : NULL;
     k->network_none = svc->network == BERTH_NETWORK_NONE;
     k->readonly = svc->readonly_rootfs;
@@ -205,7 +216,7 @@ static int keep_previous(const char *dir, berth_error *err)
 }
 
 static int write_record(const char *root, const struct berth_plan_item *it,
-                        const struct berth_image *img, berth_error *err)
+                        const struct berth_keeper_config *k, berth_error *err)
 {
     _cleanup_free_ char *dir = berth_service_dir(root, it->name);
     _cleanup_free_ char *conf = xasprintf("%s/container.json", dir);
@@ -214,22 +225,15 @@ static int write_record(const char *root, const struct berth_plan_item *it,
     _cleanup_free_ char *rejected = xasprintf("%s/rejected.sha256", dir);
     _cleanup_free_ char *json = NULL;
     _cleanup_free_ char *hashline = xasprintf("%s\n", it->hash);
-    struct berth_keeper_config k;
-    int r;
 
-    if (berth_mkdir_p(dir, 0700, err) < 0)
-        return -1;
-    if (it->action == BERTH_ACTION_REPLACE && keep_previous(dir, err) < 0)
+    if (berth_mkdir_p(dir, 0700, err) < 0 ||
+        (it->action == BERTH_ACTION_REPLACE && keep_previous(dir, err) < 0))
         return -1;
     /* from here until spec.sha256 is written the record is incomplete, and
      * a berth killed meanwhile is followed by a replace */
     unlink(hashp);
     unlink(rejected); /* a new spec: the rolled-back one no longer applies */
-    if (resolve(it->desired, img, it->hash, &k, err) < 0)
-        return -1;
-    r = berth_keeper_config_write(conf, &k, err);
-    berth_keeper_config_release(&k);
-    if (r < 0)
+    if (berth_keeper_config_write(conf, k, err) < 0)
         return -1;
     json = berth_service_canonical_json(it->desired);
     if (berth_write_file_atomic(spec, json, strlen(json), 0644, err) < 0)
@@ -248,6 +252,8 @@ static int act(const char *root, const struct berth_plan_item *it, const struct 
                const char *exe, berth_error *err)
 {
     _cleanup_free_ char *dir = berth_service_dir(root, it->name);
+    struct berth_keeper_config k = {0};
+    int r;
 
     switch (it->action) {
     case BERTH_ACTION_REMOVE:
@@ -257,27 +263,34 @@ static int act(const char *root, const struct berth_plan_item *it, const struct 
         return berth_rm_rf(dir, err);
     case BERTH_ACTION_STOP:
         return berth_keeper_stop(root, it->name, err);
-    case BERTH_ACTION_REPLACE: {
-        _cleanup_free_ char *upper = xasprintf("%s/upper", dir);
-        _cleanup_free_ char *work = xasprintf("%s/work", dir);
-        if (berth_keeper_stop(root, it->name, err) < 0)
-            return -1;
-        /* a new spec starts from a clean writable layer */
-        if (berth_rm_rf(upper, err) < 0 || berth_rm_rf(work, err) < 0)
-            return -1;
-    }
-        /* fall through */
-    case BERTH_ACTION_CREATE:
-        if (write_record(root, it, img, err) < 0)
-            return -1;
-        if (!it->desired->enabled)
-            return 0;
-        return start_keeper(root, it, exe, err);
     case BERTH_ACTION_START:
         return start_keeper(root, it, exe, err);
+    case BERTH_ACTION_CREATE:
+    case BERTH_ACTION_REPLACE:
+        break;
     default:
         return 0;
     }
+    /* everything that can be checked before the running version is
+     * stopped is (the user, the command): a service that cannot run leaves
+     * the old one running and no record behind */
+    if (resolve(it->desired, img, it->hash, &k, err) < 0)
+        return -1;
+    if (it->action == BERTH_ACTION_REPLACE) {
+        _cleanup_free_ char *upper = xasprintf("%s/upper", dir);
+        _cleanup_free_ char *work = xasprintf("%s/work", dir);
+        /* a new spec starts from a clean writable layer */
+        if (berth_keeper_stop(root, it->name, err) < 0 || berth_rm_rf(upper, err) < 0 ||
+            berth_rm_rf(work, err) < 0) {
+            berth_keeper_config_release(&k);
+            return -1;
+        }
+    }
+    r = write_record(root, it, &k, err);
+    berth_keeper_config_release(&k);
+    if (r < 0)
+        return -1;
+    return it->desired->enabled ? start_keeper(root, it, exe, err) : 0;
 }
 
 size_t berth_apply_plan(const char *root, const struct berth_plan *plan,

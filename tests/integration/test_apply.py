@@ -261,3 +261,29 @@ def test_sigkill_during_apply_converges(host, berth_bin):
         assert os.path.exists(f"/proc/{s['pid']}")
     host.teardown()
     assert keeper_pids(host.berth.root) == []
+
+
+def test_unknown_user_fails_that_service_at_apply_time(host):
+    host.write({"ok": host.svc(LOOP), "bad": host.svc(LOOP, user="mallory")})
+    r = host.apply()
+    assert r.returncode == 1
+    assert "user 'mallory' not found in the image's /etc/passwd" in r.stdout
+    assert "'bad'" in r.stderr and "'ok'" not in r.stderr
+    st = host.status()
+    assert st["ok"]["state"] == "running" and "bad" not in st
+    # HOME comes from the image's /etc/passwd for the service's user
+    host.write({"ok": host.svc(["/bin/sh", "-c", "echo home=$HOME; exec sleep 1000"], user="app")})
+    assert host.apply().returncode == 0
+    wait_for(lambda: "home=/home/app" in host.berth.run("logs", "ok").stdout, 5, "HOME")
+
+
+def test_replacement_that_cannot_run_keeps_the_old_version(host):
+    svcs = {"web": host.svc(LOOP)}
+    host.write(svcs)
+    assert host.apply().returncode == 0
+    before = host.pids()
+    svcs["web"]["user"] = "mallory"
+    host.write(svcs)
+    r = host.apply()
+    assert r.returncode == 1 and "user 'mallory' not found" in r.stdout
+    assert host.pids() == before and host.status()["web"]["state"] == "running"
