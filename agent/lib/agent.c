@@ -242,14 +242,9 @@ static void settle_all(struct agent *a)
     settle_rearm(a);
 }
 
-struct report_ctx {
-    struct agent *a;
-    const struct berth_spec *spec;
-};
-
 static void report(void *ud, const struct berth_plan_item *it, int rc, const char *msg)
 {
-    struct report_ctx *r = ud;
+    struct agent *a = ud;
 
     if (rc < 0) {
         berth_log(BERTH_LOG_ERROR, "'%s': %s failed: %s", it->name, berth_action_name(it->action),
@@ -258,7 +253,7 @@ static void report(void *ud, const struct berth_plan_item *it, int rc, const cha
     }
     berth_log(BERTH_LOG_INFO, "'%s': %s", it->name, berth_action_name(it->action));
     if (it->action == BERTH_ACTION_REPLACE && it->desired->enabled)
-        settle_add(r->a, it->desired);
+        settle_add(a, it->desired);
 }
 
 static void reconcile(struct agent *a, bool file_event)
@@ -278,9 +273,8 @@ static void reconcile(struct agent *a, bool file_event)
         berth_log(BERTH_LOG_ERROR, "%s", err.msg);
     } else {
         if (!berth_plan_is_noop(&plan)) {
-            struct report_ctx rc = {a, &a->valid};
             struct berth_apply_options opt = {
-                .exe = a->o->exe, .fetch = a->o->fetch, .report = report, .ud = &rc};
+                .exe = a->o->exe, .fetch = a->o->fetch, .report = report, .ud = a};
             berth_log(BERTH_LOG_INFO, "converging to '%s' (plan %s)", a->o->file, plan.id);
             size_t failed = berth_apply_plan(a->o->root, &plan, &opt);
             if (failed)

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -101,6 +102,18 @@ class Berth:
 @pytest.fixture
 def berth(berth_bin, root):
     return Berth(berth_bin, root)
+
+
+def wait_for(pred, timeout=10, what="condition"):
+    """Poll a condition the test cannot get an event for (another process's
+    state), with a deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def berth_cgroups():

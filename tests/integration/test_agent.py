@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from conftest import TOP, keeper_pids
-from test_apply import LOOP, wait_for
+from conftest import TOP, keeper_pids, wait_for
+from test_apply import LOOP
 
 
 class Agent:

@@ -9,21 +9,9 @@ import time
 
 import pytest
 
-from conftest import berth_cgroups, keeper_pids, mountinfo
+from conftest import berth_cgroups, keeper_pids, mountinfo, wait_for
 
 LOOP = ["/bin/sh", "-c", "echo started $SVC; exec sleep 100000"]
-
-
-def wait_for(pred, timeout=10, what="condition"):
-    """Poll a condition the test cannot get an event for (another process's
-    state), with a deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def three(host, **overrides):

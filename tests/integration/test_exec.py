@@ -11,22 +11,10 @@ import subprocess
 import termios
 import time
 
-from conftest import keeper_pids
+from conftest import keeper_pids, wait_for
 
 LOOP = ["/bin/sh", "-c", "echo hi > /marker; exec sleep 100000"]
 NS = ("mnt", "uts", "ipc", "pid", "net")
-
-
-def wait_for(pred, timeout=10, what="condition"):
-    """Poll a condition the test cannot get an event for (another process's
-    state), with a deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def svc_pid(init_pid):
