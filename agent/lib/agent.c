@@ -1,5 +1,6 @@
 #include "agent.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -37,13 +38,12 @@ struct settle {
     uint64_t deadline; /* monotonic ms */
     unsigned restarts0;
     bool has_health;
-    int wd; /* inotify watch on services/<name>/ */
 };
 
 struct agent {
     const struct berth_agent_options *o;
     char *dir, *base; /* of the file */
-    int ino, sig, debounce, resync, settle_timer, ep;
+    int ino, sig, debounce, resync, settle_timer, summary, ep;
     int dir_wd;
     struct berth_spec valid; /* the last valid file */
     bool have_valid;
@@ -127,8 +127,6 @@ static bool load(struct agent *a)
 
 static void settle_remove(struct agent *a, size_t i)
 {
-    if (a->settles[i].wd >= 0)
-        inotify_rm_watch(a->ino, a->settles[i].wd);
     free(a->settles[i].name);
     a->settles[i] = a->settles[--a->nsettles];
 }
@@ -165,8 +163,6 @@ static void settle_add(struct agent *a, const struct berth_service *svc)
         s.restarts0 = st.restarts;
         berth_status_release(&st);
     }
-    /* status.json is replaced by rename at every transition */
-    s.wd = inotify_add_watch(a->ino, dir, IN_MOVED_TO);
     a->settles = xrealloc(a->settles, (a->nsettles + 1) * sizeof(*a->settles));
     a->settles[a->nsettles++] = s;
     settle_rearm(a);
@@ -256,6 +252,27 @@ static void report(void *ud, const struct berth_plan_item *it, int rc, const cha
         settle_add(a, it->desired);
 }
 
+/* Every service's status.json is replaced by rename at each transition of
+ * its keeper: watch them all, to judge settle windows and to keep
+ * ROOT/status.json (the Puppet fact's source) current. inotify gives a
+ * directory watched twice the same watch, and drops it with the directory. */
+static void watch_services(struct agent *a)
+{
+    _cleanup_free_ char *dir = xasprintf("%s/services", a->o->root);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        _cleanup_free_ char *sd = xasprintf("%s/%s", dir, de->d_name);
+        inotify_add_watch(a->ino, sd, IN_MOVED_TO);
+    }
+    closedir(d);
+}
+
 static void reconcile(struct agent *a, bool file_event)
 {
     struct berth_plan plan;
@@ -286,6 +303,7 @@ static void reconcile(struct agent *a, bool file_event)
         berth_plan_release(&plan);
     }
     close(lock);
+    watch_services(a);
 }
 
 static void on_inotify(struct agent *a)
@@ -306,8 +324,11 @@ static void on_inotify(struct agent *a)
     }
     if (file)
         arm(a->debounce, a->o->debounce_ms, 0);
-    if (status)
+    if (status) {
         settle_all(a);
+        /* a burst of transitions makes one summary */
+        arm(a->summary, 200, 0);
+    }
 }
 
 static int setup(struct agent *a, berth_error *err)
@@ -338,10 +359,12 @@ static int setup(struct agent *a, berth_error *err)
     a->debounce = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     a->resync = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     a->settle_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    a->summary = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     a->ep = epoll_create1(EPOLL_CLOEXEC);
-    if (a->sig < 0 || a->debounce < 0 || a->resync < 0 || a->settle_timer < 0 || a->ep < 0)
+    if (a->sig < 0 || a->debounce < 0 || a->resync < 0 || a->settle_timer < 0 || a->summary < 0 ||
+        a->ep < 0)
         return berth_error_set(err, errno, "setting up the agent's event loop");
-    const int fds[] = {a->ino, a->sig, a->debounce, a->resync, a->settle_timer};
+    const int fds[] = {a->ino, a->sig, a->debounce, a->resync, a->settle_timer, a->summary};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
         struct epoll_event ev = {.events = EPOLLIN, .data.fd = fds[i]};
         if (epoll_ctl(a->ep, EPOLL_CTL_ADD, fds[i], &ev) < 0)
@@ -353,7 +376,7 @@ static int setup(struct agent *a, berth_error *err)
 
 static void teardown(struct agent *a)
 {
-    int fds[] = {a->ino, a->sig, a->debounce, a->resync, a->settle_timer, a->ep};
+    int fds[] = {a->ino, a->sig, a->debounce, a->resync, a->settle_timer, a->summary, a->ep};
 
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0)
@@ -375,6 +398,7 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
                       .debounce = -1,
                       .resync = -1,
                       .settle_timer = -1,
+                      .summary = -1,
                       .ep = -1,
                       .valid = BERTH_SPEC_INIT};
     _cleanup_free_ char *lockp = xasprintf("%s/agent.lock", o->root);
@@ -421,6 +445,11 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
             } else if (fd == a.resync) {
                 drain(a.resync);
                 reconcile(&a, false);
+            } else if (fd == a.summary) {
+                berth_error e = BERTH_ERROR_INIT;
+                drain(a.summary);
+                if (berth_apply_write_status_summary(o->root, &e) < 0)
+                    berth_log(BERTH_LOG_WARN, "%s", e.msg);
             } else if (fd == a.settle_timer) {
                 drain(a.settle_timer);
                 settle_all(&a);

@@ -55,7 +55,7 @@ def running(host, names):
 
 def test_agent_restart_keeps_services_and_supervision(host, agents):
     host.write({n: host.svc(LOOP) for n in ("a", "b")})
-    agent = agents("--resync", "1s")
+    agent = agents("--resync", "30s")
     wait_for(lambda: running(host, ["a", "b"]), 10, "services up")
     before = host.status()
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -63,7 +63,7 @@ def test_agent_restart_keeps_services_and_supervision(host, agents):
         after = host.status()
         assert {n: (s["pid"], s["restarts"]) for n, s in after.items()} == \
             {n: (s["pid"], s["restarts"]) for n, s in before.items()}
-        agent = agents("--resync", "1s")
+        agent = agents("--resync", "30s")
         agent.wait_log("agent started")
         time.sleep(0.3)  # let the new agent's first reconcile run
         assert {n: s["pid"] for n, s in host.status().items()} == \
@@ -73,7 +73,14 @@ def test_agent_restart_keeps_services_and_supervision(host, agents):
     wait_for(lambda: host.status()["a"]["pid"] not in (None, before["a"]["pid"]) and
              host.status()["a"]["state"] == "running", 10, "restart of a")
     assert host.status()["a"]["restarts"] == before["a"]["restarts"] + 1
+    # ROOT/status.json, the Puppet fact's source, follows without a resync
+    summary = os.path.join(host.berth.root, "status.json")
+    wait_for(lambda: {s["name"]: s["restarts"] for s in json.load(open(summary))["services"]}
+             .get("a") == before["a"]["restarts"] + 1, 2, "status.json updated")
     # a keeper killed with its container: the agent's resync starts it again
+    agent.stop()
+    agent = agents("--resync", "1s")
+    agent.wait_log("agent started")
     keeper = host.status()["b"]["keeper_pid"]
     os.kill(keeper, signal.SIGKILL)
     wait_for(lambda: host.status()["b"]["state"] == "running" and
