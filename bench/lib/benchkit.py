@@ -50,8 +50,10 @@ def serve(directory):
     return srv, f"http://127.0.0.1:{srv.server_address[1]}"
 
 
-def rss_kb(pid):
+def rss_kb(pid, field="VmRSS"):
+    """A memory figure of /proc/PID/status in kB: VmRSS, or RssAnon for the
+    private part (file pages of the binary are shared by every keeper)."""
     for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
