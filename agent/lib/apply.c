@@ -194,10 +194,13 @@ static int keep_previous(const char *dir, berth_error *err)
     _cleanup_free_ char *tmp = xasprintf("%s/previous.tmp", dir);
     _cleanup_free_ char *prev = xasprintf("%s/previous", dir);
     _cleanup_free_ char *old = xasprintf("%s/previous.old", dir);
-    _cleanup_free_ char *hashp = xasprintf("%s/spec.sha256", dir);
 
-    if (access(hashp, F_OK) < 0)
-        return 0; /* an incomplete record is nothing to go back to */
+    /* an incomplete record is nothing to go back to */
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        _cleanup_free_ char *p = xasprintf("%s/%s", dir, files[i]);
+        if (access(p, F_OK) < 0)
+            return 0;
+    }
     if (berth_rm_rf(tmp, err) < 0 || berth_rm_rf(old, err) < 0)
         return -1;
     if (mkdir(tmp, 0700) < 0)

@@ -66,8 +66,11 @@ static void diff_fields(struct berth_plan_item *it, const char *stored_json,
 
     if (na < 0)
         na = 0;
-    qsort(a, (size_t)na, sizeof(*a), cmp_field);
-    qsort(b, nb, sizeof(*b), cmp_field);
+    /* qsort's base must not be NULL, even for no elements */
+    if (na > 1)
+        qsort(a, (size_t)na, sizeof(*a), cmp_field);
+    if (nb > 1)
+        qsort(b, nb, sizeof(*b), cmp_field);
     while (i < (size_t)na || j < nb) {
         int c = i >= (size_t)na ? 1 : j >= nb ? -1 : strcmp(a[i].path, b[j].path);
         if (c < 0) {
@@ -136,7 +139,8 @@ static int read_records(const char *root, struct record **ret, size_t *ret_n, be
     for (size_t i = 0; i < n; i++)
         read_record(root, &list[i], &v[i]);
     berth_status_list_free(list, n);
-    qsort(v, n, sizeof(*v), cmp_record);
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_record);
     *ret = v;
     *ret_n = n;
     return 0;

@@ -265,7 +265,8 @@ static size_t *sorted_members(const struct jv *o)
 
     for (size_t i = 0; i < o->n; i++)
         idx[i] = i;
-    qsort_r(idx, o->n, sizeof(*idx), cmp_key_index, (void *)o);
+    if (o->n > 1)
+        qsort_r(idx, o->n, sizeof(*idx), cmp_key_index, (void *)o);
     return idx;
 }
 

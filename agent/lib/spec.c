@@ -560,7 +560,8 @@ static bool check_keys(struct ctx *c, const struct spec_node *n, const char *dup
     _cleanup_free_ struct spec_node **keys = xmalloc(nkeys * sizeof(*keys));
     for (size_t i = 0; i < nkeys; i++)
         keys[i] = n->items[2 * i];
-    qsort(keys, nkeys, sizeof(*keys), cmp_key_ptr);
+    if (nkeys > 1)
+        qsort(keys, nkeys, sizeof(*keys), cmp_key_ptr);
     for (size_t i = 1; i < nkeys; i++)
         if (!strcmp(keys[i]->text, keys[i - 1]->text)) {
             size_t j = i - 1;
@@ -902,7 +903,8 @@ static void normalise_caps(char **v, size_t *n)
     for (size_t i = k; i < *n; i++)
         v[i] = NULL;
     if (k > 1)
-        qsort(v, k, sizeof(*v), cmp_str_ptr);
+        if (k > 1)
+            qsort(v, k, sizeof(*v), cmp_str_ptr);
     *n = 0;
     for (size_t i = 0; i < k; i++) {
         if (*n && !strcmp(v[*n - 1], v[i]))
@@ -1131,7 +1133,8 @@ static void parse_services(struct ctx *c, const struct spec_node *n, struct bert
         parse_service(c, n->items[i + 1], s);
         path_pop(c, old);
     }
-    qsort(spec->services, spec->nservices, sizeof(*spec->services), cmp_service);
+    if (spec->nservices > 1)
+        qsort(spec->services, spec->nservices, sizeof(*spec->services), cmp_service);
 }
 
 static void parse_root(struct ctx *c, const struct spec_node *root, struct berth_spec *spec)
@@ -1279,7 +1282,8 @@ int berth_spec_parse_buffer(const char *data, size_t len, const char *filename,
     berth_spec_release(ret);
     /* the line:column order reads best; file-level errors (line 0) first */
     if (errs && errs->n - first > 1)
-        qsort(errs->v + first, errs->n - first, sizeof(*errs->v), cmp_error);
+        if (errs->n - first > 1)
+            qsort(errs->v + first, errs->n - first, sizeof(*errs->v), cmp_error);
     return -1;
 }
 

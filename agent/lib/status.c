@@ -178,7 +178,8 @@ int berth_status_list(const char *root, struct berth_status **ret, size_t *ret_n
         v[n++] = st;
     }
     closedir(d);
-    qsort(v, n, sizeof(*v), cmp_name);
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_name);
     *ret = v;
     *ret_n = n;
     return 0;

@@ -818,7 +818,8 @@ int berth_store_list(const char *root, struct berth_store_entry **ret, size_t *r
     }
     strv_free(refs, nref);
     strv_free(names, nref);
-    qsort(es, n, sizeof(*es), cmp_entry);
+    if (n > 1)
+        qsort(es, n, sizeof(*es), cmp_entry);
     *ret = es;
     *ret_n = n;
     return 0;

@@ -275,3 +275,20 @@ def test_replacement_that_cannot_run_keeps_the_old_version(host):
     r = host.apply()
     assert r.returncode == 1 and "user 'mallory' not found" in r.stdout
     assert host.pids() == before and host.status()["web"]["state"] == "running"
+
+
+def test_incomplete_record_is_replaced(host):
+    """What a berth killed while writing a record leaves: the next plan
+    replaces it (and diffs against nothing without crashing)."""
+    svcs = {"web": host.svc(LOOP)}
+    host.write(svcs)
+    assert host.apply().returncode == 0
+    d = os.path.join(host.berth.root, "services", "web")
+    os.unlink(os.path.join(d, "spec.json"))
+    svcs["web"]["env"] = {"X": "1"}
+    host.write(svcs)
+    plan = json.loads(host.diff("--json").stdout)
+    assert plan["changes"][0]["action"] == "replace"
+    assert {f["path"] for f in plan["changes"][0]["fields"]} >= {"env.X", "command"}
+    assert host.apply().returncode == 0
+    assert host.diff().returncode == 0
