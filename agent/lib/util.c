@@ -398,7 +398,7 @@ static void path_pop(char *p)
 int berth_open_in_root(int rootfd, const char *path, bool create, bool create_dir)
 {
     _cleanup_free_ char *resolved = xstrdup("");
-    _cleanup_free_ char *todo = NULL;
+    _cleanup_free_ char *pending = NULL;
     const char *rest;
     int links = 0;
     int fd;
@@ -412,8 +412,8 @@ int berth_open_in_root(int rootfd, const char *path, bool create, bool create_di
      * root by hand, ".." stops at the root, and every missing component is
      * created where the walk says it belongs, so a dangling symlink such as
      * "/data -> /srv/x" creates "/srv/x" inside the root, never outside. */
-    todo = xstrdup(path);
-    rest = todo;
+    pending = xstrdup(path);
+    rest = pending;
     while (*rest) {
         const char *end = strchrnul(rest, '/');
         size_t n = (size_t)(end - rest);
@@ -459,9 +459,9 @@ int berth_open_in_root(int rootfd, const char *path, bool create, bool create_di
             if (target[0] == '/')
                 resolved[0] = '\0';
             char *joined = xasprintf("%s/%s", target, next);
-            free(todo);
-            todo = joined;
-            rest = todo;
+            free(pending);
+            pending = joined;
+            rest = pending;
             continue;
         }
         rest = next;
