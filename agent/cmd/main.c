@@ -16,11 +16,12 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
+    {"validate", cmd_validate, "check a desired-state file; no side effects"},
     {"diff", cmd_diff, "show the plan: what apply would change (exit 2: changes)"},
     {"apply", cmd_apply, "converge this host to the desired-state file once"},
     {"agent", cmd_agent, "stay running: converge on every change of the file"},
     {"ps", cmd_ps, "list services: state, pid, uptime, restarts, image"},
-    {"status", cmd_status, "the same as ps; --json for machines"},
+    {"status", cmd_status, "the same as ps; --json, --format prometheus"},
     {"logs", cmd_logs, "print a service's captured output"},
     {"stop", cmd_stop, "stop one service"},
     {"restart", cmd_restart, "restart one service"},
@@ -30,7 +31,6 @@ static const struct verb verbs[] = {
     {"pin", cmd_pin, "download an image once and print its image: block"},
     {"images", cmd_images, "list the images in the store"},
     {"gc", cmd_gc, "remove images that no service uses"},
-    {"validate", cmd_validate, "check a desired-state file; no side effects"},
     {"schema", cmd_schema, "print the JSON Schema of the desired-state file"},
     {"keeper", cmd_keeper, "(internal) the supervisor of one service"},
 };
