@@ -18,7 +18,7 @@
 #include "util.h"
 
 static const char usage_text[] =
-    "Usage: berth run [OPTIONS] ROOTFS-DIR|ROOTFS-TARBALL [--] CMD [ARGS...]\n"
+    "Usage: berth run [OPTIONS] ROOTFS-DIR|ROOTFS-TARBALL|sha256:DIGEST [--] [CMD [ARGS...]]\n"
     "\n"
     "Run one container in the foreground, like a program: pid, mount, uts and ipc\n"
     "namespaces, the host's network, an overlay over the read-only image whose\n"
@@ -28,6 +28,9 @@ static const char usage_text[] =
     "(128+N when it died of signal N), so systemd, runit or supervisord can\n"
     "supervise it directly. A tarball (tar, optionally gzip/xz/zstd/bzip2) is\n"
     "unpacked once into the store under --root, keyed by its sha256.\n"
+    "sha256:DIGEST runs an image of the store ('berth fetch', 'berth images'), of\n"
+    "any format; its OCI/docker config gives the default command (entrypoint +\n"
+    "cmd), environment, working directory, user and stop signal.\n"
     "\n"
     "Options:\n"
     "      --name NAME           container name (cgroup, messages; default run-PID)\n"
@@ -87,6 +90,7 @@ struct run_opts {
     struct berth_limits limits;
     uint64_t caps;
     int stop_signal;
+    bool stop_signal_set;
     uint64_t stop_timeout_ms;
 };
 
@@ -299,6 +303,7 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct run
             o->stop_signal = berth_signal_from_name(optarg);
             if (o->stop_signal < 0)
                 BAD("unknown signal '%s'", optarg);
+            o->stop_signal_set = true;
             break;
         case OPT_STOP_TIMEOUT:
             if (berth_parse_duration(optarg, &o->stop_timeout_ms) < 0)
@@ -316,37 +321,53 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct run
     return 0;
 }
 
-/* The service's environment: PATH, HOSTNAME and HOME defaults, then -e. */
-static char **build_env(const struct run_opts *o, const char *home)
+/* KEY=VALUE into env (n entries, room for one more), replacing KEY. */
+static void env_put(char **env, size_t *n, const char *kv)
 {
-    char **env = xcalloc(o->nenv + 4, sizeof(char *));
+    size_t klen = strcspn(kv, "=") + 1;
+    size_t j;
+
+    for (j = 0; j < *n && strncmp(env[j], kv, klen); j++)
+        ;
+    if (j < *n)
+        free(env[j]);
+    else
+        (*n)++;
+    env[j] = xstrdup(kv);
+}
+
+/* The service's environment: PATH, HOSTNAME and HOME defaults, the
+ * image's Env, then -e. */
+static char **build_env(const struct run_opts *o, const char *home, char **image_env)
+{
+    size_t nimage = 0;
+    while (image_env && image_env[nimage])
+        nimage++;
+    char **env = xcalloc(o->nenv + nimage + 4, sizeof(char *));
     size_t n = 0;
     char host[HOST_NAME_MAX + 1] = "";
+    _cleanup_free_ char *hostname = NULL;
+    _cleanup_free_ char *homevar = xasprintf("HOME=%s", home);
 
-    env[n++] = xstrdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    env_put(env, &n, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     gethostname(host, sizeof(host) - 1);
-    env[n++] = xasprintf("HOSTNAME=%s", o->hostname ? o->hostname : host);
-    env[n++] = xasprintf("HOME=%s", home);
+    hostname = xasprintf("HOSTNAME=%s", o->hostname ? o->hostname : host);
+    env_put(env, &n, hostname);
+    env_put(env, &n, homevar);
+    for (size_t i = 0; i < nimage; i++)
+        if (strchr(image_env[i], '='))
+            env_put(env, &n, image_env[i]);
     for (size_t i = 0; i < o->nenv; i++) {
-        const char *kv = o->env[i];
-        const char *eq = strchr(kv, '=');
         _cleanup_free_ char *copy = NULL;
-        if (!eq) {
+        const char *kv = o->env[i];
+        if (!strchr(kv, '=')) {
+            /* KEY alone: its value here, as docker run -e does */
             const char *v = getenv(kv);
             if (!v)
                 continue;
             kv = copy = xasprintf("%s=%s", kv, v);
-            eq = strchr(kv, '=');
         }
-        size_t klen = (size_t)(eq - kv) + 1;
-        size_t j;
-        for (j = 0; j < n && strncmp(env[j], kv, klen); j++)
-            ;
-        if (j < n)
-            free(env[j]);
-        else
-            n++;
-        env[j] = xstrdup(kv);
+        env_put(env, &n, kv);
     }
     env[n] = NULL;
     return env;
@@ -427,7 +448,11 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
     struct berth_user user = {0};
     struct berth_container c = {.pidfd = -1};
     struct berth_exit ex;
+    struct berth_image img = {0};
+    bool have_img = false;
     char **env = NULL;
+    char **cmd = NULL;
+    size_t ncmd = 0;
     sigset_t block, old;
     int rc = EXIT_FAIL;
 
@@ -438,11 +463,6 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
     const char *source = argv[optind++];
     if (optind < argc && !strcmp(argv[optind], "--"))
         optind++;
-    if (optind >= argc) {
-        free_opts(&o);
-        berth_usage_error("run", "no command given: the image has no default command");
-        return EXIT_FAIL;
-    }
     id = o.name ? xstrdup(o.name) : xasprintf("run-%d", (int)getpid());
     if (strchr(id, '/') || id[0] == '.' || strlen(id) > 63) {
         free_opts(&o);
@@ -457,11 +477,44 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
     sigaddset(&block, SIGCHLD);
     sigprocmask(SIG_BLOCK, &block, &old);
 
-    if (resolve_image(g->root, source, &image, &err) < 0 ||
-        berth_user_resolve(image, o.user, &user, &err) < 0 ||
+    if (!strncmp(source, "sha256:", 7)) {
+        /* an image in the store: its config gives the defaults */
+        if (berth_store_load_image(g->root, source + 7, &img, &err) < 0)
+            goto out;
+        have_img = true;
+        image = xstrdup(img.rootfs);
+        if (!o.user && *img.config.user)
+            o.user = img.config.user;
+        if (!o.workdir && *img.config.workdir)
+            o.workdir = img.config.workdir;
+        if (!o.stop_signal_set && *img.config.stop_signal &&
+            berth_signal_from_name(img.config.stop_signal) > 0)
+            o.stop_signal = berth_signal_from_name(img.config.stop_signal);
+    } else if (resolve_image(g->root, source, &image, &err) < 0) {
+        goto out;
+    }
+    if (optind < argc) {
+        cmd = argv + optind;
+    } else {
+        /* the image's entrypoint + cmd (borrowed strings) */
+        char **parts[] = {have_img ? img.config.entrypoint : NULL,
+                          have_img ? img.config.cmd : NULL};
+        for (size_t k = 0; k < ARRAY_SIZE(parts); k++)
+            for (char **p = parts[k]; p && *p; p++) {
+                cmd = xrealloc(cmd, (ncmd + 2) * sizeof(char *));
+                cmd[ncmd++] = *p;
+            }
+        if (!ncmd) {
+            berth_error_set(&err, EINVAL, "no command given, and '%s' has no default command",
+                            source);
+            goto out;
+        }
+        cmd[ncmd] = NULL;
+    }
+    if (berth_user_resolve(image, o.user, &user, &err) < 0 ||
         make_rundir(g->root, id, &rundir, &lockfd, &err) < 0)
         goto out;
-    env = build_env(&o, user.home);
+    env = build_env(&o, user.home, have_img ? img.config.env : NULL);
     /* "_" cannot start a service name: no clash with a keeper's cgroup */
     {
         _cleanup_free_ char *unique = berth_service_cgroup_name(g->root, id);
@@ -472,7 +525,7 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
         .cgroup_name = cgroup_name,
         .image = image,
         .rundir = rundir,
-        .argv = argv + optind,
+        .argv = cmd,
         .env = env,
         .workdir = o.workdir,
         .uid = user.uid,
@@ -514,6 +567,10 @@ out:
     }
     sigprocmask(SIG_SETMASK, &old, NULL);
     free_strv(env);
+    if (ncmd)
+        free(cmd);
+    if (have_img)
+        berth_image_release(&img);
     berth_user_release(&user);
     free_opts(&o);
     return rc;

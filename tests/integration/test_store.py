@@ -94,6 +94,26 @@ def test_oci_archive_runs_and_keeps_config(berth, srv, oci):
     assert r.stdout == "only this survives\nkept.txt\n"
 
 
+def test_berth_run_an_image_of_the_store_by_digest(berth, srv, oci):
+    """`berth run sha256:...` takes the image's config as its defaults."""
+    _, archive = oci
+    digest, _ = fetch(berth, srv, "/image.oci.tar", archive)
+    want = imagekit.OCI_CONFIG
+    # entrypoint + cmd, env, workdir and user from the OCI config
+    r = berth.run("run", f"sha256:{digest}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "from-oci\n"
+    r = berth.run("run", f"sha256:{digest}", "/bin/sh", "-c", 'echo "$FOO $(pwd) $(id -u)"')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["bar", want["workdir"], want["user"].split(":")[0]]
+    # options still win over the image's defaults
+    r = berth.run("run", "-u", "0", "-w", "/", "-e", "FOO=mine", f"sha256:{digest}",
+                  "/bin/sh", "-c", 'echo "$FOO $(pwd) $(id -u)"')
+    assert r.stdout.split() == ["mine", "/", "0"]
+    r = berth.run("run", "sha256:" + "0" * 64)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+
+
 def test_oci_unpacks_to_the_same_tree_as_umoci(berth, srv, oci, tmp_path):
     layout, archive = oci
     digest, rootfs = fetch(berth, srv, "/image.oci.tar", archive)
