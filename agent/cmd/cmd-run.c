@@ -479,8 +479,14 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
 
     if (!strncmp(source, "sha256:", 7)) {
         /* an image in the store: its config gives the defaults */
-        if (berth_store_load_image(g->root, source + 7, &img, &err) < 0)
+        if (berth_store_load_image(g->root, source + 7, &img, &err) < 0) {
+            if (err.code == ENOENT)
+                berth_error_set(&err, ENOENT,
+                                "image '%s' is not in the store under '%s' (berth fetch it "
+                                "first; berth images lists the store)",
+                                source, g->root);
             goto out;
+        }
         have_img = true;
         image = xstrdup(img.rootfs);
         if (!o.user && *img.config.user)
