@@ -511,7 +511,13 @@ static void klog(struct keeper *k, const char *fmt, ...)
 {
     char line[1200];
     va_list ap;
-    int n = snprintf(line, sizeof(line), "[berth] ");
+    time_t now = time(NULL);
+    struct tm tm;
+    int n;
+
+    gmtime_r(&now, &tm);
+    /* the service's own output has no time; berth's lines about it do */
+    n = (int)strftime(line, sizeof(line), "[berth %Y-%m-%dT%H:%M:%SZ] ", &tm);
 
     va_start(ap, fmt);
     n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
