@@ -25,6 +25,7 @@ static const char usage_text[] =
 struct gc_print {
     bool dry_run;
     unsigned long long bytes;
+    unsigned count;
 };
 
 static void report(void *ud, const char *what, const char *name, uint64_t bytes)
@@ -34,6 +35,7 @@ static void report(void *ud, const char *what, const char *name, uint64_t bytes)
     printf("%s %s %s%s\n", p->dry_run ? "would remove" : "removed", what,
            name[0] == '.' ? "" : "sha256:", name);
     p->bytes += bytes;
+    p->count++;
 }
 
 int cmd_gc(int argc, char **argv, struct berth_globals *g)
@@ -44,7 +46,7 @@ int cmd_gc(int argc, char **argv, struct berth_globals *g)
         {"dry-run", no_argument, NULL, 'n'},
         {NULL, 0, NULL, 0},
     };
-    struct gc_print p = {false, 0};
+    struct gc_print p = {0};
     berth_error err = BERTH_ERROR_INIT;
     int c;
 
@@ -85,5 +87,10 @@ int cmd_gc(int argc, char **argv, struct berth_globals *g)
         berth_print_error("gc", &err);
         return EXIT_FAIL;
     }
+    if (!p.count)
+        printf("nothing to remove: every image in the store is used or kept for rollback\n");
+    else
+        printf("%s %u entr%s, %.1f MiB\n", p.dry_run ? "would free" : "freed", p.count,
+               p.count == 1 ? "y" : "ies", (double)p.bytes / (1 << 20));
     return EXIT_OK;
 }
