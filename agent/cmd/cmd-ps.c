@@ -136,9 +136,9 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
             printf(
                 "Usage: berth %s [--json] [--root DIR] [NAME...]\n"
                 "\n"
-                "The services berth runs: state (running, starting, backoff, stopping,\n"
-                "stopped, failed), the container's pid, uptime, restarts, health, the last\n"
-                "exit code and the image digest. Reads ROOT/services; needs no daemon.\n"
+                "The services berth runs: state (running, starting, backoff, stopped,\n"
+                "failed, rolled-back), the container's pid, uptime, restarts, health, the\n"
+                "last exit code and the image digest. Reads ROOT/services; needs no daemon.\n"
                 "'failed' means the service's keeper is gone although it should run.\n"
                 "\n"
                 "A warning heads the table while the agent finds the file on disk\n"

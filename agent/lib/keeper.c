@@ -535,7 +535,8 @@ static void write_status(struct keeper *k)
     berth_error err = BERTH_ERROR_INIT;
     struct berth_status st = {
         .name = k->cfg.name,
-        .state = (char *)kstate_name[k->state],
+        /* DESIGN.md's states: a service in its stop grace period still runs */
+        .state = (char *)kstate_name[k->state == K_STOPPING ? K_RUNNING : k->state],
         .pid = k->has_container ? k->c.pid : 0,
         .keeper_pid = k->state == K_STOPPED && k->done ? 0 : getpid(),
         .restarts = k->restarts,

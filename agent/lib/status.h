@@ -13,7 +13,7 @@
 
 struct berth_status {
     char *name;
-    char *state;      /* running starting backoff stopping stopped failed rolled-back */
+    char *state;      /* running starting backoff stopped failed rolled-back */
     pid_t pid;        /* the container's init on the host, 0 when none */
     pid_t keeper_pid; /* 0 when none */
     unsigned restarts;

@@ -243,10 +243,18 @@ class Host:
     def diff(self, *args):
         return self.berth.run("diff", "-f", self.file, *args)
 
+    # DESIGN.md's contract for `berth status --json`
+    STATES = {"running", "starting", "backoff", "stopped", "failed", "rolled-back"}
+    FIELDS = {"name", "state", "pid", "restarts", "started_at", "image", "health", "last_exit"}
+
     def status(self):
         r = self.berth.run("status", "--json")
         assert r.returncode == 0, r.stderr
-        return {s["name"]: s for s in json.loads(r.stdout)["services"]}
+        services = json.loads(r.stdout)["services"]
+        for s in services:
+            assert s["state"] in self.STATES, s
+            assert self.FIELDS <= set(s), s
+        return {s["name"]: s for s in services}
 
     def pids(self):
         return {n: s["pid"] for n, s in self.status().items()}
