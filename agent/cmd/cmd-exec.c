@@ -129,36 +129,19 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct exe
     return 0;
 }
 
-static void strv_set(char ***v, size_t *n, const char *kv)
-{
-    size_t klen = (size_t)(strchr(kv, '=') - kv) + 1;
-    size_t j;
-
-    for (j = 0; j < *n && strncmp((*v)[j], kv, klen); j++)
-        ;
-    if (j == *n) {
-        *v = xrealloc(*v, (*n + 2) * sizeof(char *));
-        (*n)++;
-    } else {
-        free((*v)[j]);
-    }
-    (*v)[j] = xstrdup(kv);
-    (*v)[*n] = NULL;
-}
-
 /* The service's environment, then HOME for another user, TERM for a
  * terminal, then -e. */
 static char **build_env(char **base, const struct exec_opts *o, const char *home, bool tty)
 {
-    char **env = xcalloc(1, sizeof(char *));
+    char **env = NULL;
     size_t n = 0;
 
     for (char **p = base; p && *p; p++)
         if (strchr(*p, '='))
-            strv_set(&env, &n, *p);
+            berth_env_set(&env, &n, *p);
     if (o->user) {
         _cleanup_free_ char *h = xasprintf("HOME=%s", home);
-        strv_set(&env, &n, h);
+        berth_env_set(&env, &n, h);
     }
     if (tty) {
         bool has = false;
@@ -167,26 +150,13 @@ static char **build_env(char **base, const struct exec_opts *o, const char *home
         if (!has) {
             _cleanup_free_ char *t =
                 xasprintf("TERM=%s", getenv("TERM") ? getenv("TERM") : "xterm");
-            strv_set(&env, &n, t);
+            berth_env_set(&env, &n, t);
         }
     }
-    for (size_t i = 0; i < o->nenv; i++) {
-        const char *v;
-        if (strchr(o->env[i], '=')) {
-            strv_set(&env, &n, o->env[i]);
-        } else if ((v = getenv(o->env[i]))) {
-            _cleanup_free_ char *kv = xasprintf("%s=%s", o->env[i], v);
-            strv_set(&env, &n, kv);
-        }
-    }
-    return env;
-}
-
-static void strv_free(char **v)
-{
-    for (char **p = v; p && *p; p++)
-        free(*p);
-    free(v);
+    for (size_t i = 0; i < o->nenv; i++)
+        berth_env_set_arg(&env, &n, o->env[i]);
+    /* never NULL: it becomes the command's environ */
+    return env ? env : xcalloc(1, sizeof(char *));
 }
 
 static bool same_file(const char *a, const char *b)
@@ -485,7 +455,7 @@ out_mask:
 fail:
     berth_print_error("exec", &err);
 out:
-    strv_free(env);
+    berth_strv_free(env);
     berth_user_release(&user);
     if (have_kc)
         berth_keeper_config_release(&kc);

@@ -321,63 +321,27 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct run
     return 0;
 }
 
-/* KEY=VALUE into env (n entries, room for one more), replacing KEY. */
-static void env_put(char **env, size_t *n, const char *kv)
-{
-    size_t klen = strcspn(kv, "=") + 1;
-    size_t j;
-
-    for (j = 0; j < *n && strncmp(env[j], kv, klen); j++)
-        ;
-    if (j < *n)
-        free(env[j]);
-    else
-        (*n)++;
-    env[j] = xstrdup(kv);
-}
-
 /* The service's environment: PATH, HOSTNAME and HOME defaults, the
  * image's Env, then -e. */
 static char **build_env(const struct run_opts *o, const char *home, char **image_env)
 {
-    size_t nimage = 0;
-    while (image_env && image_env[nimage])
-        nimage++;
-    char **env = xcalloc(o->nenv + nimage + 4, sizeof(char *));
+    char **env = NULL;
     size_t n = 0;
     char host[HOST_NAME_MAX + 1] = "";
     _cleanup_free_ char *hostname = NULL;
     _cleanup_free_ char *homevar = xasprintf("HOME=%s", home);
 
-    env_put(env, &n, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    berth_env_set(&env, &n, BERTH_DEFAULT_PATH);
     gethostname(host, sizeof(host) - 1);
     hostname = xasprintf("HOSTNAME=%s", o->hostname ? o->hostname : host);
-    env_put(env, &n, hostname);
-    env_put(env, &n, homevar);
-    for (size_t i = 0; i < nimage; i++)
-        if (strchr(image_env[i], '='))
-            env_put(env, &n, image_env[i]);
-    for (size_t i = 0; i < o->nenv; i++) {
-        _cleanup_free_ char *copy = NULL;
-        const char *kv = o->env[i];
-        if (!strchr(kv, '=')) {
-            /* KEY alone: its value here, as docker run -e does */
-            const char *v = getenv(kv);
-            if (!v)
-                continue;
-            kv = copy = xasprintf("%s=%s", kv, v);
-        }
-        env_put(env, &n, kv);
-    }
-    env[n] = NULL;
+    berth_env_set(&env, &n, hostname);
+    berth_env_set(&env, &n, homevar);
+    for (char **p = image_env; p && *p; p++)
+        if (strchr(*p, '='))
+            berth_env_set(&env, &n, *p);
+    for (size_t i = 0; i < o->nenv; i++)
+        berth_env_set_arg(&env, &n, o->env[i]);
     return env;
-}
-
-static void free_strv(char **v)
-{
-    for (char **p = v; p && *p; p++)
-        free(*p);
-    free(v);
 }
 
 /* ROOT/run/ID, held with a lock for as long as we run; a directory left
@@ -572,7 +536,7 @@ out:
         unlink(lock);
     }
     sigprocmask(SIG_SETMASK, &old, NULL);
-    free_strv(env);
+    berth_strv_free(env);
     if (ncmd)
         free(cmd);
     if (have_img)

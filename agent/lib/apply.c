@@ -36,28 +36,6 @@ static bool needs_image(const struct berth_plan_item *it)
                            it->action == BERTH_ACTION_REPLACE || it->action == BERTH_ACTION_START);
 }
 
-static void strv_push(char ***v, size_t *n, const char *s)
-{
-    *v = xrealloc(*v, (*n + 2) * sizeof(char *));
-    (*v)[(*n)++] = xstrdup(s);
-    (*v)[*n] = NULL;
-}
-
-/* KEY=VALUE into env, replacing an earlier KEY. */
-static void env_set(char ***v, size_t *n, const char *kv)
-{
-    size_t klen = strcspn(kv, "=") + 1;
-
-    for (size_t i = 0; i < *n; i++) {
-        if (!strncmp((*v)[i], kv, klen)) {
-            free((*v)[i]);
-            (*v)[i] = xstrdup(kv);
-            return;
-        }
-    }
-    strv_push(v, n, kv);
-}
-
 static uint64_t caps_of(const struct berth_service *svc)
 {
     uint64_t caps = berth_caps_default();
@@ -83,21 +61,21 @@ static int resolve(const struct berth_service *svc, const struct berth_image *im
     memset(k, 0, sizeof(*k));
     if (svc->ncommand) {
         for (size_t i = 0; i < svc->ncommand; i++)
-            strv_push(&k->argv, &nargv, svc->command[i]);
+            berth_strv_push(&k->argv, &nargv, svc->command[i]);
     } else {
         for (char **p = img->config.entrypoint; p && *p; p++)
-            strv_push(&k->argv, &nargv, *p);
+            berth_strv_push(&k->argv, &nargv, *p);
         for (char **p = img->config.cmd; p && *p; p++)
-            strv_push(&k->argv, &nargv, *p);
+            berth_strv_push(&k->argv, &nargv, *p);
     }
     if (!nargv)
         return berth_error_set(err, EINVAL,
                                "no command: the service sets none and the image "
                                "has no entrypoint or cmd");
-    env_set(&k->env, &nenv, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    berth_env_set(&k->env, &nenv, BERTH_DEFAULT_PATH);
     gethostname(host, sizeof(host) - 1);
     _cleanup_free_ char *hn = xasprintf("HOSTNAME=%s", svc->hostname ? svc->hostname : host);
-    env_set(&k->env, &nenv, hn);
+    berth_env_set(&k->env, &nenv, hn);
     /* the user must exist in the image: say so now, not at every restart */
     const char *user = svc->user                               ? svc->user
                        : img->config.user && *img->config.user ? img->config.user
@@ -109,12 +87,12 @@ static int resolve(const struct berth_service *svc, const struct berth_image *im
     }
     _cleanup_free_ char *home = xasprintf("HOME=%s", u.home);
     berth_user_release(&u);
-    env_set(&k->env, &nenv, home);
+    berth_env_set(&k->env, &nenv, home);
     for (char **p = img->config.env; p && *p; p++)
-        env_set(&k->env, &nenv, *p);
+        berth_env_set(&k->env, &nenv, *p);
     for (size_t i = 0; i < svc->nenv; i++) {
         _cleanup_free_ char *kv = xasprintf("%s=%s", svc->env[i].name, svc->env[i].value);
-        env_set(&k->env, &nenv, kv);
+        berth_env_set(&k->env, &nenv, kv);
     }
     k->name = xstrdup(svc->name);
     k->image_digest = xasprintf("sha256:%s", img->digest);
@@ -155,7 +133,7 @@ static int resolve(const struct berth_service *svc, const struct berth_image *im
     if (svc->healthcheck.ncommand) {
         size_t nh = 0;
         for (size_t i = 0; i < svc->healthcheck.ncommand; i++)
-            strv_push(&k->health_argv, &nh, svc->healthcheck.command[i]);
+            berth_strv_push(&k->health_argv, &nh, svc->healthcheck.command[i]);
         k->health_interval_ms = svc->healthcheck.interval_ms;
         k->health_timeout_ms = svc->healthcheck.timeout_ms;
         k->health_retries = svc->healthcheck.retries;

@@ -61,13 +61,6 @@ static char **json_strv(json_t *a)
     return v;
 }
 
-static void strv_free(char **v)
-{
-    for (char **p = v; p && *p; p++)
-        free(*p);
-    free(v);
-}
-
 static json_t *opt_str(const char *s)
 {
     return s ? json_string(s) : json_null();
@@ -194,7 +187,7 @@ int berth_keeper_config_read(const char *path, struct berth_keeper_config *c, be
         c->health_retries = (unsigned)u64(hc, "retries");
         c->health_restart = json_is_true(json_object_get(hc, "restart"));
         if (!c->health_argv[0] || !c->health_interval_ms || !c->health_retries) {
-            strv_free(c->health_argv);
+            berth_strv_free(c->health_argv);
             c->health_argv = NULL;
         }
     }
@@ -212,9 +205,9 @@ void berth_keeper_config_release(struct berth_keeper_config *c)
     free(c->image_digest);
     free(c->spec_hash);
     free(c->image_rootfs);
-    strv_free(c->argv);
-    strv_free(c->env);
-    strv_free(c->health_argv);
+    berth_strv_free(c->argv);
+    berth_strv_free(c->env);
+    berth_strv_free(c->health_argv);
     free(c->workdir);
     free(c->user);
     free(c->hostname);

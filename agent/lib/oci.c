@@ -46,18 +46,11 @@ void berth_image_config_init(struct berth_image_config *c)
     c->stop_signal = xstrdup("");
 }
 
-static void strv_free(char **v)
-{
-    for (char **p = v; p && *p; p++)
-        free(*p);
-    free(v);
-}
-
 void berth_image_config_release(struct berth_image_config *c)
 {
-    strv_free(c->entrypoint);
-    strv_free(c->cmd);
-    strv_free(c->env);
+    berth_strv_free(c->entrypoint);
+    berth_strv_free(c->cmd);
+    berth_strv_free(c->env);
     free(c->workdir);
     free(c->user);
     free(c->stop_signal);

@@ -524,3 +524,43 @@ const char *berth_signal_name(int sig)
         return full[sig];
     return "SIG?";
 }
+
+void berth_strv_push(char ***v, size_t *n, const char *s)
+{
+    *v = xrealloc(*v, (*n + 2) * sizeof(char *));
+    (*v)[(*n)++] = xstrdup(s);
+    (*v)[*n] = NULL;
+}
+
+void berth_strv_free(char **v)
+{
+    for (char **p = v; p && *p; p++)
+        free(*p);
+    free(v);
+}
+
+void berth_env_set(char ***env, size_t *n, const char *kv)
+{
+    size_t klen = strcspn(kv, "=") + 1;
+
+    for (size_t i = 0; i < *n; i++) {
+        if (!strncmp((*env)[i], kv, klen)) {
+            free((*env)[i]);
+            (*env)[i] = xstrdup(kv);
+            return;
+        }
+    }
+    berth_strv_push(env, n, kv);
+}
+
+void berth_env_set_arg(char ***env, size_t *n, const char *arg)
+{
+    const char *v;
+
+    if (strchr(arg, '=')) {
+        berth_env_set(env, n, arg);
+    } else if ((v = getenv(arg))) {
+        _cleanup_free_ char *kv = xasprintf("%s=%s", arg, v);
+        berth_env_set(env, n, kv);
+    }
+}

@@ -89,6 +89,18 @@ void berth_hex(const unsigned char *bytes, size_t len, char *out);
 /* sha256 of a file as 64 lowercase hex digits. */
 int berth_sha256_file(const char *path, char ret_hex[65], berth_error *err);
 
+/* NULL-terminated string vectors (argv, environments). */
+#define BERTH_DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+/* Append a copy of `s`; *v stays NULL-terminated, *n counts the strings. */
+void berth_strv_push(char ***v, size_t *n, const char *s);
+/* Free every string and the vector; NULL is fine. */
+void berth_strv_free(char **v);
+/* Put KEY=VALUE into an environment vector, replacing an earlier KEY. */
+void berth_env_set(char ***env, size_t *n, const char *kv);
+/* The same for a `-e` argument: KEY=VALUE, or KEY alone for KEY's value in
+ * berth's own environment (skipped when it has none), as `docker run -e`. */
+void berth_env_set_arg(char ***env, size_t *n, const char *arg);
+
 /* Monotonic clock in milliseconds. */
 uint64_t berth_now_ms(void);
 
