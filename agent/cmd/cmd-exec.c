@@ -337,7 +337,7 @@ int cmd_exec(int argc, char **argv, struct berth_globals *g)
     berth_error err = BERTH_ERROR_INIT;
     struct berth_keeper_config kc = {0};
     struct berth_user user = {0};
-    _cleanup_free_ char *dir = NULL, *cfgpath = NULL, *cgname = NULL;
+    _cleanup_free_ char *dir = NULL, *cfgpath = NULL;
     _cleanup_close_ int initfd = -1, cmdfd = -1, sfd = -1, master = -1, slave = -1;
     struct termios saved;
     bool raw = false, have_kc = false;
@@ -402,12 +402,10 @@ int cmd_exec(int argc, char **argv, struct berth_globals *g)
         goto fail_mask;
     }
 
-    cgname = berth_service_cgroup_name(g->root, name);
     struct berth_exec_config cfg = {
         .init_pid = init_pid,
         .init_pidfd = initfd,
         .name = name,
-        .cgroup_name = cgname,
         .argv = argv + optind,
         .env = env,
         .workdir = o.workdir ? o.workdir : kc.workdir,

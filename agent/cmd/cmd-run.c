@@ -407,7 +407,7 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
     _cleanup_free_ char *image = NULL;
     _cleanup_free_ char *rundir = NULL;
     _cleanup_free_ char *id = NULL;
-    _cleanup_free_ char *cgroup_name = NULL;
+    _cleanup_free_ char *cgroup = NULL;
     _cleanup_close_ int lockfd = -1;
     struct berth_user user = {0};
     struct berth_container c = {.pidfd = -1};
@@ -485,14 +485,15 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
         make_rundir(g->root, id, &rundir, &lockfd, &err) < 0)
         goto out;
     env = build_env(&o, user.home, have_img ? img.config.env : NULL);
-    /* "_" cannot start a service name: no clash with a keeper's cgroup */
-    {
+    /* a cgroup for the limits; "_" cannot start a service name: no clash
+     * with a keeper's cgroup */
+    if (berth_limits_need_cgroup(&o.limits)) {
         _cleanup_free_ char *unique = berth_service_cgroup_name(g->root, id);
-        cgroup_name = xasprintf("_run-%s", unique);
+        cgroup = xasprintf("berth/_run-%s", unique);
     }
     struct berth_container_config cfg = {
         .name = id,
-        .cgroup_name = cgroup_name,
+        .cgroup = cgroup,
         .image = image,
         .rundir = rundir,
         .argv = cmd,

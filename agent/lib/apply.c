@@ -142,24 +142,27 @@ static int resolve(const struct berth_service *svc, const struct berth_image *im
     return 0;
 }
 
-/* Leftovers of a keeper that was killed: its cgroup (empty: the container
- * died with its keeper) and its rootfs mountpoint. */
+/* Leftovers of a keeper that was killed: its cgroups (empty: the
+ * container died with its keeper) in berth's own subtree. A systemd scope
+ * goes away by itself once empty. */
 static void remove_stale(const char *root, const char *name)
 {
     _cleanup_free_ char *cgname = berth_service_cgroup_name(root, name);
-    struct berth_cgroup cg = {0};
-    berth_error e = BERTH_ERROR_INIT;
+    _cleanup_free_ char *container = xasprintf("berth/%s/container", cgname);
+    _cleanup_free_ char *keeper = xasprintf("berth/%s/keeper", cgname);
     const char *fsroot = BERTH_CGROUP_FSROOT;
 
-    cg.mode = berth_cgroup_detect(fsroot);
-    if (cg.mode == BERTH_CGROUP_V2) {
-        cg.paths[0] = xasprintf("%s/berth/%s", fsroot, cgname);
-    } else {
-        static const char *const ctl[BERTH_CG_N] = {"memory", "cpu", "pids"};
-        for (int i = 0; i < BERTH_CG_N; i++)
-            cg.paths[i] = xasprintf("%s/%s/berth/%s", fsroot, ctl[i], cgname);
+    if (berth_cgroup_detect(fsroot) == BERTH_CGROUP_V2) {
+        berth_cgroup_prune(fsroot, container, 1);
+        berth_cgroup_prune(fsroot, keeper, 2);
+        return;
     }
-    berth_cgroup_destroy(&cg, &e);
+    static const char *const ctl[] = {"memory", "cpu", "pids"};
+    for (size_t i = 0; i < ARRAY_SIZE(ctl); i++) {
+        _cleanup_free_ char *top = xasprintf("%s/%s", fsroot, ctl[i]);
+        berth_cgroup_prune(top, container, 1);
+        berth_cgroup_prune(top, keeper, 2);
+    }
 }
 
 /* Keep the running version as services/<name>/previous/ (container.json,

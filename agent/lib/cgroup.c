@@ -1,5 +1,6 @@
 #include "cgroup.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -11,6 +12,17 @@
 static const char *const v1_controller[BERTH_CG_N] = {"memory", "cpu", "pids"};
 
 #define CPU_PERIOD_US 100000ULL
+
+/* Whether the comma-separated list `list` has `word` ("cpu,cpuacct"). */
+static bool list_has_comma(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+
+    for (const char *s = list; (s = strstr(s, word)); s += n)
+        if ((s == list || s[-1] == ',') && (!s[n] || s[n] == ','))
+            return true;
+    return false;
+}
 
 bool berth_limits_need_cgroup(const struct berth_limits *lim)
 {
@@ -38,78 +50,135 @@ static int write_at(const char *dir, const char *name, const char *value, berth_
     return berth_write_string(p, value, err);
 }
 
-/* v2: a controller is usable in a child only when every ancestor lists it
- * in cgroup.subtree_control. Enable ours at `dir`, in one write. */
+/* Whether the space-separated list in dir/name has `word`. */
+static bool list_has(const char *dir, const char *name, const char *word)
+{
+    _cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
+    _cleanup_free_ char *data = NULL;
+    berth_error err = BERTH_ERROR_INIT;
+    size_t n = strlen(word);
+
+    if (berth_read_file(p, 4096, &data, NULL, &err) < 0)
+        return false;
+    for (char *s = data; (s = strstr(s, word)); s += n)
+        if ((s == data || isspace((unsigned char)s[-1])) && (!s[n] || isspace((unsigned char)s[n])))
+            return true;
+    return false;
+}
+
+/* v2: a controller works in a cgroup only when its parent lists it in
+ * cgroup.subtree_control. Enable at `dir` what its children need: the
+ * controllers of the limits (an error when `dir` does not have one) and,
+ * for accounting, memory, cpu and pids wherever they are available. Levels
+ * that already delegate them (systemd's slices) are not written. */
 static int v2_enable(const char *dir, const struct berth_limits *lim, berth_error *err)
 {
-    _cleanup_free_ char *avail = NULL;
-    _cleanup_free_ char *path = xasprintf("%s/cgroup.controllers", dir);
-    const char *want[] = {lim->memory ? "memory" : NULL, lim->cpus_milli ? "cpu" : NULL,
-                          lim->pids ? "pids" : NULL};
+    const bool need[BERTH_CG_N] = {lim->memory != 0, lim->cpus_milli != 0, lim->pids != 0};
     char enable[64] = "";
 
-    if (berth_read_file(path, 4096, &avail, NULL, err) < 0)
-        return -1;
-    for (char *s = avail; *s; s++)
-        if (*s == '\n')
-            *s = ' ';
-    _cleanup_free_ char *padded = xasprintf(" %s ", avail);
-    for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
-        char tok[16];
-        if (!want[i])
+    for (int i = 0; i < BERTH_CG_N; i++) {
+        if (!list_has(dir, "cgroup.controllers", v1_controller[i])) {
+            if (need[i])
+                return berth_error_set(err, ENOTSUP,
+                                       "the cgroup controller '%s' is not available in '%s'",
+                                       v1_controller[i], dir);
             continue;
-        snprintf(tok, sizeof(tok), " %s ", want[i]);
-        if (!strstr(padded, tok))
-            return berth_error_set(err, ENOTSUP,
-                                   "the cgroup controller '%s' is not available "
-                                   "in '%s'",
-                                   want[i], dir);
+        }
+        if (list_has(dir, "cgroup.subtree_control", v1_controller[i]))
+            continue;
         snprintf(enable + strlen(enable), sizeof(enable) - strlen(enable), "%s+%s",
-                 *enable ? " " : "", want[i]);
+                 *enable ? " " : "", v1_controller[i]);
     }
     return *enable ? write_at(dir, "cgroup.subtree_control", enable, err) : 0;
 }
 
-static int mkdir_ok(const char *path, berth_error *err)
+/* mkdir that remembers what it made, so that a failure can undo it */
+struct made {
+    char *dirs[16];
+    size_t n;
+};
+
+static int mkdir_once(const char *path, struct made *made, berth_error *err)
 {
-    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+    if (mkdir(path, 0755) == 0) {
+        if (made && made->n < ARRAY_SIZE(made->dirs))
+            made->dirs[made->n++] = xstrdup(path);
+        return 0;
+    }
+    if (errno != EEXIST)
         return berth_error_set(err, errno, "creating cgroup '%s'", path);
     return 0;
 }
 
-static int v2_create(struct berth_cgroup *cg, const char *fsroot, const char *name,
-                     const struct berth_limits *lim, berth_error *err)
+static void made_undo(struct made *made, bool remove)
 {
-    _cleanup_free_ char *parent = xasprintf("%s/berth", fsroot);
-    _cleanup_free_ char *dir = xasprintf("%s/%s", parent, name);
+    while (made->n > 0) {
+        char *d = made->dirs[--made->n];
+        if (remove)
+            rmdir(d);
+        free(d);
+    }
+}
+
+/* Create every level of `path` below `base` (with `lim`: enabling the
+ * controllers on the way down); the leaf's full path in *ret. */
+static int mkdir_levels(const char *base, const char *path, const struct berth_limits *lim,
+                        struct made *made, char **ret, berth_error *err)
+{
+    _cleanup_free_ char *dir = xstrdup(base);
+    _cleanup_free_ char *rest = xstrdup(path);
+    char *save = NULL;
+
+    for (char *c = strtok_r(rest, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (lim && v2_enable(dir, lim, err) < 0)
+            return -1;
+        char *next = xasprintf("%s/%s", dir, c);
+        free(dir);
+        dir = next;
+        if (mkdir_once(dir, made, err) < 0)
+            return -1;
+    }
+    *ret = TAKE_PTR(dir);
+    return 0;
+}
+
+static int write_u64(const char *dir, const char *name, uint64_t v, berth_error *err)
+{
+    char buf[32];
+
+    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+    return write_at(dir, name, buf, err);
+}
+
+static int v2_limits(const char *dir, const struct berth_limits *lim, berth_error *err)
+{
     char buf[64];
 
-    if (v2_enable(fsroot, lim, err) < 0 || mkdir_ok(parent, err) < 0 ||
-        v2_enable(parent, lim, err) < 0 || mkdir_ok(dir, err) < 0)
-        return -1;
-    cg->paths[0] = TAKE_PTR(dir);
     if (lim->memory) {
-        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)lim->memory);
-        if (write_at(cg->paths[0], "memory.max", buf, err) < 0)
+        if (write_u64(dir, "memory.max", lim->memory, err) < 0)
             return -1;
         /* a limit is a limit: no swapping past it */
-        if (file_exists(cg->paths[0], "memory.swap.max") &&
-            write_at(cg->paths[0], "memory.swap.max", "0", err) < 0)
+        if (file_exists(dir, "memory.swap.max") && write_at(dir, "memory.swap.max", "0", err) < 0)
             return -1;
     }
     if (lim->cpus_milli) {
         snprintf(buf, sizeof(buf), "%llu %llu",
                  (unsigned long long)(lim->cpus_milli * CPU_PERIOD_US / 1000),
                  (unsigned long long)CPU_PERIOD_US);
-        if (write_at(cg->paths[0], "cpu.max", buf, err) < 0)
+        if (write_at(dir, "cpu.max", buf, err) < 0)
             return -1;
     }
-    if (lim->pids) {
-        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)lim->pids);
-        if (write_at(cg->paths[0], "pids.max", buf, err) < 0)
-            return -1;
-    }
+    if (lim->pids && write_u64(dir, "pids.max", lim->pids, err) < 0)
+        return -1;
     return 0;
+}
+
+static int v2_create(struct berth_cgroup *cg, const char *fsroot, const char *path,
+                     const struct berth_limits *lim, struct made *made, berth_error *err)
+{
+    if (mkdir_levels(fsroot, path, lim, made, &cg->paths[0], err) < 0)
+        return -1;
+    return v2_limits(cg->paths[0], lim, err);
 }
 
 static int v1_limits(const char *dir, int ctl, const struct berth_limits *lim, berth_error *err)
@@ -137,45 +206,167 @@ static int v1_limits(const char *dir, int ctl, const struct berth_limits *lim, b
     }
 }
 
-static int v1_create(struct berth_cgroup *cg, const char *fsroot, const char *name,
-                     const struct berth_limits *lim, berth_error *err)
+static int v1_create(struct berth_cgroup *cg, const char *fsroot, const char *path,
+                     const struct berth_limits *lim, struct made *made, berth_error *err)
 {
-    const bool want[BERTH_CG_N] = {lim->memory != 0, lim->cpus_milli != 0, lim->pids != 0};
+    const bool need[BERTH_CG_N] = {lim->memory != 0, lim->cpus_milli != 0, lim->pids != 0};
 
     for (int i = 0; i < BERTH_CG_N; i++) {
-        if (!want[i])
-            continue;
         _cleanup_free_ char *mnt = xasprintf("%s/%s", fsroot, v1_controller[i]);
-        _cleanup_free_ char *parent = xasprintf("%s/berth", mnt);
-        _cleanup_free_ char *dir = xasprintf("%s/%s", parent, name);
-        if (access(mnt, F_OK) < 0)
-            return berth_error_set(err, errno,
-                                   "the cgroup controller '%s' is not mounted at "
-                                   "'%s'",
+        if (access(mnt, F_OK) < 0) {
+            if (!need[i])
+                continue; /* accounting only where the controller is mounted */
+            return berth_error_set(err, errno, "the cgroup controller '%s' is not mounted at '%s'",
                                    v1_controller[i], mnt);
-        if (mkdir_ok(parent, err) < 0 || mkdir_ok(dir, err) < 0)
+        }
+        if (mkdir_levels(mnt, path, NULL, made, &cg->paths[i], err) < 0)
             return -1;
-        cg->paths[i] = TAKE_PTR(dir);
-        if (v1_limits(cg->paths[i], i, lim, err) < 0)
+        if (need[i] && v1_limits(cg->paths[i], i, lim, err) < 0)
             return -1;
     }
     return 0;
 }
 
-int berth_cgroup_create(struct berth_cgroup *cg, const char *fsroot, const char *name,
+int berth_cgroup_create(struct berth_cgroup *cg, const char *fsroot, const char *path,
                         const struct berth_limits *lim, berth_error *err)
 {
+    struct made made = {0};
     int r;
 
     memset(cg, 0, sizeof(*cg));
     cg->mode = berth_cgroup_detect(fsroot);
-    r = cg->mode == BERTH_CGROUP_V2 ? v2_create(cg, fsroot, name, lim, err)
-                                    : v1_create(cg, fsroot, name, lim, err);
+    r = cg->mode == BERTH_CGROUP_V2 ? v2_create(cg, fsroot, path, lim, &made, err)
+                                    : v1_create(cg, fsroot, path, lim, &made, err);
     if (r < 0) {
-        berth_error e2 = BERTH_ERROR_INIT;
-        berth_cgroup_destroy(cg, &e2);
-        return berth_error_wrap(err, "setting up the cgroup of '%s' (cgroup %s)", name,
+        for (int i = 0; i < BERTH_CG_N; i++) {
+            free(cg->paths[i]);
+            cg->paths[i] = NULL;
+        }
+        made_undo(&made, true);
+        return berth_error_wrap(err, "setting up the cgroup '%s' (cgroup %s)", path,
                                 cg->mode == BERTH_CGROUP_V2 ? "v2" : "v1");
+    }
+    made_undo(&made, false);
+    return 0;
+}
+
+/* The cgroup directories of `path`: one (v2) or one per mounted controller
+ * of ours (v1). */
+static size_t hierarchy_dirs(const char *fsroot, const char *path, char *ret[BERTH_CG_N])
+{
+    size_t n = 0;
+
+    if (berth_cgroup_detect(fsroot) == BERTH_CGROUP_V2) {
+        ret[n++] = xasprintf("%s/%s", fsroot, path);
+        return n;
+    }
+    for (int i = 0; i < BERTH_CG_N; i++) {
+        _cleanup_free_ char *mnt = xasprintf("%s/%s", fsroot, v1_controller[i]);
+        if (access(mnt, F_OK) == 0)
+            ret[n++] = xasprintf("%s/%s", mnt, path);
+    }
+    return n;
+}
+
+int berth_cgroup_enter(const char *fsroot, const char *path, berth_error *err)
+{
+    char *dirs[BERTH_CG_N];
+    size_t n = hierarchy_dirs(fsroot, path, dirs);
+    char pid[32];
+    int r = 0;
+
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    for (size_t i = 0; i < n; i++) {
+        if (r == 0 && (berth_mkdir_p(dirs[i], 0755, err) < 0 ||
+                       write_at(dirs[i], "cgroup.procs", pid, err) < 0))
+            r = berth_error_wrap(err, "moving into the cgroup '%s'", path);
+        free(dirs[i]);
+    }
+    return r;
+}
+
+int berth_cgroup_leave(const char *fsroot, const char *path, unsigned levels, berth_error *err)
+{
+    char *dirs[BERTH_CG_N];
+    size_t n = hierarchy_dirs(fsroot, path, dirs);
+    char pid[32];
+    int r = 0;
+
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    for (size_t i = 0; i < n; i++) {
+        /* the root of each hierarchy takes processes whatever is enabled */
+        _cleanup_free_ char *top =
+            xasprintf("%.*s", (int)(strlen(dirs[i]) - strlen(path) - 1), dirs[i]);
+        if (write_at(top, "cgroup.procs", pid, err) < 0)
+            r = -1;
+        else
+            berth_cgroup_prune(top, path, levels);
+        free(dirs[i]);
+    }
+    return r;
+}
+
+void berth_cgroup_prune(const char *top, const char *path, unsigned levels)
+{
+    _cleanup_free_ char *p = xstrdup(path);
+
+    /* leaf first, then each parent while it is empty */
+    for (; levels > 0; levels--) {
+        _cleanup_free_ char *dir = xasprintf("%s/%s", top, p);
+        char *slash = strrchr(p, '/');
+        if (rmdir(dir) < 0 || !slash)
+            return;
+        *slash = '\0';
+    }
+}
+
+char *berth_cgroup_of(pid_t pid, const char *controller)
+{
+    _cleanup_free_ char *path =
+        pid ? xasprintf("/proc/%d/cgroup", (int)pid) : xstrdup("/proc/self/cgroup");
+    _cleanup_free_ char *data = NULL;
+    berth_error err = BERTH_ERROR_INIT;
+
+    if (berth_read_file(path, 1 << 16, &data, NULL, &err) < 0)
+        return NULL;
+    for (char *line = data, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        /* "ID:CONTROLLERS:PATH"; the unified hierarchy is "0::PATH" */
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c2 = '\0';
+        const char *ctls = c1 + 1;
+        bool match = controller ? list_has_comma(ctls, controller) : !*ctls;
+        if (match)
+            return xstrdup(c2[1] == '/' ? c2 + 2 : c2 + 1);
+    }
+    return NULL;
+}
+
+int berth_cgroup_join(pid_t pid, pid_t like, const char *fsroot, berth_error *err)
+{
+    char buf[32];
+    size_t n = berth_cgroup_detect(fsroot) == BERTH_CGROUP_V2 ? 1 : BERTH_CG_N;
+
+    snprintf(buf, sizeof(buf), "%d", (int)pid);
+    for (size_t i = 0; i < n; i++) {
+        const char *ctl = n == 1 ? NULL : v1_controller[i];
+        _cleanup_free_ char *mnt = ctl ? xasprintf("%s/%s", fsroot, ctl) : NULL;
+        if (mnt && access(mnt, F_OK) < 0)
+            continue; /* that controller is not mounted */
+        _cleanup_free_ char *rel = berth_cgroup_of(like, ctl);
+        if (!rel) {
+            if (!ctl)
+                return berth_error_set(err, ESRCH, "reading the cgroup of process %d", (int)like);
+            continue; /* that controller is not mounted */
+        }
+        _cleanup_free_ char *dir = xasprintf("%s/%s", mnt ? mnt : fsroot, rel);
+        if (write_at(dir, "cgroup.procs", buf, err) < 0)
+            return berth_error_wrap(err, "joining the cgroup '%s'", dir);
     }
     return 0;
 }

@@ -1,10 +1,13 @@
-/* cgroup limits for one container, on the unified hierarchy (v2) or, where
- * the controllers live on v1 hierarchies (v1 hosts and hybrid hosts such as
- * Debian's with systemd.unified_cgroup_hierarchy=0), on v1.
+/* cgroups for containers and keepers, on the unified hierarchy (v2) or,
+ * where the controllers live on v1 hierarchies (v1 hosts and hybrid hosts
+ * such as Debian's with systemd.unified_cgroup_hierarchy=0), on v1.
  *
- * A container's cgroup is "berth/<name>" below the hierarchy root (v2), or
- * below each controller's mount (v1): "<root>/memory/berth/<name>". The
- * filesystem root is a parameter so that tests can point it at a fake tree.
+ * A cgroup is named by its path relative to the hierarchy's root (v2), or
+ * to each controller's mount (v1: "<fsroot>/memory/<path>"). Where a
+ * service's cgroups are (a systemd scope, or berth's own subtree) is the
+ * keeper's business (keeper.c); this file only creates, fills, joins and
+ * removes them. The filesystem root is a parameter so that tests can point
+ * it at a fake tree.
  */
 #ifndef BERTH_CGROUP_H
 #define BERTH_CGROUP_H
@@ -42,10 +45,34 @@ bool berth_limits_need_cgroup(const struct berth_limits *lim);
  * otherwise. */
 enum berth_cgroup_mode berth_cgroup_detect(const char *fsroot);
 
-/* Create the cgroup(s) for container `name` and write the limits. On
- * failure nothing is left behind. */
-int berth_cgroup_create(struct berth_cgroup *cg, const char *fsroot, const char *name,
+/* Create the cgroup `path` for a container and write the limits. The
+ * levels above are created as needed; on v2 each one delegates memory,
+ * cpu and pids to the next wherever they are available (accounting for
+ * every container, limits or not), and those that the limits need must
+ * be. On failure nothing that this call created is left behind. */
+int berth_cgroup_create(struct berth_cgroup *cg, const char *fsroot, const char *path,
                         const struct berth_limits *lim, berth_error *err);
+
+/* Move the calling process into `path` (created as needed, no limits):
+ * how a keeper leaves whatever cgroup its caller had. */
+int berth_cgroup_enter(const char *fsroot, const char *path, berth_error *err);
+
+/* Move the calling process back to the root of each hierarchy and remove
+ * `path` and, while they are empty, up to `levels` - 1 of its parents. */
+int berth_cgroup_leave(const char *fsroot, const char *path, unsigned levels, berth_error *err);
+
+/* rmdir top/path and then its parents while they are empty, `levels`
+ * directories at most. */
+void berth_cgroup_prune(const char *top, const char *path, unsigned levels);
+
+/* The cgroup of process `pid` (0: ourselves) relative to the hierarchy
+ * root, from /proc/PID/cgroup: the unified one when `controller` is NULL,
+ * else the v1 hierarchy that has it. Malloc'ed; NULL when not found. */
+char *berth_cgroup_of(pid_t pid, const char *controller);
+
+/* Move process `pid` into the cgroups that process `like` is in (on v1,
+ * those of memory, cpu and pids): how a command joins a container. */
+int berth_cgroup_join(pid_t pid, pid_t like, const char *fsroot, berth_error *err);
 
 /* Move process `pid` into the container's cgroup(s). */
 int berth_cgroup_add_pid(const struct berth_cgroup *cg, pid_t pid, berth_error *err);

@@ -6,6 +6,7 @@
 #include <linux/sched.h>
 #include <net/if.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -20,6 +21,7 @@
 #include <sys/wait.h>
 
 #include "child.h"
+#include "kernel.h"
 #include "util.h"
 
 const int berth_forwarded_signals[] = {SIGTERM, SIGINT,  SIGHUP,  SIGQUIT,
@@ -171,8 +173,11 @@ static void setup_dev(int errfd, int rootfd)
 static void mask_paths(int errfd, int rootfd)
 {
     const char *const ro_opts[] = {"size=0", "nr_inodes=1", NULL};
-    /* one empty read-only tmpfs, cloned over every masked directory */
+    /* One empty read-only tmpfs for every masked directory: attached over
+     * the first, then cloned from there. Kernels before 6.15 refuse to
+     * clone a mount that is not attached anywhere (EINVAL). */
     _cleanup_close_ int empty = -1;
+    bool attached = false;
 
     for (size_t i = 0; i < ARRAY_SIZE(masked_paths); i++) {
         _cleanup_close_ int tfd = berth_open_in_root(rootfd, masked_paths[i], false, false);
@@ -180,15 +185,19 @@ static void mask_paths(int errfd, int rootfd)
         struct stat st;
         if (tfd < 0 || fstat(tfd, &st) < 0)
             continue; /* not on this kernel */
-        if (S_ISDIR(st.st_mode)) {
-            if (empty < 0)
-                empty = fs_new("tmpfs", ro_opts,
-                               MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                                   MOUNT_ATTR_NOEXEC);
-            mfd = empty < 0
-                      ? -1
-                      : open_tree(empty, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
-        } else
+        if (S_ISDIR(st.st_mode) && !attached) {
+            empty = fs_new("tmpfs", ro_opts,
+                           MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                               MOUNT_ATTR_NOEXEC);
+            if (empty < 0 || move_mount(empty, "", tfd, "",
+                                        MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                FAIL("masking '%s'", masked_paths[i]);
+            attached = true;
+            continue;
+        }
+        if (S_ISDIR(st.st_mode))
+            mfd = open_tree(empty, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        else
             mfd = open_tree(AT_FDCWD, "/dev/null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
         if (mfd < 0 ||
             move_mount(mfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
@@ -242,6 +251,10 @@ static void setup_mounts(int errfd, const struct berth_container_config *cfg, in
               MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, create);
     mount_new(errfd, rootfd, "sysfs", "/sys", proc_opts,
               MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, create);
+    if (cfg->cgroup_v2)
+        mount_new(errfd, rootfd, "cgroup2", "/sys/fs/cgroup", proc_opts,
+                  MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                  false);
     setup_dev(errfd, rootfd);
     bind_host(errfd, rootfd, "/etc/resolv.conf", "/etc/resolv.conf", true, create, true);
     bind_host(errfd, rootfd, "/etc/hosts", "/etc/hosts", true, create, true);
@@ -346,6 +359,14 @@ static __attribute__((noreturn)) void container_child(const struct berth_contain
     pid_t service;
 
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    /* Wait until the parent has put us in our cgroup: the cgroup namespace
+     * made next is rooted there, and everything the set-up allocates is
+     * charged to the container. */
+    if (read(syncfd, &go, 1) != 1)
+        _exit(127);
+    close(syncfd);
+    if (unshare(CLONE_NEWCGROUP) < 0)
+        FAIL("creating the cgroup namespace");
     umask(0);
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         FAIL("making mounts private");
@@ -366,10 +387,6 @@ static __attribute__((noreturn)) void container_child(const struct berth_contain
         if (berth_mkdir_p(cfg->workdir, 0755, &err) < 0)
             berth_child_fail(errfd, err.code, false, "%s", err.msg);
     }
-    /* wait until the parent has put us in our cgroup */
-    if (read(syncfd, &go, 1) != 1)
-        _exit(127);
-    close(syncfd);
     service = fork();
     if (service < 0)
         FAIL("forking the service");
@@ -406,12 +423,62 @@ static int make_rundir(const char *rundir, bool readonly, bool memory_layer, ber
     return 0;
 }
 
+/* Tell the child to go on: a socket rather than a pipe, so that a child
+ * that died already gives EPIPE here instead of killing us with SIGPIPE
+ * (its reason is then read from the error pipe). */
+static int send_go(int fd, berth_error *err)
+{
+    if (send(fd, "g", 1, MSG_NOSIGNAL) != 1)
+        return berth_error_set(err, errno, "starting the container");
+    return 0;
+}
+
+static pid_t clone_container(const struct berth_container_config *cfg, int *ret_pidfd,
+                             int *ret_errfd, int *ret_syncfd, berth_error *err)
+{
+    struct clone_args args = {0};
+    int errpipe[2], sync[2];
+    pid_t pid;
+
+    if (pipe2(errpipe, O_CLOEXEC) < 0)
+        return berth_error_set(err, errno, "creating a pipe");
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0) {
+        berth_error_set(err, errno, "creating a socket pair");
+        close(errpipe[0]);
+        close(errpipe[1]);
+        return -1;
+    }
+    args.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD |
+                 (cfg->network_none ? CLONE_NEWNET : 0);
+    args.pidfd = (uint64_t)(uintptr_t)ret_pidfd;
+    args.exit_signal = SIGCHLD;
+    pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+    if (pid == 0) {
+        close(errpipe[0]);
+        close(sync[1]);
+        container_child(cfg, errpipe[1], sync[0]);
+    }
+    close(errpipe[1]);
+    close(sync[0]);
+    if (pid < 0) {
+        berth_error_set(err, errno, "creating the container's namespaces (clone3)");
+        close(errpipe[0]);
+        close(sync[1]);
+        return -1;
+    }
+    *ret_errfd = errpipe[0];
+    *ret_syncfd = sync[1];
+    return pid;
+}
+
 int berth_container_start(const struct berth_container_config *cfg, struct berth_container *c,
                           berth_error *err)
 {
-    int errpipe[2], syncpipe[2];
-    struct clone_args args = {0};
+    struct berth_container_config conf = *cfg;
     berth_error ign = BERTH_ERROR_INIT;
+    _cleanup_close_ int errfd = -1;
+    _cleanup_close_ int syncfd = -1;
+    const char *fsroot = cfg->cgroup_root ? cfg->cgroup_root : BERTH_CGROUP_FSROOT;
     int pidfd = -1;
     pid_t pid;
 
@@ -421,67 +488,37 @@ int berth_container_start(const struct berth_container_config *cfg, struct berth
     c->keep_layer = cfg->keep_layer;
     c->stop_signal = cfg->stop_signal ? cfg->stop_signal : SIGTERM;
     c->stop_timeout_ms = cfg->stop_timeout_ms;
-    if (strpbrk(cfg->image, ",:") && !cfg->readonly)
-        return berth_error_set(err, EINVAL,
-                               "the image path '%s' contains ',' or ':', which "
-                               "overlayfs cannot take",
-                               cfg->image);
+    if (berth_kernel_check(err) < 0)
+        goto fail;
+    if (strpbrk(cfg->image, ",:") && !cfg->readonly) {
+        berth_error_set(err, EINVAL,
+                        "the image path '%s' contains ',' or ':', which overlayfs cannot take",
+                        cfg->image);
+        goto fail;
+    }
     if (make_rundir(cfg->rundir, cfg->readonly, cfg->memory_layer, err) < 0)
         goto fail;
-    if (berth_limits_need_cgroup(&cfg->limits)) {
-        if (berth_cgroup_create(
-                &c->cgroup, cfg->cgroup_root ? cfg->cgroup_root : BERTH_CGROUP_FSROOT,
-                cfg->cgroup_name ? cfg->cgroup_name : cfg->name, &cfg->limits, err) < 0)
+    if (cfg->cgroup) {
+        if (berth_cgroup_create(&c->cgroup, fsroot, cfg->cgroup, &cfg->limits, err) < 0)
             goto fail;
         c->has_cgroup = true;
     }
-    if (pipe2(errpipe, O_CLOEXEC) < 0) {
-        berth_error_set(err, errno, "creating a pipe");
+    /* the container sees its own cgroup at /sys/fs/cgroup (v2) */
+    conf.cgroup_v2 = berth_cgroup_detect(BERTH_CGROUP_FSROOT) == BERTH_CGROUP_V2;
+    pid = clone_container(&conf, &pidfd, &errfd, &syncfd, err);
+    if (pid < 0)
         goto fail;
-    }
-    if (pipe2(syncpipe, O_CLOEXEC) < 0) {
-        berth_error_set(err, errno, "creating a pipe");
-        close(errpipe[0]);
-        close(errpipe[1]);
-        goto fail;
-    }
-    args.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD |
-                 (cfg->network_none ? CLONE_NEWNET : 0);
-    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
-    args.exit_signal = SIGCHLD;
-    pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
-    if (pid == 0) {
-        close(errpipe[0]);
-        close(syncpipe[1]);
-        container_child(cfg, errpipe[1], syncpipe[0]);
-    }
-    close(errpipe[1]);
-    close(syncpipe[0]);
-    if (pid < 0) {
-        berth_error_set(err, errno, "creating the container's namespaces (clone3)");
-        close(errpipe[0]);
-        close(syncpipe[1]);
-        goto fail;
-    }
     c->pid = pid;
     c->pidfd = pidfd;
-    if (c->has_cgroup && berth_cgroup_add_pid(&c->cgroup, pid, err) < 0) {
-        close(syncpipe[1]);
-        close(errpipe[0]);
+    if (c->has_cgroup && berth_cgroup_add_pid(&c->cgroup, pid, err) < 0)
+        goto kill;
+    if (send_go(syncfd, err) < 0) {
+        /* it died before it read: its own reason, if it left one, is better */
+        read_child_error(errfd, err);
         goto kill;
     }
-    if (write(syncpipe[1], "g", 1) != 1) {
-        berth_error_set(err, errno, "starting the container");
-        close(syncpipe[1]);
-        close(errpipe[0]);
+    if (read_child_error(errfd, err) < 0)
         goto kill;
-    }
-    close(syncpipe[1]);
-    if (read_child_error(errpipe[0], err) < 0) {
-        close(errpipe[0]);
-        goto kill;
-    }
-    close(errpipe[0]);
     return 0;
 kill:
     kill(pid, SIGKILL);

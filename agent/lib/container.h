@@ -27,12 +27,15 @@ struct berth_mount {
 };
 
 struct berth_container_config {
-    const char *name;        /* names messages, and the cgroup unless cgroup_name */
-    const char *cgroup_name; /* "berth/<cgroup_name>"; NULL: name */
-    const char *image;       /* the unpacked image's rootfs (read-only lower layer) */
-    const char *rundir;      /* per-run directory: upper/, work/ and rootfs/ go here */
-    char **argv;             /* NULL-terminated; argv[0] is looked up in the image's PATH */
-    char **env;              /* NULL-terminated KEY=VALUE list, complete */
+    const char *name; /* names messages */
+    /* The container's cgroup, relative to the root of the hierarchy (of
+     * each v1 controller): created with the limits, removed at release.
+     * NULL: the container stays in the caller's cgroup (limits need one). */
+    const char *cgroup;
+    const char *image;  /* the unpacked image's rootfs (read-only lower layer) */
+    const char *rundir; /* per-run directory: upper/, work/ and rootfs/ go here */
+    char **argv;        /* NULL-terminated; argv[0] is looked up in the image's PATH */
+    char **env;         /* NULL-terminated KEY=VALUE list, complete */
     const char *workdir;
     uid_t uid;
     gid_t gid;
@@ -60,6 +63,9 @@ struct berth_container_config {
      * when berth is killed, and costs no disk writes (`berth run`). Its
      * pages count against the memory limit. */
     bool memory_layer;
+    /* set by berth_container_start: mount the cgroup namespace's cgroup2
+     * (the container's own cgroup) read-only on /sys/fs/cgroup */
+    bool cgroup_v2;
 };
 
 struct berth_container {

@@ -29,31 +29,19 @@ static int pidfd_open_(pid_t pid)
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-/* Join the service's cgroup(s): "berth/<cgroup_name>" on v2, or below each v1
- * controller mount where the service has one (only the controllers it has
- * limits for exist). A service without limits has no cgroup of its own
- * and runs in its keeper's; so does the command then. */
-static int join_cgroups(const struct berth_exec_config *cfg, berth_error *err)
+/* The pid behind a pidfd, in our pid namespace (fdinfo's "Pid:"). */
+static pid_t pidfd_pid(int pidfd)
 {
-    static const char *const v1[] = {"memory", "cpu", "pids"};
-    const char *fsroot = cfg->cgroup_root ? cfg->cgroup_root : BERTH_CGROUP_FSROOT;
-    const char *cgname = cfg->cgroup_name ? cfg->cgroup_name : cfg->name;
-    char pid[32];
+    char path[64];
+    _cleanup_free_ char *info = NULL;
+    berth_error ign = BERTH_ERROR_INIT;
+    const char *p;
 
-    snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    for (size_t i = 0; i < ARRAY_SIZE(v1); i++) {
-        _cleanup_free_ char *dir = berth_cgroup_detect(fsroot) == BERTH_CGROUP_V2
-                                       ? xasprintf("%s/berth/%s", fsroot, cgname)
-                                       : xasprintf("%s/%s/berth/%s", fsroot, v1[i], cgname);
-        _cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", dir);
-        if (access(dir, F_OK) < 0)
-            continue;
-        if (berth_write_string(procs, pid, err) < 0)
-            return berth_error_wrap(err, "joining the cgroup '%s'", dir);
-        if (berth_cgroup_detect(fsroot) == BERTH_CGROUP_V2)
-            break;
-    }
-    return 0;
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+    if (berth_read_file(path, 4096, &info, NULL, &ign) < 0)
+        return 0;
+    p = strstr(info, "\nPid:");
+    return p ? (pid_t)atoi(p + 5) : 0;
 }
 
 /* The command, inside every namespace of the container: stdio, session,
@@ -96,10 +84,18 @@ static __attribute__((noreturn)) void helper(const struct berth_exec_config *cfg
     struct clone_args args = {.flags = CLONE_PARENT}; /* exit_signal: ours (SIGCHLD) */
     pid_t pid;
 
-    if (join_cgroups(cfg, &err) < 0)
+    pid_t init = pidfd_pid(initfd);
+
+    if (init <= 0 ||
+        berth_cgroup_join(getpid(), init, cfg->cgroup_root ? cfg->cgroup_root : BERTH_CGROUP_FSROOT,
+                          &err) < 0) {
+        if (init <= 0 || err.code == ESRCH)
+            berth_child_fail(errfd, ESRCH, false, "the container of '%s' is not running",
+                             cfg->name);
         berth_child_fail(errfd, err.code, false, "%s", err.msg);
-    if (setns(initfd, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET) <
-        0) {
+    }
+    if (setns(initfd, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET |
+                          CLONE_NEWCGROUP) < 0) {
         if (errno == ESRCH)
             berth_child_fail(errfd, ESRCH, false, "the container of '%s' is not running",
                              cfg->name);
@@ -253,21 +249,6 @@ int berth_exec_open_pty(pid_t init_pid, int *ret_master, int *ret_slave, berth_e
     *ret_master = TAKE_FD(master);
     *ret_slave = TAKE_FD(slave);
     return 0;
-}
-
-/* The pid behind a pidfd, in our pid namespace (fdinfo's "Pid:"). */
-static pid_t pidfd_pid(int pidfd)
-{
-    char path[64];
-    _cleanup_free_ char *info = NULL;
-    berth_error ign = BERTH_ERROR_INIT;
-    const char *p;
-
-    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
-    if (berth_read_file(path, 4096, &info, NULL, &ign) < 0)
-        return 0;
-    p = strstr(info, "\nPid:");
-    return p ? (pid_t)atoi(p + 5) : 0;
 }
 
 static int exit_code(const siginfo_t *si)

@@ -1,6 +1,6 @@
 /* Running a command inside a running container, as `docker exec` and
  * `nsenter` do: the command joins the container's cgroup(s) and its mount,
- * uts, ipc, pid and network namespaces (those of the container's init),
+ * uts, ipc, pid, network and cgroup namespaces (those of the container's init),
  * then takes the given user, capabilities and rlimit and execs.
  *
  * Used by `berth exec` and by the keeper for `healthcheck.command`.
@@ -27,9 +27,8 @@ struct berth_exec_config {
     pid_t init_pid;          /* the container's init, as status.json's "pid" */
     int init_pidfd;          /* a pidfd of it, or -1: opened from init_pid */
     const char *name;        /* the service, for messages */
-    const char *cgroup_name; /* its cgroup is "berth/<cgroup_name>" (keeper.h:
-                              * berth_service_cgroup_name); NULL: name */
-    const char *cgroup_root; /* NULL: /sys/fs/cgroup */
+    const char *cgroup_root; /* NULL: /sys/fs/cgroup; the command joins the
+                              * cgroups the init is in, below this */
     char **argv;             /* NULL-terminated; argv[0] is looked up in env's PATH */
     char **env;              /* NULL-terminated KEY=VALUE list, complete */
     const char *workdir;     /* inside the container; NULL: "/" */

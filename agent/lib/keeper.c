@@ -19,12 +19,24 @@
 
 #include "exec.h"
 #include "status.h"
+#include "systemd.h"
 #include "user.h"
 #include "util.h"
 
 char *berth_service_dir(const char *root, const char *name)
 {
     return xasprintf("%s/services/%s", root, name);
+}
+
+char *berth_service_scope_name(const char *root, const char *name)
+{
+    _cleanup_free_ char *cg = berth_service_cgroup_name(root, name);
+    char *at = strchr(cg, '@');
+
+    /* "@" would make it a template instance's name */
+    if (at)
+        *at = '-';
+    return xasprintf("berth-%s.scope", cg);
 }
 
 char *berth_service_cgroup_name(const char *root, const char *name)
@@ -458,6 +470,12 @@ struct keeper {
     char start_error[BERTH_ERROR_MAX]; /* why the last start failed, "" when it did not */
     int timerfd, sigfd, lfd, logr, logwr, devnull;
     struct logw log;
+    /* the service's cgroup (relative to the hierarchy root): a systemd
+     * scope or berth/<cgroup name>; the keeper lives in its "keeper"
+     * leaf, the container in "container" */
+    char *cgroup;
+    char *container_cgroup;
+    unsigned cgroup_levels; /* what the keeper removes at exit: 1 in a scope (systemd's) */
 };
 
 static void log_rotate(struct logw *l)
@@ -569,7 +587,6 @@ static void health_arm(struct keeper *k, uint64_t ms);
 static void start_service(struct keeper *k)
 {
     berth_error err = BERTH_ERROR_INIT;
-    _cleanup_free_ char *cgname = berth_service_cgroup_name(k->root, k->cfg.name);
 
     k->state = K_STARTING;
     k->start_error[0] = '\0';
@@ -578,7 +595,7 @@ static void start_service(struct keeper *k)
     if (berth_user_resolve(k->cfg.image_rootfs, k->cfg.user, &k->user, &err) == 0) {
         struct berth_container_config cc = {
             .name = k->cfg.name,
-            .cgroup_name = cgname,
+            .cgroup = k->container_cgroup,
             .image = k->cfg.image_rootfs,
             .rundir = k->dir,
             .argv = k->cfg.argv,
@@ -679,7 +696,6 @@ static void on_health_timer(struct keeper *k)
 {
     uint64_t expirations;
     berth_error err = BERTH_ERROR_INIT;
-    _cleanup_free_ char *cgname = berth_service_cgroup_name(k->root, k->cfg.name);
     pid_t pid;
 
     if (read(k->health_timer, &expirations, sizeof(expirations)) < 0 || k->state != K_RUNNING)
@@ -693,7 +709,6 @@ static void on_health_timer(struct keeper *k)
         .init_pid = k->c.pid,
         .init_pidfd = k->c.pidfd,
         .name = k->cfg.name,
-        .cgroup_name = cgname,
         .argv = k->cfg.health_argv,
         .env = k->cfg.env,
         .workdir = k->cfg.workdir,
@@ -896,6 +911,50 @@ static void on_log(struct keeper *k)
         log_write(&k->log, buf, (size_t)n);
 }
 
+/* Leave the caller's cgroup before anything runs: on a systemd host into
+ * a scope of the service's own (systemd.h says why), elsewhere into
+ * berth's subtree; either way into its "keeper" leaf, so that the
+ * container's cgroup beside it can have controllers (cgroup v2 allows
+ * them only in cgroups without processes of their own). */
+static int place_keeper(struct keeper *k, berth_error *err)
+{
+    _cleanup_free_ char *cgname = berth_service_cgroup_name(k->root, k->cfg.name);
+    _cleanup_free_ char *leaf = NULL;
+    const char *fsroot = BERTH_CGROUP_FSROOT;
+
+    if (berth_cgroup_detect(fsroot) == BERTH_CGROUP_V2 && berth_systemd_booted()) {
+        _cleanup_free_ char *unit = berth_service_scope_name(k->root, k->cfg.name);
+        _cleanup_free_ char *desc = xasprintf("berth service '%s' (%s)", k->cfg.name, k->root);
+        berth_error e = BERTH_ERROR_INIT;
+        if (berth_systemd_start_scope(unit, desc, &e) == 0) {
+            k->cgroup = berth_cgroup_of(0, NULL);
+            k->cgroup_levels = 1;
+        }
+        if (!k->cgroup)
+            klog(k, "warning: %s; the service runs in berth's own cgroup subtree instead",
+                 e.msg[0] ? e.msg : "the scope has no cgroup");
+    }
+    if (!k->cgroup) {
+        k->cgroup = xasprintf("berth/%s", cgname);
+        k->cgroup_levels = 2;
+    }
+    leaf = xasprintf("%s/keeper", k->cgroup);
+    k->container_cgroup = xasprintf("%s/container", k->cgroup);
+    return berth_cgroup_enter(fsroot, leaf, err);
+}
+
+static void unplace_keeper(struct keeper *k)
+{
+    berth_error e = BERTH_ERROR_INIT;
+
+    if (k->cgroup) {
+        _cleanup_free_ char *leaf = xasprintf("%s/keeper", k->cgroup);
+        berth_cgroup_leave(BERTH_CGROUP_FSROOT, leaf, k->cgroup_levels + 1, &e);
+    }
+    free(k->cgroup);
+    free(k->container_cgroup);
+}
+
 static int setup(struct keeper *k, int *lockfd, berth_error *err)
 {
     _cleanup_free_ char *lock = xasprintf("%s/keeper.lock", k->dir);
@@ -951,7 +1010,7 @@ static int setup(struct keeper *k, int *lockfd, berth_error *err)
     unlinkat(dfd, "keeper.sock", 0);
     if (bind(k->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(k->lfd, 16) < 0)
         return berth_error_set(err, errno, "listening on '%s/keeper.sock'", k->dir);
-    return 0;
+    return place_keeper(k, err);
 }
 
 int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_error *err)
@@ -974,6 +1033,7 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
     if (setup(&k, &lockfd, err) < 0) {
         if (ready_fd >= 0)
             dprintf(ready_fd, "error: %s\n", err->msg);
+        unplace_keeper(&k);
         free(k.dir);
         return -1;
     }
@@ -1028,6 +1088,7 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
         _cleanup_free_ char *sock = xasprintf("%s/keeper.sock", k.dir);
         unlink(sock);
     }
+    unplace_keeper(&k);
     berth_keeper_config_release(&k.cfg);
     berth_user_release(&k.user);
     free(k.dir);

@@ -77,6 +77,10 @@ char *berth_service_dir(const char *root, const char *name);
  * "@" cannot occur in a service name. Malloc'ed. */
 char *berth_service_cgroup_name(const char *root, const char *name);
 
+/* The systemd scope of a service: "berth-<cgroup name>.scope", with "-"
+ * for the "@". Malloc'ed. */
+char *berth_service_scope_name(const char *root, const char *name);
+
 /* The keeper's main loop; `ready_fd` (or -1) receives one line once the
  * keeper holds its lock, listens and has tried the first start of its
  * container: "ok <pid>", "fail <pid> <why>" (the keeper goes on, per the

@@ -125,6 +125,19 @@ def berth_cgroups():
     return sorted(found)
 
 
+def empty_berth_cgroups():
+    """berth's leaf cgroups without a process: leftovers. A service's cgroup
+    has two leaves, its keeper's and its container's, both always occupied."""
+    empty = []
+    for c in berth_cgroups():
+        if any(os.path.isdir(os.path.join(c, d)) for d in os.listdir(c)):
+            continue
+        with open(os.path.join(c, "cgroup.procs")) as f:
+            if not f.read().strip():
+                empty.append(c)
+    return empty
+
+
 def berth_processes(binary):
     """pids of processes running the given berth binary (besides us)."""
     pids = []

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import berth_cgroups, keeper_pids, mountinfo, wait_for
+from conftest import berth_cgroups, empty_berth_cgroups, keeper_pids, mountinfo, wait_for
 
 LOOP = ["/bin/sh", "-c", "echo started $SVC; exec sleep 100000"]
 
@@ -247,13 +247,18 @@ def test_sigkill_during_apply_converges(host, berth_bin):
     assert all(s["state"] == "running" for s in st.values())
     keepers = keeper_pids(host.berth.root)
     assert sorted(keepers) == sorted(s["keeper_pid"] for s in st.values())
-    assert sorted(os.path.basename(c) for c in berth_cgroups() if "/_run-" not in c) == []
+    # each service has its cgroups (keeper/ and container/), nothing else is left
+    assert empty_berth_cgroups() == []
+    services = {os.path.basename(os.path.dirname(c)).split("@")[0] for c in berth_cgroups()
+                if os.path.basename(c) == "container"}
+    assert services == set(svcs)
     assert mountinfo() == mounts_before
     # every container's init belongs to a live service
     for s in st.values():
         assert os.path.exists(f"/proc/{s['pid']}")
     host.teardown()
     assert keeper_pids(host.berth.root) == []
+    assert berth_cgroups() == []
 
 
 def test_unknown_user_fails_that_service_at_apply_time(host):

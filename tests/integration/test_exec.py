@@ -138,17 +138,19 @@ def test_exec_joins_the_services_cgroup(host):
         return out
 
     want = controllers(open(f"/proc/{service}/cgroup").read())
-    # under a root other than /var/lib/berth the cgroup is "capped@<root hash>"
+    # without systemd: "berth/<name>@<root hash>/container" under a root other
+    # than /var/lib/berth (its keeper is in ".../keeper")
     mine = next(p for p in want.values() if p.startswith("/berth/capped"))
-    assert re.fullmatch(r"/berth/capped@[0-9a-f]{8}", mine), want
+    assert re.fullmatch(r"/berth/capped@[0-9a-f]{8}/container", mine), want
+    keeper = controllers(open(f"/proc/{host.status()['capped']['keeper_pid']}/cgroup").read())
+    ctls = ("memory", "pids") if "memory" in want else ("",)  # v1 (or hybrid), or v2
+    for ctl in ctls:
+        assert want[ctl] == mine and keeper[ctl] == mine[:-len("container")] + "keeper"
+    # inside, the command is in the container's cgroup namespace: its cgroup is "/"
     r = ex(host, "capped", "--", "cat", "/proc/self/cgroup")
     assert r.returncode == 0, r.stderr
     got = controllers(r.stdout)
-    if "memory" in want:  # v1 (or hybrid) hierarchy
-        for ctl in ("memory", "pids"):
-            assert want[ctl] == mine and got[ctl] == want[ctl], (want, got)
-    else:
-        assert want[""] == mine and got[""] == want[""], (want, got)
+    assert all(got[ctl] == "/" for ctl in ctls), got
 
     # and the cgroup counts it while it runs
     p = host.berth.popen("exec", "capped", "--", "sh", "-c", "echo $$; exec sleep 1000")

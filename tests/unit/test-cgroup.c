@@ -59,6 +59,8 @@ static int teardown(void **state)
     return 0;
 }
 
+/* root/berth/web: the files the kernel shows in each (an existing tree:
+ * the real kernel creates them at mkdir) */
 static void v2_tree(const char *root, const char *controllers)
 {
     static const char *files[] = {"cgroup.procs", "memory.max", "memory.swap.max",
@@ -71,6 +73,7 @@ static void v2_tree(const char *root, const char *controllers)
     put(root, "cgroup.subtree_control", "");
     put(parent, "cgroup.controllers", controllers);
     put(parent, "cgroup.subtree_control", "");
+    put(parent, "cgroup.procs", "");
     for (size_t i = 0; i < ARRAY_SIZE(files); i++)
         put(leaf, files[i], "");
 }
@@ -86,7 +89,7 @@ static void test_v2_limits(void **state)
 
     v2_tree(tmpdir, "cpuset cpu io memory hugetlb pids rdma\n");
     assert_int_equal(berth_cgroup_detect(tmpdir), BERTH_CGROUP_V2);
-    assert_int_equal(berth_cgroup_create(&cg, tmpdir, "web", &lim, &err), 0);
+    assert_int_equal(berth_cgroup_create(&cg, tmpdir, "berth/web", &lim, &err), 0);
     assert_string_equal(cg.paths[0], leaf);
     assert_null(cg.paths[1]);
 
@@ -130,7 +133,9 @@ static void test_v2_limits(void **state)
     assert_null(cg.paths[0]);
 }
 
-static void test_v2_only_the_controllers_needed(void **state)
+/* Every container is accounted for (memory, cpu, pids where available);
+ * only the limits asked for are written. */
+static void test_v2_accounting_always_limits_when_asked(void **state)
 {
     (void)state;
     struct berth_limits lim = {.pids = 10};
@@ -138,14 +143,71 @@ static void test_v2_only_the_controllers_needed(void **state)
     berth_error err = BERTH_ERROR_INIT;
 
     v2_tree(tmpdir, "cpu memory pids");
-    assert_int_equal(berth_cgroup_create(&cg, tmpdir, "web", &lim, &err), 0);
+    assert_int_equal(berth_cgroup_create(&cg, tmpdir, "berth/web", &lim, &err), 0);
     char *v = get(tmpdir, "cgroup.subtree_control");
-    assert_string_equal(v, "+pids");
+    assert_string_equal(v, "+memory +cpu +pids");
     free(v);
     v = get(cg.paths[0], "memory.max");
     assert_string_equal(v, ""); /* untouched */
     free(v);
+    v = get(cg.paths[0], "pids.max");
+    assert_string_equal(v, "10");
+    free(v);
     free(cg.paths[0]);
+}
+
+/* A level that delegates the controllers already (systemd's slices and
+ * the scope's parents) is not written to; a controller that is not
+ * available is left out when no limit needs it. */
+static void test_v2_delegated_levels_untouched(void **state)
+{
+    (void)state;
+    struct berth_limits lim = {0};
+    struct berth_cgroup cg;
+    berth_error err = BERTH_ERROR_INIT;
+    _cleanup_free_ char *parent = xasprintf("%s/berth", tmpdir);
+
+    v2_tree(tmpdir, "memory pids");
+    put(tmpdir, "cgroup.subtree_control", "memory pids\n");
+    assert_int_equal(berth_cgroup_create(&cg, tmpdir, "berth/web", &lim, &err), 0);
+    char *v = get(tmpdir, "cgroup.subtree_control");
+    assert_string_equal(v, "memory pids\n");
+    free(v);
+    v = get(parent, "cgroup.subtree_control");
+    assert_string_equal(v, "+memory +pids");
+    free(v);
+    free(cg.paths[0]);
+}
+
+/* The keeper's own leaf: created, joined, and on leave the process goes
+ * back to the root and the leaf and its parent (levels = 2) go away. */
+static void test_enter_and_leave(void **state)
+{
+    (void)state;
+    berth_error err = BERTH_ERROR_INIT;
+    _cleanup_free_ char *svc = xasprintf("%s/berth/web", tmpdir);
+    _cleanup_free_ char *leaf = xasprintf("%s/berth/web/keeper", tmpdir);
+    char pid[32];
+
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    put(tmpdir, "cgroup.controllers", "memory");
+    put(tmpdir, "cgroup.procs", "");
+    mkd(leaf);
+    put(leaf, "cgroup.procs", "");
+    assert_int_equal(berth_cgroup_enter(tmpdir, "berth/web/keeper", &err), 0);
+    char *v = get(leaf, "cgroup.procs");
+    assert_string_equal(v, pid);
+    free(v);
+    _cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", leaf);
+    unlink(procs); /* the kernel's files go with the cgroup */
+    assert_int_equal(berth_cgroup_leave(tmpdir, "berth/web/keeper", 2, &err), 0);
+    v = get(tmpdir, "cgroup.procs");
+    assert_string_equal(v, pid);
+    free(v);
+    assert_int_equal(access(leaf, F_OK), -1);
+    assert_int_equal(access(svc, F_OK), -1);
+    _cleanup_free_ char *berthdir = xasprintf("%s/berth", tmpdir);
+    assert_int_equal(access(berthdir, F_OK), 0); /* shared with other services: kept */
 }
 
 static void test_v2_missing_controller_is_a_clear_error(void **state)
@@ -158,7 +220,7 @@ static void test_v2_missing_controller_is_a_clear_error(void **state)
 
     put(tmpdir, "cgroup.controllers", "cpu pids hugetlb\n");
     put(tmpdir, "cgroup.subtree_control", "");
-    assert_int_equal(berth_cgroup_create(&cg, tmpdir, "web", &lim, &err), -1);
+    assert_int_equal(berth_cgroup_create(&cg, tmpdir, "berth/web", &lim, &err), -1);
     assert_non_null(strstr(err.msg, "controller 'memory' is not available"));
     assert_non_null(strstr(err.msg, "cgroup v2"));
     assert_int_equal(access(berthdir, F_OK), -1); /* nothing created */
@@ -187,7 +249,7 @@ static void test_v1_limits(void **state)
     put(pids, "cgroup.procs", "");
 
     assert_int_equal(berth_cgroup_detect(tmpdir), BERTH_CGROUP_V1);
-    assert_int_equal(berth_cgroup_create(&cg, tmpdir, "db", &lim, &err), 0);
+    assert_int_equal(berth_cgroup_create(&cg, tmpdir, "berth/db", &lim, &err), 0);
     char *v = get(mem, "memory.limit_in_bytes");
     assert_string_equal(v, "33554432");
     free(v);
@@ -222,7 +284,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_v2_limits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_v2_only_the_controllers_needed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_v2_accounting_always_limits_when_asked, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_v2_delegated_levels_untouched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enter_and_leave, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v2_missing_controller_is_a_clear_error, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_v1_limits, setup, teardown),

@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "cgroup.h"
 #include "exec.h"
 #include "util.h"
 
@@ -212,24 +213,33 @@ static void test_joins_v2_and_v1_cgroups(void **state)
     (void)state;
 
     assert_non_null(tmp);
+    /* The command joins the cgroups the init is in (here: ours, as
+     * /proc/self/cgroup names them), below the given hierarchy root. */
+    _cleanup_free_ char *mine = berth_cgroup_of(0, NULL);
+    _cleanup_free_ char *mine_mem = berth_cgroup_of(0, "memory");
+    _cleanup_free_ char *mine_pids = berth_cgroup_of(0, "pids");
+    assert_non_null(mine);
+
     /* v2: one directory, found through cgroup.controllers at the root */
     _cleanup_free_ char *v2 = xasprintf("%s/v2", tmp);
-    _cleanup_free_ char *v2dir = xasprintf("%s/berth/web", v2);
+    _cleanup_free_ char *v2dir = xasprintf("%s/%s", v2, mine);
     mkfile(v2, "cgroup.controllers");
     mkfile(v2dir, "cgroup.procs");
     const char *v2dirs[] = {v2dir};
     spawn_with_fake_cgroups(v2, v2dirs, 1, NULL, 0);
 
-    /* v1: each controller the service has a directory for, none other */
-    _cleanup_free_ char *v1 = xasprintf("%s/v1", tmp);
-    _cleanup_free_ char *mem = xasprintf("%s/memory/berth/web", v1);
-    _cleanup_free_ char *pids = xasprintf("%s/pids/berth/web", v1);
-    _cleanup_free_ char *cpu = xasprintf("%s/cpu/berth/web", v1);
-    mkfile(mem, "cgroup.procs");
-    mkfile(pids, "cgroup.procs");
-    const char *v1dirs[] = {mem, pids};
-    const char *absent[] = {cpu};
-    spawn_with_fake_cgroups(v1, v1dirs, 2, absent, 1);
+    /* v1: each mounted controller of memory, cpu and pids; here cpu is not */
+    if (mine_mem && mine_pids) {
+        _cleanup_free_ char *v1 = xasprintf("%s/v1", tmp);
+        _cleanup_free_ char *mem = xasprintf("%s/memory/%s", v1, mine_mem);
+        _cleanup_free_ char *pids = xasprintf("%s/pids/%s", v1, mine_pids);
+        _cleanup_free_ char *cpu = xasprintf("%s/cpu", v1);
+        mkfile(mem, "cgroup.procs");
+        mkfile(pids, "cgroup.procs");
+        const char *v1dirs[] = {mem, pids};
+        const char *absent[] = {cpu};
+        spawn_with_fake_cgroups(v1, v1dirs, 2, absent, 1);
+    }
     assert_int_equal(berth_rm_rf(tmp, &err), 0);
 }
 
