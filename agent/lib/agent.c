@@ -21,6 +21,7 @@
 #include "plan.h"
 #include "spec.h"
 #include "status.h"
+#include "systemd.h"
 #include "util.h"
 
 void berth_agent_options_init(struct berth_agent_options *o)
@@ -273,6 +274,19 @@ static void watch_services(struct agent *a)
     closedir(d);
 }
 
+/* systemd's view (systemctl status): what the last reconcile did */
+static void notify_status(struct agent *a, const char *plan, size_t failed)
+{
+    _cleanup_free_ char *st = NULL;
+
+    if (failed)
+        st = xasprintf("STATUS=plan %s: %zu service%s failed to converge (%s)", plan, failed,
+                       failed == 1 ? "" : "s", a->o->file);
+    else
+        st = xasprintf("STATUS=in sync with '%s' (plan %s)", a->o->file, plan);
+    berth_systemd_notify(st);
+}
+
 static void reconcile(struct agent *a, bool file_event)
 {
     struct berth_plan plan;
@@ -297,6 +311,9 @@ static void reconcile(struct agent *a, bool file_event)
             if (failed)
                 berth_log(BERTH_LOG_WARN, "%zu service%s failed to converge", failed,
                           failed == 1 ? "" : "s");
+            notify_status(a, plan.id, failed);
+        } else {
+            notify_status(a, plan.id, 0);
         }
         if (berth_apply_write_status_summary(a->o->root, &err) < 0)
             berth_log(BERTH_LOG_WARN, "%s", err.msg);
@@ -417,8 +434,10 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
     }
     berth_log(BERTH_LOG_INFO, "agent started for '%s' (root '%s', resync every %llu ms)", o->file,
               o->root, (unsigned long long)o->resync_ms);
-    /* the keepers run on by themselves: starting is a reconcile like any */
+    /* the keepers run on by themselves: starting is a reconcile like any;
+     * then systemd (Type=notify) counts the agent as started */
     reconcile(&a, false);
+    berth_systemd_notify("READY=1");
     while (running) {
         struct epoll_event evs[8];
         int n = epoll_wait(a.ep, evs, 8, -1);
@@ -433,7 +452,9 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
                 while (read(a.sig, &si, sizeof(si)) == sizeof(si)) {
                     if (si.ssi_signo == SIGHUP) {
                         berth_log(BERTH_LOG_INFO, "SIGHUP: reconciling now");
+                        berth_systemd_notify("RELOADING=1");
                         reconcile(&a, false);
+                        berth_systemd_notify("READY=1");
                     } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
                         running = false;
                     }
@@ -456,6 +477,7 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
             }
         }
     }
+    berth_systemd_notify("STOPPING=1");
     berth_log(BERTH_LOG_INFO, "agent stopping; the services keep running under their keepers");
     teardown(&a);
     return 0;

@@ -28,6 +28,27 @@ void berth_child_fail(int fd, int code, bool exec_failed, const char *fmt, ...)
     _exit(127);
 }
 
+void berth_child_fail_error(int fd, const berth_error *e)
+{
+    struct berth_child_msg m = {.code = e->code, .complete = 1};
+    ssize_t n;
+
+    snprintf(m.msg, sizeof(m.msg), "%.*s", (int)sizeof(m.msg) - 1, e->msg);
+    do
+        n = write(fd, &m, sizeof(m));
+    while (n < 0 && errno == EINTR);
+    _exit(127);
+}
+
+int berth_child_msg_error(const struct berth_child_msg *m, berth_error *err)
+{
+    if (!m->complete)
+        return berth_error_set(err, m->code, "%s", m->msg);
+    berth_error_set(err, 0, "%s", m->msg);
+    err->code = m->code;
+    return -1;
+}
+
 int berth_child_read(int fd, struct berth_child_msg *m)
 {
     size_t got = 0;

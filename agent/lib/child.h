@@ -17,16 +17,25 @@
 struct berth_child_msg {
     int code;        /* errno */
     int exec_failed; /* the exec itself failed (not found, not executable) */
-    char msg[1016];
+    int complete;    /* msg names the cause already (a berth_error's) */
+    char msg[1012];
 };
 
 /* Report and _exit(127). Only in a child. */
 __attribute__((noreturn, format(printf, 4, 5))) void
 berth_child_fail(int fd, int code, bool exec_failed, const char *fmt, ...);
 
+/* Report a berth_error, whose message has its cause already, and
+ * _exit(127). Only in a child. */
+__attribute__((noreturn)) void berth_child_fail_error(int fd, const berth_error *e);
+
 /* In the parent: 0 when the pipe closed without a message (the exec
  * succeeded), 1 with *ret filled, -1 when the child died mid-message. */
 int berth_child_read(int fd, struct berth_child_msg *ret);
+
+/* The child's message as an error: its text, then the errno's unless the
+ * message has it already. Returns -1. */
+int berth_child_msg_error(const struct berth_child_msg *m, berth_error *err);
 
 /* Reset every signal disposition and the mask to the defaults. */
 void berth_child_reset_signals(void);

@@ -314,7 +314,7 @@ static __attribute__((noreturn)) void exec_service(const struct berth_container_
     berth_child_reset_signals();
     if ((cfg->redirect_stdio && berth_child_stdio(cfg->stdio, &err) < 0) ||
         berth_child_become(&cred, &err) < 0)
-        berth_child_fail(errfd, err.code, false, "%s", err.msg);
+        berth_child_fail_error(errfd, &err);
     if (chdir(cfg->workdir ? cfg->workdir : "/") < 0)
         FAIL("changing to the working directory '%s'", cfg->workdir);
     berth_child_exec(errfd, cfg->argv, cfg->env, "the image");
@@ -385,7 +385,7 @@ static __attribute__((noreturn)) void container_child(const struct berth_contain
     if (cfg->workdir && !cfg->readonly) {
         berth_error err = BERTH_ERROR_INIT;
         if (berth_mkdir_p(cfg->workdir, 0755, &err) < 0)
-            berth_child_fail(errfd, err.code, false, "%s", err.msg);
+            berth_child_fail_error(errfd, &err);
     }
     service = fork();
     if (service < 0)
@@ -404,7 +404,7 @@ static int read_child_error(int fd, berth_error *err)
     case 0:
         return 0;
     case 1:
-        return berth_error_set(err, m.code, "%s", m.msg);
+        return berth_child_msg_error(&m, err);
     default:
         return berth_error_set(err, EIO, "the container died during setup");
     }

@@ -55,7 +55,7 @@ static __attribute__((noreturn)) void run_command(const struct berth_exec_config
 
     berth_child_reset_signals();
     if (cfg->redirect_stdio && berth_child_stdio(cfg->stdio, &err) < 0)
-        berth_child_fail(errfd, err.code, false, "%s", err.msg);
+        berth_child_fail_error(errfd, &err);
     if (cfg->tty) {
         if (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0)
             FAIL("making standard input the controlling terminal");
@@ -63,7 +63,7 @@ static __attribute__((noreturn)) void run_command(const struct berth_exec_config
         FAIL("creating a process group");
     }
     if (berth_child_become(&cred, &err) < 0)
-        berth_child_fail(errfd, err.code, false, "%s", err.msg);
+        berth_child_fail_error(errfd, &err);
     /* after the uid change, which clears it: the command dies with the
      * caller (berth exec killed, keeper gone) instead of lingering */
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -92,7 +92,7 @@ static __attribute__((noreturn)) void helper(const struct berth_exec_config *cfg
         if (init <= 0 || err.code == ESRCH)
             berth_child_fail(errfd, ESRCH, false, "the container of '%s' is not running",
                              cfg->name);
-        berth_child_fail(errfd, err.code, false, "%s", err.msg);
+        berth_child_fail_error(errfd, &err);
     }
     if (setns(initfd, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET |
                           CLONE_NEWCGROUP) < 0) {
@@ -134,7 +134,7 @@ static int read_child_error(int fd, bool *exec_failed, berth_error *err)
         err->code = m.code;
         return -1;
     }
-    return berth_error_set(err, m.code, "%s", m.msg);
+    return berth_child_msg_error(&m, err);
 }
 
 static void reap(pid_t pid)

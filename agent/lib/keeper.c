@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -349,12 +350,12 @@ int berth_keeper_request(const char *root, const char *name, const char *request
     return 0;
 }
 
-int berth_keeper_stop(const char *root, const char *name, berth_error *err)
+int berth_keeper_stop_begin(const char *root, const char *name, int *ret_fd, berth_error *err)
 {
     _cleanup_close_ int fd = -1;
-    char buf[256];
     berth_error e = BERTH_ERROR_INIT;
 
+    *ret_fd = -1;
     if (!berth_keeper_alive(root, name, NULL))
         return 0;
     fd = connect_keeper(root, name, &e);
@@ -366,16 +367,36 @@ int berth_keeper_stop(const char *root, const char *name, berth_error *err)
     }
     if (write(fd, "stop\n", 5) != 5)
         return berth_error_set(err, errno, "asking the keeper of '%s' to stop", name);
+    *ret_fd = TAKE_FD(fd);
+    return 0;
+}
+
+int berth_keeper_stop_wait(int fd, const char *name, berth_error *err)
+{
+    char buf[256];
+
     /* "ok", then the keeper keeps the connection until it exits: EOF is the
      * event that says the service and its keeper are gone */
     for (;;) {
         int r = read_line_timeout(fd, buf, sizeof(buf), 15 * 60 * 1000);
         if (r == 0)
             break;
-        if (r < 0)
+        if (r < 0) {
+            close(fd);
             return berth_error_set(err, -r, "waiting for '%s' to stop", name);
+        }
     }
+    close(fd);
     return 0;
+}
+
+int berth_keeper_stop(const char *root, const char *name, berth_error *err)
+{
+    int fd;
+
+    if (berth_keeper_stop_begin(root, name, &fd, err) < 0)
+        return -1;
+    return fd < 0 ? 0 : berth_keeper_stop_wait(fd, name, err);
 }
 
 int berth_keeper_spawn(const char *root, const char *name, const char *exe, pid_t *ret_pid,
@@ -559,6 +580,7 @@ static void write_status(struct keeper *k)
         .exit_code = k->exit_code,
         .exit_oom = k->exit_oom,
         .exit_at = k->exit_at,
+        .start_error = k->start_error[0] ? k->start_error : NULL,
     };
     berth_status_write(k->root, &st, &err);
 }
@@ -955,6 +977,16 @@ static void unplace_keeper(struct keeper *k)
     free(k->container_cgroup);
 }
 
+static void raise_nofile(void)
+{
+    struct rlimit rl = {BERTH_SERVICE_NOFILE, BERTH_SERVICE_NOFILE};
+
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static int setup(struct keeper *k, int *lockfd, berth_error *err)
 {
     _cleanup_free_ char *lock = xasprintf("%s/keeper.lock", k->dir);
@@ -1010,6 +1042,7 @@ static int setup(struct keeper *k, int *lockfd, berth_error *err)
     unlinkat(dfd, "keeper.sock", 0);
     if (bind(k->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(k->lfd, 16) < 0)
         return berth_error_set(err, errno, "listening on '%s/keeper.sock'", k->dir);
+    raise_nofile();
     return place_keeper(k, err);
 }
 

@@ -33,6 +33,12 @@ enum berth_restart_policy {
     BERTH_POLICY_NEVER,
 };
 
+/* RLIMIT_NOFILE of a service whose file sets none (podman's for root), or
+ * the hard limit this host allows if lower: the keeper's own, which its
+ * containers inherit, never whatever the caller of `berth apply` had (a
+ * unit's soft 1024). */
+#define BERTH_SERVICE_NOFILE 1048576
+
 /* What a keeper runs: everything resolved (image defaults merged in). */
 struct berth_keeper_config {
     char *name;
@@ -106,5 +112,11 @@ int berth_keeper_request(const char *root, const char *name, const char *request
 /* Ask the keeper to stop its service and wait until the keeper has exited
  * (at most the stop timeout plus a margin). No keeper: nothing to do. */
 int berth_keeper_stop(const char *root, const char *name, berth_error *err);
+
+/* The same in two halves, to stop several services at once: send the
+ * request (*ret_fd is -1 when there is no keeper), then wait on the fd
+ * until the keeper has exited; the wait closes the fd. */
+int berth_keeper_stop_begin(const char *root, const char *name, int *ret_fd, berth_error *err);
+int berth_keeper_stop_wait(int fd, const char *name, berth_error *err);
 
 #endif

@@ -1,6 +1,8 @@
 /* One logging call for the whole program. Lines go to stderr as
- * "berth[PID]: LEVEL: message" (journald adds the time), and only when
- * the level is at or above the threshold set by -q / -v. */
+ * "berth[PID]: LEVEL: message", or as "<PRIORITY>LEVEL: message" when
+ * stderr is the journal (journald takes the syslog priority from the
+ * prefix and adds the time and pid), and only when the level is at or
+ * above the threshold set by -q / -v. */
 #ifndef BERTH_LOG_H
 #define BERTH_LOG_H
 

@@ -58,6 +58,8 @@ static json_t *to_json(const struct berth_status *st)
     json_object_set_new(o, "keeper_pid",
                         st->keeper_pid ? json_integer(st->keeper_pid) : json_null());
     json_object_set_new(o, "spec_hash", st->spec_hash ? json_string(st->spec_hash) : json_null());
+    json_object_set_new(o, "start_error",
+                        st->start_error ? json_string(st->start_error) : json_null());
     return o;
 }
 
@@ -108,6 +110,7 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
     st->image = dup_str(o, "image");
     st->health = dup_str(o, "health");
     st->spec_hash = dup_str(o, "spec_hash");
+    st->start_error = dup_str(o, "start_error");
     last = json_object_get(o, "last_exit");
     if (json_is_object(last)) {
         st->has_exit = true;
@@ -143,6 +146,7 @@ void berth_status_release(struct berth_status *st)
     free(st->image);
     free(st->health);
     free(st->spec_hash);
+    free(st->start_error);
     memset(st, 0, sizeof(*st));
 }
 

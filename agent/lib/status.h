@@ -25,6 +25,7 @@ struct berth_status {
     int exit_code;
     bool exit_oom;
     int64_t exit_at;
+    char *start_error; /* why the last start failed (set-up, exec); NULL when it did not */
 };
 
 int berth_status_write(const char *root, const struct berth_status *st, berth_error *err);
