@@ -40,6 +40,19 @@ int berth_fetch_option(const char *verb, int c, const char *arg, struct berth_fe
         else
             opt->retry_delay_ms = v;
         return 1;
+    case OPT_MAX_ARTIFACT:
+        if (berth_parse_size(arg, &v) < 0 || !v) {
+            berth_usage_error(verb, "invalid --max-artifact-size '%s': expected e.g. 8G", arg);
+            return -1;
+        }
+        opt->max_size = v;
+        return 1;
+    case OPT_MIN_FREE:
+        if (berth_space_reserve_parse(arg, &opt->min_free) < 0) {
+            berth_usage_error(verb, "invalid --min-free-space '%s': expected e.g. 1G or 5%%", arg);
+            return -1;
+        }
+        return 1;
     case OPT_RETRIES:
         v = strtoull(arg, &end, 10);
         if (*arg < '0' || *arg > '9' || *end || v > 100) {

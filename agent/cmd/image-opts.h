@@ -16,6 +16,23 @@
 #define OPT_LOW_SPEED_TIME  0x1106
 #define OPT_RETRIES         0x1107
 #define OPT_RETRY_DELAY     0x1108
+#define OPT_MAX_ARTIFACT    0x1109
+#define OPT_MIN_FREE        0x110a
+
+/* The bounds on downloads (space.h), also taken by the verbs that fetch
+ * without the transport options (apply). */
+#define BERTH_FETCH_BOUND_LONGOPTS                                    \
+    {"max-artifact-size", required_argument, NULL, OPT_MAX_ARTIFACT}, \
+    {                                                                 \
+        "min-free-space", required_argument, NULL, OPT_MIN_FREE       \
+    }
+
+#define BERTH_FETCH_BOUND_HELP                                                             \
+    "      --max-artifact-size SIZE  refuse artifacts larger than SIZE (default 8G, or\n"  \
+    "                              $BERTH_MAX_ARTIFACT_SIZE)\n"                            \
+    "      --min-free-space SIZE|N%  stop a download or unpack before the filesystem of\n" \
+    "                              --root has less than this free (default max(1G, 5%),\n" \
+    "                              or $BERTH_MIN_FREE_SPACE; 0: no reserve)\n"
 
 #define BERTH_FETCH_LONGOPTS                                                                    \
     {"netrc-file", required_argument, NULL, OPT_NETRC_FILE},                                    \
@@ -24,9 +41,7 @@
         {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},                      \
         {"low-speed-time", required_argument, NULL, OPT_LOW_SPEED_TIME},                        \
         {"retries", required_argument, NULL, OPT_RETRIES},                                      \
-    {                                                                                           \
-        "retry-delay", required_argument, NULL, OPT_RETRY_DELAY                                 \
-    }
+        {"retry-delay", required_argument, NULL, OPT_RETRY_DELAY}, BERTH_FETCH_BOUND_LONGOPTS
 
 #define BERTH_FETCH_OPTIONS_HELP                                                                 \
     "      --netrc-file FILE       credentials (default: ~/.netrc when it exists)\n"             \
@@ -36,11 +51,12 @@
     "      --connect-timeout DUR   give up connecting after DUR (default 30s)\n"                 \
     "      --low-speed-time DUR    give up when below 1 KiB/s for DUR (default 60s)\n"           \
     "      --retries N             retries per URL on connection errors, 5xx, 429 (default 5)\n" \
-    "      --retry-delay DUR       first backoff, doubling up to 60s (default 1s)\n"             \
+    "      --retry-delay DUR       first backoff, doubling up to 60s (default "                  \
+    "1s)\n" BERTH_FETCH_BOUND_HELP                                                               \
     "  The proxy variables (http_proxy, https_proxy, no_proxy) are honoured.\n"
 
-/* Handle one of BERTH_FETCH_LONGOPTS: 1 handled, 0 not ours, -1 bad value
- * (a usage error has been printed). */
+/* Handle one of BERTH_FETCH_LONGOPTS (or BERTH_FETCH_BOUND_LONGOPTS): 1 handled, 0 not ours, -1 bad
+ * value (a usage error has been printed). */
 int berth_fetch_option(const char *verb, int c, const char *arg, struct berth_fetch_options *opt);
 
 /* Set opt->progress to the terminal display when stderr is a terminal

@@ -27,6 +27,9 @@ void berth_fetch_options_init(struct berth_fetch_options *opt)
     opt->retries = 5;
     opt->retry_delay_ms = 1000;
     opt->retry_max_delay_ms = 60000;
+    opt->max_size = BERTH_MAX_ARTIFACT_DEFAULT;
+    opt->min_free = (struct berth_space_reserve){BERTH_MIN_FREE_DEFAULT, BERTH_MIN_FREE_PERCENT};
+    berth_space_from_env(&opt->max_size, &opt->min_free, &opt->setting_err);
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -61,7 +64,9 @@ struct xfer {
     uint64_t retry_after_ms;
     bool has_retry_after;
     int64_t content_range_start;
-    char failures[1024]; /* "url: why; " for each URL that failed */
+    int64_t declared_length; /* the Content-Length header, -1 none */
+    char failures[1024];     /* "url: why; " for each URL that failed */
+    char redirect_to[512];   /* the last Location seen */
 };
 
 static void trim(char *s)
@@ -86,6 +91,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
         x->etag = x->last_modified = NULL;
         x->has_retry_after = false;
         x->content_range_start = -1;
+        x->declared_length = -1;
         return len;
     }
     char *colon = strchr(line, ':');
@@ -95,6 +101,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
     char *v = colon + 1;
     while (*v == ' ' || *v == '\t')
         v++;
+    if (!strcasecmp(line, "location"))
+        snprintf(x->redirect_to, sizeof(x->redirect_to), "%s", v);
     if (!strcasecmp(line, "etag")) {
         free(x->etag);
         x->etag = xstrdup(v);
@@ -114,6 +122,13 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
             x->retry_after_ms = t > now ? (uint64_t)(t - now) * 1000 : 0;
         }
         x->has_retry_after = true;
+    } else if (!strcasecmp(line, "content-length")) {
+        /* kept even where curl ignores it (beside Transfer-Encoding): the
+         * server said this is all there is */
+        char *end;
+        unsigned long long l = strtoull(v, &end, 10);
+        if (*v >= '0' && *v <= '9' && !*end)
+            x->declared_length = (int64_t)l;
     } else if (!strcasecmp(line, "content-range")) {
         unsigned long long a;
         if (sscanf(v, "bytes %llu-", &a) == 1)
@@ -134,6 +149,37 @@ static int restart_stream(struct xfer *x)
     return 0;
 }
 
+static const struct berth_fetch_options *xfer_opt(struct xfer *x)
+{
+    const struct berth_fetch_options *opt = NULL;
+    curl_easy_getinfo(x->easy, CURLINFO_PRIVATE, &opt);
+    return opt;
+}
+
+/* What the server says is coming must fit: the maximum artifact size and
+ * the free space above the reserve. */
+static int check_declared(struct xfer *x)
+{
+    const struct berth_fetch_options *opt = xfer_opt(x);
+    char a[32], b[32];
+
+    if (!x->total || !opt)
+        return 0;
+    if (opt->max_size && x->total > opt->max_size) {
+        berth_space_human(x->total, a, sizeof(a));
+        berth_space_human(opt->max_size, b, sizeof(b));
+        return berth_error_set(&x->werr, EFBIG,
+                               "the server declares %s (%llu bytes), more than the maximum "
+                               "artifact size of %s (--max-artifact-size, "
+                               "BERTH_MAX_ARTIFACT_SIZE)",
+                               a, (unsigned long long)x->total, b);
+    }
+    if (x->own_fd &&
+        berth_space_check(x->fd, &opt->min_free, x->total - x->offset, x->req->dest, &x->werr) < 0)
+        return -1;
+    return 0;
+}
+
 static int start_body(struct xfer *x)
 {
     long status = 0;
@@ -141,14 +187,16 @@ static int start_body(struct xfer *x)
 
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+    if (cl < 0 && x->declared_length >= 0)
+        cl = (curl_off_t)x->declared_length;
     if (x->range_from && status == 206 && x->content_range_start == (int64_t)x->offset) {
         x->total = cl >= 0 ? x->offset + (uint64_t)cl : 0;
-        return 0;
+        return check_declared(x);
     }
     if (x->offset && restart_stream(x) < 0)
         return -1;
     x->total = cl >= 0 ? (uint64_t)cl : 0;
-    return 0;
+    return check_declared(x);
 }
 
 static size_t on_data(char *buf, size_t size, size_t n, void *ud)
@@ -160,11 +208,26 @@ static size_t on_data(char *buf, size_t size, size_t n, void *ud)
         if (start_body(x) < 0)
             return 0;
     }
-    const struct berth_fetch_options *opt = NULL;
-    curl_easy_getinfo(x->easy, CURLINFO_PRIVATE, &opt);
+    const struct berth_fetch_options *opt = xfer_opt(x);
+    char a[32];
+    if (x->total && x->offset + len > x->total) {
+        berth_error_set(&x->werr, EPROTO,
+                        "the server sent more than the %llu bytes its Content-Length declared",
+                        (unsigned long long)x->total);
+        return 0;
+    }
     if (opt && opt->max_size && x->offset + len > opt->max_size) {
-        berth_error_set(&x->werr, EFBIG, "the artifact is larger than %llu bytes",
-                        (unsigned long long)opt->max_size);
+        berth_space_human(opt->max_size, a, sizeof(a));
+        berth_error_set(&x->werr, EFBIG,
+                        "the artifact is larger than the maximum artifact size of %s (%llu "
+                        "bytes; --max-artifact-size, BERTH_MAX_ARTIFACT_SIZE)",
+                        a, (unsigned long long)opt->max_size);
+        return 0;
+    }
+    if (opt && x->own_fd &&
+        berth_space_check(x->fd, &opt->min_free, len, x->req->dest, &x->werr) < 0) {
+        berth_space_human(x->offset, a, sizeof(a));
+        berth_error_wrap(&x->werr, "after %s received", a);
         return 0;
     }
     for (size_t done = 0; done < len;) {
@@ -184,6 +247,11 @@ static size_t on_data(char *buf, size_t size, size_t n, void *ud)
     return len;
 }
 
+static bool is_https(const char *url)
+{
+    return !strncasecmp(url, "https:", 6);
+}
+
 static CURL *make_easy(struct xfer *x, const struct berth_fetch_options *opt)
 {
     CURL *e = curl_easy_init();
@@ -192,7 +260,11 @@ static CURL *make_easy(struct xfer *x, const struct berth_fetch_options *opt)
         return NULL;
     curl_easy_setopt(e, CURLOPT_URL, x->req->urls[x->url]);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    /* https stays https: a redirect to http would let anyone on the path
+     * choose the bytes (the digest still catches it, the signature URL and
+     * credentials would not be protected) */
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR,
+                     is_https(x->req->urls[x->url]) ? "https" : "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
     curl_easy_setopt(e, CURLOPT_FAILONERROR, 1L);
@@ -223,6 +295,7 @@ static CURL *make_easy(struct xfer *x, const struct berth_fetch_options *opt)
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)opt);
     x->errbuf[0] = '\0';
+    x->redirect_to[0] = '\0';
     x->body_started = false;
     x->range_from = 0;
     curl_slist_free_all(x->hdrs);
@@ -274,6 +347,12 @@ static void describe(struct xfer *x, CURLcode rc, long status, char *buf, size_t
         buf[n] = '\0';
     } else if (rc == CURLE_HTTP_RETURNED_ERROR)
         snprintf(buf, len, "HTTP status %ld", status);
+    else if (rc == CURLE_UNSUPPORTED_PROTOCOL && is_https(x->req->urls[x->url]) &&
+             x->redirect_to[0] && strncasecmp(x->redirect_to, "https:", 6))
+        snprintf(buf, len,
+                 "refused a redirect from https to '%s': an https URL is never "
+                 "followed to http or another protocol",
+                 x->redirect_to);
     else if (rc == CURLE_UNSUPPORTED_PROTOCOL)
         snprintf(buf, len, "refused: only http and https are allowed, also in redirects (%s)",
                  x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
@@ -434,7 +513,11 @@ static size_t run(const struct berth_fetch_request *reqs, const int *fds, size_t
         x->res = &results[i];
         x->fd = -1;
         x->content_range_start = -1;
-        if (!multi) {
+        x->declared_length = -1;
+        if (opt->setting_err.msg[0]) {
+            x->res->err = opt->setting_err;
+            finish(x, false);
+        } else if (!multi) {
             berth_error_set(&x->res->err, ENOMEM, "initialising libcurl");
             finish(x, false);
         } else if (reqs[i].nurls == 0) {

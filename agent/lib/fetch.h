@@ -6,6 +6,12 @@
  * in order, netrc, a CA bundle and a client certificate, the standard proxy
  * variables, and several transfers at once over curl multi.
  *
+ * What a server can make berth write is bounded (space.h): never more
+ * than the Content-Length it declared, never more than a maximum artifact
+ * size, never into the reserve of free space on the destination's
+ * filesystem; a failed request's file is removed. An https URL is never
+ * redirected to http.
+ *
  * Every byte is hashed as it arrives (verify.h), so no second pass over
  * the file is needed. The library never prints: progress goes to a
  * callback that agent/cmd implements.
@@ -18,6 +24,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "space.h"
 
 struct berth_fetch_progress {
     uint64_t done;    /* bytes received over all transfers */
@@ -40,13 +47,17 @@ struct berth_fetch_options {
     unsigned retries;           /* per URL, after the first attempt */
     uint64_t retry_delay_ms;    /* first backoff; doubles each time */
     uint64_t retry_max_delay_ms;
-    uint64_t max_size; /* refuse artifacts larger than this, 0: no limit */
+    uint64_t max_size;                   /* refuse artifacts larger than this, 0: no limit */
+    struct berth_space_reserve min_free; /* keep this free where `dest` is */
+    berth_error setting_err;             /* an invalid host setting: every request fails with it */
     berth_fetch_progress_fn progress;
     void *progress_userdata;
 };
 
 /* Defaults: 30 s connect timeout, abort below 1 KiB/s for 60 s, 5 retries
- * starting at 1 s up to 60 s. */
+ * starting at 1 s up to 60 s, artifacts up to 8 GiB, keep max(1 GiB, 5%)
+ * free; BERTH_MAX_ARTIFACT_SIZE and BERTH_MIN_FREE_SPACE from the
+ * environment replace the last two (space.h). */
 void berth_fetch_options_init(struct berth_fetch_options *opt);
 
 /* Where the bytes go besides the file: the store unpacks while downloading.
