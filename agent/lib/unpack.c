@@ -5,9 +5,17 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <iconv.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "confine.h"
 #include "util.h"
 
 #define WH_PREFIX ".wh."
@@ -33,8 +41,11 @@ static const int extract_flags = ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRA
                                  ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
                                  ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL;
 
-static const struct berth_unpack_limits default_limits = {BERTH_UNPACK_MAX_BYTES,
-                                                          BERTH_UNPACK_MAX_ENTRIES};
+static const struct berth_unpack_limits default_limits = {
+    BERTH_UNPACK_MAX_BYTES,
+    BERTH_UNPACK_MAX_ENTRIES,
+    {BERTH_MIN_FREE_DEFAULT, BERTH_MIN_FREE_PERCENT},
+};
 
 int berth_image_format_from_name(const char *name)
 {
@@ -106,9 +117,11 @@ enum berth_image_format berth_unpack_format_of(const struct berth_unpack_stats *
     return BERTH_FORMAT_ROOTFS;
 }
 
-static int copy_data(struct archive *in, struct archive *out, uint64_t *bytes, uint64_t max,
-                     const char *name, berth_error *err)
+static int copy_data(struct archive *in, struct archive *out, uint64_t *bytes,
+                     const struct berth_unpack_limits *lim, int rootfd, const char *name,
+                     berth_error *err)
 {
+    uint64_t max = lim->max_bytes;
     const void *buf;
     size_t size;
     la_int64_t offset;
@@ -124,6 +137,8 @@ static int copy_data(struct archive *in, struct archive *out, uint64_t *bytes, u
             return berth_error_set(err, EFBIG,
                                    "refusing '%s': the archive unpacks to more than %llu bytes",
                                    name, (unsigned long long)max);
+        if (berth_space_check(rootfd, &lim->min_free, size, name, err) < 0)
+            return -1;
         if (archive_write_data_block(out, buf, size, offset) < ARCHIVE_WARN)
             return berth_error_set(err, 0, "writing '%s': %s", name, archive_error_string(out));
     }
@@ -224,7 +239,7 @@ static bool is_whiteout(const char *name)
     return !strncmp(base, WH_PREFIX, strlen(WH_PREFIX));
 }
 
-enum mode { MODE_PLAIN, MODE_WHITEOUTS, MODE_LAYER };
+enum mode { MODE_PLAIN, MODE_WHITEOUTS, MODE_LAYER, MODE_DETECT };
 
 struct ctx {
     enum mode mode;
@@ -261,6 +276,10 @@ static int entry_one(struct ctx *c, struct archive *in, struct archive *out,
 
     if (!name)
         return berth_error_set(err, EINVAL, "refusing an entry without a name");
+    if (c->mode == MODE_DETECT) {
+        scan_name(name, c->st);
+        return c->st->layout_like ? 0 : 1; /* 1: seen enough */
+    }
     if (c->mode == MODE_WHITEOUTS) {
         if (!is_whiteout(name))
             return 0;
@@ -290,7 +309,7 @@ static int entry_one(struct ctx *c, struct archive *in, struct archive *out,
     if (r < ARCHIVE_WARN)
         return berth_error_set(err, 0, "refusing '%s': %s", name, archive_error_string(out));
     if (archive_entry_size(entry) > 0 &&
-        copy_data(in, out, &c->st->bytes, c->lim->max_bytes, name, err) < 0)
+        copy_data(in, out, &c->st->bytes, c->lim, c->rootfd, name, err) < 0)
         return -1;
     if (archive_write_finish_entry(out) < ARCHIVE_WARN)
         return berth_error_set(err, 0, "finishing '%s': %s", name, archive_error_string(out));
@@ -307,21 +326,36 @@ static int extract(struct ctx *c, struct archive *in, struct archive *out, berth
             return 0;
         if (r < ARCHIVE_WARN)
             return berth_error_set(err, 0, "reading the archive: %s", archive_error_string(in));
-        if (entry_one(c, in, out, entry, err) < 0)
+        r = entry_one(c, in, out, entry, err);
+        if (r < 0)
             return -1;
+        if (r > 0)
+            return 0;
     }
 }
 
-static struct archive *reader(void)
+/* The built-in decompressors only: archive_read_support_filter_all()
+ * would fall back to external programs (lrzip, lzop, grzip...) run from
+ * the unpacker. Each of these answers ARCHIVE_WARN when libarchive was
+ * built without the library and would run a program instead. */
+static int support_filters(struct archive *a, berth_error *err)
 {
-    struct archive *in = archive_read_new();
+    static const struct {
+        const char *name;
+        int (*fn)(struct archive *);
+    } filters[] = {{"gzip", archive_read_support_filter_gzip},
+                   {"xz", archive_read_support_filter_xz},
+                   {"zstd", archive_read_support_filter_zstd},
+                   {"bzip2", archive_read_support_filter_bzip2},
+                   {"lz4", archive_read_support_filter_lz4}};
 
-    if (!in)
-        return NULL;
-    archive_read_support_filter_all(in);
-    archive_read_support_format_tar(in);
-    archive_read_support_format_gnutar(in);
-    return in;
+    for (size_t i = 0; i < ARRAY_SIZE(filters); i++)
+        if (filters[i].fn(a) != ARCHIVE_OK)
+            return berth_error_set(err, ENOTSUP,
+                                   "libarchive has no built-in %s decompressor (it would run "
+                                   "an external program)",
+                                   filters[i].name);
+    return 0;
 }
 
 /* The decompressed tar stream, with zeros appended up to a block boundary
@@ -382,10 +416,13 @@ static struct archive *open_tar(const char *archive, int fd, berth_error *err)
         berth_error_set(err, ENOMEM, "allocating libarchive handles");
         return NULL;
     }
-    archive_read_support_filter_all(p->raw);
+    if (support_filters(p->raw, err) < 0) {
+        archive_read_free(p->raw);
+        free(p);
+        return NULL;
+    }
     archive_read_support_format_raw(p->raw);
-    int r = archive ? archive_read_open_filename(p->raw, archive, 1 << 17)
-                    : archive_read_open_fd(p->raw, fd, 1 << 17);
+    int r = archive_read_open_fd(p->raw, fd, 1 << 17);
     if (r != ARCHIVE_OK || archive_read_next_header(p->raw, &e) != ARCHIVE_OK) {
         berth_error_set(err, 0, "opening archive '%s': %s", archive ? archive : "the stream",
                         archive_error_string(p->raw));
@@ -410,38 +447,124 @@ static struct archive *open_tar(const char *archive, int fd, berth_error *err)
     return in;
 }
 
-/* Open `archive` (or `fd` when archive is NULL) and extract into `dest`. */
-static int unpack(const char *archive, int fd, const char *dest, struct ctx *c, berth_error *err)
+/* In the confined child: extract the stream `fd` into the tree `rootfd`,
+ * which is the process's root and working directory by now (libarchive
+ * extracts relative to the working directory; the secure flags keep every
+ * entry below it, and the chroot keeps everything else out of reach). */
+static int extract_here(int fd, int rootfd, const char *what, struct ctx *c, berth_error *err)
 {
     _cleanup_(archive_writep) struct archive *out = archive_write_disk_new();
-    _cleanup_close_ int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    _cleanup_close_ int rootfd = open(dest, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    const char *what = archive ? archive : "the stream";
     _cleanup_(archive_readp) struct archive *in = NULL;
     int r;
 
     if (!out)
         return berth_error_set(err, ENOMEM, "allocating libarchive handles");
-    if (cwd < 0)
-        return berth_error_set(err, errno, "opening the current directory");
-    if (rootfd < 0)
-        return berth_error_set(err, errno, "opening '%s'", dest);
     c->rootfd = rootfd;
     /* numeric owners: no set_standard_lookup */
     archive_write_disk_set_options(out, extract_flags);
-    if (!(in = open_tar(archive, fd, err)))
+    if (!(in = open_tar(what, fd, err)))
         return -1;
-    /* libarchive extracts relative to the working directory; the secure
-     * flags keep every entry below it */
-    if (fchdir(rootfd) < 0 && chdir(dest) < 0)
-        return berth_error_set(err, errno, "entering '%s'", dest);
     r = extract(c, in, out, err);
     if (r == 0 && archive_write_close(out) < ARCHIVE_WARN)
         r = berth_error_set(err, 0, "finishing extraction: %s", archive_error_string(out));
-    if (fchdir(cwd) < 0 && r == 0)
-        r = berth_error_set(err, errno, "returning to the working directory");
-    if (r < 0)
+    return r;
+}
+
+/* What the unpacker reports back. It is as untrusted as the bytes it
+ * parsed: the parent only takes numbers and a terminated message. */
+struct verdict {
+    int rc;
+    struct berth_unpack_stats stats;
+    berth_error err;
+};
+
+/* Whatever libc loads from the filesystem on first use, loaded while the
+ * host's files are still in reach (character set conversions, the zone). */
+static void preload(void)
+{
+    iconv_t cd = iconv_open("UTF-8", "ISO-8859-1");
+    if (cd != (iconv_t)-1)
+        iconv_close(cd);
+    tzset();
+}
+
+/* The child: only `in`, the tree and the verdict pipe open, then confined.
+ * Never returns. */
+_Noreturn static void unpacker_child(int in, int rootfd, int vpipe, pid_t parent, const char *what,
+                                     struct ctx *c)
+{
+    struct verdict v = {0};
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+    preload();
+    /* fds 3, 4, 5, by way of high numbers so that none is clobbered; every
+     * other one closed: a directory fd outside the tree would undo the
+     * chroot, a socket or lock of the parent would outlive it */
+    int a = fcntl(in, F_DUPFD, 100), b = fcntl(rootfd, F_DUPFD, 100),
+        p = fcntl(vpipe, F_DUPFD, 100);
+    if (null < 0 || a < 0 || b < 0 || p < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0 || dup2(p, 5) < 0 ||
+        dup2(null, 0) < 0 || dup2(null, 1) < 0)
+        _exit(1);
+    close_range(6, ~0U, 0);
+    v.stats = *c->st;
+    if (berth_confine_unpacker(4, &v.err) == 0) {
+        c->st = &v.stats;
+        v.rc = extract_here(3, 4, what, c, &v.err);
+    } else
+        v.rc = -1;
+    (void)!write(5, &v, sizeof(v));
+    _exit(0);
+}
+
+/* Extract the archive `archive` (or the stream `fd` when archive is NULL)
+ * into `dest`, in a confined child process (confine.h). */
+static int unpack(const char *archive, int fd, const char *dest, struct ctx *c, berth_error *err)
+{
+    _cleanup_close_ int rootfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int afd = -1;
+    const char *what = archive ? archive : "the stream";
+    int vp[2];
+    struct verdict v;
+
+    if (rootfd < 0)
+        return berth_error_set(err, errno, "opening '%s'", dest);
+    if (archive && (afd = open(archive, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+        return berth_error_set(err, errno, "opening archive '%s'", archive);
+    if (pipe2(vp, O_CLOEXEC) < 0)
+        return berth_error_set(err, errno, "creating a pipe");
+    pid_t parent = getpid(), pid = fork();
+    if (pid < 0) {
+        close(vp[0]), close(vp[1]);
+        return berth_error_set(err, errno, "forking the unpacker");
+    }
+    if (pid == 0)
+        unpacker_child(archive ? afd : fd, rootfd, vp[1], parent, what, c);
+    close(vp[1]);
+    ssize_t n;
+    do
+        n = read(vp[0], &v, sizeof(v));
+    while (n < 0 && errno == EINTR);
+    close(vp[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (n != sizeof(v)) {
+        if (WIFSIGNALED(status))
+            berth_error_set(err, 0, "the unpacker was killed by %s",
+                            berth_signal_name(WTERMSIG(status)));
+        else
+            berth_error_set(err, 0, "the unpacker exited without a verdict");
         return berth_error_wrap(err, "unpacking '%s'", what);
+    }
+    v.err.msg[sizeof(v.err.msg) - 1] = '\0';
+    *c->st = v.stats;
+    if (v.rc < 0) {
+        *err = v.err;
+        return berth_error_wrap(err, "unpacking '%s'", what);
+    }
     return 0;
 }
 
@@ -488,24 +611,18 @@ int berth_unpack_layer(const char *layer, const char *dest,
 
 int berth_unpack_detect(const char *archive, enum berth_image_format *ret, berth_error *err)
 {
-    _cleanup_(archive_readp) struct archive *in = reader();
     struct berth_unpack_stats st = {.layout_like = true};
-    struct archive_entry *entry;
-    int r;
+    struct ctx c = {MODE_DETECT, &default_limits, &st, -1};
+    char empty[] = "/tmp/berth-detect-XXXXXX";
 
-    if (!in)
-        return berth_error_set(err, ENOMEM, "allocating libarchive handles");
-    if (archive_read_open_filename(in, archive, 1 << 17) != ARCHIVE_OK)
-        return berth_error_set(err, 0, "opening archive '%s': %s", archive,
-                               archive_error_string(in));
-    while (st.layout_like && (r = archive_read_next_header(in, &entry)) != ARCHIVE_EOF) {
-        if (r < ARCHIVE_WARN)
-            return berth_error_set(err, 0, "reading archive '%s': %s", archive,
-                                   archive_error_string(in));
-        const char *name = archive_entry_pathname(entry);
-        if (name)
-            scan_name(name, &st);
-    }
+    /* the headers are the image server's bytes too: read them where an
+     * empty directory is all there is */
+    if (!mkdtemp(empty))
+        return berth_error_set(err, errno, "creating a directory for the unpacker");
+    int r = unpack(archive, -1, empty, &c, err);
+    rmdir(empty);
+    if (r < 0)
+        return -1;
     *ret = berth_unpack_format_of(&st);
     return 0;
 }

@@ -2,7 +2,15 @@
  * could escape it: "..", absolute paths, writes through symlinks, hard links
  * to outside; device nodes are skipped; sizes and entry counts are capped.
  * Owners are kept as the archive's numeric ids (an image's user names mean
- * nothing on the host), modes, times, xattrs and hard links preserved. */
+ * nothing on the host), modes, times, xattrs and hard links preserved.
+ *
+ * Every extraction (and detection) runs in a child process confined to
+ * the destination (confine.h: chroot, no_new_privs, a seccomp allow-list,
+ * only the capabilities extraction needs), with libarchive's tar formats
+ * and its built-in gzip, xz, zstd, bzip2 and lz4 decompressors only: the
+ * bytes may come from a hostile image server and not be verified yet.
+ * Writes stop before the reserve of free space on the destination's
+ * filesystem (space.h). */
 #ifndef BERTH_UNPACK_H
 #define BERTH_UNPACK_H
 
@@ -10,10 +18,12 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "space.h"
 
 struct berth_unpack_limits {
     uint64_t max_bytes; /* total size of regular files */
     uint64_t max_entries;
+    struct berth_space_reserve min_free; /* keep this free where the tree is */
 };
 
 #define BERTH_UNPACK_MAX_BYTES   (64ULL << 30)
@@ -33,10 +43,9 @@ struct berth_unpack_stats {
     bool has_manifest; /* docker's "manifest.json" */
 };
 
-/* Extract the tar archive at `archive` (plain, gzip, xz, zstd or bzip2)
- * into the existing directory `dest`. `limits` may be NULL for the
- * defaults. Not thread-safe: libarchive extracts relative to the working
- * directory, which this changes for the duration. */
+/* Extract the tar archive at `archive` (plain, gzip, xz, zstd, bzip2 or
+ * lz4) into the existing directory `dest`. `limits` may be NULL for the
+ * defaults (including the default free-space reserve). */
 int berth_unpack_tar(const char *archive, const char *dest,
                      const struct berth_unpack_limits *limits, struct berth_unpack_stats *ret_stats,
                      berth_error *err);

@@ -193,7 +193,7 @@ static void test_caps(void **state)
     _cleanup_free_ char *t = xasprintf("%s/t.tar", d);
     _cleanup_free_ char *root = xasprintf("%s/root", d);
     const struct ent e[] = {{"a", 'f', "1234"}, {"b", 'f', "5678"}, {"c", 'f', "9"}};
-    struct berth_unpack_limits two = {1 << 20, 2}, bytes = {6, 100};
+    struct berth_unpack_limits two = {1 << 20, 2, {0, 0}}, bytes = {6, 100, {0, 0}};
     berth_error err = BERTH_ERROR_INIT;
 
     write_tar(t, e, ARRAY_SIZE(e));
