@@ -3,10 +3,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -144,23 +147,89 @@ int berth_image_config_read(const char *path, enum berth_image_format *ret_forma
     return 0;
 }
 
-/* A path inside the layout, resolved as if the layout were "/", so that a
- * manifest cannot point outside it; returns "/proc/self/fd/N" for `fd`. */
-static int open_inside(int layoutfd, const char *rel, int *ret_fd, char **ret_path,
-                       berth_error *err)
+/* Open `rel` inside the layout only: resolved as if the layout were "/"
+ * (a symlink in it, or "..", cannot leave it), never through /proc magic
+ * links, with O_NONBLOCK so that a FIFO cannot block the open, and only
+ * when it is a regular file. `nofollow`: not even a symlink inside (the
+ * JSON files of the layout are never symlinks). */
+static int open_in_layout(int layoutfd, const char *rel, bool nofollow, berth_error *err)
 {
-    int fd = berth_open_in_root(layoutfd, rel, false, false);
+    struct open_how how = {
+        .flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0),
+        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
     struct stat st;
+    int fd;
 
+    do
+        fd = (int)syscall(SYS_openat2, layoutfd, rel, &how, sizeof(how));
+    while (fd < 0 && errno == EAGAIN);
+    if (fd < 0 && errno == ELOOP && nofollow)
+        return berth_error_set(err, ELOOP,
+                               "refusing '%s' in the image: it is a symlink (it could lead "
+                               "to a file of the host)",
+                               rel);
     if (fd < 0)
         return berth_error_set(err, errno, "opening '%s' in the image", rel);
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return berth_error_set(err, EINVAL, "'%s' in the image is not a regular file", rel);
+        return berth_error_set(err, EINVAL, "refusing '%s' in the image: not a regular file", rel);
     }
+    return fd;
+}
+
+/* The same, with the path of the fd for code that opens by name. */
+static int open_inside(int layoutfd, const char *rel, int *ret_fd, char **ret_path,
+                       berth_error *err)
+{
+    int fd = open_in_layout(layoutfd, rel, false, err);
+
+    if (fd < 0)
+        return -1;
     *ret_fd = fd;
     *ret_path = xasprintf("/proc/self/fd/%d", fd);
     return 0;
+}
+
+/* A JSON document of at most MAX_JSON bytes from the regular file `fd`. */
+static int load_json_fd(int fd, const char *name, json_t **ret, berth_error *err)
+{
+    struct stat st;
+    json_error_t je;
+
+    if (fstat(fd, &st) < 0)
+        return berth_error_set(err, errno, "reading '%s'", name);
+    if (st.st_size > MAX_JSON)
+        return berth_error_set(err, EFBIG, "refusing '%s' in the image: larger than %u bytes", name,
+                               MAX_JSON);
+    _cleanup_free_ char *data = xmalloc((size_t)st.st_size + 1);
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = pread(fd, data + len, (size_t)st.st_size + 1 - len, (off_t)len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return berth_error_set(err, errno, "reading '%s'", name);
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > (size_t)st.st_size) /* it grew */
+            return berth_error_set(err, EFBIG, "refusing '%s' in the image: it changes", name);
+    }
+    *ret = json_loadb(data, len, 0, &je);
+    if (!*ret)
+        return berth_error_set(err, EINVAL, "parsing '%s': line %d: %s", name, je.line, je.text);
+    return 0;
+}
+
+/* One of the layout's own JSON files (index.json, manifest.json). */
+static int load_layout_json(int layoutfd, const char *rel, json_t **ret, berth_error *err)
+{
+    _cleanup_close_ int fd = open_in_layout(layoutfd, rel, true, err);
+
+    if (fd < 0)
+        return -1;
+    return load_json_fd(fd, rel, ret, err);
 }
 
 /* An OCI descriptor's blob, its digest and size checked. */
@@ -206,7 +275,7 @@ static int load_blob_json(int layoutfd, json_t *desc, json_t **ret, berth_error 
 
     if (open_blob(layoutfd, desc, &fd, &path, err) < 0)
         return -1;
-    return load_json(path, ret, err);
+    return load_json_fd(fd, json_string_value(json_object_get(desc, "digest")), ret, err);
 }
 
 static bool is_index(const char *mt)
@@ -257,10 +326,10 @@ static int apply_oci(int layoutfd, const char *layout, const char *rootfs,
                      struct berth_unpack_stats *st, berth_error *err)
 {
     _cleanup_json_ json_t *index = NULL, *manifest = NULL, *config = NULL;
-    _cleanup_free_ char *index_path = xasprintf("%s/index.json", layout);
     json_t *desc;
 
-    if (load_json(index_path, &index, err) < 0)
+    (void)layout;
+    if (load_layout_json(layoutfd, "index.json", &index, err) < 0)
         return -1;
     for (int depth = 0;; depth++) {
         if (!(desc = pick_manifest(index, err)))
@@ -298,18 +367,18 @@ static int apply_docker(int layoutfd, const char *layout, const char *rootfs,
                         struct berth_unpack_stats *st, berth_error *err)
 {
     _cleanup_json_ json_t *manifest = NULL, *config = NULL;
-    _cleanup_free_ char *mpath = xasprintf("%s/manifest.json", layout);
-    _cleanup_free_ char *cpath = NULL;
     _cleanup_close_ int cfd = -1;
 
-    if (load_json(mpath, &manifest, err) < 0)
+    (void)layout;
+    if (load_layout_json(layoutfd, "manifest.json", &manifest, err) < 0)
         return -1;
     json_t *m = json_array_get(manifest, 0);
     const char *cfg = json_string_value(json_object_get(m, "Config"));
     json_t *layers = json_object_get(m, "Layers");
     if (!cfg || !json_is_array(layers))
         return berth_error_set(err, EINVAL, "'manifest.json' has no Config or Layers");
-    if (open_inside(layoutfd, cfg, &cfd, &cpath, err) < 0 || load_json(cpath, &config, err) < 0)
+    if ((cfd = open_in_layout(layoutfd, cfg, true, err)) < 0 ||
+        load_json_fd(cfd, cfg, &config, err) < 0)
         return berth_error_wrap(err, "image config");
     json_t *diff_ids = json_object_get(json_object_get(config, "rootfs"), "diff_ids");
     for (size_t i = 0; i < json_array_size(layers); i++) {
