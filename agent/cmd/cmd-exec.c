@@ -245,7 +245,6 @@ struct waiter {
     int sfd;    /* signalfd of the forwarded signals */
     int master; /* pty master, or -1 */
     bool stdin_open;
-    bool own_pgroup;   /* CMD is not in our process group */
     uint64_t deadline; /* monotonic ms, 0: none */
 };
 
@@ -259,10 +258,7 @@ static void on_signals(struct waiter *w)
             copy_winsize(w->master);
             continue;
         }
-        /* without a pty, signals from our terminal reached CMD directly
-         * (same process group); with one, CMD has its own terminal */
-        if (w->master < 0 && !w->own_pgroup && si.ssi_code == SI_KERNEL)
-            continue;
+        /* CMD has a session of its own: our terminal's signals are ours to pass on */
         syscall(SYS_pidfd_send_signal, w->pidfd, sig, NULL, 0);
     }
 }
@@ -418,7 +414,6 @@ int cmd_exec(int argc, char **argv, struct berth_globals *g)
         .redirect_stdio = o.tty || !o.interactive,
         .stdio = {o.tty ? slave : -1, o.tty ? slave : STDOUT_FILENO, o.tty ? slave : STDERR_FILENO},
         .tty = o.tty,
-        .new_pgroup = o.timeout_ms > 0,
     };
     r = berth_exec_spawn(&cfg, &pid, &cmdfd, &err);
     if (r < 0) {
@@ -434,11 +429,7 @@ int cmd_exec(int argc, char **argv, struct berth_globals *g)
         cfmakeraw(&t);
         raw = tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) == 0;
     }
-    struct waiter w = {cmdfd,
-                       sfd,
-                       master,
-                       o.tty && o.interactive,
-                       o.timeout_ms > 0,
+    struct waiter w = {cmdfd, sfd, master, o.tty && o.interactive,
                        o.timeout_ms ? berth_now_ms() + o.timeout_ms : 0};
     rc = wait_command(&w, name);
     if (raw)

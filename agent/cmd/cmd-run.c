@@ -46,7 +46,7 @@ static const char usage_text[] =
     "      --cpus N              CPU limit, e.g. 1.5\n"
     "      --pids N              process limit\n"
     "      --nofile N            open file limit (RLIMIT_NOFILE)\n"
-    "      --cap-add CAP         add a capability to Docker's default set (ALL: all)\n"
+    "      --cap-add CAP         add a capability to podman's default set (ALL: all)\n"
     "      --cap-drop CAP        remove a capability (ALL: all)\n"
     "      --stop-signal SIG     signal sent on SIGTERM (default SIGTERM)\n"
     "      --stop-timeout DUR    then SIGKILL after this long (default 10s)\n"

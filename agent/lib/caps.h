@@ -1,4 +1,4 @@
-/* Capabilities: Docker's default set, names, and applying a set to the
+/* Capabilities: podman's default set, names, and applying a set to the
  * calling process (libcap). Sets are 64-bit masks, bit N = capability N. */
 #ifndef BERTH_CAPS_H
 #define BERTH_CAPS_H
@@ -7,8 +7,10 @@
 
 #include "error.h"
 
-/* Docker's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID
- * SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP. */
+/* podman's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL NET_BIND_SERVICE
+ * SETFCAP SETGID SETPCAP SETUID SYS_CHROOT. That is Docker's without NET_RAW,
+ * MKNOD and AUDIT_WRITE: berth's default network is the host's, where
+ * NET_RAW would let a container sniff and spoof all of its traffic. */
 uint64_t berth_caps_default(void);
 
 /* "NET_ADMIN", "net_admin", "CAP_NET_ADMIN" → its number; "ALL" → -2.

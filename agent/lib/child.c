@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "caps.h"
+#include "util.h"
 
 void berth_child_fail(int fd, int code, bool exec_failed, const char *fmt, ...)
 {
@@ -67,6 +68,46 @@ int berth_child_read(int fd, struct berth_child_msg *m)
         return -1;
     m->msg[sizeof(m->msg) - 1] = '\0';
     return 1;
+}
+
+int berth_child_keep_fds(int *const *fds, size_t n)
+{
+    unsigned next = 3;
+
+    for (size_t i = 0; i < n; i++) {
+        int hi;
+        if (*fds[i] < 0)
+            continue;
+        /* through a copy above every target, so no dup clobbers a source */
+        hi = fcntl(*fds[i], F_DUPFD_CLOEXEC, (int)(3 + n));
+        if (hi < 0 || dup3(hi, (int)next, O_CLOEXEC) < 0)
+            return -1;
+        *fds[i] = (int)next++;
+    }
+    return (int)syscall(SYS_close_range, next, ~0U, 0);
+}
+
+int berth_child_open_workdir(const char *path, bool create)
+{
+    _cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+    if (root < 0)
+        return -1;
+    return berth_open_in_root(root, path, create, true);
+}
+
+int berth_child_chdir(int fd, const char *path, berth_error *err)
+{
+    char cwd[4096];
+
+    if (fchdir(fd) < 0)
+        return berth_error_set(err, errno, "changing to the working directory '%s'", path);
+    /* Linux's getcwd says ENOENT (glibc) or "(unreachable)" for a directory
+     * outside our root */
+    if (!getcwd(cwd, sizeof(cwd)) || cwd[0] != '/')
+        return berth_error_set(
+            err, 0, "the working directory '%s' is outside the container: refused", path);
+    return 0;
 }
 
 void berth_child_reset_signals(void)

@@ -37,6 +37,23 @@ int berth_child_read(int fd, struct berth_child_msg *ret);
  * message has it already. Returns -1. */
 int berth_child_msg_error(const struct berth_child_msg *m, berth_error *err);
 
+/* Keep only the descriptors *fds[0..n-1] (entries of -1 are skipped) and
+ * 0, 1 and 2: they move to 3, 4, ... (the pointers are updated) and every
+ * other descriptor is closed, not just marked close-on-exec, so that
+ * nothing a path chosen by the image or the spec resolves ("/proc/self/fd/N")
+ * can reach a descriptor of the host. */
+int berth_child_keep_fds(int *const *fds, size_t n);
+
+/* The working directory, opened inside the root of the calling process
+ * (after pivot_root or setns: the container's) without magic links, and
+ * created there when `create`. O_PATH fd, or -1 with errno. */
+int berth_child_open_workdir(const char *path, bool create);
+
+/* fchdir to `fd` (from berth_child_open_workdir) and make sure the result
+ * is inside our root (runc's check since 1.1.12): getcwd must not say
+ * "unreachable". `path` names it in the error. */
+int berth_child_chdir(int fd, const char *path, berth_error *err);
+
 /* Reset every signal disposition and the mask to the defaults. */
 void berth_child_reset_signals(void);
 

@@ -125,8 +125,11 @@ static void bind_host(int errfd, int rootfd, const char *src, const char *target
     }
     if (fstat(mfd, &st) < 0)
         FAIL("inspecting bind mount source '%s'", src);
-    if (ro && set_attr(mfd, MOUNT_ATTR_RDONLY) < 0)
-        FAIL("making the bind mount of '%s' read-only", src);
+    /* nodev: no device node made through a writable mount works; a device
+     * node bound on purpose does */
+    if (set_attr(mfd, (ro ? MOUNT_ATTR_RDONLY : 0) |
+                          (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? 0 : MOUNT_ATTR_NODEV)) < 0)
+        FAIL("setting the attributes of the bind mount of '%s'", src);
     if (attach(mfd, rootfd, target, create, S_ISDIR(st.st_mode)) < 0) {
         if (optional && errno == ENOENT)
             return;
@@ -134,13 +137,15 @@ static void bind_host(int errfd, int rootfd, const char *src, const char *target
     }
 }
 
+/* /dev: a nodev tmpfs with the minimal set of nodes, each bound from the
+ * host's /dev. nodev is what keeps a node that the container makes itself
+ * (with CAP_MKNOD, or one in the image) from opening a host device: it
+ * holds on every mount the container can write, whatever its cgroup layout
+ * (a device cgroup would need a BPF program on v2, and `berth run` may
+ * have no cgroup at all). */
 static void setup_dev(int errfd, int rootfd)
 {
-    static const struct {
-        const char *name;
-        unsigned int major, minor;
-    } nodes[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
-                 {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+    static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
     static const char *const links[][2] = {
         {"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"},
         {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"},
@@ -150,15 +155,19 @@ static void setup_dev(int errfd, int rootfd)
     const char *const shm_opts[] = {"mode=1777", "size=65536k", NULL};
     _cleanup_close_ int devfd = -1;
 
-    mount_new(errfd, rootfd, "tmpfs", "/dev", dev_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-              true);
+    mount_new(errfd, rootfd, "tmpfs", "/dev", dev_opts,
+              MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, true);
     devfd = berth_open_in_root(rootfd, "/dev", false, true);
     if (devfd < 0)
         FAIL("opening '/dev'");
-    for (size_t i = 0; i < ARRAY_SIZE(nodes); i++)
-        if (mknodat(devfd, nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].major, nodes[i].minor)) <
-            0)
-            FAIL("creating '/dev/%s'", nodes[i].name);
+    for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
+        _cleanup_free_ char *host = xasprintf("/dev/%s", nodes[i]);
+        _cleanup_close_ int f = openat(devfd, nodes[i], O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        _cleanup_close_ int mfd = open_tree(AT_FDCWD, host, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (f < 0 || mfd < 0 ||
+            move_mount(mfd, "", f, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+            FAIL("binding '/dev/%s'", nodes[i]);
+    }
     for (size_t i = 0; i < ARRAY_SIZE(links); i++)
         if (symlinkat(links[i][1], devfd, links[i][0]) < 0)
             FAIL("creating '/dev/%s'", links[i][0]);
@@ -221,7 +230,9 @@ static void mask_paths(int errfd, int rootfd)
 static void mount_rootfs(int errfd, const struct berth_container_config *cfg, const char *mnt)
 {
     if (cfg->readonly) {
-        if (mount(cfg->image, mnt, NULL, MS_BIND | MS_REC, NULL) < 0)
+        struct mount_attr a = {.attr_set = MOUNT_ATTR_NODEV};
+        if (mount(cfg->image, mnt, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+            mount_setattr(AT_FDCWD, mnt, AT_RECURSIVE, &a, sizeof(a)) < 0)
             FAIL("bind mounting the image '%s'", cfg->image);
         return;
     }
@@ -238,7 +249,7 @@ static void mount_rootfs(int errfd, const struct berth_container_config *cfg, co
     } else {
         opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s/work", cfg->image, upper, cfg->rundir);
     }
-    if (mount("overlay", mnt, "overlay", 0, opts) < 0)
+    if (mount("overlay", mnt, "overlay", MS_NODEV, opts) < 0)
         FAIL("mounting the overlay over '%s'", cfg->image);
 }
 
@@ -305,28 +316,36 @@ static void pivot(int errfd, int rootfd, bool readonly)
 }
 
 static __attribute__((noreturn)) void exec_service(const struct berth_container_config *cfg,
-                                                   int errfd)
+                                                   const struct berth_credentials *cred, int errfd,
+                                                   const int stdio[3], int workdir)
 {
     berth_error err = BERTH_ERROR_INIT;
-    const struct berth_credentials cred = {cfg->uid,     cfg->gid,  cfg->groups,
-                                           cfg->ngroups, cfg->caps, cfg->limits.nofile};
 
     berth_child_reset_signals();
-    if ((cfg->redirect_stdio && berth_child_stdio(cfg->stdio, &err) < 0) ||
-        berth_child_become(&cred, &err) < 0)
+    if ((cfg->redirect_stdio && berth_child_stdio(stdio, &err) < 0) ||
+        berth_child_become(cred, &err) < 0 ||
+        berth_child_chdir(workdir, cfg->workdir ? cfg->workdir : "/", &err) < 0)
         berth_child_fail_error(errfd, &err);
-    if (chdir(cfg->workdir ? cfg->workdir : "/") < 0)
-        FAIL("changing to the working directory '%s'", cfg->workdir);
     berth_child_exec(errfd, cfg->argv, cfg->env, "the image");
 }
 
 /* pid 1 of the container: forward signals to the service, reap every
  * zombie, exit with the service's status once it is gone (the kernel then
- * kills whatever the service left behind). */
-static __attribute__((noreturn)) void init_loop(pid_t service)
+ * kills whatever the service left behind). It holds no more than the
+ * service: its user, capabilities, no_new_privs; no descriptor at all. */
+static __attribute__((noreturn)) void init_loop(const struct berth_credentials *cred, pid_t service)
 {
+    berth_error err = BERTH_ERROR_INIT;
     sigset_t set;
 
+    if (berth_child_become(cred, &err) < 0) {
+        kill(service, SIGKILL);
+        _exit(127);
+    }
+    /* the uid change cleared both */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    syscall(SYS_close_range, 0U, ~0U, 0);
     sigset_forwarded(&set);
     for (;;) {
         siginfo_t si;
@@ -334,9 +353,7 @@ static __attribute__((noreturn)) void init_loop(pid_t service)
         if (sig < 0)
             continue;
         if (sig != SIGCHLD) {
-            /* a signal from the terminal reached the service directly */
-            if (si.si_code != SI_KERNEL)
-                kill(service, sig);
+            kill(service, sig);
             continue;
         }
         for (;;) {
@@ -354,11 +371,27 @@ static __attribute__((noreturn)) void container_child(const struct berth_contain
                                                       int errfd, int syncfd)
 {
     _cleanup_free_ char *mnt = xasprintf("%s/rootfs", cfg->rundir);
-    int rootfd;
+    const struct berth_credentials cred = {cfg->uid,     cfg->gid,  cfg->groups,
+                                           cfg->ngroups, cfg->caps, cfg->limits.nofile};
+    int stdio[3] = {-1, -1, -1};
+    int *const keep[] = {&errfd, &syncfd, &stdio[0], &stdio[1], &stdio[2]};
+    int rootfd, workdir;
     char go;
     pid_t service;
 
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    /* Until exec, the container's processes cannot open our /proc/PID/fd,
+     * cwd, root or exe (ptrace access); and of the caller's descriptors
+     * only the service's standard streams stay open. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (cfg->redirect_stdio)
+        memcpy(stdio, cfg->stdio, sizeof(stdio));
+    if (berth_child_keep_fds(keep, ARRAY_SIZE(keep)) < 0)
+        FAIL("closing the caller's descriptors");
+    /* a session of its own: nothing in the container can push input into
+     * the caller's terminal (TIOCSTI) or take it as its controlling one */
+    if (setsid() < 0)
+        FAIL("creating a session");
     /* Wait until the parent has put us in our cgroup: the cgroup namespace
      * made next is rooted there, and everything the set-up allocates is
      * charged to the container. */
@@ -382,18 +415,16 @@ static __attribute__((noreturn)) void container_child(const struct berth_contain
         FAIL("setting the hostname '%s'", cfg->hostname);
     if (cfg->network_none)
         loopback_up(errfd);
-    if (cfg->workdir && !cfg->readonly) {
-        berth_error err = BERTH_ERROR_INIT;
-        if (berth_mkdir_p(cfg->workdir, 0755, &err) < 0)
-            berth_child_fail_error(errfd, &err);
-    }
+    /* inside the root, no magic links ("/proc/self/fd/N"), created as root */
+    workdir = berth_child_open_workdir(cfg->workdir ? cfg->workdir : "/", !cfg->readonly);
+    if (workdir < 0)
+        FAIL("opening the working directory '%s'", cfg->workdir);
     service = fork();
     if (service < 0)
         FAIL("forking the service");
     if (service == 0)
-        exec_service(cfg, errfd);
-    syscall(SYS_close_range, 3U, ~0U, 0);
-    init_loop(service);
+        exec_service(cfg, &cred, errfd, stdio, workdir);
+    init_loop(&cred, service);
 }
 
 static int read_child_error(int fd, berth_error *err)
@@ -580,8 +611,9 @@ int berth_container_wait(struct berth_container *c, struct berth_exit *ret, bert
         struct signalfd_siginfo si;
         while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
             int sig = (int)si.ssi_signo;
-            if (sig == SIGCHLD || si.ssi_code == SI_KERNEL)
-                continue; /* terminal signals reach the container directly */
+            if (sig == SIGCHLD)
+                continue; /* the container has a session of its own: our terminal's signals are
+                           * ours to pass on */
             if (sig == SIGTERM || sig == SIGINT) {
                 berth_container_kill(c, sig == SIGTERM ? c->stop_signal : sig);
                 if (!deadline)

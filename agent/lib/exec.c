@@ -56,12 +56,13 @@ static __attribute__((noreturn)) void run_command(const struct berth_exec_config
     berth_child_reset_signals();
     if (cfg->redirect_stdio && berth_child_stdio(cfg->stdio, &err) < 0)
         berth_child_fail_error(errfd, &err);
-    if (cfg->tty) {
-        if (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0)
-            FAIL("making standard input the controlling terminal");
-    } else if (cfg->new_pgroup && setpgid(0, 0) < 0) {
-        FAIL("creating a process group");
-    }
+    /* A session of its own: nothing the command does reaches the caller's
+     * terminal (TIOCSTI needs it as the controlling terminal), and the
+     * timeout of berth_exec_wait() kills the whole process group. */
+    if (setsid() < 0)
+        FAIL("creating a session");
+    if (cfg->tty && ioctl(0, TIOCSCTTY, 0) < 0)
+        FAIL("making standard input the controlling terminal");
     if (berth_child_become(&cred, &err) < 0)
         berth_child_fail_error(errfd, &err);
     /* after the uid change, which clears it: the command dies with the

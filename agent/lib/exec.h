@@ -42,13 +42,10 @@ struct berth_exec_config {
      * (a -1 entry means /dev/null); otherwise it inherits the caller's. */
     bool redirect_stdio;
     int stdio[3];
-    /* Start a new session with fd 0 (a terminal, see
-     * berth_exec_open_pty()) as the controlling terminal. */
+    /* Make fd 0 (a terminal, see berth_exec_open_pty()) the controlling
+     * terminal of the command's session. The command always has a session
+     * (and so a process group) of its own. */
     bool tty;
-    /* Put the command in a process group of its own, so that the timeout
-     * of berth_exec_wait() kills everything it started (health checks).
-     * Leave it off for a command in the caller's terminal foreground. */
-    bool new_pgroup;
 };
 
 /* The command could not be executed: argv[0] not found in the container
@@ -76,7 +73,7 @@ int berth_exec_open_pty(pid_t init_pid, int *ret_master, int *ret_slave, berth_e
 /* Wait for the command of `pidfd` (a child of the caller) for at most
  * `timeout_ms` (< 0: forever). Returns 0 when it exited, with its code in
  * *ret_code (128+N for death by signal N); 1 when the timeout expired: the
- * command (and its process group, with new_pgroup) was then killed with
+ * command (and its process group) was then killed with
  * SIGKILL and reaped, *ret_code is then normally 137;
  * -1 on error. Does not close `pidfd`.
  * An event loop (the keeper) does not block here: it polls the pidfd with

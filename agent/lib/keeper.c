@@ -742,7 +742,6 @@ static void on_health_timer(struct keeper *k)
         .nofile = k->cfg.limits.nofile,
         .redirect_stdio = true,
         .stdio = {-1, -1, -1},
-        .new_pgroup = true,
     };
     if (berth_exec_spawn(&ec, &pid, &k->health_pidfd, &err) != 0) {
         k->health_pidfd = -1;

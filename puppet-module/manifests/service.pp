@@ -31,7 +31,7 @@
 # @param stop_signal The signal that asks the service to stop.
 # @param stop_timeout How long to wait after it before SIGKILL.
 # @param limits Memory, CPU, pids and open files limits.
-# @param capabilities Capabilities added to and dropped from Docker's default set.
+# @param capabilities Capabilities added to and dropped from podman's default set (Docker's without NET_RAW, MKNOD and AUDIT_WRITE).
 # @param healthcheck A command that tells whether the service is healthy.
 # @param enabled false: keep the service declared but stopped.
 define berth::service (
