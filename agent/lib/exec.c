@@ -46,16 +46,23 @@ static pid_t pidfd_pid(int pidfd)
 
 /* The command, inside every namespace of the container: stdio, session,
  * then the service's identity as container.c takes it, exec. */
-static __attribute__((noreturn)) void run_command(const struct berth_exec_config *cfg, int errfd)
+static __attribute__((noreturn)) void run_command(const struct berth_exec_config *cfg, int errfd,
+                                                  const int stdio[3])
 {
     berth_error err = BERTH_ERROR_INIT;
     const struct berth_credentials cred = {cfg->uid,     cfg->gid,  cfg->groups,
                                            cfg->ngroups, cfg->caps, cfg->nofile};
     _cleanup_free_ char *where = xasprintf("the container of '%s'", cfg->name);
+    const char *wd = cfg->workdir ? cfg->workdir : "/";
+    int workdir;
 
     berth_child_reset_signals();
-    if (cfg->redirect_stdio && berth_child_stdio(cfg->stdio, &err) < 0)
+    if (cfg->redirect_stdio && berth_child_stdio(stdio, &err) < 0)
         berth_child_fail_error(errfd, &err);
+    /* inside the container's root (setns made it ours), no magic links */
+    workdir = berth_child_open_workdir(wd, false);
+    if (workdir < 0)
+        FAIL("opening the working directory '%s' in '%s'", wd, cfg->name);
     /* A session of its own: nothing the command does reaches the caller's
      * terminal (TIOCSTI needs it as the controlling terminal), and the
      * timeout of berth_exec_wait() kills the whole process group. */
@@ -68,9 +75,8 @@ static __attribute__((noreturn)) void run_command(const struct berth_exec_config
     /* after the uid change, which clears it: the command dies with the
      * caller (berth exec killed, keeper gone) instead of lingering */
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (chdir(cfg->workdir ? cfg->workdir : "/") < 0)
-        FAIL("changing to the working directory '%s' in '%s'", cfg->workdir ? cfg->workdir : "/",
-             cfg->name);
+    if (berth_child_chdir(workdir, wd, &err) < 0)
+        berth_child_fail_error(errfd, &err);
     berth_child_exec(errfd, cfg->argv, cfg->env, where);
 }
 
@@ -83,9 +89,19 @@ static __attribute__((noreturn)) void helper(const struct berth_exec_config *cfg
 {
     berth_error err = BERTH_ERROR_INIT;
     struct clone_args args = {.flags = CLONE_PARENT}; /* exit_signal: ours (SIGCHLD) */
-    pid_t pid;
+    int stdio[3] = {-1, -1, -1};
+    int *const keep[] = {&initfd, &errfd, &pidout, &stdio[0], &stdio[1], &stdio[2]};
+    pid_t pid, init;
 
-    pid_t init = pidfd_pid(initfd);
+    /* Until exec, the container's processes cannot open our /proc/PID/fd,
+     * cwd, root or exe; and of the caller's descriptors (a keeper's log,
+     * socket, directories) only the command's standard streams stay. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (cfg->redirect_stdio)
+        memcpy(stdio, cfg->stdio, sizeof(stdio));
+    if (berth_child_keep_fds(keep, ARRAY_SIZE(keep)) < 0)
+        FAIL("closing the caller's descriptors");
+    init = pidfd_pid(initfd);
 
     if (init <= 0 ||
         berth_cgroup_join(getpid(), init, cfg->cgroup_root ? cfg->cgroup_root : BERTH_CGROUP_FSROOT,
@@ -112,7 +128,7 @@ static __attribute__((noreturn)) void helper(const struct berth_exec_config *cfg
     }
     if (pid == 0) {
         close(pidout);
-        run_command(cfg, errfd);
+        run_command(cfg, errfd, stdio);
     }
     if (write(pidout, &pid, sizeof(pid)) != sizeof(pid))
         _exit(1);
