@@ -399,6 +399,24 @@ int berth_keeper_stop(const char *root, const char *name, berth_error *err)
     return fd < 0 ? 0 : berth_keeper_stop_wait(fd, name, err);
 }
 
+/* PATH, and the sanitizers' settings of a test build (their reports of a
+ * detached keeper go to files only through these) */
+static char **keeper_env(void)
+{
+    static const char *const pass[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"};
+    static char *env[ARRAY_SIZE(pass) + 2];
+    size_t n = 0;
+
+    env[n++] = (char *)BERTH_DEFAULT_PATH;
+    for (size_t i = 0; i < ARRAY_SIZE(pass); i++) {
+        const char *v = getenv(pass[i]);
+        if (v)
+            env[n++] = xasprintf("%s=%s", pass[i], v);
+    }
+    env[n] = NULL;
+    return env;
+}
+
 int berth_keeper_spawn(const char *root, const char *name, const char *exe, pid_t *ret_pid,
                        berth_error *err)
 {
@@ -407,6 +425,11 @@ int berth_keeper_spawn(const char *root, const char *name, const char *exe, pid_
     char buf[1024];
     int r;
 
+    /* the keeper starts in "/": a relative --root must not change meaning */
+    _cleanup_free_ char *abs = realpath(root, NULL);
+
+    if (!abs)
+        return berth_error_set(err, errno, "resolving the root '%s'", root);
     if (pipe2(p, O_CLOEXEC) < 0)
         return berth_error_set(err, errno, "creating a pipe");
     child = fork();
@@ -430,7 +453,14 @@ int berth_keeper_spawn(const char *root, const char *name, const char *exe, pid_
         syscall(SYS_close_range, 4U, ~0U, 0);
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        execl(exe, "berth", "keeper", "--root", root, "--ready-fd", "3", name, (char *)NULL);
+        /* nothing of the caller's: its cwd, umask and environment (a secret
+         * in the shell that ran `berth apply`) reach no keeper, init or
+         * service */
+        if (chdir("/") < 0)
+            _exit(127);
+        umask(022);
+        execle(exe, "berth", "keeper", "--root", abs, "--ready-fd", "3", name, (char *)NULL,
+               keeper_env());
         dprintf(3, "error: executing '%s': %s\n", exe, strerror(errno));
         _exit(127);
     }

@@ -125,11 +125,27 @@ def berth_cgroups():
     return sorted(found)
 
 
-def empty_berth_cgroups():
+def root_hash(root):
+    """The suffix of a service's cgroup under a root other than
+    /var/lib/berth: FNV-1a of its real path (keeper.c)."""
+    h = 2166136261
+    for b in os.path.realpath(root).encode():
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return f"{h:08x}"
+
+
+def root_cgroups(root):
+    """berth's cgroups of the services of this root only (other tests, other
+    roots may run at the same time)."""
+    tag = "@" + root_hash(root)
+    return [c for c in berth_cgroups() if tag in c]
+
+
+def empty_berth_cgroups(root=None):
     """berth's leaf cgroups without a process: leftovers. A service's cgroup
     has two leaves, its keeper's and its container's, both always occupied."""
     empty = []
-    for c in berth_cgroups():
+    for c in (root_cgroups(root) if root else berth_cgroups()):
         if any(os.path.isdir(os.path.join(c, d)) for d in os.listdir(c)):
             continue
         with open(os.path.join(c, "cgroup.procs")) as f:

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from conftest import berth_cgroups, empty_berth_cgroups, keeper_pids, mountinfo, wait_for
+from conftest import (berth_cgroups, empty_berth_cgroups, keeper_pids, mountinfo, root_cgroups,
+                      wait_for)
 
 LOOP = ["/bin/sh", "-c", "echo started $SVC; exec sleep 100000"]
 
@@ -248,9 +249,9 @@ def test_sigkill_during_apply_converges(host, berth_bin):
     keepers = keeper_pids(host.berth.root)
     assert sorted(keepers) == sorted(s["keeper_pid"] for s in st.values())
     # each service has its cgroups (keeper/ and container/), nothing else is left
-    assert empty_berth_cgroups() == []
-    services = {os.path.basename(os.path.dirname(c)).split("@")[0] for c in berth_cgroups()
-                if os.path.basename(c) == "container"}
+    assert empty_berth_cgroups(host.berth.root) == []
+    services = {os.path.basename(os.path.dirname(c)).split("@")[0]
+                for c in root_cgroups(host.berth.root) if os.path.basename(c) == "container"}
     assert services == set(svcs)
     assert mountinfo() == mounts_before
     # every container's init belongs to a live service
@@ -258,7 +259,7 @@ def test_sigkill_during_apply_converges(host, berth_bin):
         assert os.path.exists(f"/proc/{s['pid']}")
     host.teardown()
     assert keeper_pids(host.berth.root) == []
-    assert berth_cgroups() == []
+    assert root_cgroups(host.berth.root) == []
 
 
 def test_unknown_user_fails_that_service_at_apply_time(host):

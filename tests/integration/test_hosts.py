@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import TOP, berth_cgroups, empty_berth_cgroups, keeper_pids, mountinfo, wait_for
+from conftest import TOP, empty_berth_cgroups, keeper_pids, mountinfo, root_cgroups, wait_for
 from test_agent import Agent, running
 from test_apply import LOOP
 from test_run_lifecycle import assert_one_line_failure
@@ -127,13 +127,13 @@ def test_every_service_has_its_cgroup_and_the_keeper_leaves_the_callers(host, tm
                 os.kill(int(pid), signal.SIGKILL)
         assert host.status() == st
         assert all(os.path.exists(f"/proc/{s['pid']}") for s in st.values())
-        assert empty_berth_cgroups() == []
+        assert empty_berth_cgroups(host.berth.root) == []
     finally:
         host.teardown()
         for d in dirs:
             wait_for(lambda: not open(f"{d}/cgroup.procs").read().strip(), 10, f"{d} empty")
             os.rmdir(d)
-    assert berth_cgroups() == []
+    assert root_cgroups(host.berth.root) == []
 
 
 def test_services_open_file_limit_is_their_own(host):
