@@ -498,6 +498,7 @@ size_t berth_store_ensure_images(const char *root, const struct berth_image_ref 
             refs[i].max_unpacked_bytes ? refs[i].max_unpacked_bytes : BERTH_UNPACK_MAX_BYTES;
         j->limits.max_entries =
             refs[i].max_entries ? refs[i].max_entries : BERTH_UNPACK_MAX_ENTRIES;
+        j->limits.min_free = opt->min_free;
         berth_error_clear(j->err);
         memset(j->ret, 0, sizeof(*j->ret));
         j->rc = job_start(j, root, opt);

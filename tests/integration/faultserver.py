@@ -18,6 +18,11 @@ If-Range against the ETag or Last-Modified, HEAD. Steps:
     {"redirect": URL, "code": 302}        a redirect (to file://, ftp://, ...)
     {"ignore_range": True}                answer a Range request with 200 + all
     {"body": b"..."}                      a different body than the file
+    {"endless": b"prefix"}                the prefix, then zeros forever, no Content-Length
+    {"lie_length": N}                     Content-Length: N, then the whole file
+    {"chunked_lie": N}                    Content-Length: N beside Transfer-Encoding:
+                                          chunked, then the whole file in chunks
+    {"trickle": (N, SECONDS)}             N bytes every SECONDS
 
 Every request is recorded in srv.requests as (method, path, headers dict).
 """
@@ -69,6 +74,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if not head:
                 self.wfile.write(body)
             return
+        if "endless" in step:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            zeros = bytes(1 << 16)
+            try:
+                self.wfile.write(step["endless"])
+                while not srv.stop.is_set():
+                    self.wfile.write(zeros)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
         entry = srv.files.get(path)
         if entry is None:
             self.send_error(404)
@@ -102,6 +121,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("ETag", etag)
             self.send_header("Last-Modified", lastmod)
         self.send_header("Content-Type", "application/octet-stream")
+        if "chunked_lie" in step or "lie_length" in step:
+            self.send_header("Content-Length", str(step.get("chunked_lie", step.get("lie_length"))))
+            if "chunked_lie" in step:
+                self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            body = data if data is not None else open(entry["path"], "rb").read()
+            try:
+                if "chunked_lie" in step:
+                    for i in range(0, len(body), 4096):
+                        c = body[i:i + 4096]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(c), c))
+                    self.wfile.write(b"0\r\n\r\n")
+                else:
+                    self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return
         if "truncate" in step:
             self.send_header("Connection", "close")
             self.close_connection = True
@@ -110,6 +148,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(length))
         self.end_headers()
         if head:
+            return
+        if "trickle" in step:
+            n, pause = step["trickle"]
+            body = data if data is not None else open(entry["path"], "rb").read()
+            try:
+                for i in range(start, start + length, n):
+                    if srv.stop.is_set():
+                        break
+                    self.wfile.write(body[i:min(i + n, start + length)])
+                    self.wfile.flush()
+                    srv.stop.wait(pause)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
             return
         limit = length
         if "drop_after" in step:

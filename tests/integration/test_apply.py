@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-from conftest import (berth_cgroups, empty_berth_cgroups, keeper_pids, mountinfo, root_cgroups,
-                      wait_for)
+from conftest import empty_berth_cgroups, keeper_pids, mountinfo, root_cgroups, wait_for
 
 LOOP = ["/bin/sh", "-c", "echo started $SVC; exec sleep 100000"]
 
