@@ -6,6 +6,7 @@
 
 #include "apply.h"
 #include "cmd.h"
+#include "image-opts.h"
 #include "plan.h"
 #include "util.h"
 
@@ -24,7 +25,7 @@ static const char usage_text[] =
     "  -f, --file FILE   the desired-state file\n"
     "      --dry-run     print the plan only (as 'berth diff')\n"
     "      --plan ID     apply only if the plan is still the one 'berth diff' showed\n"
-    "                    as ID; otherwise change nothing and exit 1\n"
+    "                    as ID; otherwise change nothing and exit 1\n" BERTH_FETCH_BOUND_HELP
     "      --root DIR    state directory (default " BERTH_DEFAULT_ROOT ")\n"
     "  -h, --help        this help\n"
     "\n"
@@ -63,6 +64,7 @@ int cmd_apply(int argc, char **argv, struct berth_globals *g)
         {"dry-run", no_argument, NULL, 'n'},
         {"plan", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
+        BERTH_FETCH_BOUND_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     struct berth_spec spec = BERTH_SPEC_INIT;
@@ -73,8 +75,14 @@ int cmd_apply(int argc, char **argv, struct berth_globals *g)
     bool dry_run = false;
     int c, lockfd = -1, rc = EXIT_FAIL;
 
+    berth_fetch_options_init(&fopt);
     while ((c = getopt_long(argc, argv, "+f:hqv", longopts, NULL)) != -1) {
         if (berth_global_option(c, optarg, g))
+            continue;
+        int r = berth_fetch_option("apply", c, optarg, &fopt);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r > 0)
             continue;
         switch (c) {
         case 'f':
@@ -130,7 +138,6 @@ int cmd_apply(int argc, char **argv, struct berth_globals *g)
     }
     printf("Applying plan %s for '%s'\n", plan.id, g->config);
     fflush(stdout);
-    berth_fetch_options_init(&fopt);
     struct outcome outcome = {NULL};
     struct berth_apply_options opt = {
         .exe = "/proc/self/exe", .fetch = &fopt, .report = report, .ud = &outcome};
