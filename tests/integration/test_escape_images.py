@@ -443,3 +443,20 @@ def test_image_json_fifo_does_not_block(berth, srv, oci_tar, docker_tar, kind, n
     assert r.returncode == 1
     assert f"refusing '{name}' in the image: not a regular file" in r.stderr, r.stderr
     assert leftovers(berth.root) == []
+
+
+def test_apply_bounds_its_downloads_too(berth, srv, tmp_path, image):
+    """berth apply takes the same bounds: an endless image fails that service
+    alone, with nothing left behind."""
+    from conftest import services_yaml
+    srv.add("/endless", b"")
+    srv.script("/endless", [{"endless": b""}] * 3)
+    f = tmp_path / "services.yaml"
+    f.write_text(services_yaml({"web": {"image": {"url": srv.url("/endless"),
+                                                  "digest": FAKE_DIGEST, "format": "rootfs"},
+                                        "command": ["/bin/true"], "restart": "never"}}))
+    r = berth.run("apply", "-f", str(f), "--max-artifact-size", "4M", timeout=60)
+    assert r.returncode == 1
+    assert "maximum artifact size of 4.0 MiB" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert leftovers(berth.root) == [] and imagekit.store_view(berth.root) == []
+    assert berth.run("apply", "-f", str(f), "--min-free-space", "bogus").returncode == 2
