@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "keeper.h"
@@ -18,11 +19,41 @@ static const char usage_text[] =
     "rotated files under ROOT/services/NAME/log/. Lines starting with\n"
     "\"[berth TIME]\" come from its keeper (starts, exits with their codes,\n"
     "restarts and their delays, OOM kills, health changes), with the time in UTC.\n"
+    "On a terminal, control characters the service wrote (escape sequences) are\n"
+    "shown as \\xNN instead of reaching the terminal; through a pipe the bytes\n"
+    "pass unchanged.\n"
     "\n"
     "Options:\n"
     "  -n, --lines N   only the last N lines\n"
     "  -f, --follow    keep printing what it writes (across rotations)\n"
     "  -h, --help      this help\n";
+
+/* On a terminal, what a container wrote must not drive the terminal: its
+ * control characters (ESC and the other C0 ones but tab and newline, DEL,
+ * and the C1 ones as UTF-8, U+0080..U+009F) are shown as \xNN. Through a
+ * pipe or into a file the bytes pass unchanged. */
+static void out(const char *buf, size_t len)
+{
+    static int tty = -1;
+
+    if (tty < 0)
+        tty = isatty(STDOUT_FILENO);
+    if (!tty) {
+        fwrite(buf, 1, len, stdout);
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (c == 0xc2 && i + 1 < len && (unsigned char)buf[i + 1] >= 0x80 &&
+            (unsigned char)buf[i + 1] <= 0x9f) {
+            printf("\\xc2\\x%02x", (unsigned char)buf[++i]);
+        } else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+            printf("\\x%02x", c);
+        } else {
+            putchar(c);
+        }
+    }
+}
 
 static void print_tail(const char *data, size_t len, long lines)
 {
@@ -40,7 +71,7 @@ static void print_tail(const char *data, size_t len, long lines)
         }
         start = lines == 0 ? data + len : p;
     }
-    fwrite(start, 1, (size_t)(data + len - start), stdout);
+    out(start, (size_t)(data + len - start));
 }
 
 /* All rotated files, oldest first, concatenated. */
@@ -81,7 +112,7 @@ static int follow(const char *logdir, off_t pos)
         ssize_t n;
         if (fd >= 0) {
             while ((n = pread(fd, buf, sizeof(buf), pos)) > 0) {
-                fwrite(buf, 1, (size_t)n, stdout);
+                out(buf, (size_t)n);
                 pos += n;
             }
             fflush(stdout);
