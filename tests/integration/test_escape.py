@@ -353,16 +353,14 @@ def sections(out):
     return got
 
 
-def test_mknod_block_and_char_devices_cannot_be_opened(berth, rootfs, tmp_path, probe_bin):
-    """Attack: container root runs `mknod X b 7 0` (loop0), the host's disk
-    and `c 10 237` (loop-control), `c 10 232` (kvm), then opens and reads X, in the writable layer,
-    a tmpfs mount, /dev/shm and /dev, with the default capabilities and with
-    `--cap-add MKNOD`. Promise: no such node can be opened (nodev mounts or
-    a device cgroup), and without MKNOD it cannot even be made (the default
-    capability set has no CAP_MKNOD). Controls: the same nodes made on the
-    host do open (so the attack would read something), and the container's
-    own /dev/null, /dev/zero, /dev/full and /dev/urandom work."""
-    major, minor, disk = host_disk()
+MKNOD_PLACES = ["/tmp", "/scratch", "/dev/shm", "/dev", "/"]
+CONTROL_DEVS = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom")
+
+
+def mknod_devices(tmp_path, probe_bin):
+    """loop0, the host's disk, loop-control and kvm; checked to open on the
+    host (so that the attack would get something)."""
+    major, minor, _ = host_disk()
     devices = [("b", 7, 0), ("b", major, minor), ("c", 10, 237), ("c", 10, 232)]
     openable = []
     for kind, ma, mi in devices:
@@ -370,31 +368,78 @@ def test_mknod_block_and_char_devices_cannot_be_opened(berth, rootfs, tmp_path, 
                             str(mi)], capture_output=True, text=True, timeout=10)
         if kv(r.stdout).get("open") == "ok":
             openable.append((kind, ma, mi))
-    # loop0 and loop-control open on this host (its own disk may be hidden by a
-    # device cgroup of the machine: it is tried anyway)
+    # loop0 and loop-control open on this host (its own disk may be hidden
+    # by a device cgroup of the machine: it is tried anyway)
     assert ("b", 7, 0) in openable and ("c", 10, 237) in openable, openable
+    return devices
 
-    places = ["/tmp", "/scratch", "/dev/shm", "/dev", "/"]
+
+def mknod_script(devices):
     script = "".join(f"echo @{p.rstrip('/')}/n-{k}{ma}-{mi}; "
                      f"/bin/probe mknod {p.rstrip('/')}/n-{k}{ma}-{mi} {k} {ma} {mi}; "
-                     for p in places for k, ma, mi in devices)
-    script += "".join(f"echo @{d}; /bin/probe read {d}; "
-                      for d in ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom"))
+                     for p in MKNOD_PLACES for k, ma, mi in devices)
+    return script + "".join(f"echo @{d}; /bin/probe read {d}; " for d in CONTROL_DEVS)
+
+
+def mknod_problems(out, devices, what, with_mknod):
+    """What the mknod script's output shows wrong."""
+    got = sections(out)
+    assert len(got) == len(MKNOD_PLACES) * len(devices) + 4, out
+    problems = {}
+    for where, text in got.items():
+        if where in CONTROL_DEVS:
+            want = "read=0" if where == "/dev/null" else "read=16"
+            assert f"open=ok {want}" in text, (what, where, text)   # the controls
+            continue
+        if "open=ok" in text:
+            problems[f"{what} {where}"] = "opened the device node: " + text.replace("\n", " ")
+        elif not with_mknod and "mknod=EPERM" not in text:
+            problems[f"{what} {where}"] = "made a node without CAP_MKNOD: " + \
+                text.replace("\n", " ")
+    return problems
+
+
+def test_mknod_block_and_char_devices_cannot_be_opened(berth, rootfs, tmp_path, probe_bin):
+    """Attack: container root runs `mknod X b 7 0` (loop0), the same for
+    the host's disk, `c 10 237` (loop-control) and `c 10 232` (kvm), then
+    opens and reads X, in the writable layer, a tmpfs mount, /dev/shm, /dev
+    and /, with the default capabilities and with `--cap-add MKNOD`.
+    Promise: no such node can be opened (nodev mounts or a device cgroup),
+    and without MKNOD it cannot even be made (the default capability set
+    has no CAP_MKNOD). Controls: the same nodes made on the host do open
+    (so the attack would read something), and the container's own
+    /dev/null, /dev/zero, /dev/full and /dev/urandom work."""
+    devices = mknod_devices(tmp_path, probe_bin)
+    script = mknod_script(devices)
     problems = {}
     for caps in ([], ["--cap-add", "MKNOD"]):
         r = berth.run("run", *caps, "--tmpfs", "/scratch", rootfs, "/bin/sh", "-c", script)
         assert r.returncode == 0, r.stderr
-        got = sections(r.stdout)
-        assert len(got) == len(places) * len(devices) + 4, r.stdout
-        for where, out in got.items():
-            if where.startswith("/dev/") and "/n-" not in where:
-                want = "read=0" if where == "/dev/null" else "read=16"
-                assert f"open=ok {want}" in out, (where, out)   # the controls
-                continue
-            if "open=ok" in out:
-                problems[f"{caps} {where}"] = "opened the device node: " + out.replace("\n", " ")
-            elif not caps and "mknod=EPERM" not in out:
-                problems[f"{caps} {where}"] = "made a node without CAP_MKNOD: " + out.replace("\n", " ")
+        problems.update(mknod_problems(r.stdout, devices, f"berth run {caps}", bool(caps)))
+    assert_none(problems)
+
+
+def test_mknod_in_a_service_and_its_exec(host, tmp_path, probe_bin):
+    """Attack: the same mknod-and-open from services (the keeper's path),
+    one with `capabilities: {add: [MKNOD]}`, and from `berth exec` into
+    each. Promise and controls as for `berth run`."""
+    devices = mknod_devices(tmp_path, probe_bin)
+    script = mknod_script(devices)
+    cmd = ["/bin/sh", "-c", script + "echo @end; exec sleep 100000"]
+    tmpfs = [{"type": "tmpfs", "target": "/scratch"}]
+    host.write({"plain": host.svc(cmd, mounts=tmpfs),
+                "mknod": host.svc(cmd, mounts=tmpfs, capabilities={"add": ["MKNOD"]})})
+    r = host.apply()
+    assert r.returncode == 0, r.stdout + r.stderr
+    problems = {}
+    for name in ("plain", "mknod"):
+        logs = wait_for(lambda: (lambda t: t if "@end" in t else None)(
+            host.berth.run("logs", name).stdout), 10, f"{name}'s script")
+        logs = logs.split("@end")[0]
+        problems.update(mknod_problems(logs, devices, f"service {name}", name == "mknod"))
+        r = host.berth.run("exec", name, "--", "/bin/sh", "-c", script.replace("n-", "x-"))
+        assert r.returncode == 0, r.stderr
+        problems.update(mknod_problems(r.stdout, devices, f"exec {name}", name == "mknod"))
     assert_none(problems)
 
 
@@ -481,6 +526,33 @@ def test_pid1_holds_no_more_than_the_service_with_sys_ptrace(own_berth, rootfs, 
     finally:
         p.send_signal(signal.SIGTERM)
         p.communicate(timeout=30)
+
+
+def test_service_pid1_holds_no_more_than_the_service(own_host, marker):
+    """Attack: the same on a service (the keeper starts its init) with
+    `capabilities: {add: [SYS_PTRACE]}`, and from `berth exec` into it.
+    Promise: pid 1's capability sets are within the service's, with the
+    same NoNewPrivs and seccomp mode, on the host and from inside; its fds
+    and directories are none of the host's. Control: the attach works."""
+    berth = own_host.berth
+    own_host.write({"dbg": own_host.svc(SLEEP, capabilities={"add": ["SYS_PTRACE"]})})
+    r = own_host.apply()
+    assert r.returncode == 0, r.stdout + r.stderr
+    init = own_host.status()["dbg"]["pid"]
+    service = int(open(f"/proc/{init}/task/{init}/children").read().split()[0])
+    assert_holds_no_more(status_of(open(f"/proc/{init}/status").read()),
+                         status_of(open(f"/proc/{service}/status").read()), "on the host")
+    hostids = ",".join(f"{st.st_dev}:{st.st_ino}" for st in map(os.stat, [
+        "/", marker.dir, marker.tmp, berth.root]))
+    bst = os.stat(berth.binary)
+    r = berth.run("exec", "dbg", "--", "/bin/sh", "-c",
+                  "/bin/probe status 1; /bin/probe ptrace 1; "
+                  f"/bin/probe scan 0.3 {marker.rel} {hostids} {bst.st_dev}:{bst.st_ino}")
+    assert r.returncode == 0, r.stderr
+    assert_holds_no_more(status_of(r.stdout, "other "), status_of(r.stdout, "self "), "inside")
+    assert kv(r.stdout)["ptrace"] == "ok", r.stdout   # control
+    assert marker.token not in r.stdout
+    assert not re.search(r"^(ESCAPE|HOSTDIR) ", r.stdout, re.M), r.stdout
 
 
 def test_pid1_is_not_dumpable(berth, rootfs):
