@@ -6,6 +6,8 @@ scanners are in tests/probe/probe.c; see test_escape.py for the rest."""
 import os
 import queue
 import re
+import select
+import subprocess
 import threading
 import time
 
@@ -71,12 +73,42 @@ class ExecLoop:
         while not self.stop.is_set():
             opts = EXEC_VARIANTS[i % len(EXEC_VARIANTS)]
             cmd = ["/bin/probe", "exit", "0"] if i % 2 else ["sleep", "0.05"]
-            r = self.berth.run("exec", *opts, self.name, "--", *cmd, pass_fds=self.fds,
-                               timeout=30)
-            self.codes.append(r.returncode)
-            if r.returncode:
-                self.errors.append((opts, r.stderr))
+            if i % 7 == 6:
+                code, err = self._on_a_terminal(cmd)
+            else:
+                r = self.berth.run("exec", *opts, self.name, "--", *cmd, pass_fds=self.fds,
+                                   timeout=30)
+                code, err = r.returncode, r.stderr
+            self.codes.append(code)
+            if code:
+                self.errors.append((opts, err))
             i += 1
+
+    def _on_a_terminal(self, cmd):
+        """berth exec -t from a terminal of the host (a pty of ours)."""
+        master, slave = os.openpty()
+        try:
+            p = subprocess.Popen(self.berth.cmd("exec", "-t", self.name, "--", *cmd),
+                                 stdin=slave, stdout=slave, stderr=slave, pass_fds=self.fds)
+            os.close(slave)
+            slave = -1
+            out = b""
+            while True:   # drain until the slave is closed by everyone
+                r, _, _ = select.select([master], [], [], 30)
+                if not r:
+                    break
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                out += data
+            return p.wait(timeout=30), out.decode(errors="replace")
+        finally:
+            if slave >= 0:
+                os.close(slave)
+            os.close(master)
 
     def join(self):
         self.stop.set()
@@ -111,18 +143,21 @@ def test_scanner_racing_exec_and_health_checks_never_reaches_a_host_path(own_hos
                                                                         tmp_path):
     """Attack: for 12 seconds the service opens /proc/P/fd/*, cwd, root and
     exe of every other process it can see while health checks run every
-    100ms and `berth exec` (with host directory fds held by its caller)
-    starts again and again, so that it catches them between entering the
-    container and exec; every directory it reaches is climbed out of
-    ("../../..") to a host marker file. Promise: no open ever yields the
-    marker, a host directory (by device and inode) or the berth binary:
+    100ms and `berth exec` (with host directory fds held by its caller,
+    some with -t from a host pty) starts again and again, so that it
+    catches them between entering the container and exec; every directory
+    it reaches is climbed out of ("../../..") to a host marker file.
+    Promise: no open ever yields the marker, a host directory (by device
+    and inode), a terminal of the host's devpts or the berth binary:
     processes berth starts are non-dumpable until they exec, with every
     host fd closed. Controls: the scanner does open the fds and directories
     of many processes of the container (the execs and health checks after
     their exec), every exec succeeds, and the health checks pass."""
     berth = own_host.berth
     svc_dir = os.path.join(berth.root, "services", "racer")
-    host_ids = devino("/", marker.dir, marker.tmp, berth.root, str(tmp_path / "bin"))
+    pts = os.stat("/dev/pts/ptmx").st_dev   # the host's terminals (of exec -t's caller)
+    host_ids = devino("/", marker.dir, marker.tmp, berth.root, str(tmp_path / "bin")) + \
+        f",{pts}:0"
     bst = os.stat(berth.binary)
     cmd = ["/bin/sh", "-c",
            f"/bin/probe scan {RACE_SECONDS} {marker.rel} {host_ids} {bst.st_dev}:{bst.st_ino}; "
@@ -138,7 +173,7 @@ def test_scanner_racing_exec_and_health_checks_never_reaches_a_host_path(own_hos
     # the keeper runs our copy of the binary: the one whose inode is watched
     assert os.readlink(f"/proc/{st['keeper_pid']}/exe") == berth.binary
     assert os.path.isdir(os.path.join(svc_dir, "log"))
-    hits = re.findall(r"^(?:ESCAPE|HOSTDIR|BERTHBIN) .*$", out, re.M)
+    hits = re.findall(r"^(?:ESCAPE|HOSTDIR|HOSTDEV|BERTHBIN) .*$", out, re.M)
     assert not hits, f"{len(hits)} hits, the first ones:\n" + "\n".join(hits[:30])
     assert marker.token not in out
     summary = kv(out)

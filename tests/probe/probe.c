@@ -22,9 +22,11 @@
  *                           fd/N} of every other visible process; a
  *                           directory reached is climbed out of like
  *                           escape-cwd; HOSTIDS ("dev:ino,...") are the
- *                           host's directories, BIN ("dev:ino") the berth
- *                           binary. Prints "scan-start", then "ESCAPE ...",
- *                           "HOSTDIR ...", "BERTHBIN ..." lines for each hit
+ *                           host's directories ("dev:0": anything on that
+ *                           filesystem, like the host's devpts), BIN
+ *                           ("dev:ino") the berth binary. Prints
+ *                           "scan-start", then "ESCAPE ...", "HOSTDIR ...",
+ *                           "HOSTDEV ...", "BERTHBIN ..." lines for each hit
  *                           and a summary "opened=N pids=N hits=N"
  *   probe exe-attack SECS BIN VICTIM
  *                           for SECS seconds, open /proc/P/exe of every
@@ -212,6 +214,16 @@ static int is_id(const struct stat *st, const struct devino *ids, int n)
     return 0;
 }
 
+/* an entry "dev:0" stands for every inode of that filesystem (the host's
+ * devpts: its terminals) */
+static int is_dev(const struct stat *st, const struct devino *ids, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (ids[i].ino == 0 && (unsigned long long)st->st_dev == ids[i].dev)
+            return 1;
+    return 0;
+}
+
 static struct {
     const char *rel;
     struct devino host[16], bin;
@@ -247,6 +259,10 @@ static void scan_one(int pid, const char *path)
         if (S_ISDIR(st.st_mode) && is_id(&st, sc.host, sc.nhost)) {
             printf("HOSTDIR %s %llu:%llu\n", path, (unsigned long long)st.st_dev,
                    (unsigned long long)st.st_ino);
+            sc.hits++;
+        }
+        if (!S_ISDIR(st.st_mode) && is_dev(&st, sc.host, sc.nhost)) {
+            printf("HOSTDEV %s %u:%u\n", path, major(st.st_dev), minor(st.st_dev));
             sc.hits++;
         }
         if (S_ISREG(st.st_mode) && is_id(&st, &sc.bin, 1)) {
