@@ -27,11 +27,11 @@
         "min-free-space", required_argument, NULL, OPT_MIN_FREE       \
     }
 
-#define BERTH_FETCH_BOUND_HELP                                                             \
-    "      --max-artifact-size SIZE  refuse artifacts larger than SIZE (default 8G, or\n"  \
-    "                              $BERTH_MAX_ARTIFACT_SIZE)\n"                            \
-    "      --min-free-space SIZE|N%  stop a download or unpack before the filesystem of\n" \
-    "                              --root has less than this free (default max(1G, 5%),\n" \
+#define BERTH_FETCH_BOUND_HELP                                                              \
+    "      --max-artifact-size SIZE  refuse artifacts larger than SIZE (default 8G, or\n"   \
+    "                              $BERTH_MAX_ARTIFACT_SIZE)\n"                             \
+    "      --min-free-space SIZE|N%  stop a download or unpack before the filesystem of\n"  \
+    "                              --root has less than this free (default max(64M, 5%),\n" \
     "                              or $BERTH_MIN_FREE_SPACE; 0: no reserve)\n"
 
 #define BERTH_FETCH_LONGOPTS                                                                    \

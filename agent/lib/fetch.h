@@ -55,7 +55,7 @@ struct berth_fetch_options {
 };
 
 /* Defaults: 30 s connect timeout, abort below 1 KiB/s for 60 s, 5 retries
- * starting at 1 s up to 60 s, artifacts up to 8 GiB, keep max(1 GiB, 5%)
+ * starting at 1 s up to 60 s, artifacts up to 8 GiB, keep max(64 MiB, 5%)
  * free; BERTH_MAX_ARTIFACT_SIZE and BERTH_MIN_FREE_SPACE from the
  * environment replace the last two (space.h). */
 void berth_fetch_options_init(struct berth_fetch_options *opt);

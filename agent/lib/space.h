@@ -3,11 +3,12 @@
  * eat into on the filesystem of the state root (where the services' logs
  * and writable layers live too: a full disk there breaks running services).
  *
- * Defaults: artifacts up to 8 GiB; keep max(1 GiB, 5% of the filesystem)
+ * Defaults: artifacts up to 8 GiB; keep max(64 MiB, 5% of the filesystem)
  * free. berth runs as root, so the filesystem's own root reserve (ext4's
- * 5%) does not stop it; 5% keeps that headroom for the services, and 1 GiB
- * is the floor on small disks. The host settings BERTH_MAX_ARTIFACT_SIZE
- * and BERTH_MIN_FREE_SPACE (environment, e.g. set by the systemd unit)
+ * 5%) does not stop it; 5% keeps that headroom for the services, and 64 MiB
+ * is the floor on small disks (a root on a 1 GiB disk or tmpfs can still
+ * take small images; a bigger floor would refuse every fetch there). The host settings
+ * BERTH_MAX_ARTIFACT_SIZE and BERTH_MIN_FREE_SPACE (environment, e.g. set by the systemd unit)
  * change the defaults; command-line flags change them again.
  */
 #ifndef BERTH_SPACE_H
@@ -19,7 +20,7 @@
 #include "error.h"
 
 #define BERTH_MAX_ARTIFACT_DEFAULT (8ULL << 30)
-#define BERTH_MIN_FREE_DEFAULT     (1ULL << 30)
+#define BERTH_MIN_FREE_DEFAULT     (64ULL << 20)
 #define BERTH_MIN_FREE_PERCENT     5u
 
 /* Keep max(bytes, percent% of the filesystem) free. All zero: no reserve. */

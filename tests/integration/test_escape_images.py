@@ -146,11 +146,11 @@ def test_endless_download_on_a_small_tmpfs_keeps_the_reserve(small_root, srv, ar
 
 
 def test_default_reserve_refuses_a_disk_that_is_nearly_full(small_root, srv, artifact):
-    """The default keeps max(1 GiB, 5%) free: a 64 MiB filesystem has no room."""
+    """The default keeps max(64 MiB, 5%) free: a 64 MiB filesystem has no room."""
     digest = srv.add("/good.tar.gz", artifact)
     r = fetch(small_root, srv.url("/good.tar.gz"), f"sha256:{digest}")
     assert r.returncode == 1
-    assert "reserve of 1.0 GiB" in r.stderr and "max(1.0 GiB, 5%)" in r.stderr, r.stderr
+    assert "reserve of 64.0 MiB" in r.stderr and "max(64.0 MiB, 5%)" in r.stderr, r.stderr
     assert leftovers(small_root.root) == [] and imagekit.store_view(small_root.root) == []
     # the host setting, as the systemd unit would set it
     env = dict(os.environ, BERTH_MIN_FREE_SPACE="8M")
