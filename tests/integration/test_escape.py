@@ -28,7 +28,7 @@ import tarfile
 
 import pytest
 
-from conftest import Berth, Host, keeper_pids, sha256_file, wait_for
+from conftest import Berth, Host, sha256_file, wait_for
 from faultserver import FaultServer
 
 # every fd number a keeper, an init, berth run or berth exec might hold
