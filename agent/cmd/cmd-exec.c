@@ -16,6 +16,7 @@
 #include "cmd.h"
 #include "exec.h"
 #include "keeper.h"
+#include "seccomp-profile.h"
 #include "status.h"
 #include "user.h"
 #include "util.h"
@@ -332,6 +333,9 @@ int cmd_exec(int argc, char **argv, struct berth_globals *g)
     struct exec_opts o = {0};
     berth_error err = BERTH_ERROR_INIT;
     struct berth_keeper_config kc = {0};
+    const struct berth_seccomp_profile *seccomp = NULL;
+    struct berth_seccomp_profile *seccomp_owned = NULL;
+    _cleanup_free_ char *seccomp_cache = berth_seccomp_cache_dir(g->root);
     struct berth_user user = {0};
     _cleanup_free_ char *dir = NULL, *cfgpath = NULL;
     _cleanup_close_ int initfd = -1, cmdfd = -1, sfd = -1, master = -1, slave = -1;
@@ -369,6 +373,9 @@ int cmd_exec(int argc, char **argv, struct berth_globals *g)
     if (berth_keeper_config_read(cfgpath, &kc, &err) < 0)
         goto fail;
     have_kc = true;
+    /* the service's own filter, as its init and service have */
+    if (berth_keeper_config_seccomp(&kc, &seccomp, &seccomp_owned, &err) < 0)
+        goto fail;
     if (berth_user_resolve(kc.image_rootfs, o.user ? o.user : kc.user, &user, &err) < 0)
         goto fail;
 
@@ -410,6 +417,8 @@ int cmd_exec(int argc, char **argv, struct berth_globals *g)
         .groups = user.groups,
         .ngroups = user.ngroups,
         .caps = kc.caps,
+        .seccomp = seccomp,
+        .seccomp_cache = seccomp_cache,
         .nofile = kc.limits.nofile,
         .redirect_stdio = o.tty || !o.interactive,
         .stdio = {o.tty ? slave : -1, o.tty ? slave : STDOUT_FILENO, o.tty ? slave : STDERR_FILENO},
@@ -448,6 +457,7 @@ out:
     berth_user_release(&user);
     if (have_kc)
         berth_keeper_config_release(&kc);
+    berth_seccomp_profile_free(seccomp_owned);
     free(o.env);
     return rc;
 }

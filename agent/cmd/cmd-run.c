@@ -13,6 +13,7 @@
 #include "cmd.h"
 #include "container.h"
 #include "keeper.h"
+#include "seccomp-profile.h"
 #include "store.h"
 #include "user.h"
 #include "util.h"
@@ -48,6 +49,8 @@ static const char usage_text[] =
     "      --nofile N            open file limit (RLIMIT_NOFILE)\n"
     "      --cap-add CAP         add a capability to podman's default set (ALL: all)\n"
     "      --cap-drop CAP        remove a capability (ALL: all)\n"
+    "      --seccomp PROFILE     default (Docker's profile: the default), unconfined,\n"
+    "                            or a profile file in Docker's JSON format\n"
     "      --stop-signal SIG     signal sent on SIGTERM (default SIGTERM)\n"
     "      --stop-timeout DUR    then SIGKILL after this long (default 10s)\n"
     "      --root DIR            state directory (default " BERTH_DEFAULT_ROOT ")\n"
@@ -74,6 +77,7 @@ enum {
     OPT_CAP_DROP,
     OPT_STOP_SIGNAL,
     OPT_STOP_TIMEOUT,
+    OPT_SECCOMP,
 };
 
 struct run_opts {
@@ -92,6 +96,7 @@ struct run_opts {
     int stop_signal;
     bool stop_signal_set;
     uint64_t stop_timeout_ms;
+    const char *seccomp; /* "default", "unconfined" or a profile file */
 };
 
 static void free_opts(struct run_opts *o)
@@ -226,6 +231,7 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct run
         {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
         {"stop-signal", required_argument, NULL, OPT_STOP_SIGNAL},
         {"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
+        {"seccomp", required_argument, NULL, OPT_SECCOMP},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -308,6 +314,11 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct run
         case OPT_STOP_TIMEOUT:
             if (berth_parse_duration(optarg, &o->stop_timeout_ms) < 0)
                 BAD("invalid --stop-timeout '%s': expected a duration like 10s or 500ms", optarg);
+            break;
+        case OPT_SECCOMP:
+            if (!*optarg)
+                BAD("invalid --seccomp '': expected default, unconfined or a profile file");
+            o->seccomp = optarg;
             break;
         case ':':
             BAD("option '%s' needs a value", argv[optind - 1]);
@@ -401,8 +412,10 @@ static int report_exit(const char *name, const struct run_opts *o, const struct 
 
 int cmd_run(int argc, char **argv, struct berth_globals *g)
 {
-    struct run_opts o = {
-        .caps = berth_caps_default(), .stop_signal = SIGTERM, .stop_timeout_ms = 10000};
+    struct run_opts o = {.caps = berth_caps_default(),
+                         .stop_signal = SIGTERM,
+                         .stop_timeout_ms = 10000,
+                         .seccomp = "default"};
     berth_error err = BERTH_ERROR_INIT;
     _cleanup_free_ char *image = NULL;
     _cleanup_free_ char *rundir = NULL;
@@ -413,6 +426,8 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
     struct berth_container c = {.pidfd = -1};
     struct berth_exit ex;
     struct berth_image img = {0};
+    struct berth_seccomp_profile *profile = NULL;
+    _cleanup_free_ char *seccomp_cache = NULL;
     bool have_img = false;
     char **env = NULL;
     char **cmd = NULL;
@@ -484,6 +499,12 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
     if (berth_user_resolve(image, o.user, &user, &err) < 0 ||
         make_rundir(g->root, id, &rundir, &lockfd, &err) < 0)
         goto out;
+    /* a profile file is parsed (jansson) only when given: Docker's default
+     * is compiled in */
+    if (strcmp(o.seccomp, "default") && strcmp(o.seccomp, "unconfined") &&
+        berth_seccomp_profile_load(o.seccomp, &profile, &err) < 0)
+        goto out;
+    seccomp_cache = berth_seccomp_cache_dir(g->root);
     env = build_env(&o, user.home, have_img ? img.config.env : NULL);
     /* a cgroup for the limits; "_" cannot start a service name: no clash
      * with a keeper's cgroup */
@@ -510,6 +531,10 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
         .nmounts = o.nmounts,
         .limits = o.limits,
         .caps = o.caps,
+        .seccomp = profile                         ? profile
+                   : !strcmp(o.seccomp, "default") ? &berth_seccomp_default
+                                                   : NULL,
+        .seccomp_cache = seccomp_cache,
         .stop_signal = o.stop_signal,
         .stop_timeout_ms = o.stop_timeout_ms,
         .memory_layer = true,
@@ -543,6 +568,7 @@ out:
     if (have_img)
         berth_image_release(&img);
     berth_user_release(&user);
+    berth_seccomp_profile_free(profile);
     free_opts(&o);
     return rc;
 }

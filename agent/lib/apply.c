@@ -13,6 +13,7 @@
 #include "status.h"
 #include "store.h"
 #include "user.h"
+#include "seccomp-profile.h"
 #include "util.h"
 
 int berth_lock_root(const char *root, bool wait, berth_error *err)
@@ -52,6 +53,25 @@ static uint64_t caps_of(const struct berth_service *svc)
 }
 
 /* The service and its image's defaults → what the keeper runs. */
+/* A profile file is read and checked now and kept in container.json: the
+ * keeper starts with what was checked, whatever happens to the file. */
+static int resolve_seccomp(const struct berth_service *svc, struct berth_keeper_config *k,
+                           berth_error *err)
+{
+    struct berth_seccomp_profile *p = NULL;
+    size_t len = 0;
+
+    k->seccomp = xstrdup(svc->seccomp ? svc->seccomp : "default");
+    if (!svc->seccomp || svc->seccomp[0] != '/')
+        return 0;
+    if (berth_read_file(svc->seccomp, BERTH_SECCOMP_PROFILE_MAX, &k->seccomp_profile, &len, err) <
+            0 ||
+        berth_seccomp_profile_parse(k->seccomp_profile, len, svc->seccomp, &p, err) < 0)
+        return berth_error_wrap(err, "service '%s'", svc->name);
+    berth_seccomp_profile_free(p);
+    return 0;
+}
+
 static int resolve(const struct berth_service *svc, const struct berth_image *img, const char *hash,
                    struct berth_keeper_config *k, berth_error *err)
 {
@@ -139,7 +159,7 @@ static int resolve(const struct berth_service *svc, const struct berth_image *im
         k->health_retries = svc->healthcheck.retries;
         k->health_restart = svc->healthcheck.restart_on_unhealthy;
     }
-    return 0;
+    return resolve_seccomp(svc, k, err);
 }
 
 /* Leftovers of a keeper that was killed: its cgroups (empty: the

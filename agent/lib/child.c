@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "caps.h"
+#include "seccomp-profile.h"
 #include "util.h"
 
 void berth_child_fail(int fd, int code, bool exec_failed, const char *fmt, ...)
@@ -162,6 +163,8 @@ int berth_child_become(const struct berth_credentials *c, berth_error *err)
     prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return berth_error_set(err, errno, "setting no_new_privs");
+    if (c->seccomp && berth_seccomp_install(c->seccomp) < 0)
+        return berth_error_set(err, errno, "loading the seccomp filter");
     return 0;
 }
 

@@ -61,6 +61,8 @@ void berth_child_reset_signals(void);
  * sources are themselves 0, 1 or 2. */
 int berth_child_stdio(const int stdio[3], berth_error *err);
 
+struct berth_seccomp_bpf;
+
 struct berth_credentials {
     uid_t uid;
     gid_t gid;
@@ -68,10 +70,14 @@ struct berth_credentials {
     size_t ngroups;
     uint64_t caps;   /* capability mask (caps.h) */
     uint64_t nofile; /* RLIMIT_NOFILE, 0: inherited */
+    /* the container's seccomp filter (seccomp-profile.h), NULL: unconfined */
+    const struct berth_seccomp_bpf *seccomp;
 };
 
 /* Become `c`: RLIMIT_NOFILE, the bounding set, groups/gid/uid with the
- * capabilities kept across, the capability sets, no_new_privs. */
+ * capabilities kept across, the capability sets, no_new_privs, and last
+ * the seccomp filter: after it, only what the container may do is left
+ * (the caller's fchdir, getcwd, close_range and execve are). */
 int berth_child_become(const struct berth_credentials *c, berth_error *err);
 
 /* Close every descriptor above stderr at exec (the error pipe too) and

@@ -17,6 +17,7 @@
 
 #include "cgroup.h"
 #include "error.h"
+#include "seccomp-profile.h"
 
 struct berth_mount {
     char *source; /* host path; NULL for tmpfs */
@@ -47,8 +48,13 @@ struct berth_container_config {
     const struct berth_mount *mounts;
     size_t nmounts;
     struct berth_limits limits;
-    uint64_t caps;           /* capability mask, see caps.h */
-    const char *cgroup_root; /* NULL: /sys/fs/cgroup */
+    uint64_t caps; /* capability mask, see caps.h */
+    /* The seccomp profile of the service and its init (seccomp-profile.h:
+     * &berth_seccomp_default for Docker's), NULL: unconfined. Its filter is
+     * built for `caps` once, before the clone. */
+    const struct berth_seccomp_profile *seccomp;
+    const char *seccomp_cache; /* berth_seccomp_build()'s cache_dir, NULL: none */
+    const char *cgroup_root;   /* NULL: /sys/fs/cgroup */
     int stop_signal;
     uint64_t stop_timeout_ms;
     /* With redirect_stdio, the service gets these as fds 0, 1 and 2 instead
@@ -66,6 +72,8 @@ struct berth_container_config {
     /* set by berth_container_start: mount the cgroup namespace's cgroup2
      * (the container's own cgroup) read-only on /sys/fs/cgroup */
     bool cgroup_v2;
+    /* set by berth_container_start: the filter built from `seccomp` */
+    const struct berth_seccomp_bpf *seccomp_bpf;
 };
 
 struct berth_container {

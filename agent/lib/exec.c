@@ -46,12 +46,13 @@ static pid_t pidfd_pid(int pidfd)
 
 /* The command, inside every namespace of the container: stdio, session,
  * then the service's identity as container.c takes it, exec. */
-static __attribute__((noreturn)) void run_command(const struct berth_exec_config *cfg, int errfd,
+static __attribute__((noreturn)) void run_command(const struct berth_exec_config *cfg,
+                                                  const struct berth_seccomp_bpf *bpf, int errfd,
                                                   const int stdio[3])
 {
     berth_error err = BERTH_ERROR_INIT;
-    const struct berth_credentials cred = {cfg->uid,     cfg->gid,  cfg->groups,
-                                           cfg->ngroups, cfg->caps, cfg->nofile};
+    const struct berth_credentials cred = {cfg->uid,  cfg->gid,    cfg->groups, cfg->ngroups,
+                                           cfg->caps, cfg->nofile, bpf};
     _cleanup_free_ char *where = xasprintf("the container of '%s'", cfg->name);
     const char *wd = cfg->workdir ? cfg->workdir : "/";
     int workdir;
@@ -84,7 +85,8 @@ static __attribute__((noreturn)) void run_command(const struct berth_exec_config
  * the host's), then every namespace of the init, then clone the command
  * as a sibling (CLONE_PARENT): a child of the caller, and the first
  * process of ours that is really inside the pid namespace. */
-static __attribute__((noreturn)) void helper(const struct berth_exec_config *cfg, int initfd,
+static __attribute__((noreturn)) void helper(const struct berth_exec_config *cfg,
+                                             const struct berth_seccomp_bpf *bpf, int initfd,
                                              int errfd, int pidout)
 {
     berth_error err = BERTH_ERROR_INIT;
@@ -128,7 +130,7 @@ static __attribute__((noreturn)) void helper(const struct berth_exec_config *cfg
     }
     if (pid == 0) {
         close(pidout);
-        run_command(cfg, errfd, stdio);
+        run_command(cfg, bpf, errfd, stdio);
     }
     if (write(pidout, &pid, sizeof(pid)) != sizeof(pid))
         _exit(1);
@@ -173,8 +175,8 @@ static pid_t collect_helper(pid_t helper_pid, int pidin)
     return n == sizeof(pid) ? pid : 0;
 }
 
-int berth_exec_spawn(const struct berth_exec_config *cfg, pid_t *ret_pid, int *ret_pidfd,
-                     berth_error *err)
+static int spawn(const struct berth_exec_config *cfg, const struct berth_seccomp_bpf *bpf,
+                 pid_t *ret_pid, int *ret_pidfd, berth_error *err)
 {
     _cleanup_close_ int own = -1, errrd = -1, pidrd = -1, cmdfd = -1;
     int initfd = cfg->init_pidfd;
@@ -204,7 +206,7 @@ int berth_exec_spawn(const struct berth_exec_config *cfg, pid_t *ret_pid, int *r
     if (helper_pid == 0) {
         close(errpipe[0]);
         close(pidpipe[0]);
-        helper(cfg, initfd, errpipe[1], pidpipe[1]);
+        helper(cfg, bpf, initfd, errpipe[1], pidpipe[1]);
     }
     close(errpipe[1]);
     close(pidpipe[1]);
@@ -231,6 +233,21 @@ int berth_exec_spawn(const struct berth_exec_config *cfg, pid_t *ret_pid, int *r
     *ret_pid = pid;
     *ret_pidfd = TAKE_FD(cmdfd);
     return 0;
+}
+
+int berth_exec_spawn(const struct berth_exec_config *cfg, pid_t *ret_pid, int *ret_pidfd,
+                     berth_error *err)
+{
+    struct berth_seccomp_bpf bpf = {0};
+    int r;
+
+    /* the service's filter, built here: the command only loads it */
+    if (cfg->seccomp &&
+        berth_seccomp_build(cfg->seccomp, cfg->caps, cfg->seccomp_cache, &bpf, err) < 0)
+        return berth_error_wrap(err, "running a command in '%s'", cfg->name);
+    r = spawn(cfg, cfg->seccomp ? &bpf : NULL, ret_pid, ret_pidfd, err);
+    berth_seccomp_bpf_release(&bpf);
+    return r;
 }
 
 int berth_exec_open_pty(pid_t init_pid, int *ret_master, int *ret_slave, berth_error *err)

@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "seccomp-profile.h"
 
 struct berth_exec_config {
     pid_t init_pid;          /* the container's init, as status.json's "pid" */
@@ -38,6 +39,10 @@ struct berth_exec_config {
     size_t ngroups;
     uint64_t caps;   /* capability mask (caps.h), as the service's */
     uint64_t nofile; /* RLIMIT_NOFILE, 0: inherited */
+    /* the service's seccomp profile (seccomp-profile.h), NULL: unconfined;
+     * its filter is built for `caps` before the fork */
+    const struct berth_seccomp_profile *seccomp;
+    const char *seccomp_cache; /* berth_seccomp_build()'s cache_dir, NULL: none */
     /* With redirect_stdio, the command gets these as fds 0, 1 and 2
      * (a -1 entry means /dev/null); otherwise it inherits the caller's. */
     bool redirect_stdio;

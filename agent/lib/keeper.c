@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "exec.h"
+#include "seccomp-profile.h"
 #include "status.h"
 #include "systemd.h"
 #include "user.h"
@@ -107,6 +108,15 @@ int berth_keeper_config_write(const char *path, const struct berth_keeper_config
                                   (json_int_t)c->limits.pids, "nofile",
                                   (json_int_t)c->limits.nofile));
     json_object_set_new(o, "caps", json_integer((json_int_t)c->caps));
+    json_object_set_new(o, "seccomp", json_string(c->seccomp ? c->seccomp : "default"));
+    if (c->seccomp_profile) {
+        json_t *prof = json_loads(c->seccomp_profile, 0, NULL);
+        if (!prof) {
+            json_decref(o);
+            return berth_error_set(err, EINVAL, "encoding the seccomp profile of '%s'", c->name);
+        }
+        json_object_set_new(o, "seccomp_profile", prof);
+    }
     json_object_set_new(o, "stop_signal", json_integer(c->stop_signal));
     json_object_set_new(o, "stop_timeout_ms", json_integer((json_int_t)c->stop_timeout_ms));
     json_object_set_new(o, "restart", json_integer(c->restart));
@@ -182,6 +192,11 @@ int berth_keeper_config_read(const char *path, struct berth_keeper_config *c, be
     c->limits.pids = u64(lim, "pids");
     c->limits.nofile = u64(lim, "nofile");
     c->caps = u64(o, "caps");
+    c->seccomp = str_or_null(o, "seccomp");
+    if (!c->seccomp)
+        c->seccomp = xstrdup("default");
+    if (json_is_object(json_object_get(o, "seccomp_profile")))
+        c->seccomp_profile = json_dumps(json_object_get(o, "seccomp_profile"), JSON_COMPACT);
     c->stop_signal = (int)u64(o, "stop_signal");
     c->stop_timeout_ms = u64(o, "stop_timeout_ms");
     c->restart = (enum berth_restart_policy)u64(o, "restart");
@@ -212,6 +227,28 @@ int berth_keeper_config_read(const char *path, struct berth_keeper_config *c, be
     return 0;
 }
 
+int berth_keeper_config_seccomp(const struct berth_keeper_config *c,
+                                const struct berth_seccomp_profile **ret,
+                                struct berth_seccomp_profile **ret_owned, berth_error *err)
+{
+    *ret_owned = NULL;
+    *ret = NULL;
+    if (!c->seccomp || !strcmp(c->seccomp, "default")) {
+        *ret = &berth_seccomp_default;
+        return 0;
+    }
+    if (!strcmp(c->seccomp, "unconfined"))
+        return 0;
+    if (!c->seccomp_profile)
+        return berth_error_set(err, EINVAL, "the seccomp profile '%s' of '%s' is missing",
+                               c->seccomp, c->name);
+    if (berth_seccomp_profile_parse(c->seccomp_profile, strlen(c->seccomp_profile), c->seccomp,
+                                    ret_owned, err) < 0)
+        return -1;
+    *ret = *ret_owned;
+    return 0;
+}
+
 void berth_keeper_config_release(struct berth_keeper_config *c)
 {
     free(c->name);
@@ -224,6 +261,8 @@ void berth_keeper_config_release(struct berth_keeper_config *c)
     free(c->workdir);
     free(c->user);
     free(c->hostname);
+    free(c->seccomp);
+    free(c->seccomp_profile);
     for (size_t i = 0; i < c->nmounts; i++) {
         free(c->mounts[i].source);
         free(c->mounts[i].target);
@@ -499,6 +538,9 @@ struct keeper {
     const char *root;
     char *dir;
     struct berth_keeper_config cfg;
+    const struct berth_seccomp_profile *seccomp; /* cfg's; NULL: unconfined */
+    struct berth_seccomp_profile *seccomp_owned; /* a profile file's */
+    char *seccomp_cache;
     enum kstate state;
     struct berth_container c;
     bool has_container;
@@ -664,6 +706,8 @@ static void start_service(struct keeper *k)
             .nmounts = k->cfg.nmounts,
             .limits = k->cfg.limits,
             .caps = k->cfg.caps,
+            .seccomp = k->seccomp,
+            .seccomp_cache = k->seccomp_cache,
             .stop_signal = k->cfg.stop_signal,
             .stop_timeout_ms = k->cfg.stop_timeout_ms,
             .redirect_stdio = true,
@@ -769,6 +813,8 @@ static void on_health_timer(struct keeper *k)
         .groups = k->user.groups,
         .ngroups = k->user.ngroups,
         .caps = k->cfg.caps,
+        .seccomp = k->seccomp,
+        .seccomp_cache = k->seccomp_cache,
         .nofile = k->cfg.limits.nofile,
         .redirect_stdio = true,
         .stdio = {-1, -1, -1},
@@ -1035,8 +1081,10 @@ static int setup(struct keeper *k, int *lockfd, berth_error *err)
     snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
     if (ftruncate(*lockfd, 0) < 0 || pwrite(*lockfd, pid, strlen(pid), 0) < 0)
         return berth_error_set(err, errno, "writing '%s'", lock);
-    if (berth_keeper_config_read(conf, &k->cfg, err) < 0)
+    if (berth_keeper_config_read(conf, &k->cfg, err) < 0 ||
+        berth_keeper_config_seccomp(&k->cfg, &k->seccomp, &k->seccomp_owned, err) < 0)
         return -1;
+    k->seccomp_cache = berth_seccomp_cache_dir(k->root);
     if (berth_mkdir_p(logdir, 0750, err) < 0)
         return -1;
     k->log.dirfd = open(logdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1152,6 +1200,8 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
     }
     unplace_keeper(&k);
     berth_keeper_config_release(&k.cfg);
+    berth_seccomp_profile_free(k.seccomp_owned);
+    free(k.seccomp_cache);
     berth_user_release(&k.user);
     free(k.dir);
     /* the held stop clients, the lock and the rest close with us */

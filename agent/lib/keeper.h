@@ -56,6 +56,11 @@ struct berth_keeper_config {
     size_t nmounts;
     struct berth_limits limits;
     uint64_t caps;
+    /* "default" (Docker's profile; also when container.json has no
+     * "seccomp", as those written before berth knew it), "unconfined", or
+     * the path of a profile file, whose text apply read and checked: */
+    char *seccomp;
+    char *seccomp_profile; /* the JSON of that file (in container.json as an object) */
     int stop_signal;
     uint64_t stop_timeout_ms;
     enum berth_restart_policy restart;
@@ -72,6 +77,14 @@ int berth_keeper_config_write(const char *path, const struct berth_keeper_config
                               berth_error *err);
 int berth_keeper_config_read(const char *path, struct berth_keeper_config *ret, berth_error *err);
 void berth_keeper_config_release(struct berth_keeper_config *c);
+
+/* The profile a config names: &berth_seccomp_default, NULL (unconfined),
+ * or its file's, parsed into *ret_owned (free with
+ * berth_seccomp_profile_free()). */
+struct berth_seccomp_profile;
+int berth_keeper_config_seccomp(const struct berth_keeper_config *c,
+                                const struct berth_seccomp_profile **ret,
+                                struct berth_seccomp_profile **ret_owned, berth_error *err);
 
 /* ROOT/services/<name> (malloc'ed). */
 char *berth_service_dir(const char *root, const char *name);

@@ -235,6 +235,10 @@ static struct jv *service_tree(const struct berth_service *s)
     j_push(sub, "add", j_strv(s->cap_add, s->ncap_add, false));
     j_push(sub, "drop", j_strv(s->cap_drop, s->ncap_drop, false));
     j_push(o, "capabilities", sub);
+    /* only when not the default: the specs of services made before berth
+     * knew the field keep their hash (an upgrade restarts nothing) */
+    if (s->seccomp)
+        j_push(o, "seccomp", j_str(s->seccomp));
     if (s->healthcheck.ncommand) {
         sub = jv_new(J_OBJ);
         j_push(sub, "command", j_strv(s->healthcheck.command, s->healthcheck.ncommand, false));

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "seccomp-profile.h"
 #include "spec-yaml.h"
 #include "spec.h"
 #include "util.h"
@@ -995,6 +996,7 @@ enum {
     K_STOP_TIMEOUT,
     K_LIMITS,
     K_CAPABILITIES,
+    K_SECCOMP,
     K_HEALTHCHECK,
     K_ENABLED,
     K_COUNT,
@@ -1041,6 +1043,33 @@ static void parse_stop_signal(struct ctx *c, const struct spec_node *n, struct b
         ERR(c, n, "unknown signal '%s' (write it in upper case, such as SIGTERM)", n->text);
 }
 
+/* default | unconfined | an absolute path of a profile file in Docker's
+ * format, which must exist and parse now: a service is never started with
+ * a profile that is not there */
+static void parse_seccomp(struct ctx *c, const struct spec_node *n, struct berth_service *s)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    struct berth_seccomp_profile *p = NULL;
+
+    if (!want_str(c, n, "default, unconfined or the path of a seccomp profile"))
+        return;
+    if (!strcmp(n->text, "default"))
+        return;
+    if (strcmp(n->text, "unconfined") && n->text[0] != '/') {
+        ERR(c, n,
+            "invalid seccomp '%s': expected default, unconfined or an absolute path of a "
+            "profile file",
+            n->text);
+        return;
+    }
+    if (n->text[0] == '/' && berth_seccomp_profile_load(n->text, &p, &err) < 0) {
+        ERR(c, n, "%s", err.msg);
+        return;
+    }
+    berth_seccomp_profile_free(p);
+    s->seccomp = xstrdup(n->text);
+}
+
 static void parse_simple_fields(struct ctx *c, const struct spec_node **v, struct berth_service *s)
 {
     static const char *const networks[] = {"host", "none", NULL};
@@ -1072,14 +1101,32 @@ static void parse_simple_fields(struct ctx *c, const struct spec_node **v, struc
         AT(c, "stop_timeout", get_duration(c, v[K_STOP_TIMEOUT], false, &s->stop_timeout_ms));
     if (v[K_ENABLED])
         AT(c, "enabled", get_bool(c, v[K_ENABLED], &s->enabled));
+    if (v[K_SECCOMP])
+        AT(c, "seccomp", parse_seccomp(c, v[K_SECCOMP], s));
 }
 
 static void parse_service(struct ctx *c, const struct spec_node *n, struct berth_service *s)
 {
-    static const char *const keys[] = {
-        "image",  "command",         "workdir",     "user",    "env", "network",     "hostname",
-        "mounts", "readonly_rootfs", "restart",     "backoff", "log", "stop_signal", "stop_timeout",
-        "limits", "capabilities",    "healthcheck", "enabled", NULL};
+    static const char *const keys[] = {"image",
+                                       "command",
+                                       "workdir",
+                                       "user",
+                                       "env",
+                                       "network",
+                                       "hostname",
+                                       "mounts",
+                                       "readonly_rootfs",
+                                       "restart",
+                                       "backoff",
+                                       "log",
+                                       "stop_signal",
+                                       "stop_timeout",
+                                       "limits",
+                                       "capabilities",
+                                       "seccomp",
+                                       "healthcheck",
+                                       "enabled",
+                                       NULL};
     const struct spec_node *v[K_COUNT] = {NULL};
 
     service_defaults(s);
@@ -1199,6 +1246,7 @@ static void service_release(struct berth_service *s)
     }
     free(s->env);
     free(s->hostname);
+    free(s->seccomp);
     for (size_t i = 0; i < s->nmounts; i++) {
         free(s->mounts[i].source);
         free(s->mounts[i].target);

@@ -140,6 +140,10 @@ struct berth_service {
     size_t ncap_add;
     char **cap_drop;
     size_t ncap_drop;
+    /* NULL: Docker's default profile; "unconfined"; or the absolute path of
+     * a profile file in Docker's format (it existed and parsed when the
+     * file was read) */
+    char *seccomp;
     struct {
         char **command; /* NULL (ncommand 0): no healthcheck */
         size_t ncommand;
@@ -189,7 +193,8 @@ const struct berth_service *berth_spec_find(const struct berth_spec *spec, const
  * default filled in (fields without a default, such as command, are null),
  * values normalised: sizes in bytes, durations in milliseconds (keys keep
  * their file names: "stop_timeout": 10000), cpus in milli-CPUs, stop_signal
- * as its name ("SIGTERM"), capability lists sorted and deduplicated, env as
+ * as its name ("SIGTERM"), capability lists sorted and deduplicated,
+ * seccomp only when not the default (so that older specs keep their hash), env as
  * an object sorted by name; mirrors, command and mounts keep their order.
  * Two files that mean the same service give the same bytes. Malloc'ed. */
 char *berth_service_canonical_json(const struct berth_service *svc);

@@ -32,6 +32,8 @@
 # @param stop_timeout How long to wait after it before SIGKILL.
 # @param limits Memory, CPU, pids and open files limits.
 # @param capabilities Capabilities added to and dropped from podman's default set (Docker's without NET_RAW, MKNOD and AUDIT_WRITE).
+# @param seccomp The seccomp filter: `default` (Docker's default profile), `unconfined`,
+#   or the absolute path of a profile file in Docker's JSON format on the host.
 # @param healthcheck A command that tells whether the service is healthy.
 # @param enabled false: keep the service declared but stopped.
 define berth::service (
@@ -52,6 +54,7 @@ define berth::service (
   Optional[Berth::Duration] $stop_timeout = undef,
   Optional[Berth::Limits] $limits = undef,
   Optional[Berth::Capabilities] $capabilities = undef,
+  Optional[Berth::Seccomp] $seccomp = undef,
   Optional[Berth::Healthcheck] $healthcheck = undef,
   Optional[Boolean] $enabled = undef,
 ) {

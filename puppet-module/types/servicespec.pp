@@ -23,6 +23,7 @@ type Berth::ServiceSpec = Struct[{
     Optional[stop_timeout]    => Berth::Duration,
     Optional[limits]          => Berth::Limits,
     Optional[capabilities]    => Berth::Capabilities,
+    Optional[seccomp]         => Berth::Seccomp,
     Optional[healthcheck]     => Berth::Healthcheck,
     Optional[enabled]         => Boolean,
 }]

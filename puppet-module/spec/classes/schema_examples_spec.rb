@@ -19,6 +19,11 @@ YAML_LEVEL = %w[
   version-wrong yaml-syntax-indent yaml-syntax-unclosed
 ].freeze
 
+# Invalid examples about the host, not the data: Puppet's types cannot know
+# whether a seccomp profile file exists there (berth validate, the file's
+# validate_cmd, does).
+HOST_LEVEL = %w[seccomp-missing-file].freeze
+
 # YAML data as Hiera hands it to Puppet: null is undef (rspec-puppet would
 # write Ruby's nil as the bare word nil, a string).
 def undefs(value)
@@ -50,7 +55,7 @@ describe 'berth', type: :class do
 
   Dir.glob("#{EXAMPLES}/invalid/*.yaml").sort.each do |path|
     name = File.basename(path, '.yaml')
-    next if YAML_LEVEL.include?(name)
+    next if YAML_LEVEL.include?(name) || HOST_LEVEL.include?(name)
 
     context "with invalid example #{name}" do
       let(:params) { { 'services' => undefs(YAML.safe_load(File.read(path), aliases: true)['services']) } }

@@ -143,6 +143,14 @@ describe 'berth::service', type: :define do
     it { is_expected.to compile.and_raise_error(/berth::service \{ 'My Service': \} the title is the service name/) }
   end
 
+  context 'with a seccomp profile' do
+    let(:params) { super().merge('seccomp' => 'unconfined') }
+
+    it 'writes the field' do
+      expect(rendered(catalogue)).to match(/^    seccomp: unconfined$/)
+    end
+  end
+
   context 'with an unknown parameter' do
     let(:params) { super().merge('comand' => ['/bin/true']) }
 
@@ -158,6 +166,8 @@ describe 'berth::service', type: :define do
     'a bad capability' => [{ 'capabilities' => { 'drop' => ['cap_net_raw'] } }, /Berth::Capability/],
     'a bad mount' => [{ 'mounts' => [{ 'type' => 'tmpfs', 'target' => '/tmp', 'size' => '64 MB' }] }, /parameter 'mounts' index 0/],
     'a bad env' => [{ 'env' => { '1X' => 'a' } }, /parameter 'env' key of entry '1X' expects a match/],
+    'a bad seccomp' => [{ 'seccomp' => 'strict' }, /parameter 'seccomp' expects/],
+    'a relative seccomp profile' => [{ 'seccomp' => 'profiles/web.json' }, /parameter 'seccomp' expects/],
     'a bad restart' => [{ 'restart' => 'always-ish' }, /parameter 'restart' expects an undef value or a match for Enum/],
   }.each do |desc, (override, message)|
     context "with #{desc}" do

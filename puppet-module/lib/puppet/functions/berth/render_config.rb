@@ -38,7 +38,7 @@ Puppet::Functions.create_function(:'berth::render_config', Puppet::Functions::In
     %w[
       image command workdir user env network hostname mounts readonly_rootfs
       restart backoff log stop_signal stop_timeout limits capabilities
-      healthcheck enabled
+      seccomp healthcheck enabled
     ]
   end
 
