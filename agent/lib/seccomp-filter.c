@@ -21,37 +21,6 @@
  * default.json (agent/gen/seccomp-gen.c) */
 #include "berth-seccomp-default.h"
 
-int berth_seccomp_profile_load(const char *path, struct berth_seccomp_profile **ret,
-                               berth_error *err)
-{
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    _cleanup_free_ char *buf = NULL;
-    struct stat st;
-    size_t len = 0;
-
-    if (fd < 0)
-        return berth_error_set(err, errno, "seccomp profile '%s'", path);
-    if (fstat(fd, &st) < 0)
-        return berth_error_set(err, errno, "seccomp profile '%s'", path);
-    if (!S_ISREG(st.st_mode))
-        return berth_error_set(err, EINVAL, "seccomp profile '%s': not a regular file", path);
-    if (st.st_size > (off_t)BERTH_SECCOMP_PROFILE_MAX)
-        return berth_error_set(err, EFBIG, "seccomp profile '%s': larger than %u bytes", path,
-                               BERTH_SECCOMP_PROFILE_MAX);
-    buf = xmalloc((size_t)st.st_size + 1);
-    while (len < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return berth_error_set(err, errno, "reading the seccomp profile '%s'", path);
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    return berth_seccomp_profile_parse(buf, len, path, ret, err);
-}
-
 /* The running kernel's major << 16 | minor */
 static uint32_t kernel_version(void)
 {

@@ -3,12 +3,15 @@
  * uses nothing of libberth but errors and capability names. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <jansson.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "caps.h"
 #include "seccomp-profile.h"
@@ -328,4 +331,44 @@ void berth_seccomp_profile_free(struct berth_seccomp_profile *p)
     free((void *)p->rules);
     free((void *)p->arch_groups);
     free(p);
+}
+
+int berth_seccomp_profile_load(const char *path, struct berth_seccomp_profile **ret,
+                               berth_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    struct stat st;
+    char *buf = NULL;
+    size_t len = 0;
+    int r = -1;
+
+    if (fd < 0)
+        return berth_error_set(err, errno, "seccomp profile '%s'", path);
+    if (fstat(fd, &st) < 0)
+        berth_error_set(err, errno, "seccomp profile '%s'", path);
+    else if (!S_ISREG(st.st_mode))
+        berth_error_set(err, EINVAL, "seccomp profile '%s': not a regular file", path);
+    else if (st.st_size > (off_t)BERTH_SECCOMP_PROFILE_MAX)
+        berth_error_set(err, EFBIG, "seccomp profile '%s': larger than %u bytes", path,
+                        BERTH_SECCOMP_PROFILE_MAX);
+    else
+        r = 0;
+    if (r == 0) {
+        buf = zalloc((size_t)st.st_size + 1, 1);
+        while (len < (size_t)st.st_size) {
+            ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                r = berth_error_set(err, errno, "reading the seccomp profile '%s'", path);
+            if (n <= 0)
+                break;
+            len += (size_t)n;
+        }
+    }
+    close(fd);
+    if (r == 0)
+        r = berth_seccomp_profile_parse(buf, len, path, ret, err);
+    free(buf);
+    return r;
 }

@@ -239,6 +239,8 @@ static struct jv *service_tree(const struct berth_service *s)
      * knew the field keep their hash (an upgrade restarts nothing) */
     if (s->seccomp)
         j_push(o, "seccomp", j_str(s->seccomp));
+    if (s->seccomp_sha256)
+        j_push(o, "seccomp_sha256", j_str(s->seccomp_sha256));
     if (s->healthcheck.ncommand) {
         sub = jv_new(J_OBJ);
         j_push(sub, "command", j_strv(s->healthcheck.command, s->healthcheck.ncommand, false));

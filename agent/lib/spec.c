@@ -1067,6 +1067,14 @@ static void parse_seccomp(struct ctx *c, const struct spec_node *n, struct berth
         return;
     }
     berth_seccomp_profile_free(p);
+    if (n->text[0] == '/') {
+        char hex[65];
+        if (berth_sha256_file(n->text, hex, &err) < 0) {
+            ERR(c, n, "%s", err.msg);
+            return;
+        }
+        s->seccomp_sha256 = xstrdup(hex);
+    }
     s->seccomp = xstrdup(n->text);
 }
 
@@ -1247,6 +1255,7 @@ static void service_release(struct berth_service *s)
     free(s->env);
     free(s->hostname);
     free(s->seccomp);
+    free(s->seccomp_sha256);
     for (size_t i = 0; i < s->nmounts; i++) {
         free(s->mounts[i].source);
         free(s->mounts[i].target);

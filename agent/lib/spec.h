@@ -144,6 +144,9 @@ struct berth_service {
      * a profile file in Docker's format (it existed and parsed when the
      * file was read) */
     char *seccomp;
+    /* a profile file's sha256 (64 hex digits) when it was read, so that an
+     * edited profile is a change like any field's; else NULL */
+    char *seccomp_sha256;
     struct {
         char **command; /* NULL (ncommand 0): no healthcheck */
         size_t ncommand;
@@ -194,7 +197,8 @@ const struct berth_service *berth_spec_find(const struct berth_spec *spec, const
  * values normalised: sizes in bytes, durations in milliseconds (keys keep
  * their file names: "stop_timeout": 10000), cpus in milli-CPUs, stop_signal
  * as its name ("SIGTERM"), capability lists sorted and deduplicated,
- * seccomp only when not the default (so that older specs keep their hash), env as
+ * seccomp only when not the default (so that older specs keep their hash)
+ * and with seccomp_sha256, its file's sha256, when it is a file, env as
  * an object sorted by name; mirrors, command and mounts keep their order.
  * Two files that mean the same service give the same bytes. Malloc'ed. */
 char *berth_service_canonical_json(const struct berth_service *svc);

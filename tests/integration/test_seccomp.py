@@ -209,3 +209,21 @@ def test_spec_validate_and_diff(host, simage, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     with open(os.path.join(host.berth.root, "services", "web", "container.json")) as f:
         assert json.load(f)["seccomp"] == "unconfined"
+
+    # a profile file: editing it is a change too (its sha256 is in the spec)
+    prof = tmp_path / "p.json"
+    prof.write_text('{"defaultAction": "SCMP_ACT_ALLOW"}')
+    host.write({"web": host.svc(cmd, seccomp=str(prof))})
+    assert host.apply().returncode == 0
+    assert host.diff().returncode == 0
+    prof.write_text('{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []}')
+    r = host.diff("--json")
+    assert r.returncode == 2, r.stdout + r.stderr
+    change = json.loads(r.stdout)["changes"][0]
+    assert change["action"] == "replace"
+    assert [f["path"] for f in change["fields"]] == ["seccomp_sha256"]
+    r = host.apply()
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(os.path.join(host.berth.root, "services", "web", "container.json")) as f:
+        assert json.load(f)["seccomp_profile"] == {"defaultAction": "SCMP_ACT_ALLOW",
+                                                   "syscalls": []}
