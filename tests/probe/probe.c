@@ -119,17 +119,10 @@ static int count_zombies(void)
 static const char *ename(int e)
 {
     static char buf[32];
-    switch (e) {
-#define E(x)                                                                                      \
-    case x:                                                                                        \
-        return #x;
-        E(EPERM) E(ENOENT) E(ESRCH) E(EINTR) E(EIO) E(ENXIO) E(EBADF) E(EAGAIN) E(ENOMEM)
-        E(EACCES) E(EFAULT) E(EBUSY) E(EEXIST) E(ENODEV) E(ENOTDIR) E(EISDIR) E(EINVAL)
-        E(ENFILE) E(EMFILE) E(ENOTTY) E(ETXTBSY) E(ENOSPC) E(EROFS) E(ENOSYS) E(ELOOP)
-        E(EAFNOSUPPORT) E(EPROTONOSUPPORT) E(ESOCKTNOSUPPORT) E(EOPNOTSUPP) E(EDQUOT)
-        E(ENOKEY) E(EKEYREVOKED) E(ENAMETOOLONG) E(ECHILD)
-#undef E
-    }
+    const char *name = strerrorname_np(e); /* "EPERM" (glibc 2.32) */
+
+    if (name)
+        return name;
     snprintf(buf, sizeof(buf), "errno%d", e);
     return buf;
 }
