@@ -170,19 +170,9 @@ static void remove_stale(const char *root, const char *name)
     _cleanup_free_ char *cgname = berth_service_cgroup_name(root, name);
     _cleanup_free_ char *container = xasprintf("berth/%s/container", cgname);
     _cleanup_free_ char *keeper = xasprintf("berth/%s/keeper", cgname);
-    const char *fsroot = BERTH_CGROUP_FSROOT;
 
-    if (berth_cgroup_detect(fsroot) == BERTH_CGROUP_V2) {
-        berth_cgroup_prune(fsroot, container, 1);
-        berth_cgroup_prune(fsroot, keeper, 2);
-        return;
-    }
-    static const char *const ctl[] = {"memory", "cpu", "pids"};
-    for (size_t i = 0; i < ARRAY_SIZE(ctl); i++) {
-        _cleanup_free_ char *top = xasprintf("%s/%s", fsroot, ctl[i]);
-        berth_cgroup_prune(top, container, 1);
-        berth_cgroup_prune(top, keeper, 2);
-    }
+    berth_cgroup_remove(BERTH_CGROUP_FSROOT, container, 1);
+    berth_cgroup_remove(BERTH_CGROUP_FSROOT, keeper, 2);
 }
 
 /* Keep the running version as services/<name>/previous/ (container.json,

@@ -250,60 +250,75 @@ int berth_cgroup_create(struct berth_cgroup *cg, const char *fsroot, const char 
     return 0;
 }
 
-/* The cgroup directories of `path`: one (v2) or one per mounted controller
- * of ours (v1). */
-static size_t hierarchy_dirs(const char *fsroot, const char *path, char *ret[BERTH_CG_N])
+/* The roots of the hierarchies berth uses: fsroot (v2), or the mount of
+ * each of memory, cpu and pids that exists (v1). */
+static size_t hierarchy_tops(const char *fsroot, char *ret[BERTH_CG_N])
 {
     size_t n = 0;
 
     if (berth_cgroup_detect(fsroot) == BERTH_CGROUP_V2) {
-        ret[n++] = xasprintf("%s/%s", fsroot, path);
+        ret[n++] = xstrdup(fsroot);
         return n;
     }
     for (int i = 0; i < BERTH_CG_N; i++) {
-        _cleanup_free_ char *mnt = xasprintf("%s/%s", fsroot, v1_controller[i]);
+        char *mnt = xasprintf("%s/%s", fsroot, v1_controller[i]);
         if (access(mnt, F_OK) == 0)
-            ret[n++] = xasprintf("%s/%s", mnt, path);
+            ret[n++] = mnt;
+        else
+            free(mnt);
     }
     return n;
 }
 
-int berth_cgroup_enter(const char *fsroot, const char *path, berth_error *err)
+static int move_self(const char *dir, berth_error *err)
 {
-    char *dirs[BERTH_CG_N];
-    size_t n = hierarchy_dirs(fsroot, path, dirs);
     char pid[32];
-    int r = 0;
 
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    return write_at(dir, "cgroup.procs", pid, err);
+}
+
+int berth_cgroup_enter(const char *fsroot, const char *path, berth_error *err)
+{
+    char *tops[BERTH_CG_N];
+    size_t n = hierarchy_tops(fsroot, tops);
+    int r = 0;
+
     for (size_t i = 0; i < n; i++) {
-        if (r == 0 && (berth_mkdir_p(dirs[i], 0755, err) < 0 ||
-                       write_at(dirs[i], "cgroup.procs", pid, err) < 0))
+        _cleanup_free_ char *dir = xasprintf("%s/%s", tops[i], path);
+        if (r == 0 && (berth_mkdir_p(dir, 0755, err) < 0 || move_self(dir, err) < 0))
             r = berth_error_wrap(err, "moving into the cgroup '%s'", path);
-        free(dirs[i]);
+        free(tops[i]);
     }
     return r;
 }
 
 int berth_cgroup_leave(const char *fsroot, const char *path, unsigned levels, berth_error *err)
 {
-    char *dirs[BERTH_CG_N];
-    size_t n = hierarchy_dirs(fsroot, path, dirs);
-    char pid[32];
+    char *tops[BERTH_CG_N];
+    size_t n = hierarchy_tops(fsroot, tops);
     int r = 0;
 
-    snprintf(pid, sizeof(pid), "%d", (int)getpid());
     for (size_t i = 0; i < n; i++) {
         /* the root of each hierarchy takes processes whatever is enabled */
-        _cleanup_free_ char *top =
-            xasprintf("%.*s", (int)(strlen(dirs[i]) - strlen(path) - 1), dirs[i]);
-        if (write_at(top, "cgroup.procs", pid, err) < 0)
+        if (move_self(tops[i], err) < 0)
             r = -1;
         else
-            berth_cgroup_prune(top, path, levels);
-        free(dirs[i]);
+            berth_cgroup_prune(tops[i], path, levels);
+        free(tops[i]);
     }
     return r;
+}
+
+void berth_cgroup_remove(const char *fsroot, const char *path, unsigned levels)
+{
+    char *tops[BERTH_CG_N];
+    size_t n = hierarchy_tops(fsroot, tops);
+
+    for (size_t i = 0; i < n; i++) {
+        berth_cgroup_prune(tops[i], path, levels);
+        free(tops[i]);
+    }
 }
 
 void berth_cgroup_prune(const char *top, const char *path, unsigned levels)

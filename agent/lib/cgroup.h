@@ -65,6 +65,9 @@ int berth_cgroup_leave(const char *fsroot, const char *path, unsigned levels, be
  * directories at most. */
 void berth_cgroup_prune(const char *top, const char *path, unsigned levels);
 
+/* The same in every hierarchy berth uses below `fsroot`. */
+void berth_cgroup_remove(const char *fsroot, const char *path, unsigned levels);
+
 /* The cgroup of process `pid` (0: ourselves) relative to the hierarchy
  * root, from /proc/PID/cgroup: the unified one when `controller` is NULL,
  * else the v1 hierarchy that has it. Malloc'ed; NULL when not found. */
