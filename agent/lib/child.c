@@ -75,13 +75,15 @@ int berth_child_keep_fds(int *const *fds, size_t n)
 {
     unsigned next = 3;
 
+    /* first a copy of each above every target, then each copy to its
+     * target: no dup3 clobbers a source still to be copied */
+    for (size_t i = 0; i < n; i++)
+        if (*fds[i] >= 0 && (*fds[i] = fcntl(*fds[i], F_DUPFD_CLOEXEC, (int)(3 + n))) < 0)
+            return -1;
     for (size_t i = 0; i < n; i++) {
-        int hi;
         if (*fds[i] < 0)
             continue;
-        /* through a copy above every target, so no dup clobbers a source */
-        hi = fcntl(*fds[i], F_DUPFD_CLOEXEC, (int)(3 + n));
-        if (hi < 0 || dup3(hi, (int)next, O_CLOEXEC) < 0)
+        if (dup3(*fds[i], (int)next, O_CLOEXEC) < 0)
             return -1;
         *fds[i] = (int)next++;
     }

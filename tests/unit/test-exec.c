@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <sys/wait.h>
 
 #include "cgroup.h"
+#include "child.h"
 #include "exec.h"
 #include "util.h"
 
@@ -243,6 +245,45 @@ static void test_joins_v2_and_v1_cgroups(void **state)
     assert_int_equal(berth_rm_rf(tmp, &err), 0);
 }
 
+/* berth_child_keep_fds: the kept descriptors move to 3, 4, ... in order
+ * (whatever numbers they had, one of them already a target), all others
+ * are closed. In a child, whose descriptors are its own. */
+static void test_keep_fds(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int p[2], q[2];
+        if (pipe(p) < 0 || pipe(q) < 0)
+            _exit(10);
+        /* a at 3 (a target), b far above, c in between; d is not kept */
+        int a = dup2(p[0], 3), b = dup2(p[1], 40), c = dup2(q[1], 9), d = dup2(q[0], 12);
+        if (a != 3 || b != 40 || c != 9 || d != 12)
+            _exit(11);
+        int none = -1;
+        int *const keep[] = {&b, &none, &a, &c};
+        if (berth_child_keep_fds(keep, 4) < 0)
+            _exit(12);
+        if (b != 3 || a != 4 || c != 5 || none != -1)
+            _exit(13);
+        /* b is p's write end, a its read end: the pair still works */
+        if (write(b, "x", 1) != 1)
+            _exit(14);
+        char ch;
+        if (read(a, &ch, 1) != 1 || ch != 'x')
+            _exit(15);
+        for (int fd = 6; fd < 64; fd++)
+            if (fcntl(fd, F_GETFD) >= 0)
+                _exit(16);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_timeout_kills_the_process_group),
         cmocka_unit_test(test_spawn_into_a_gone_container),
         cmocka_unit_test(test_joins_v2_and_v1_cgroups),
+        cmocka_unit_test(test_keep_fds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
