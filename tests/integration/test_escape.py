@@ -36,6 +36,13 @@ FD_RANGE = range(3, 21)
 SLEEP = ["/bin/sh", "-c", "exec sleep 100000"]
 
 
+def wait_all_ended(host, count):
+    """Until all `count` services have run to their end (restart: never)."""
+    wait_for(lambda: (lambda st: len(st) == count and all(
+        s["state"] not in ("starting", "running") for s in st.values()))(host.status()),
+        60, "every service to run to its end")
+
+
 def kv(text):
     """The probe's "key=value" lines as a dict (the last one wins); a line of
     several space-separated "key=value" words gives each."""
@@ -152,9 +159,7 @@ def test_spec_workdir_proc_self_fd_never_reaches_the_host(host, marker):
     host.write(svcs)
     r = host.apply(timeout=180)
     assert marker.token not in r.stdout + r.stderr
-    wait_for(lambda: (lambda st: len(st) == len(svcs) and all(
-        s["state"] not in ("starting", "running") for s in st.values()))(host.status()),
-        60, "every service to run to its end")
+    wait_all_ended(host, len(svcs))
     st = host.status()
     problems, failed = {}, []
     for n in FD_RANGE:
@@ -267,9 +272,7 @@ def test_image_config_workdir_proc_self_fd_never_reaches_the_host(berth, host, m
         host.write(svcs)
         r = host.apply(timeout=180)
     assert marker.token not in r.stdout + r.stderr
-    wait_for(lambda: (lambda st: len(st) == len(svcs) and all(
-        s["state"] not in ("starting", "running") for s in st.values()))(host.status()),
-        60, "every service to run to its end")
+    wait_all_ended(host, len(svcs))
     st = host.status()
     for n in FD_RANGE:
         name = f"img{n}"
