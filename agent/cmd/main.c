@@ -5,34 +5,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
+#include "kernel.h"
 #include "log.h"
+#include "selfexe.h"
 
 struct verb {
     const char *name;
     int (*fn)(int argc, char **argv, struct berth_globals *g);
     const char *summary;
+    bool enters; /* starts processes in containers: runs from a read-only mount (selfexe.h) */
 };
 
 static const struct verb verbs[] = {
-    {"validate", cmd_validate, "check a desired-state file; no side effects"},
-    {"diff", cmd_diff, "show the plan: what apply would change (exit 2: changes)"},
-    {"apply", cmd_apply, "converge this host to the desired-state file once"},
-    {"agent", cmd_agent, "stay running: converge on every change of the file"},
-    {"ps", cmd_ps, "list services: state, pid, uptime, restarts, image"},
-    {"status", cmd_status, "the same as ps; --json, --format prometheus"},
-    {"logs", cmd_logs, "print a service's captured output"},
-    {"stop", cmd_stop, "stop one service"},
-    {"restart", cmd_restart, "restart one service"},
-    {"run", cmd_run, "run one container in the foreground, like a program"},
-    {"exec", cmd_exec, "run a command inside a running service's container"},
-    {"fetch", cmd_fetch, "download and verify an image into the store"},
-    {"pin", cmd_pin, "download an image once and print its image: block"},
-    {"images", cmd_images, "list the images in the store"},
-    {"gc", cmd_gc, "remove images that no service uses"},
-    {"schema", cmd_schema, "print the JSON Schema of the desired-state file"},
-    {"keeper", cmd_keeper, "(internal) the supervisor of one service"},
+    {"validate", cmd_validate, "check a desired-state file; no side effects", false},
+    {"diff", cmd_diff, "show the plan: what apply would change (exit 2: changes)", false},
+    {"apply", cmd_apply, "converge this host to the desired-state file once", false},
+    {"agent", cmd_agent, "stay running: converge on every change of the file", false},
+    {"ps", cmd_ps, "list services: state, pid, uptime, restarts, image", false},
+    {"status", cmd_status, "the same as ps; --json, --format prometheus", false},
+    {"logs", cmd_logs, "print a service's captured output", false},
+    {"stop", cmd_stop, "stop one service", false},
+    {"restart", cmd_restart, "restart one service", false},
+    {"run", cmd_run, "run one container in the foreground, like a program", true},
+    {"exec", cmd_exec, "run a command inside a running service's container", true},
+    {"fetch", cmd_fetch, "download and verify an image into the store", false},
+    {"pin", cmd_pin, "download an image once and print its image: block", false},
+    {"images", cmd_images, "list the images in the store", false},
+    {"gc", cmd_gc, "remove images that no service uses", false},
+    {"schema", cmd_schema, "print the JSON Schema of the desired-state file", false},
+    {"keeper", cmd_keeper, "(internal) the supervisor of one service", true},
 };
 
 bool berth_global_option(int c, const char *arg, struct berth_globals *g)
@@ -126,6 +130,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct berth_globals g = {BERTH_DEFAULT_ROOT, BERTH_DEFAULT_CONFIG};
+    char **all = argv;
     int c;
 
     /* '+': stop at the verb; the verb parses the rest */
@@ -155,6 +160,13 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
         if (!strcmp(name, verbs[i].name)) {
+            berth_error err = {0};
+            /* as root only: nobody else can start a container (or mount) */
+            if (verbs[i].enters && geteuid() == 0 &&
+                (berth_kernel_check(&err) < 0 || berth_selfexe_readonly(all, &err) < 0)) {
+                berth_print_error(name, &err);
+                return EXIT_FAIL;
+            }
             argc -= optind;
             argv += optind;
             optind = 0; /* full getopt re-initialisation for the verb */

@@ -31,12 +31,24 @@ def berth_bin():
     return _find_berth()
 
 
+def static_probe(tmp_path_factory, name):
+    """tests/probe/NAME.c as a static binary: built here with gcc, or the
+    one prebuilt in $BERTH_PROBES (the VM suites' guests have no compiler)."""
+    prebuilt = os.environ.get("BERTH_PROBES")
+    if prebuilt:
+        path = os.path.join(prebuilt, name)
+        if not os.access(path, os.X_OK):
+            pytest.fail(f"BERTH_PROBES={prebuilt} has no {name}")
+        return path
+    out = tmp_path_factory.mktemp(name) / name
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(out),
+                    os.path.join(TOP, "tests", "probe", name + ".c")], check=True)
+    return str(out)
+
+
 @pytest.fixture(scope="session")
 def probe_bin(tmp_path_factory):
-    out = tmp_path_factory.mktemp("probe") / "probe"
-    subprocess.run(["gcc", "-static", "-O2", "-o", str(out),
-                    os.path.join(TOP, "tests", "probe", "probe.c")], check=True)
-    return str(out)
+    return static_probe(tmp_path_factory, "probe")
 
 
 def make_rootfs(dest, probe=None):
@@ -155,16 +167,19 @@ def empty_berth_cgroups(root=None):
 
 
 def berth_processes(binary):
-    """pids of processes running the given berth binary (besides us)."""
+    """pids of processes running the given berth binary (besides us); by
+    inode: berth runs from a read-only mount of itself, whose exe link
+    reads "/" (agent/lib/selfexe.h)."""
+    want = os.stat(binary)
     pids = []
     for p in os.listdir("/proc"):
         if not p.isdigit():
             continue
         try:
-            exe = os.readlink(f"/proc/{p}/exe")
+            st = os.stat(f"/proc/{p}/exe")
         except OSError:
             continue
-        if exe == binary:
+        if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
             pids.append(int(p))
     return pids
 

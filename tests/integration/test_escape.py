@@ -14,6 +14,7 @@ The attacker's tools are in tests/probe/probe.c; every test reads the
 probe's "key=value" lines.
 """
 import dataclasses
+import errno
 import gzip
 import hashlib
 import io
@@ -28,7 +29,7 @@ import tarfile
 
 import pytest
 
-from conftest import Berth, Host, sha256_file, wait_for
+from conftest import Berth, Host, berth_processes, sha256_file, wait_for
 from faultserver import FaultServer
 
 # every fd number a keeper, an init, berth run or berth exec might hold
@@ -586,6 +587,66 @@ def test_pid1_is_not_dumpable(berth, rootfs):
     assert got["init"] == dict(ptrace=got["init"]["ptrace"], **{l: "refused" for l in links}), \
         r.stdout
     assert got["init"]["ptrace"] in ("EPERM", "EACCES"), r.stdout
+
+
+# --- 4b. berth's own binary (CVE-2019-5736) --------------------------------------------
+
+def reopen_for_write(fd):
+    """The attack's last step: open a held exe handle for writing."""
+    try:
+        os.close(os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_CLOEXEC))
+        return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+
+def test_a_handle_on_berths_binary_never_becomes_writable(own_host, rootfs, tmp_path):
+    """Attack (CVE-2019-5736): what container root with SYS_PTRACE can do
+    to the processes berth starts in its container: open /proc/PID/exe of
+    the init of `berth run` and of a service (forks of berth), and of the
+    keeper and `berth run` (the same binary), keep the handle until nothing
+    runs berth any more (no ETXTBSY then), reopen it for writing. Done here
+    from the host, with the same handles. Promise: they point into a
+    read-only mount of the binary: EROFS, the binary unchanged. Control: the
+    same steps on a copy of busybox run as a plain program do reopen it for
+    writing once it has exited."""
+    berth = own_host.berth
+    before = sha256_file(berth.binary)
+    own_host.write({"svc": own_host.svc(SLEEP)})
+    r = own_host.apply()
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = own_host.status()["svc"]
+    p = berth.popen("run", rootfs, "/bin/sh", "-c", "echo ready; exec sleep 100000")
+    assert p.stdout.readline() == "ready\n"
+    inside = {in_ns_pid(d): d for d in descendants(p.pid)}
+    victims = {"berth run": p.pid, "berth run's init": inside["1"],
+               "the service's init": st["pid"], "the keeper": st["keeper_pid"]}
+    handles = {who: os.open(f"/proc/{pid}/exe", os.O_PATH | os.O_CLOEXEC)
+               for who, pid in victims.items()}
+    victim = tmp_path / "victim"
+    shutil.copy2("/bin/busybox", victim)
+    v = subprocess.Popen([str(victim), "sleep", "100000"])
+    vfd = os.open(f"/proc/{v.pid}/exe", os.O_PATH | os.O_CLOEXEC)
+    try:
+        # while they run, the kernel refuses writes to a running binary
+        running = {who: reopen_for_write(fd) for who, fd in handles.items()}
+        assert set(running.values()) <= {"ETXTBSY", "EROFS"}, running
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=30)
+        own_host.teardown()
+        v.kill()
+        v.wait()
+        wait_for(lambda: not berth_processes(berth.binary), 30, "every berth process gone")
+        assert reopen_for_write(vfd) == "ok"  # control: the attack works on a program
+        after = {who: reopen_for_write(fd) for who, fd in handles.items()}
+        assert after == {who: "EROFS" for who in handles}, after
+    finally:
+        for fd in [*handles.values(), vfd]:
+            os.close(fd)
+        if p.poll() is None:
+            p.kill()
+        v.kill()
+    assert sha256_file(berth.binary) == before
 
 
 # --- 7. syscalls a default container must not make ----------------------------------

@@ -13,17 +13,14 @@ import subprocess
 
 import pytest
 
-from conftest import TOP, make_rootfs, sha256_file, wait_for
+from conftest import make_rootfs, sha256_file, static_probe, wait_for
 
 DENIED = ["unshare-user", "keyctl", "add_key", "personality-odd"]
 
 
 @pytest.fixture(scope="module")
 def sysprobe(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sysprobe") / "sysprobe"
-    subprocess.run(["gcc", "-static", "-O2", "-o", str(out),
-                    os.path.join(TOP, "tests", "probe", "sysprobe.c")], check=True)
-    return str(out)
+    return static_probe(tmp_path_factory, "sysprobe")
 
 
 @pytest.fixture(scope="module")
