@@ -623,10 +623,11 @@ def test_a_handle_on_berths_binary_never_becomes_writable(own_host, rootfs, tmp_
                "the service's init": st["pid"], "the keeper": st["keeper_pid"]}
     handles = {who: os.open(f"/proc/{pid}/exe", os.O_PATH | os.O_CLOEXEC)
                for who, pid in victims.items()}
-    victim = tmp_path / "victim"
+    victim = tmp_path / "sleep"  # busybox runs the applet its name says
     shutil.copy2("/bin/busybox", victim)
-    v = subprocess.Popen([str(victim), "sleep", "100000"])
+    v = subprocess.Popen([str(victim), "100000"])
     vfd = os.open(f"/proc/{v.pid}/exe", os.O_PATH | os.O_CLOEXEC)
+    assert v.poll() is None and reopen_for_write(vfd) == "ETXTBSY"  # control: it runs
     try:
         # while they run, the kernel refuses writes to a running binary
         running = {who: reopen_for_write(fd) for who, fd in handles.items()}
