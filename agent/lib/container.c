@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 
 #include "child.h"
+#include "handover.h"
 #include "kernel.h"
 #include "util.h"
 
@@ -318,10 +319,14 @@ static void pivot(int errfd, int rootfd, bool readonly)
 /* The service: forked from the set-up process once it had taken the
  * service's identity and seccomp filter (container_child). */
 static __attribute__((noreturn)) void exec_service(const struct berth_container_config *cfg,
-                                                   int errfd, const int stdio[3], int workdir)
+                                                   int errfd, const int stdio[3], int workdir,
+                                                   const int handover[3])
 {
     berth_error err = BERTH_ERROR_INIT;
 
+    for (int i = 0; i < 3; i++)
+        if (handover[i] >= 0)
+            close(handover[i]);
     berth_child_reset_signals();
     if ((cfg->redirect_stdio && berth_child_stdio(stdio, &err) < 0) ||
         berth_child_chdir(workdir, cfg->workdir ? cfg->workdir : "/", &err) < 0)
@@ -329,19 +334,48 @@ static __attribute__((noreturn)) void exec_service(const struct berth_container_
     berth_child_exec(errfd, cfg->argv, cfg->env, "the image");
 }
 
+/* With handover, the service is gone: end what it left behind (as the
+ * kernel would at our exit), then report its code and wait until a keeper
+ * has it. The report waits in the spare of the keeper's end while no
+ * keeper runs (handover.h). */
+static __attribute__((noreturn)) void init_report(int code)
+{
+    char msg[32];
+    char ack;
+    int n = snprintf(msg, sizeof(msg), "exit %d", code);
+
+    kill(-1, SIGKILL);
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+        ;
+    send(BERTH_INIT_FD_INIT, msg, (size_t)n, MSG_NOSIGNAL);
+    while (recv(BERTH_INIT_FD_INIT, &ack, 1, 0) < 0 && errno == EINTR)
+        ;
+    _exit(code);
+}
+
 /* pid 1 of the container: forward signals to the service, reap every
  * zombie, exit with the service's status once it is gone (the kernel then
  * kills whatever the service left behind). It holds no more than the
  * service: its user, capabilities, no_new_privs and seccomp filter, taken
- * before the fork (container_child); no descriptor at all. */
-static __attribute__((noreturn)) void init_loop(pid_t service)
+ * before the fork (container_child); no descriptor but, with handover,
+ * the output pipe's read end and the report socket (handover.h). */
+static __attribute__((noreturn)) void init_loop(pid_t service, int handover[3])
 {
     sigset_t set;
 
     /* the uid change cleared both */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    syscall(SYS_close_range, 0U, ~0U, 0);
+    if (handover[0] >= 0) {
+        /* set up and recorded (on_clone): the container outlives its keeper */
+        prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+        int *const keep[] = {&handover[0], &handover[1], &handover[2]};
+        if (berth_child_keep_fds(keep, ARRAY_SIZE(keep)) < 0)
+            _exit(127);
+        syscall(SYS_close_range, 0U, 2U, 0);
+    } else {
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        syscall(SYS_close_range, 0U, ~0U, 0);
+    }
     sigset_forwarded(&set);
     for (;;) {
         siginfo_t si;
@@ -357,21 +391,26 @@ static __attribute__((noreturn)) void init_loop(pid_t service)
             pid_t p = waitpid(-1, &status, WNOHANG);
             if (p <= 0)
                 break;
-            if (p == service)
-                _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+            if (p != service)
+                continue;
+            int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            if (handover[0] >= 0)
+                init_report(code);
+            _exit(code);
         }
     }
 }
 
 static __attribute__((noreturn)) void container_child(const struct berth_container_config *cfg,
-                                                      int errfd, int syncfd)
+                                                      int errfd, int syncfd, int handover[3])
 {
     _cleanup_free_ char *mnt = xasprintf("%s/rootfs", cfg->rundir);
     const struct berth_credentials cred = {cfg->uid,        cfg->gid,  cfg->groups,
                                            cfg->ngroups,    cfg->caps, cfg->limits.nofile,
                                            cfg->seccomp_bpf};
     int stdio[3] = {-1, -1, -1};
-    int *const keep[] = {&errfd, &syncfd, &stdio[0], &stdio[1], &stdio[2]};
+    int *const keep[] = {&errfd,    &syncfd,      &stdio[0],    &stdio[1],
+                         &stdio[2], &handover[0], &handover[1], &handover[2]};
     berth_error err = BERTH_ERROR_INIT;
     int rootfd, workdir;
     char go;
@@ -426,8 +465,8 @@ static __attribute__((noreturn)) void container_child(const struct berth_contain
     if (service < 0)
         FAIL("forking the service");
     if (service == 0)
-        exec_service(cfg, errfd, stdio, workdir);
-    init_loop(service);
+        exec_service(cfg, errfd, stdio, workdir, handover);
+    init_loop(service, handover);
 }
 
 static int read_child_error(int fd, berth_error *err)
@@ -468,19 +507,32 @@ static int send_go(int fd, berth_error *err)
 }
 
 static pid_t clone_container(const struct berth_container_config *cfg, int *ret_pidfd,
-                             int *ret_errfd, int *ret_syncfd, berth_error *err)
+                             int *ret_errfd, int *ret_syncfd, int *ret_statusfd, berth_error *err)
 {
     struct clone_args args = {0};
     int errpipe[2], sync[2];
+    /* the init's: the output pipe, the keeper's end (a spare), its own */
+    int handover[3] = {-1, -1, -1};
     pid_t pid;
 
-    if (pipe2(errpipe, O_CLOEXEC) < 0)
-        return berth_error_set(err, errno, "creating a pipe");
+    if (cfg->handover) {
+        int sp[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+            return berth_error_set(err, errno, "creating the init's report socket");
+        handover[0] = cfg->handover_logr;
+        handover[1] = sp[1];
+        handover[2] = sp[0];
+    }
+
+    if (pipe2(errpipe, O_CLOEXEC) < 0) {
+        berth_error_set(err, errno, "creating a pipe");
+        goto fail;
+    }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0) {
         berth_error_set(err, errno, "creating a socket pair");
         close(errpipe[0]);
         close(errpipe[1]);
-        return -1;
+        goto fail;
     }
     args.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD |
                  (cfg->network_none ? CLONE_NEWNET : 0);
@@ -490,7 +542,7 @@ static pid_t clone_container(const struct berth_container_config *cfg, int *ret_
     if (pid == 0) {
         close(errpipe[0]);
         close(sync[1]);
-        container_child(cfg, errpipe[1], sync[0]);
+        container_child(cfg, errpipe[1], sync[0], handover);
     }
     close(errpipe[1]);
     close(sync[0]);
@@ -498,11 +550,21 @@ static pid_t clone_container(const struct berth_container_config *cfg, int *ret_
         berth_error_set(err, errno, "creating the container's namespaces (clone3)");
         close(errpipe[0]);
         close(sync[1]);
-        return -1;
+        goto fail;
     }
     *ret_errfd = errpipe[0];
     *ret_syncfd = sync[1];
+    if (cfg->handover) {
+        close(handover[2]);
+        *ret_statusfd = handover[1];
+    }
     return pid;
+fail:
+    if (cfg->handover) {
+        close(handover[1]);
+        close(handover[2]);
+    }
+    return -1;
 }
 
 int berth_container_start(const struct berth_container_config *cfg, struct berth_container *c,
@@ -519,6 +581,7 @@ int berth_container_start(const struct berth_container_config *cfg, struct berth
 
     memset(c, 0, sizeof(*c));
     c->pidfd = -1;
+    c->statusfd = -1;
     c->rundir = xstrdup(cfg->rundir);
     c->keep_layer = cfg->keep_layer;
     c->stop_signal = cfg->stop_signal ? cfg->stop_signal : SIGTERM;
@@ -547,13 +610,15 @@ int berth_container_start(const struct berth_container_config *cfg, struct berth
     }
     /* the container sees its own cgroup at /sys/fs/cgroup (v2) */
     conf.cgroup_v2 = berth_cgroup_detect(BERTH_CGROUP_FSROOT) == BERTH_CGROUP_V2;
-    pid = clone_container(&conf, &pidfd, &errfd, &syncfd, err);
+    pid = clone_container(&conf, &pidfd, &errfd, &syncfd, &c->statusfd, err);
     if (pid < 0)
         goto fail;
     c->pid = pid;
     c->pidfd = pidfd;
     if (c->has_cgroup && berth_cgroup_add_pid(&c->cgroup, pid, err) < 0)
         goto kill;
+    if (cfg->on_clone)
+        cfg->on_clone(c, cfg->on_clone_ud);
     if (send_go(syncfd, err) < 0) {
         /* it died before it read: its own reason, if it left one, is better */
         read_child_error(errfd, err);
@@ -581,9 +646,21 @@ int berth_container_reap(struct berth_container *c, struct berth_exit *ret, bert
 {
     siginfo_t si = {0};
 
-    if (waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED) < 0)
-        return berth_error_set(err, errno, "waiting for the container");
-    ret->code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+    /* a report may have come with the exit */
+    if (c->statusfd >= 0 && !c->has_report)
+        berth_container_on_report(c);
+    if (c->adopted) {
+        /* no parent of the init: what it said, or it was killed */
+        ret->code = c->has_report ? c->report_code : 128 + SIGKILL;
+    } else {
+        if (waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED) < 0)
+            return berth_error_set(err, errno, "waiting for the container");
+        ret->code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+    }
+    if (c->statusfd >= 0) {
+        close(c->statusfd);
+        c->statusfd = -1;
+    }
     if (c->has_cgroup)
         ret->oom_killed = berth_cgroup_oom_kills(&c->cgroup) > 0;
     close(c->pidfd);
@@ -638,6 +715,18 @@ int berth_container_wait(struct berth_container *c, struct berth_exit *ret, bert
     }
 }
 
+bool berth_container_on_report(struct berth_container *c)
+{
+    int code;
+    int r = berth_handover_read_report(c->statusfd, &code);
+
+    if (r > 0) {
+        c->has_report = true;
+        c->report_code = code;
+    }
+    return r == 0;
+}
+
 int berth_container_release(struct berth_container *c, berth_error *err)
 {
     int r = 0;
@@ -645,6 +734,10 @@ int berth_container_release(struct berth_container *c, berth_error *err)
     if (c->pidfd >= 0) {
         close(c->pidfd);
         c->pidfd = -1;
+    }
+    if (c->statusfd >= 0) {
+        close(c->statusfd);
+        c->statusfd = -1;
     }
     if (c->has_cgroup && berth_cgroup_destroy(&c->cgroup, err) < 0)
         r = -1;

@@ -27,6 +27,8 @@ struct berth_mount {
     uint64_t size; /* tmpfs size in bytes, 0 = kernel default */
 };
 
+struct berth_container;
+
 struct berth_container_config {
     const char *name; /* names messages */
     /* The container's cgroup, relative to the root of the hierarchy (of
@@ -64,6 +66,16 @@ struct berth_container_config {
     /* Keep upper/ and work/ when the container is released, so that a
      * restarted service finds the files it wrote (a keeper's service). */
     bool keep_layer;
+    /* The container may outlive its caller (handover.h): the init keeps
+     * `handover_logr` (the read end of the pipe in stdio[1] and stdio[2])
+     * and a report socket, no longer dies with the caller once set up, and
+     * reports the service's exit before it exits itself. `on_clone` is
+     * called between the clone and the set-up, with the init's pid known
+     * (to record it where a successor finds it). */
+    bool handover;
+    int handover_logr;
+    void (*on_clone)(const struct berth_container *c, void *ud);
+    void *on_clone_ud;
     /* The writable layer in memory: a tmpfs mounted on upper/ inside the
      * container's mount namespace, so it vanishes with the container, even
      * when berth is killed, and costs no disk writes (`berth run`). Its
@@ -79,6 +91,13 @@ struct berth_container_config {
 struct berth_container {
     pid_t pid; /* the container's init, in our pid namespace */
     int pidfd;
+    /* With handover: our end of the init's report socket (-1: none), and
+     * whether the container was adopted from another keeper (not our
+     * child: its exit is known only from the init's report). */
+    int statusfd;
+    bool adopted;
+    bool has_report;
+    int report_code;
     char *rundir;
     bool keep_layer;
     struct berth_cgroup cgroup;
@@ -109,7 +128,9 @@ int berth_container_start(const struct berth_container_config *cfg, struct berth
 int berth_container_wait(struct berth_container *c, struct berth_exit *ret, berth_error *err);
 
 /* Collect the exit of a container whose pidfd became readable (for
- * callers that poll the pidfd in their own loop). */
+ * callers that poll the pidfd in their own loop). An adopted container's
+ * code is its init's report, or 128+SIGKILL when the init died without
+ * one (killed). */
 int berth_container_reap(struct berth_container *c, struct berth_exit *ret, berth_error *err);
 
 /* Send the stop signal now and SIGKILL after the timeout; used by wait and
@@ -120,5 +141,10 @@ int berth_container_kill(const struct berth_container *c, int sig);
  * work/ unless keep_layer), not the run directory itself. Safe to call
  * twice. */
 int berth_container_release(struct berth_container *c, berth_error *err);
+
+/* Read the init's report when c->statusfd is readable (handover.h):
+ * false once nothing more is to come (the report is in, or the init's
+ * end is closed): stop polling it then. */
+bool berth_container_on_report(struct berth_container *c);
 
 #endif
