@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "exec.h"
+#include "handover.h"
 #include "seccomp-profile.h"
 #include "status.h"
 #include "systemd.h"
@@ -395,8 +396,15 @@ int berth_keeper_stop_begin(const char *root, const char *name, int *ret_fd, ber
     berth_error e = BERTH_ERROR_INIT;
 
     *ret_fd = -1;
-    if (!berth_keeper_alive(root, name, NULL))
-        return 0;
+    if (!berth_keeper_alive(root, name, NULL)) {
+        _cleanup_free_ char *dir = berth_service_dir(root, name);
+        if (!berth_handover_orphan(dir))
+            return 0;
+        /* its container runs on without a keeper: a new one adopts it, and
+         * stops it as any other (stop signal, timeout, exit recorded) */
+        if (berth_keeper_spawn(root, name, "/proc/self/exe", NULL, err) < 0)
+            return berth_error_wrap(err, "adopting '%s' to stop it", name);
+    }
     fd = connect_keeper(root, name, &e);
     if (fd < 0) {
         if (e.code == ESRCH)
@@ -563,6 +571,13 @@ struct keeper {
     char start_error[BERTH_ERROR_MAX]; /* why the last start failed, "" when it did not */
     int timerfd, sigfd, lfd, logr, logwr, devnull;
     struct logw log;
+    /* adopted from a keeper that died (handover.h): the init's record, the
+     * output pipe of that container (its own: ours is for our starts),
+     * and whether its report socket is still to be read */
+    struct berth_handover_record adopted;
+    bool adopting;
+    int logr_adopted;
+    bool watch_report;
     /* the service's cgroup (relative to the hierarchy root): a systemd
      * scope or berth/<cgroup name>; the keeper lives in its "keeper"
      * leaf, the container in "container" */
@@ -587,7 +602,8 @@ static void log_rotate(struct logw *l)
     }
     if (l->fd >= 0)
         close(l->fd);
-    l->fd = openat(l->dirfd, "current", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+    /* not O_APPEND: splice(2) refuses such files; the keeper is the only writer */
+    l->fd = openat(l->dirfd, "current", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     l->size = 0;
 }
 
@@ -608,6 +624,33 @@ static void log_write(struct logw *l, const char *buf, size_t len)
         buf += n;
         len -= n;
     }
+}
+
+/* Move what waits in the output pipe into the log: spliced, so that a
+ * keeper killed at any instant has each byte either still in the pipe
+ * (for its successor) or in the file, never in a buffer of its own. */
+static void log_pump(struct logw *l, int from)
+{
+    for (;;) {
+        size_t room = l->max_size > l->size ? (size_t)(l->max_size - l->size) : 0;
+        if (room == 0) {
+            log_rotate(l);
+            continue;
+        }
+        if (l->fd < 0)
+            break;
+        ssize_t n = splice(from, NULL, l->fd, NULL, room < (1 << 20) ? room : (1 << 20),
+                           SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        if (n > 0)
+            l->size += (uint64_t)n;
+        if (n >= 0 || errno != EINVAL)
+            return;
+        break; /* a log on a filesystem that cannot splice */
+    }
+    char buf[65536];
+    ssize_t n = read(from, buf, sizeof(buf));
+    if (n > 0)
+        log_write(l, buf, (size_t)n);
 }
 
 static void klog(struct keeper *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -678,6 +721,24 @@ static void on_exit_code(struct keeper *k, int code, bool oom);
 
 static void health_arm(struct keeper *k, uint64_t ms);
 
+/* Between the clone and the container's set-up: where a successor finds
+ * the container, should we die (handover.h). */
+static void record_init(const struct berth_container *c, void *ud)
+{
+    struct keeper *k = ud;
+    berth_error err = BERTH_ERROR_INIT;
+    struct berth_handover_record r = {
+        .init_pid = c->pid,
+        .init_start = berth_handover_start_time(c->pid),
+        .cgroup = k->cgroup,
+        .cgroup_levels = k->cgroup_levels,
+        .started_at = (int64_t)time(NULL),
+    };
+
+    if (berth_handover_record_write(k->dir, &r, &err) < 0)
+        klog(k, "warning: %s; a keeper after this one cannot adopt '%s'", err.msg, k->cfg.name);
+}
+
 static void start_service(struct keeper *k)
 {
     berth_error err = BERTH_ERROR_INIT;
@@ -713,9 +774,14 @@ static void start_service(struct keeper *k)
             .redirect_stdio = true,
             .stdio = {k->devnull, k->logwr, k->logwr},
             .keep_layer = true,
+            .handover = true,
+            .handover_logr = k->logr,
+            .on_clone = record_init,
+            .on_clone_ud = k,
         };
         if (berth_container_start(&cc, &k->c, &err) == 0) {
             k->has_container = true;
+            k->watch_report = true;
             k->state = K_RUNNING;
             k->started_mono = berth_now_ms();
             k->started_at = (int64_t)time(NULL);
@@ -729,6 +795,7 @@ static void start_service(struct keeper *k)
             return;
         }
     }
+    berth_handover_record_remove(k->dir);
     klog(k, "%s", err.msg);
     snprintf(k->start_error, sizeof(k->start_error), "%s", err.msg);
     on_exit_code(k, 127, false);
@@ -870,6 +937,12 @@ static void on_exit_code(struct keeper *k, int code, bool oom)
         if (berth_container_release(&k->c, &err) < 0)
             klog(k, "cleaning up: %s", err.msg);
         k->has_container = false;
+        k->watch_report = false;
+        berth_handover_record_remove(k->dir);
+    }
+    if (k->logr_adopted >= 0) {
+        close(k->logr_adopted);
+        k->logr_adopted = -1;
     }
     disarm_timer(k);
     if (oom)
@@ -1001,11 +1074,97 @@ static void on_signal(struct keeper *k)
 
 static void on_log(struct keeper *k)
 {
-    char buf[65536];
-    ssize_t n = read(k->logr, buf, sizeof(buf));
+    log_pump(&k->log, k->logr);
+}
 
-    if (n > 0)
-        log_write(&k->log, buf, (size_t)n);
+/* ---- adoption (handover.h) ------------------------------------------------ */
+
+/* A container whose keeper died: take its init's pipe and report socket
+ * over. 1: adopting; 0: none to adopt (its record is removed); -1: one
+ * runs that cannot be adopted (no second container is started beside it). */
+static int adopt_find(struct keeper *k, berth_error *err)
+{
+    struct berth_handover_record *r = &k->adopted;
+    berth_error e = BERTH_ERROR_INIT;
+    int pidfd;
+
+    if (berth_handover_record_read(k->dir, r, &e) < 0) {
+        if (e.code != ENOENT)
+            berth_handover_record_remove(k->dir);
+        return 0;
+    }
+    pidfd = berth_handover_open_init(r, &e);
+    if (pidfd >= 0 && berth_handover_take(pidfd, &k->logr_adopted, &k->c.statusfd, &e) < 0) {
+        struct pollfd p = {pidfd, POLLIN, 0};
+        bool gone = poll(&p, 1, 0) == 1; /* a zombie has no descriptors to take */
+        close(pidfd);
+        pidfd = -1;
+        if (!gone) {
+            *err = e;
+            berth_error_wrap(err,
+                             "the container of '%s' (init pid %d) runs without a keeper "
+                             "and cannot be adopted",
+                             k->cfg.name, (int)r->init_pid);
+            berth_handover_record_release(r);
+            return -1;
+        }
+    }
+    if (pidfd < 0) {
+        berth_handover_record_remove(k->dir);
+        berth_handover_record_release(r);
+        return 0;
+    }
+    k->c.pid = r->init_pid;
+    k->c.pidfd = pidfd;
+    k->c.adopted = true;
+    k->c.rundir = xstrdup(k->dir);
+    k->c.keep_layer = true;
+    k->c.stop_signal = k->cfg.stop_signal ? k->cfg.stop_signal : SIGTERM;
+    k->c.stop_timeout_ms = k->cfg.stop_timeout_ms;
+    k->adopting = true;
+    return 1;
+}
+
+/* Once placed: take the container's cgroup and what the last keeper
+ * recorded (restarts, health) over, and carry on as if we had started it. */
+static void adopt_finish(struct keeper *k)
+{
+    berth_error e = BERTH_ERROR_INIT;
+    struct berth_status st;
+    uint64_t age;
+
+    if (berth_cgroup_create(&k->c.cgroup, BERTH_CGROUP_FSROOT, k->container_cgroup, &k->cfg.limits,
+                            &e) == 0)
+        k->c.has_cgroup = true;
+    else
+        klog(k, "warning: %s", e.msg);
+    if (berth_user_resolve(k->cfg.image_rootfs, k->cfg.user, &k->user, &e) < 0)
+        klog(k, "warning: %s; health checks run as root", e.msg);
+    if (berth_status_read(k->root, k->cfg.name, &st, &e) == 0) {
+        k->restarts = st.restarts;
+        if (k->cfg.health_argv && st.health) {
+            for (size_t i = 0; i < ARRAY_SIZE(health_name); i++)
+                if (!strcmp(st.health, health_name[i]))
+                    k->health = i;
+        }
+        berth_status_release(&st);
+    }
+    k->has_container = true;
+    k->watch_report = true;
+    k->state = K_RUNNING;
+    k->started_at = k->adopted.started_at ? k->adopted.started_at : (int64_t)time(NULL);
+    age = (uint64_t)((int64_t)time(NULL) - k->started_at) * 1000;
+    k->started_mono = berth_now_ms() > age ? berth_now_ms() - age : 0;
+    if (k->cfg.health_argv) {
+        if (k->health == H_NONE)
+            k->health = H_STARTING;
+        health_arm(k, k->cfg.health_interval_ms);
+    }
+    klog(k,
+         "a new keeper (pid %d) adopted '%s' (init pid %d): its last keeper is gone, the "
+         "service runs on",
+         (int)getpid(), k->cfg.name, (int)k->c.pid);
+    write_status(k);
 }
 
 /* Leave the caller's cgroup before anything runs: on a systemd host into
@@ -1019,7 +1178,13 @@ static int place_keeper(struct keeper *k, berth_error *err)
     _cleanup_free_ char *leaf = NULL;
     const char *fsroot = BERTH_CGROUP_FSROOT;
 
-    if (berth_cgroup_detect(fsroot) == BERTH_CGROUP_V2 && berth_systemd_booted()) {
+    /* a successor: where the container is (the scope systemd made for the
+     * first keeper, or berth's subtree) */
+    if (k->adopting && k->adopted.cgroup) {
+        k->cgroup = xstrdup(k->adopted.cgroup);
+        k->cgroup_levels = k->adopted.cgroup_levels ? k->adopted.cgroup_levels : 2;
+    }
+    if (!k->cgroup && berth_cgroup_detect(fsroot) == BERTH_CGROUP_V2 && berth_systemd_booted()) {
         _cleanup_free_ char *unit = berth_service_scope_name(k->root, k->cfg.name);
         _cleanup_free_ char *desc = xasprintf("berth service '%s' (%s)", k->cfg.name, k->root);
         berth_error e = BERTH_ERROR_INIT;
@@ -1088,11 +1253,11 @@ static int setup(struct keeper *k, int *lockfd, berth_error *err)
     if (berth_mkdir_p(logdir, 0750, err) < 0)
         return -1;
     k->log.dirfd = open(logdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    k->log.fd = openat(k->log.dirfd, "current", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    k->log.fd = openat(k->log.dirfd, "current", O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
     if (k->log.dirfd < 0 || k->log.fd < 0)
         return berth_error_set(err, errno, "opening the log in '%s'", logdir);
-    struct stat st;
-    k->log.size = fstat(k->log.fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    off_t end = lseek(k->log.fd, 0, SEEK_END);
+    k->log.size = end > 0 ? (uint64_t)end : 0;
     k->log.max_size = k->cfg.log_max_size ? k->cfg.log_max_size : 10 << 20;
     k->log.max_files = k->cfg.log_max_files;
 
@@ -1100,6 +1265,8 @@ static int setup(struct keeper *k, int *lockfd, berth_error *err)
         return berth_error_set(err, errno, "creating the log pipe");
     k->logr = pipefd[0];
     k->logwr = pipefd[1];
+    /* room for the output of a service whose keeper is being replaced */
+    fcntl(k->logr, F_SETPIPE_SZ, BERTH_HANDOVER_PIPE_SIZE);
     k->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     k->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     k->health_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -1120,6 +1287,8 @@ static int setup(struct keeper *k, int *lockfd, berth_error *err)
     if (bind(k->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(k->lfd, 16) < 0)
         return berth_error_set(err, errno, "listening on '%s/keeper.sock'", k->dir);
     raise_nofile();
+    if (adopt_find(k, err) < 0)
+        return -1;
     return place_keeper(k, err);
 }
 
@@ -1134,7 +1303,8 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
                        .devnull = -1,
                        .log = {.dirfd = -1, .fd = -1},
                        .health_timer = -1,
-                       .health_pidfd = -1};
+                       .health_pidfd = -1,
+                       .logr_adopted = -1};
     int held[64];
     size_t nheld = 0;
     int lockfd = -1;
@@ -1147,7 +1317,10 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
         free(k.dir);
         return -1;
     }
-    start_service(&k);
+    if (k.adopting)
+        adopt_finish(&k);
+    else
+        start_service(&k);
     /* the spawner learns how the first start went */
     if (ready_fd >= 0) {
         if (k.start_error[0])
@@ -1157,7 +1330,7 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
         close(ready_fd);
     }
     while (!k.done) {
-        struct pollfd p[7] = {
+        struct pollfd p[9] = {
             {k.sigfd, POLLIN, 0},
             {k.timerfd, POLLIN, 0},
             {k.lfd, POLLIN, 0},
@@ -1165,21 +1338,30 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
             {k.has_container ? k.c.pidfd : -1, POLLIN, 0},
             {k.health_timer, POLLIN, 0},
             {k.health_pidfd, POLLIN, 0},
+            {k.has_container && k.watch_report ? k.c.statusfd : -1, POLLIN, 0},
+            {k.logr_adopted, POLLIN, 0},
         };
-        if (poll(p, 7, -1) < 0) {
+        if (poll(p, 9, -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
         if (p[3].revents & POLLIN)
             on_log(&k);
+        if (p[8].revents & POLLIN)
+            log_pump(&k.log, k.logr_adopted);
+        if (p[7].revents && !berth_container_on_report(&k.c))
+            k.watch_report = false;
         if (p[4].revents) {
             struct berth_exit ex = {0};
             berth_error e = BERTH_ERROR_INIT;
             /* what the service wrote just before it exited comes first */
-            struct pollfd lp = {k.logr, POLLIN, 0};
-            while (poll(&lp, 1, 0) == 1 && (lp.revents & POLLIN))
-                on_log(&k);
+            const int pipes[] = {k.logr, k.logr_adopted};
+            for (size_t i = 0; i < ARRAY_SIZE(pipes); i++) {
+                struct pollfd lp = {pipes[i], POLLIN, 0};
+                while (pipes[i] >= 0 && poll(&lp, 1, 0) == 1 && (lp.revents & POLLIN))
+                    log_pump(&k.log, pipes[i]);
+            }
             if (berth_container_reap(&k.c, &ex, &e) == 0)
                 on_exit_code(&k, ex.code, ex.oom_killed);
         }
@@ -1199,6 +1381,7 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
         unlink(sock);
     }
     unplace_keeper(&k);
+    berth_handover_record_release(&k.adopted);
     berth_keeper_config_release(&k.cfg);
     berth_seccomp_profile_free(k.seccomp_owned);
     free(k.seccomp_cache);

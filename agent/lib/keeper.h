@@ -123,7 +123,9 @@ int berth_keeper_request(const char *root, const char *name, const char *request
                          size_t len, berth_error *err);
 
 /* Ask the keeper to stop its service and wait until the keeper has exited
- * (at most the stop timeout plus a margin). No keeper: nothing to do. */
+ * (at most the stop timeout plus a margin). No keeper: nothing to do,
+ * unless its container runs on (handover.h): then a new keeper adopts it
+ * first. */
 int berth_keeper_stop(const char *root, const char *name, berth_error *err);
 
 /* The same in two halves, to stop several services at once: send the
