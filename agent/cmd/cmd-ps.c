@@ -40,6 +40,18 @@ static void print_table(const struct berth_status *v, size_t n)
                v[i].restarts, v[i].health ? v[i].health : "none", last,
                v[i].image ? v[i].image : "-");
     }
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].keeper_gone)
+            continue;
+        if (v[i].pid)
+            printf("WARNING: the keeper of '%s' is gone; its container (pid %d) runs on "
+                   "unsupervised until `berth apply` or the agent adopts it\n",
+                   v[i].name, (int)v[i].pid);
+        else
+            printf("WARNING: the keeper of '%s' is gone, and its container with it; "
+                   "`berth apply` or the agent starts it again\n",
+                   v[i].name);
+    }
 }
 
 /* ROOT/agent.json, written by the agent; NULL when there is none. */

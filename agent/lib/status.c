@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "handover.h"
 #include "keeper.h"
 #include "util.h"
 
@@ -60,6 +61,7 @@ static json_t *to_json(const struct berth_status *st)
     json_object_set_new(o, "spec_hash", st->spec_hash ? json_string(st->spec_hash) : json_null());
     json_object_set_new(o, "start_error",
                         st->start_error ? json_string(st->start_error) : json_null());
+    json_object_set_new(o, "keeper_gone", json_boolean(st->keeper_gone));
     return o;
 }
 
@@ -131,10 +133,13 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
     }
     /* the record says alive, the lock says the keeper is gone */
     if (berth_status_state_live(st->state) && !berth_keeper_alive(root, name, &keeper)) {
-        free(st->state);
-        st->state = xstrdup("failed");
-        st->pid = 0;
+        st->keeper_gone = true;
         st->keeper_pid = 0;
+        if (!berth_handover_orphan(dir)) {
+            free(st->state);
+            st->state = xstrdup("failed");
+            st->pid = 0;
+        }
     }
     return 0;
 }

@@ -26,12 +26,17 @@ struct berth_status {
     bool exit_oom;
     int64_t exit_at;
     char *start_error; /* why the last start failed (set-up, exec); NULL when it did not */
+    /* berth_status_read(): the record says a keeper runs, none does (it
+     * was killed); the container may run on (`pid`), until a new keeper
+     * adopts it (handover.h) */
+    bool keeper_gone;
 };
 
 int berth_status_write(const char *root, const struct berth_status *st, berth_error *err);
 
 /* Read one record. A record whose keeper is gone although its state says
- * it is alive is reported as "failed" (the keeper was killed). */
+ * it is alive has keeper_gone set, and is reported as "failed" (the
+ * keeper was killed) unless its container runs on without it. */
 int berth_status_read(const char *root, const char *name, struct berth_status *ret,
                       berth_error *err);
 void berth_status_release(struct berth_status *st);
