@@ -5,12 +5,14 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +43,14 @@ struct settle {
     bool has_health;
 };
 
+/* A keeper the agent watches: its death is an event (a pidfd), so that a
+ * killed keeper's container is adopted at once, not at the next resync. */
+struct kwatch {
+    char *name;
+    pid_t pid;
+    int fd;
+};
+
 struct agent {
     const struct berth_agent_options *o;
     char *dir, *base; /* of the file */
@@ -52,6 +62,8 @@ struct agent {
     char *invalid_errors;  /* JSON array text of the current errors */
     struct settle *settles;
     size_t nsettles;
+    struct kwatch *kw;
+    size_t nkw;
 };
 
 static void arm(int tfd, uint64_t ms, uint64_t interval_ms)
@@ -287,6 +299,88 @@ static void notify_status(struct agent *a, const char *plan, size_t failed)
     berth_systemd_notify(st);
 }
 
+static void kwatch_remove(struct agent *a, size_t i)
+{
+    epoll_ctl(a->ep, EPOLL_CTL_DEL, a->kw[i].fd, NULL);
+    close(a->kw[i].fd);
+    free(a->kw[i].name);
+    a->kw[i] = a->kw[--a->nkw];
+}
+
+/* Watch every live keeper under the root (a pidfd each, in the epoll set). */
+static void watch_keepers(struct agent *a)
+{
+    _cleanup_free_ char *dir = xasprintf("%s/services", a->o->root);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+
+    for (size_t i = 0; i < a->nkw;) {
+        pid_t pid = 0;
+        if (!berth_keeper_alive(a->o->root, a->kw[i].name, &pid) || pid != a->kw[i].pid)
+            kwatch_remove(a, i);
+        else
+            i++;
+    }
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        pid_t pid = 0;
+        bool known = false;
+        if (de->d_name[0] == '.' || !berth_keeper_alive(a->o->root, de->d_name, &pid) || pid <= 0)
+            continue;
+        for (size_t i = 0; i < a->nkw; i++)
+            known |= !strcmp(a->kw[i].name, de->d_name);
+        if (known)
+            continue;
+        int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+        if (fd < 0)
+            continue;
+        if (epoll_ctl(a->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            close(fd);
+            continue;
+        }
+        a->kw = xrealloc(a->kw, (a->nkw + 1) * sizeof(*a->kw));
+        a->kw[a->nkw++] = (struct kwatch){xstrdup(de->d_name), pid, fd};
+    }
+    closedir(d);
+}
+
+static void reconcile(struct agent *a, bool file_event);
+
+/* A watched keeper exited: a keeper that stopped its service for good
+ * said so in its status; one that was killed did not, and its container
+ * may run on: the reconcile starts a keeper, which adopts it. */
+static bool on_keeper_exit(struct agent *a, int fd)
+{
+    struct berth_status st;
+    berth_error e = BERTH_ERROR_INIT;
+    bool gone = false;
+
+    for (size_t i = 0; i < a->nkw; i++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (a->kw[i].fd != fd)
+            continue;
+        /* an event of this batch for a pidfd a reconcile closed meanwhile
+         * (and whose number a new watch took) */
+        if (poll(&p, 1, 0) != 1)
+            return true;
+        if (berth_status_read(a->o->root, a->kw[i].name, &st, &e) == 0) {
+            gone = st.keeper_gone;
+            if (gone)
+                berth_log(BERTH_LOG_WARN, "the keeper of '%s' (pid %d) died; %s", a->kw[i].name,
+                          (int)a->kw[i].pid,
+                          st.pid ? "a new one adopts its container" : "starting it again");
+            berth_status_release(&st);
+        }
+        kwatch_remove(a, i);
+        if (gone)
+            reconcile(a, false);
+        return true;
+    }
+    return false;
+}
+
 static void reconcile(struct agent *a, bool file_event)
 {
     struct berth_plan plan;
@@ -321,6 +415,7 @@ static void reconcile(struct agent *a, bool file_event)
     }
     close(lock);
     watch_services(a);
+    watch_keepers(a);
 }
 
 static void on_inotify(struct agent *a)
@@ -342,6 +437,7 @@ static void on_inotify(struct agent *a)
     if (file)
         arm(a->debounce, a->o->debounce_ms, 0);
     if (status) {
+        watch_keepers(a); /* keepers started by `berth apply`, `restart` */
         settle_all(a);
         /* a burst of transitions makes one summary */
         arm(a->summary, 200, 0);
@@ -394,6 +490,10 @@ static int setup(struct agent *a, berth_error *err)
 static void teardown(struct agent *a)
 {
     int fds[] = {a->ino, a->sig, a->debounce, a->resync, a->settle_timer, a->summary, a->ep};
+
+    while (a->nkw)
+        kwatch_remove(a, 0);
+    free(a->kw);
 
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0)
@@ -474,6 +574,8 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
             } else if (fd == a.settle_timer) {
                 drain(a.settle_timer);
                 settle_all(&a);
+            } else {
+                on_keeper_exit(&a, fd);
             }
         }
     }
