@@ -44,7 +44,9 @@ static void report(void *ud, const struct berth_plan_item *it, int rc, const cha
                                                      "started", "stopped",  "unchanged"};
     struct outcome *o = ud;
 
-    if (rc == 0) {
+    if (rc == 0 && it->action == BERTH_ACTION_START && it->orphaned) {
+        printf("  %-24s adopted (its keeper was gone; the container ran on)\n", it->name);
+    } else if (rc == 0) {
         printf("  %-24s %s\n", it->name, done[it->action]);
     } else {
         printf("  %-24s FAILED to %s: %s\n", it->name, berth_action_name(it->action), msg);

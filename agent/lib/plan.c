@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "handover.h"
 #include "keeper.h"
 #include "status.h"
 #include "util.h"
@@ -96,6 +97,7 @@ struct record {
     char rejected[65]; /* a spec rolled back from, "" for none */
     char *state;
     bool running;
+    bool orphaned;
 };
 
 static void read_record(const char *root, const struct berth_status *st, struct record *r)
@@ -120,6 +122,7 @@ static void read_record(const char *root, const struct berth_status *st, struct 
     }
     r->state = xstrdup(st->state);
     r->running = berth_keeper_alive(root, name, NULL);
+    r->orphaned = !r->running && berth_handover_orphan(dir);
 }
 
 static int cmp_record(const void *a, const void *b)
@@ -230,6 +233,7 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
         }
         if (c >= 0) {
             it->running = r->running;
+            it->orphaned = r->orphaned;
             it->rolled_back = c == 0 && !strcmp(r->rejected, it->hash);
             it->state = xstrdup(r->state);
             EVP_DigestUpdate(ctx, "|", 1);

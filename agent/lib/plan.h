@@ -43,9 +43,10 @@ struct berth_plan_item {
     const struct berth_service *desired; /* NULL for remove */
     char hash[65];                       /* desired shape hash, "" for remove */
     bool running;                        /* a keeper runs it now */
-    bool rolled_back;                    /* the desired spec is the one rolled back from */
-    char *state;                         /* the record's state, NULL without record */
-    struct berth_change *changes;        /* replace: what differs */
+    bool orphaned;    /* no keeper, but its container runs on: start adopts it (handover.h) */
+    bool rolled_back; /* the desired spec is the one rolled back from */
+    char *state;      /* the record's state, NULL without record */
+    struct berth_change *changes; /* replace: what differs */
     size_t nchanges;
 };
 
