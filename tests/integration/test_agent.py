@@ -77,7 +77,7 @@ def test_agent_restart_keeps_services_and_supervision(host, agents):
     summary = os.path.join(host.berth.root, "status.json")
     wait_for(lambda: {s["name"]: s["restarts"] for s in json.load(open(summary))["services"]}
              .get("a") == before["a"]["restarts"] + 1, 2, "status.json updated")
-    # a keeper killed with its container: the agent's resync starts it again
+    # a keeper killed (its container runs on): the agent adopts it at once
     agent.stop()
     agent = agents("--resync", "1s")
     agent.wait_log("agent started")
@@ -85,6 +85,7 @@ def test_agent_restart_keeps_services_and_supervision(host, agents):
     os.kill(keeper, signal.SIGKILL)
     wait_for(lambda: host.status()["b"]["state"] == "running" and
              host.status()["b"]["keeper_pid"] not in (None, keeper), 10, "agent restarts b")
+    assert host.status()["b"]["pid"] == before["b"]["pid"]  # the same container
 
 
 def test_edits_in_place_and_by_rename_apply_within_2s(host, agents, tmp_path):

@@ -5,6 +5,7 @@
  *   probe forkbomb          fork until refused; print how many succeeded
  *   probe term-exit CODE    on SIGTERM exit CODE; print "ready" when armed
  *   probe ignore-term       ignore SIGTERM; print "ready"; wait forever
+ *   probe count US          write "seq N" (N = 0, 1, ...) every US microseconds, for ever
  *   probe orphans N         leave N zombies for init (grandchildren whose
  *                           parent exited), then wait until init reaped them
  *                           and print "zombies=<count>"
@@ -715,6 +716,24 @@ int main(int argc, char **argv)
         }
         printf("forked=%d errno=%s\n", n, strerror(errno));
         return 0;
+    }
+    if (!strcmp(cmd, "count")) {
+        /* "seq N" every ARG microseconds, one write(2) each, for ever: a
+         * service under load whose output must survive keeper hand-overs */
+        struct timespec next;
+        char line[32];
+        clock_gettime(CLOCK_MONOTONIC, &next);
+        for (unsigned long n = 0;; n++) {
+            int len = snprintf(line, sizeof(line), "seq %lu\n", n);
+            if (write(1, line, (size_t)len) != len)
+                return 3;
+            next.tv_nsec += (long)(arg > 0 ? arg : 1000) * 1000;
+            while (next.tv_nsec >= 1000000000L) {
+                next.tv_nsec -= 1000000000L;
+                next.tv_sec++;
+            }
+            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+        }
     }
     if (!strcmp(cmd, "term-exit") || !strcmp(cmd, "ignore-term")) {
         exit_code = arg;
