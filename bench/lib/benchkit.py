@@ -27,7 +27,7 @@ def make_image(work):
     for d in ("bin", "etc", "proc", "sys", "dev", "tmp"):
         os.makedirs(os.path.join(rootfs, d))
     shutil.copy2("/bin/busybox", os.path.join(rootfs, "bin", "busybox"))
-    for a in ("sh", "sleep"):
+    for a in ("sh", "sleep", "usleep"):
         os.symlink("busybox", os.path.join(rootfs, "bin", a))
     with open(os.path.join(rootfs, "etc", "passwd"), "w") as f:
         f.write("root:x:0:0:root:/root:/bin/sh\n")
