@@ -334,10 +334,10 @@ static __attribute__((noreturn)) void exec_service(const struct berth_container_
     berth_child_exec(errfd, cfg->argv, cfg->env, "the image");
 }
 
-/* With handover, the service is gone: end what it left behind (as the
- * kernel would at our exit), then report its code and wait until a keeper
- * has it. The report waits in the spare of the keeper's end while no
- * keeper runs (handover.h). */
+/* With handover, the service is gone: end what it left behind (what we
+ * may signal; the kernel ends the rest at our exit), then report its code
+ * and wait until a keeper has it. The report waits in the spare of the
+ * keeper's end while no keeper runs (handover.h). */
 static __attribute__((noreturn)) void init_report(int code)
 {
     char msg[32];
@@ -345,7 +345,8 @@ static __attribute__((noreturn)) void init_report(int code)
     int n = snprintf(msg, sizeof(msg), "exit %d", code);
 
     kill(-1, SIGKILL);
-    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+    /* no blocking wait: a process we could not signal would hang us */
+    while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
     send(BERTH_INIT_FD_INIT, msg, (size_t)n, MSG_NOSIGNAL);
     while (recv(BERTH_INIT_FD_INIT, &ack, 1, 0) < 0 && errno == EINTR)
