@@ -402,8 +402,12 @@ int berth_keeper_stop_begin(const char *root, const char *name, int *ret_fd, ber
             return 0;
         /* its container runs on without a keeper: a new one adopts it, and
          * stops it as any other (stop signal, timeout, exit recorded) */
-        if (berth_keeper_spawn(root, name, "/proc/self/exe", NULL, err) < 0)
+        if (berth_keeper_spawn(root, name, "/proc/self/exe", NULL, &e) < 0 &&
+            !berth_keeper_alive(root, name, NULL)) { /* else: another adopted it meanwhile */
+            *err = e;
             return berth_error_wrap(err, "adopting '%s' to stop it", name);
+        }
+        memset(&e, 0, sizeof(e));
     }
     fd = connect_keeper(root, name, &e);
     if (fd < 0) {
