@@ -253,3 +253,33 @@ def test_a_dead_keeper_and_container_are_started_again(host):
     assert re.search(r"w +started", r.stdout), r.stdout  # not adopted: started afresh
     st = host.status()["w"]
     assert st["state"] == "running" and st["pid"] not in (None, init), st
+
+
+def test_health_checks_and_crash_restarts_go_on_after_a_handover(host):
+    """The successor runs the health checks in the adopted container (a
+    check that turns to failing is seen) and restarts the service when it
+    crashes, as the keeper that started it would."""
+    check = {"command": ["/bin/sh", "-c", "test ! -e /tmp/sick"], "interval": "200ms",
+             "timeout": "1s", "retries": 2}
+    host.write({"h": host.svc(["/bin/sleep", "100000"], healthcheck=check)})
+    assert host.apply().returncode == 0
+    root = host.berth.root
+    wait_for(lambda: host.status()["h"]["health"] == "healthy", 10, "healthy")
+    init = host.status()["h"]["pid"]
+    os.kill(keeper_of(root, "h"), signal.SIGKILL)
+    wait_for(lambda: keeper_of(root, "h") is None, 5, "the lock to be free")
+    assert host.apply().returncode == 0
+    st = host.status()["h"]
+    assert st["pid"] == init and st["health"] == "healthy", st
+    r = host.berth.run("exec", "h", "--", "/bin/touch", "/tmp/sick")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: host.status()["h"]["health"] == "unhealthy", 10, "unhealthy")
+    # a crash of the adopted service: the successor restarts it (restart: always)
+    os.kill(service_pid(init), signal.SIGKILL)
+    wait_for(lambda: host.status()["h"]["pid"] not in (None, init) and
+             host.status()["h"]["state"] == "running", 15, "the restart")
+    st = host.status()["h"]
+    assert st["restarts"] == 1 and st["last_exit"]["code"] == 128 + signal.SIGKILL, st
+    # the writable layer outlives restarts: the new instance is sick too, until cured
+    assert host.berth.run("exec", "h", "--", "/bin/rm", "/tmp/sick").returncode == 0
+    wait_for(lambda: host.status()["h"]["health"] == "healthy", 10, "healthy again")
