@@ -40,6 +40,8 @@
     X(const char *, multi_strerror, (CURLMcode c))                               \
     X(struct curl_slist *, slist_append, (struct curl_slist * l, const char *s)) \
     X(void, slist_free_all, (struct curl_slist * l))                             \
+    X(char *, easy_escape, (CURL * h, const char *s, int len))                   \
+    X(void, free, (void *p))                                                     \
     X(char *, version, (void))
 
 static struct {
@@ -105,6 +107,17 @@ const char *curl_easy_strerror(CURLcode c)
 const char *curl_multi_strerror(CURLMcode c)
 {
     return ready() ? fn.multi_strerror(c) : "libcurl.so.4 could not be loaded";
+}
+
+char *curl_easy_escape(CURL *h, const char *s, int len)
+{
+    return ready() ? fn.easy_escape(h, s, len) : NULL;
+}
+
+void curl_free(void *p)
+{
+    if (p)
+        fn.free(p);
 }
 
 struct curl_slist *curl_slist_append(struct curl_slist *l, const char *s)

@@ -30,6 +30,8 @@ void berth_fetch_options_init(struct berth_fetch_options *opt)
     opt->max_size = BERTH_MAX_ARTIFACT_DEFAULT;
     opt->min_free = (struct berth_space_reserve){BERTH_MIN_FREE_DEFAULT, BERTH_MIN_FREE_PERCENT};
     berth_space_from_env(&opt->max_size, &opt->min_free, &opt->setting_err);
+    const char *auth = getenv("REGISTRY_AUTH_FILE");
+    opt->registry_auth = auth && *auth ? auth : NULL;
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -86,6 +88,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
         return 0;
     trim(line);
     if (!strncmp(line, "HTTP/", 5)) { /* a new response (redirect or 100) */
+        x->res->www_authenticate[0] = x->res->content_type[0] = '\0';
         free(x->etag);
         free(x->last_modified);
         x->etag = x->last_modified = NULL;
@@ -103,6 +106,10 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
         v++;
     if (!strcasecmp(line, "location"))
         snprintf(x->redirect_to, sizeof(x->redirect_to), "%s", v);
+    else if (!strcasecmp(line, "www-authenticate") && !x->res->www_authenticate[0])
+        snprintf(x->res->www_authenticate, sizeof(x->res->www_authenticate), "%s", v);
+    else if (!strcasecmp(line, "content-type"))
+        snprintf(x->res->content_type, sizeof(x->res->content_type), "%s", v);
     if (!strcasecmp(line, "etag")) {
         free(x->etag);
         x->etag = xstrdup(v);
@@ -156,6 +163,15 @@ static const struct berth_fetch_options *xfer_opt(struct xfer *x)
     return opt;
 }
 
+/* The most this request may bring: its own bound (a registry descriptor's
+ * size) or the maximum artifact size. */
+static uint64_t xfer_max(struct xfer *x, const struct berth_fetch_options *opt)
+{
+    if (x->req->max_size && (!opt || !opt->max_size || x->req->max_size < opt->max_size))
+        return x->req->max_size;
+    return opt ? opt->max_size : 0;
+}
+
 /* What the server says is coming must fit: the maximum artifact size and
  * the free space above the reserve. */
 static int check_declared(struct xfer *x)
@@ -165,6 +181,12 @@ static int check_declared(struct xfer *x)
 
     if (!x->total || !opt)
         return 0;
+    uint64_t max = xfer_max(x, opt);
+    if (max && x->total > max && max != opt->max_size)
+        return berth_error_set(&x->werr, EFBIG,
+                               "the server declares %llu bytes, more than the %llu bytes "
+                               "expected",
+                               (unsigned long long)x->total, (unsigned long long)max);
     if (opt->max_size && x->total > opt->max_size) {
         berth_space_human(x->total, a, sizeof(a));
         berth_space_human(opt->max_size, b, sizeof(b));
@@ -186,6 +208,8 @@ static int start_body(struct xfer *x)
     curl_off_t cl = -1;
 
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 300) /* FAILONERROR lets some through (401): never a body of an error */
+        return berth_error_set(&x->werr, EPROTO, "HTTP status %ld", status);
     curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
     if (cl < 0 && x->declared_length >= 0)
         cl = (curl_off_t)x->declared_length;
@@ -214,6 +238,12 @@ static size_t on_data(char *buf, size_t size, size_t n, void *ud)
         berth_error_set(&x->werr, EPROTO,
                         "the server sent more than the %llu bytes its Content-Length declared",
                         (unsigned long long)x->total);
+        return 0;
+    }
+    uint64_t max = xfer_max(x, opt);
+    if (opt && max && max != opt->max_size && x->offset + len > max) {
+        berth_error_set(&x->werr, EFBIG, "the server sent more than the %llu bytes expected",
+                        (unsigned long long)max);
         return 0;
     }
     if (opt && opt->max_size && x->offset + len > opt->max_size) {
@@ -300,6 +330,8 @@ static CURL *make_easy(struct xfer *x, const struct berth_fetch_options *opt)
     x->range_from = 0;
     curl_slist_free_all(x->hdrs);
     x->hdrs = NULL;
+    for (const char *const *h = x->req->headers; h && *h; h++)
+        x->hdrs = curl_slist_append(x->hdrs, *h);
     if (x->offset) {
         char range[32];
         snprintf(range, sizeof(range), "%llu-", (unsigned long long)x->offset);
@@ -309,10 +341,11 @@ static CURL *make_easy(struct xfer *x, const struct berth_fetch_options *opt)
         const char *validator = x->etag && strncmp(x->etag, "W/", 2) ? x->etag : x->last_modified;
         if (validator) {
             _cleanup_free_ char *h = xasprintf("If-Range: %s", validator);
-            x->hdrs = curl_slist_append(NULL, h);
-            curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+            x->hdrs = curl_slist_append(x->hdrs, h);
         }
     }
+    if (x->hdrs)
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
     return e;
 }
 
@@ -420,6 +453,7 @@ static void completed(struct xfer *x, CURLcode rc, const struct berth_fetch_opti
     long status = 0;
     char why[1024];
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    x->res->http_status = status;
     if (rc == CURLE_OK && !x->body_started && start_body(x) < 0) /* empty body */
         rc = CURLE_WRITE_ERROR;
     if (rc == CURLE_OK) {
@@ -611,33 +645,45 @@ int berth_fetch(const struct berth_fetch_request *req, const struct berth_fetch_
     return -1;
 }
 
-int berth_fetch_small(const char *url, const struct berth_fetch_options *opt, size_t max,
-                      char **ret_data, size_t *ret_len, berth_error *err)
+int berth_fetch_memory(const struct berth_fetch_request *req, const struct berth_fetch_options *opt,
+                       size_t max, char **ret_data, size_t *ret_len, struct berth_fetch_result *ret,
+                       berth_error *err)
 {
     struct berth_fetch_options o = *opt;
-    struct berth_fetch_request req = {.urls = &url, .nurls = 1};
-    struct berth_fetch_result res;
+    struct berth_fetch_request r = *req;
+    struct berth_fetch_result own, *res = ret ? ret : &own;
     _cleanup_close_ int fd = memfd_create("berth-fetch", MFD_CLOEXEC);
     struct stat st;
+    const char *url = req->nurls ? req->urls[0] : "(none)";
 
     if (fd < 0)
         return berth_error_set(err, errno, "creating a memory file");
     o.max_size = max;
     o.progress = NULL;
-    if (run(&req, &fd, 1, &o, &res)) {
-        *err = res.err;
+    r.dest = NULL;
+    r.sink = NULL;
+    if (run(&r, &fd, 1, &o, res)) {
+        *err = res->err;
         return -1;
     }
     if (fstat(fd, &st) < 0)
         return berth_error_set(err, errno, "reading the download of '%s'", url);
     char *buf = xmalloc((size_t)st.st_size + 1);
-    ssize_t r = pread(fd, buf, (size_t)st.st_size, 0);
-    if (r != st.st_size) {
+    ssize_t n = pread(fd, buf, (size_t)st.st_size, 0);
+    if (n != st.st_size) {
         free(buf);
         return berth_error_set(err, errno, "reading the download of '%s'", url);
     }
-    buf[r] = '\0';
+    buf[n] = '\0';
     *ret_data = buf;
-    *ret_len = (size_t)r;
+    *ret_len = (size_t)n;
     return 0;
+}
+
+int berth_fetch_small(const char *url, const struct berth_fetch_options *opt, size_t max,
+                      char **ret_data, size_t *ret_len, berth_error *err)
+{
+    struct berth_fetch_request req = {.urls = &url, .nurls = 1};
+
+    return berth_fetch_memory(&req, opt, max, ret_data, ret_len, NULL, err);
 }

@@ -49,6 +49,8 @@ struct berth_fetch_options {
     uint64_t retry_max_delay_ms;
     uint64_t max_size;                   /* refuse artifacts larger than this, 0: no limit */
     struct berth_space_reserve min_free; /* keep this free where `dest` is */
+    const char *registry_auth;           /* registry credentials (config.json `auths`), NULL: none;
+                                            berth_fetch_options_init sets $REGISTRY_AUTH_FILE */
     berth_error setting_err;             /* an invalid host setting: every request fails with it */
     berth_fetch_progress_fn progress;
     void *progress_userdata;
@@ -76,6 +78,8 @@ struct berth_fetch_request {
     const char *sha256;                  /* expected hex digest, or NULL */
     bool blake2b;                        /* also compute BLAKE2b-512 (prehashed minisign) */
     const struct berth_fetch_sink *sink; /* may be NULL */
+    const char *const *headers;          /* extra request headers, NULL-terminated; may be NULL */
+    uint64_t max_size;                   /* refuse more than this, 0: opt->max_size */
 };
 
 struct berth_fetch_result {
@@ -85,6 +89,11 @@ struct berth_fetch_result {
     unsigned char blake2b[64];
     uint64_t size;
     size_t url_index; /* which URL delivered it */
+    /* the last response: its HTTP status (also of a failure), and the
+     * headers a registry client needs */
+    long http_status;
+    char www_authenticate[1024];
+    char content_type[128];
 };
 
 /* Download every request in parallel; one failing does not stop the
@@ -102,5 +111,11 @@ int berth_fetch(const struct berth_fetch_request *req, const struct berth_fetch_
 /* Fetch a small file (a signature) into memory, at most `max` bytes. */
 int berth_fetch_small(const char *url, const struct berth_fetch_options *opt, size_t max,
                       char **ret_data, size_t *ret_len, berth_error *err);
+
+/* One request into memory, at most `max` bytes; `ret` (may be NULL) gets
+ * the result also when it fails (the status and headers of a 401). */
+int berth_fetch_memory(const struct berth_fetch_request *req, const struct berth_fetch_options *opt,
+                       size_t max, char **ret_data, size_t *ret_len, struct berth_fetch_result *ret,
+                       berth_error *err);
 
 #endif

@@ -47,6 +47,7 @@ void berth_image_config_init(struct berth_image_config *c)
     c->workdir = xstrdup("");
     c->user = xstrdup("");
     c->stop_signal = xstrdup("");
+    c->blobs = xcalloc(1, sizeof(char *));
 }
 
 void berth_image_config_release(struct berth_image_config *c)
@@ -57,6 +58,7 @@ void berth_image_config_release(struct berth_image_config *c)
     free(c->workdir);
     free(c->user);
     free(c->stop_signal);
+    berth_strv_free(c->blobs);
     memset(c, 0, sizeof(*c));
 }
 
@@ -93,6 +95,7 @@ static void config_from_json(json_t *c, struct berth_image_config *ret)
     ret->workdir = str_from_json(json_object_get(c, "WorkingDir"));
     ret->user = str_from_json(json_object_get(c, "User"));
     ret->stop_signal = str_from_json(json_object_get(c, "StopSignal"));
+    ret->blobs = xcalloc(1, sizeof(char *));
 }
 
 int berth_image_config_write(const char *path, enum berth_image_format format,
@@ -106,6 +109,8 @@ int berth_image_config_write(const char *path, enum berth_image_format format,
                   c->user, "stop_signal", c->stop_signal, "size", (json_int_t)artifact_size);
     _cleanup_free_ char *text = NULL;
 
+    if (j && c->blobs && c->blobs[0])
+        json_object_set_new(j, "blobs", strv_to_json(c->blobs));
     if (!j || !(text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS)))
         return berth_error_set(err, ENOMEM, "encoding '%s'", path);
     size_t len = strlen(text);
@@ -144,6 +149,7 @@ int berth_image_config_read(const char *path, enum berth_image_format *ret_forma
     ret->workdir = str_from_json(json_object_get(j, "workdir"));
     ret->user = str_from_json(json_object_get(j, "user"));
     ret->stop_signal = str_from_json(json_object_get(j, "stop_signal"));
+    ret->blobs = strv_from_json(json_object_get(j, "blobs"));
     return 0;
 }
 
@@ -278,6 +284,19 @@ static int load_blob_json(int layoutfd, json_t *desc, json_t **ret, berth_error 
     return load_json_fd(fd, json_string_value(json_object_get(desc, "digest")), ret, err);
 }
 
+int berth_oci_config_parse(const char *data, size_t len, struct berth_image_config *ret,
+                           berth_error *err)
+{
+    json_error_t je;
+    _cleanup_json_ json_t *j = json_loadb(data, len, 0, &je);
+
+    if (!j || !json_is_object(j))
+        return berth_error_set(err, EINVAL, "parsing the image config: line %d: %s",
+                               j ? 1 : je.line, j ? "not an object" : je.text);
+    config_from_json(json_object_get(j, "config"), ret);
+    return 0;
+}
+
 static bool is_index(const char *mt)
 {
     return mt && (!strcmp(mt, "application/vnd.oci.image.index.v1+json") ||
@@ -310,6 +329,31 @@ static json_t *pick_manifest(json_t *index, berth_error *err)
     berth_error_set(err, ENOENT, "the image index has no manifest for linux/%s (it has: %s)", arch,
                     n ? have : "none");
     return NULL;
+}
+
+int berth_oci_pick_platform(const char *data, size_t len, char ret_digest[72], char *ret_media_type,
+                            size_t mtlen, berth_error *err)
+{
+    json_error_t je;
+    _cleanup_json_ json_t *j = json_loadb(data, len, 0, &je);
+    json_t *desc;
+
+    if (!j)
+        return berth_error_set(err, EINVAL, "parsing the image index: line %d: %s", je.line,
+                               je.text);
+    if (!json_is_array(json_object_get(j, "manifests")))
+        return berth_error_set(err, EINVAL, "the image index has no manifests");
+    if (!(desc = pick_manifest(j, err)))
+        return -1;
+    const char *d = json_string_value(json_object_get(desc, "digest"));
+    const char *mt = json_string_value(json_object_get(desc, "mediaType"));
+    if (!d || strlen(d) != 71 || strncmp(d, "sha256:", 7) ||
+        strspn(d + 7, "0123456789abcdef") != 64)
+        return berth_error_set(err, EINVAL, "unsupported manifest digest '%s' in the image index",
+                               d ? d : "(none)");
+    memcpy(ret_digest, d, 72);
+    snprintf(ret_media_type, mtlen, "%s", mt ? mt : "");
+    return 0;
 }
 
 static int apply_layer(const char *path, const char *name, const char *rootfs,

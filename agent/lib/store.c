@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include "oci.h"
+#include "registry.h"
 #include "util.h"
 #include "verify.h"
 
@@ -302,10 +303,332 @@ static void streamer_abort(struct streamer *s)
     s->sock = s->status = -1;
 }
 
+/* ---- images from registries --------------------------------------------
+ * The image's digest is its manifest's or index's; the index, the
+ * manifest, the config and each layer become blobs of their own, so that a
+ * layer is stored once for every image that has it. Nothing is renamed
+ * into blobs/ before every blob of the image arrived and verified, and
+ * the layers are applied from there by the confined unpacker. */
+
+struct manifest_doc {
+    char hex[65];
+    char *body;
+    size_t len;
+    char media_type[128];
+    bool stored; /* already a blob */
+};
+
+static void manifest_doc_release(struct manifest_doc *m)
+{
+    free(m->body);
+    m->body = NULL;
+}
+
+/* The manifest `hex`: from the store when it is there, else the registry. */
+static int manifest_get(struct berth_registry *reg, const char *root, const char *hex,
+                        struct manifest_doc *ret, berth_error *err)
+{
+    _cleanup_free_ char *blob = xasprintf("%s/blobs/sha256/%s", root, hex);
+    _cleanup_free_ char *reference = xasprintf("sha256:%s", hex);
+
+    memcpy(ret->hex, hex, 65);
+    if (access(blob, F_OK) == 0 &&
+        berth_read_file(blob, BERTH_REGISTRY_MAX_MANIFEST, &ret->body, &ret->len, err) == 0) {
+        berth_registry_media_type(ret->body, ret->len, "", ret->media_type,
+                                  sizeof(ret->media_type));
+        ret->stored = true;
+        return 0;
+    }
+    berth_error_clear(err);
+    char got[65];
+    if (berth_registry_get_manifest(reg, reference, &ret->body, &ret->len, got, ret->media_type,
+                                    sizeof(ret->media_type), err) < 0)
+        return -1;
+    return 0;
+}
+
+static int check_manifest_type(const struct manifest_doc *m, bool index_ok, berth_error *err)
+{
+    if (berth_registry_is_manifest(m->media_type) ||
+        (index_ok && berth_registry_is_index(m->media_type)))
+        return 0;
+    if (!strcmp(m->media_type, "application/vnd.docker.distribution.manifest.v1+json"))
+        return berth_error_set(err, ENOTSUP,
+                               "sha256:%s is a Docker schema 1 manifest, which berth does not "
+                               "take: push the image again as Docker schema 2 or OCI",
+                               m->hex);
+    return berth_error_set(err, ENOTSUP, "sha256:%s is not an image manifest or index (%s)", m->hex,
+                           m->media_type[0] ? m->media_type : "no media type");
+}
+
+struct pull {
+    const char *root;
+    struct berth_registry reg;
+    struct manifest_doc top, man; /* man.body NULL: top is the manifest */
+    struct berth_registry_manifest m;
+    char **blobs; /* every blob of the image, hex, NULL-terminated */
+    size_t nblobs;
+    struct berth_registry_blob *dl;
+    char **partials;
+    int *locks;
+    size_t ndl;
+};
+
+static void pull_release(struct pull *p)
+{
+    for (size_t i = 0; i < p->ndl; i++) {
+        if (p->partials[i])
+            unlink(p->partials[i]);
+        free(p->partials[i]);
+        if (p->locks[i] >= 0)
+            close(p->locks[i]);
+    }
+    free(p->partials);
+    free(p->locks);
+    free(p->dl);
+    berth_strv_free(p->blobs);
+    berth_registry_manifest_release(&p->m);
+    manifest_doc_release(&p->top);
+    manifest_doc_release(&p->man);
+    berth_registry_release(&p->reg);
+}
+
+static void pull_add_blob(struct pull *p, const char *hex)
+{
+    for (size_t i = 0; i < p->nblobs; i++)
+        if (!strcmp(p->blobs[i], hex))
+            return;
+    p->blobs = xrealloc(p->blobs, (p->nblobs + 2) * sizeof(char *));
+    p->blobs[p->nblobs++] = xstrdup(hex);
+    p->blobs[p->nblobs] = NULL;
+}
+
+/* The manifests, then what they name. */
+static int pull_manifests(struct pull *p, const char *hex, berth_error *err)
+{
+    if (manifest_get(&p->reg, p->root, hex, &p->top, err) < 0 ||
+        check_manifest_type(&p->top, true, err) < 0)
+        return -1;
+    const struct manifest_doc *man = &p->top;
+    pull_add_blob(p, p->top.hex);
+    if (berth_registry_is_index(p->top.media_type)) {
+        char digest[72], mt[128];
+        if (berth_oci_pick_platform(p->top.body, p->top.len, digest, mt, sizeof(mt), err) < 0)
+            return berth_error_wrap(err, "index sha256:%s", hex);
+        if (manifest_get(&p->reg, p->root, digest + 7, &p->man, err) < 0)
+            return -1;
+        if (check_manifest_type(&p->man, false, err) < 0)
+            return berth_error_wrap(err, "the index's manifest for this platform");
+        man = &p->man;
+        pull_add_blob(p, p->man.hex);
+    }
+    if (berth_registry_manifest_parse(man->body, man->len, &p->m, err) < 0)
+        return berth_error_wrap(err, "manifest sha256:%s", man->hex);
+    pull_add_blob(p, p->m.config);
+    for (size_t i = 0; i < p->m.nlayers; i++)
+        pull_add_blob(p, p->m.layers[i]);
+    return 0;
+}
+
+static uint64_t pull_blob_size(const struct pull *p, const char *hex)
+{
+    if (!strcmp(hex, p->m.config))
+        return p->m.config_size;
+    for (size_t i = 0; i < p->m.nlayers; i++)
+        if (!strcmp(hex, p->m.layers[i]))
+            return p->m.layer_sizes[i];
+    return 0;
+}
+
+/* Download the blobs the store does not have, in parallel, into locked
+ * partial files; publish them all only when all verified. */
+static int pull_blobs(struct pull *p, berth_error *err)
+{
+    _cleanup_free_ char *pdir = xasprintf("%s/blobs/.partial", p->root);
+    _cleanup_free_ char *sdir = xasprintf("%s/blobs/sha256", p->root);
+    static unsigned counter;
+
+    if (berth_mkdir_p(pdir, 0700, err) < 0 || berth_mkdir_p(sdir, 0700, err) < 0)
+        return -1;
+    p->dl = xcalloc(p->nblobs, sizeof(*p->dl));
+    p->partials = xcalloc(p->nblobs, sizeof(char *));
+    p->locks = xcalloc(p->nblobs, sizeof(int));
+    for (size_t i = 0; i < p->nblobs; i++) {
+        const char *hex = p->blobs[i];
+        _cleanup_free_ char *blob = xasprintf("%s/%s", sdir, hex);
+        if (!strcmp(hex, p->top.hex) || (p->man.body && !strcmp(hex, p->man.hex)) ||
+            access(blob, F_OK) == 0)
+            continue;
+        size_t k = p->ndl++;
+        p->partials[k] = xasprintf("%s/.%s.%d.%u", pdir, hex, (int)getpid(), counter++);
+        p->locks[k] = create_locked(p->partials[k], false);
+        if (p->locks[k] < 0)
+            return berth_error_set(err, errno, "creating '%s'", p->partials[k]);
+        p->dl[k] = (struct berth_registry_blob){hex, pull_blob_size(p, hex), p->partials[k], {0}};
+    }
+    if (p->ndl && berth_registry_get_blobs(&p->reg, p->dl, p->ndl)) {
+        for (size_t k = 0; k < p->ndl; k++)
+            if (p->dl[k].res.rc < 0) {
+                *err = p->dl[k].res.err;
+                return berth_error_wrap(err, "blob sha256:%s", p->dl[k].hex);
+            }
+    }
+    for (size_t k = 0; k < p->ndl; k++) {
+        _cleanup_free_ char *blob = xasprintf("%s/%s", sdir, p->dl[k].hex);
+        if (rename(p->partials[k], blob) < 0)
+            return berth_error_set(err, errno, "renaming '%s' to '%s'", p->partials[k], blob);
+        free(p->partials[k]);
+        p->partials[k] = NULL;
+    }
+    const struct manifest_doc *docs[] = {&p->top, &p->man};
+    for (size_t i = 0; i < ARRAY_SIZE(docs); i++) {
+        if (!docs[i]->body || docs[i]->stored)
+            continue;
+        _cleanup_free_ char *blob = xasprintf("%s/%s", sdir, docs[i]->hex);
+        if (berth_write_file_atomic(blob, docs[i]->body, docs[i]->len, 0600, err) < 0)
+            return -1;
+    }
+    fsync_dir(sdir);
+    return 0;
+}
+
+/* Apply the layers in order onto a new tree, and publish it. */
+static int pull_unpack(struct pull *p, const char *hex, const struct berth_unpack_limits *lim,
+                       struct berth_image *ret, berth_error *err)
+{
+    struct workdir w = {NULL, -1};
+    struct berth_unpack_stats stats = {0};
+    struct berth_image_config cfg;
+    _cleanup_free_ char *cfgdata = NULL;
+    size_t cfglen;
+    uint64_t size = 0;
+    int r = -1;
+    _cleanup_free_ char *rootfs = NULL, *cfgpath = NULL, *final = NULL;
+
+    _cleanup_free_ char *cfgblob = xasprintf("%s/blobs/sha256/%s", p->root, p->m.config);
+    if (berth_read_file(cfgblob, BERTH_REGISTRY_MAX_MANIFEST, &cfgdata, &cfglen, err) < 0)
+        return berth_error_wrap(err, "image config");
+    memset(&cfg, 0, sizeof(cfg));
+    if (berth_oci_config_parse(cfgdata, cfglen, &cfg, err) < 0)
+        return berth_error_wrap(err, "image config sha256:%s", p->m.config);
+    if (workdir_make(p->root, hex, &w, err) < 0)
+        goto out;
+    rootfs = xasprintf("%s/rootfs", w.path);
+    if (mkdir(rootfs, 0755) < 0) {
+        berth_error_set(err, errno, "creating '%s'", rootfs);
+        goto out;
+    }
+    for (size_t i = 0; i < p->m.nlayers; i++) {
+        _cleanup_free_ char *blob = xasprintf("%s/blobs/sha256/%s", p->root, p->m.layers[i]);
+        if (berth_unpack_layer(blob, rootfs, lim, &stats, err) < 0) {
+            berth_error_wrap(err, "layer sha256:%s", p->m.layers[i]);
+            goto out;
+        }
+        size += p->m.layer_sizes[i];
+    }
+    berth_strv_free(cfg.blobs);
+    cfg.blobs = xcalloc(p->nblobs + 1, sizeof(char *));
+    for (size_t i = 0; i < p->nblobs; i++)
+        cfg.blobs[i] = xstrdup(p->blobs[i]);
+    cfgpath = xasprintf("%s/config.json", w.path);
+    if (berth_image_config_write(cfgpath, BERTH_FORMAT_OCI, &cfg, size, err) < 0 ||
+        berth_store_prepare_rootfs(rootfs, err) < 0)
+        goto out;
+    if (syncfs(w.lockfd) < 0) {
+        berth_error_set(err, errno, "syncing '%s'", w.path);
+        goto out;
+    }
+    final = xasprintf("%s/images/%s", p->root, hex);
+    if (rename(w.path, final) < 0) {
+        if (errno != EEXIST && errno != ENOTEMPTY) {
+            berth_error_set(err, errno, "renaming '%s' to '%s'", w.path, final);
+            goto out;
+        }
+    } else {
+        free(w.path);
+        w.path = NULL;
+        _cleanup_free_ char *images = xasprintf("%s/images", p->root);
+        fsync_dir(images);
+    }
+    if (berth_store_load_image(p->root, hex, ret, err) < 0)
+        goto out;
+    ret->skipped_devices = stats.skipped_devices;
+    r = 0;
+out:
+    berth_image_config_release(&cfg);
+    workdir_drop(&w);
+    return r;
+}
+
+static int registry_pull(const char *root, const char *url, const char *hex,
+                         const struct berth_fetch_options *opt,
+                         const struct berth_unpack_limits *lim, struct berth_image *ret,
+                         berth_error *err)
+{
+    struct berth_registry_ref rr;
+    struct pull p = {.root = root};
+    int r = -1;
+
+    if (berth_registry_ref_parse(url, &rr, err) < 0)
+        return -1;
+    if (rr.digest && strcmp(rr.digest + 7, hex)) {
+        berth_error_set(err, EINVAL, "the URL names %s, not the image's digest sha256:%s",
+                        rr.digest, hex);
+        goto out;
+    }
+    berth_registry_init(&p.reg, &rr, opt);
+    if (pull_manifests(&p, hex, err) == 0 && pull_blobs(&p, err) == 0)
+        r = pull_unpack(&p, hex, lim, ret, err);
+out:
+    pull_release(&p);
+    berth_registry_ref_release(&rr);
+    return r;
+}
+
+/* A registry image: unpacked already, or pulled from the first of its
+ * registries that delivers it. */
+static int registry_image(const char *root, const struct berth_image_ref *ref,
+                          const struct berth_fetch_options *opt,
+                          const struct berth_unpack_limits *lim, struct berth_image *ret,
+                          berth_error *err)
+{
+    char hex[65], failures[2048] = "";
+
+    if (berth_digest_parse(ref->digest, hex, err) < 0)
+        return -1;
+    if (berth_store_load_image(root, hex, ret, err) == 0)
+        return 0;
+    berth_error_clear(err);
+    if (ref->signature_url)
+        return berth_error_set(err, ENOTSUP,
+                               "a minisign signature is not taken for a registry image (its "
+                               "digest pins it)");
+    if (opt->setting_err.msg[0]) {
+        *err = opt->setting_err;
+        return -1;
+    }
+    for (size_t i = 0; i < ref->nurls; i++) {
+        berth_error e = BERTH_ERROR_INIT;
+        if (!berth_registry_is_url(ref->urls[i]))
+            berth_error_set(&e, EINVAL, "not a registry URL (oci:// or oci+http://)");
+        else if (registry_pull(root, ref->urls[i], hex, opt, lim, ret, &e) == 0)
+            return 0;
+        if (ref->nurls == 1) {
+            *err = e;
+            return berth_error_wrap(err, "pulling '%s'", ref->urls[i]);
+        }
+        size_t used = strlen(failures);
+        snprintf(failures + used, sizeof(failures) - used, "%s'%s': %s", used ? "; " : "",
+                 ref->urls[i], e.msg);
+    }
+    return berth_error_set(err, EIO, "pulling failed from every registry: %s", failures);
+}
+
 /* ---- one image --------------------------------------------------------- */
 
 struct job {
     const struct berth_image_ref *ref;
+    bool registry; /* pulled from a registry (registry_image), not downloaded here */
     char hex[65];
     struct workdir w;
     char *stream; /* w.path/stream: the artifact extracted */
@@ -501,7 +824,8 @@ size_t berth_store_ensure_images(const char *root, const struct berth_image_ref 
         j->limits.min_free = opt->min_free;
         berth_error_clear(j->err);
         memset(j->ret, 0, sizeof(*j->ret));
-        j->rc = job_start(j, root, opt);
+        j->registry = refs[i].nurls && berth_registry_is_url(refs[i].urls[0]);
+        j->rc = j->registry ? 0 : job_start(j, root, opt);
         if (j->rc == 0 && j->download) {
             reqs[nreq] = (struct berth_fetch_request){.urls = refs[i].urls,
                                                       .nurls = refs[i].nurls,
@@ -525,7 +849,9 @@ size_t berth_store_ensure_images(const char *root, const struct berth_image_ref 
             j->partial = NULL;
             j->rc = -1;
         }
-        if (j->rc == 0)
+        if (j->rc == 0 && j->registry)
+            j->rc = registry_image(root, j->ref, opt, &j->limits, j->ret, j->err);
+        else if (j->rc == 0)
             j->rc = job_finish(j, root, fr);
         if (j->rc < 0) {
             berth_error_wrap(j->err, "image %s", refs[k].digest ? refs[k].digest : "(no digest)");
@@ -741,6 +1067,26 @@ static uint64_t tree_bytes(int dirfd, const char *name, int depth)
     return sum;
 }
 
+/* `v` (NULL-terminated) with the strings of `add` it lacks. */
+static char **strv_append_missing(char **v, char *const *add)
+{
+    size_t n = 0;
+
+    while (v[n])
+        n++;
+    for (; *add; add++) {
+        bool have = false;
+        for (size_t i = 0; i < n && !have; i++)
+            have = !strcmp(v[i], *add);
+        if (have)
+            continue;
+        v = xrealloc(v, (n + 2) * sizeof(char *));
+        v[n++] = xstrdup(*add);
+        v[n] = NULL;
+    }
+    return v;
+}
+
 static int cmp_entry(const void *a, const void *b)
 {
     return strcmp(((const struct berth_store_entry *)a)->digest,
@@ -771,8 +1117,11 @@ int berth_store_list(const char *root, struct berth_store_entry **ret, size_t *r
     _cleanup_free_ char *bdir = xasprintf("%s/blobs/sha256", root);
     _cleanup_free_ char *idir = xasprintf("%s/images", root);
     struct berth_store_entry *es = NULL;
-    size_t n = 0, nref = 0;
+    size_t n = 0, nref = 0, nparts = 0;
     char **refs = NULL, **names = NULL;
+    struct {
+        char *image, *blob;
+    } *parts = NULL;
     struct dirent *de;
     DIR *d;
 
@@ -805,6 +1154,12 @@ int berth_store_list(const char *root, struct berth_store_entry **ret, size_t *r
             berth_error ign = BERTH_ERROR_INIT;
             if (berth_image_config_read(cfg, &f, &c, &ign) == 0) {
                 snprintf(e->format, sizeof(e->format), "%s", berth_image_format_name(f));
+                for (char **b = c.blobs; *b; b++)
+                    if (hex64(*b)) {
+                        parts = xrealloc(parts, (nparts + 1) * sizeof(*parts));
+                        parts[nparts].image = xstrdup(de->d_name);
+                        parts[nparts++].blob = xstrdup(*b);
+                    }
                 berth_image_config_release(&c);
             }
         }
@@ -817,6 +1172,22 @@ int berth_store_list(const char *root, struct berth_store_entry **ret, size_t *r
             if (!strcmp(refs[r], es[i].digest))
                 es[i].services[k++] = xstrdup(names[r]);
     }
+    /* the blobs of a registry image (its manifests, config, layers) are used
+     * by whatever uses the image; gc keeps them with it */
+    for (size_t q = 0; q < nparts; q++) {
+        struct berth_store_entry *img = NULL, *blob = NULL;
+        for (size_t i = 0; i < n; i++) {
+            if (!strcmp(es[i].digest, parts[q].image))
+                img = &es[i];
+            if (!strcmp(es[i].digest, parts[q].blob))
+                blob = &es[i];
+        }
+        if (img && blob && img != blob)
+            blob->services = strv_append_missing(blob->services, img->services);
+        free(parts[q].image);
+        free(parts[q].blob);
+    }
+    free(parts);
     strv_free(refs, nref);
     strv_free(names, nref);
     if (n > 1)

@@ -43,6 +43,8 @@ struct berth_image_config {
     char *workdir; /* "" when unset, as the strings below */
     char *user;
     char *stop_signal;
+    char **blobs; /* the store's blobs the image was made of (a registry image's
+                     manifests, config and layers): gc keeps them with it */
 };
 
 struct berth_image {
