@@ -33,12 +33,14 @@ static const char usage_text[] =
     "      --resync DUR   periodic reconcile (default 60s)\n"
     "      --settle DUR   settle window without a health check (default 10s)\n"
     "      --health-settle DUR  the longest wait for a health check to pass (default 2m)\n"
+    "      --registry-auth FILE  credentials for oci:// registries (Docker's config.json\n"
+    "                     \"auths\"; default $REGISTRY_AUTH_FILE)\n"
     "      --root DIR     state directory (default " BERTH_DEFAULT_ROOT ")\n"
     "  -h, --help         this help\n";
 
 int cmd_agent(int argc, char **argv, struct berth_globals *g)
 {
-    enum { OPT_RESYNC = 0x100, OPT_SETTLE, OPT_HSETTLE, OPT_DEBOUNCE };
+    enum { OPT_RESYNC = 0x100, OPT_SETTLE, OPT_HSETTLE, OPT_DEBOUNCE, OPT_AUTH };
     static const struct option longopts[] = {
         BERTH_GLOBAL_LONGOPTS,
         {"file", required_argument, NULL, 'f'},
@@ -46,6 +48,7 @@ int cmd_agent(int argc, char **argv, struct berth_globals *g)
         {"settle", required_argument, NULL, OPT_SETTLE},
         {"health-settle", required_argument, NULL, OPT_HSETTLE},
         {"debounce", required_argument, NULL, OPT_DEBOUNCE},
+        {"registry-auth", required_argument, NULL, OPT_AUTH},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -53,6 +56,7 @@ int cmd_agent(int argc, char **argv, struct berth_globals *g)
     struct berth_fetch_options fopt;
     berth_error err = BERTH_ERROR_INIT;
     uint64_t *dur;
+    const char *auth = NULL;
     int c;
 
     berth_agent_options_init(&o);
@@ -78,6 +82,9 @@ int cmd_agent(int argc, char **argv, struct berth_globals *g)
                 return berth_usage_error("agent", "invalid duration '%s' for '%s'", optarg,
                                          argv[optind - 1]);
             break;
+        case OPT_AUTH:
+            auth = optarg;
+            break;
         case 'h':
             fputs(usage_text, stdout);
             return EXIT_OK;
@@ -88,6 +95,8 @@ int cmd_agent(int argc, char **argv, struct berth_globals *g)
     if (optind != argc)
         return berth_usage_error("agent", "unexpected argument '%s'", argv[optind]);
     berth_fetch_options_init(&fopt);
+    if (auth)
+        fopt.registry_auth = auth;
     o.root = g->root;
     o.file = g->config;
     o.fetch = &fopt;

@@ -1,30 +1,117 @@
 /* berth pin: download an artifact once and print the image: block that
  * pins it, ready to paste into services.yaml. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cmd.h"
 #include "image-opts.h"
+#include "oci.h"
+#include "registry.h"
 #include "store.h"
 #include "util.h"
 
 static const char usage_text[] =
     "Usage: berth pin [OPTIONS] URL\n"
+    "       berth pin [OPTIONS] [--index] oci://HOST[:PORT]/REPO[:TAG]\n"
     "\n"
     "Download URL once into the store under --root, detect its format, unpack it,\n"
     "and print an image: block with its digest for the desired-state file.\n"
     "\n"
-    "Options:\n" BERTH_FETCH_OPTIONS_HELP
+    "A registry reference (oci:// over https, oci+http:// over plain http; the tag\n"
+    "defaults to latest) is resolved to the digest of the manifest for this host's\n"
+    "platform, or with --index to the digest of the image index (then every host\n"
+    "picks its own platform's manifest), pulled, and printed as\n"
+    "oci://HOST/REPO@sha256:HEX.\n"
+    "\n"
+    "Options:\n"
+    "      --index                 pin a registry image's index, not this platform's\n"
+    "                              manifest\n" BERTH_FETCH_OPTIONS_HELP
     "      --root DIR              state directory (default " BERTH_DEFAULT_ROOT ")\n"
     "  -h, --help                  this help\n"
     "\n"
     "Example:\n"
-    "  berth pin https://artifacts.example/web-1.4.2.tar.zst >> web.yaml\n";
+    "  berth pin https://artifacts.example/web-1.4.2.tar.zst >> web.yaml\n"
+    "  berth pin oci://registry.example/team/web:1.4.2\n";
 
 static bool yaml_plain(const char *s)
 {
     /* URLs as berth sees them need no quotes unless they hold these */
     return !strpbrk(s, " #'\"{}[],&*!|>%@`\n\t") && *s;
+}
+
+/* The digest a registry reference pins: its manifest for this platform,
+ * or with `index` the index itself. */
+static int resolve(const char *url, bool index, const struct berth_fetch_options *opt,
+                   char ret_hex[65], berth_error *err)
+{
+    struct berth_registry_ref rr;
+    struct berth_registry reg;
+    _cleanup_free_ char *body = NULL;
+    size_t len;
+    char mt[128], digest[72];
+    int r = -1;
+
+    if (berth_registry_ref_parse(url, &rr, err) < 0)
+        return -1;
+    berth_registry_init(&reg, &rr, opt);
+    const char *reference = rr.digest ? rr.digest : rr.tag ? rr.tag : "latest";
+    if (berth_registry_get_manifest(&reg, reference, &body, &len, ret_hex, mt, sizeof(mt), err) < 0)
+        goto out;
+    if (berth_registry_is_index(mt) && !index) {
+        if (berth_oci_pick_platform(body, len, digest, mt, sizeof(mt), err) < 0)
+            goto out;
+        memcpy(ret_hex, digest + 7, 65);
+    } else if (!berth_registry_is_index(mt) && index) {
+        berth_error_set(err, EINVAL,
+                        "'%s' is a manifest (%s), not an index: pin it without --index", url, mt);
+        goto out;
+    } else if (!berth_registry_is_index(mt) && !berth_registry_is_manifest(mt)) {
+        berth_error_set(err, ENOTSUP, "'%s' is not an image manifest or index (%s)", url,
+                        mt[0] ? mt : "no media type");
+        goto out;
+    }
+    r = 0;
+out:
+    berth_registry_release(&reg);
+    berth_registry_ref_release(&rr);
+    return r;
+}
+
+static int pin_registry(struct berth_globals *g, const char *url, bool index,
+                        const struct berth_fetch_options *opt)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    char hex[65];
+
+    if (resolve(url, index, opt, hex, &err) < 0) {
+        berth_print_error("pin", &err);
+        return EXIT_FAIL;
+    }
+    /* the reference as written, without its tag or digest */
+    const char *host = strstr(url, "://") + 3;
+    const char *path = strchr(host, '/');
+    size_t n = strcspn(path, "@");
+    const char *slash = path;
+    for (const char *p = path; p < path + n; p++)
+        if (*p == '/')
+            slash = p;
+    const char *colon = memchr(slash, ':', (size_t)(path + n - slash));
+    if (colon)
+        n = (size_t)(colon - path);
+    _cleanup_free_ char *pinned = xasprintf("%.*s@sha256:%s", (int)(path + n - url), url, hex);
+    _cleanup_free_ char *digest = xasprintf("sha256:%s", hex);
+    const char *urls[] = {pinned};
+    struct berth_image_ref ref = {
+        .urls = urls, .nurls = 1, .digest = digest, .format = BERTH_FORMAT_OCI};
+    struct berth_image img;
+    if (berth_store_ensure_image(g->root, &ref, opt, &img, &err) < 0) {
+        berth_print_error("pin", &err);
+        return EXIT_FAIL;
+    }
+    berth_image_release(&img);
+    printf("image:\n  url: %s\n  digest: %s\n  format: oci\n", pinned, digest);
+    return EXIT_OK;
 }
 
 int cmd_pin(int argc, char **argv, struct berth_globals *g)
@@ -33,12 +120,14 @@ int cmd_pin(int argc, char **argv, struct berth_globals *g)
         BERTH_GLOBAL_LONGOPTS,
         BERTH_FETCH_LONGOPTS,
         {"help", no_argument, NULL, 'h'},
+        {"index", no_argument, NULL, 'I'},
         {NULL, 0, NULL, 0},
     };
     struct berth_fetch_options opt;
     berth_error err = BERTH_ERROR_INIT;
     char hex[65];
     enum berth_image_format fmt;
+    bool index = false;
     int c;
 
     berth_fetch_options_init(&opt);
@@ -55,6 +144,9 @@ int cmd_pin(int argc, char **argv, struct berth_globals *g)
         case 'h':
             fputs(usage_text, stdout);
             return EXIT_OK;
+        case 'I':
+            index = true;
+            break;
         case ':':
             return berth_usage_error("pin", "option '%s' needs a value", argv[optind - 1]);
         default:
@@ -65,6 +157,10 @@ int cmd_pin(int argc, char **argv, struct berth_globals *g)
         return berth_usage_error("pin", optind >= argc ? "no URL given" : "one URL only");
     const char *url = argv[optind];
     berth_progress_attach(&opt);
+    if (berth_registry_is_url(url))
+        return pin_registry(g, url, index, &opt);
+    if (index)
+        return berth_usage_error("pin", "--index is for registry references (oci://...)");
     if (berth_store_fetch_unpinned(g->root, url, &opt, hex, &fmt, &err) < 0) {
         berth_print_error("pin", &err);
         return EXIT_FAIL;

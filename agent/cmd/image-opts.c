@@ -1,6 +1,8 @@
 #include "image-opts.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -46,6 +48,13 @@ int berth_fetch_option(const char *verb, int c, const char *arg, struct berth_fe
             return -1;
         }
         opt->max_size = v;
+        return 1;
+    case OPT_REGISTRY_AUTH:
+        if (access(arg, R_OK) < 0) {
+            berth_usage_error(verb, "cannot read --registry-auth '%s': %s", arg, strerror(errno));
+            return -1;
+        }
+        opt->registry_auth = arg;
         return 1;
     case OPT_MIN_FREE:
         if (berth_space_reserve_parse(arg, &opt->min_free) < 0) {

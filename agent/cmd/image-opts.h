@@ -18,21 +18,25 @@
 #define OPT_RETRY_DELAY     0x1108
 #define OPT_MAX_ARTIFACT    0x1109
 #define OPT_MIN_FREE        0x110a
+#define OPT_REGISTRY_AUTH   0x110b
 
 /* The bounds on downloads (space.h), also taken by the verbs that fetch
  * without the transport options (apply). */
 #define BERTH_FETCH_BOUND_LONGOPTS                                    \
     {"max-artifact-size", required_argument, NULL, OPT_MAX_ARTIFACT}, \
+        {"min-free-space", required_argument, NULL, OPT_MIN_FREE},    \
     {                                                                 \
-        "min-free-space", required_argument, NULL, OPT_MIN_FREE       \
+        "registry-auth", required_argument, NULL, OPT_REGISTRY_AUTH   \
     }
 
-#define BERTH_FETCH_BOUND_HELP                                                              \
-    "      --max-artifact-size SIZE  refuse artifacts larger than SIZE (default 8G, or\n"   \
-    "                              $BERTH_MAX_ARTIFACT_SIZE)\n"                             \
-    "      --min-free-space SIZE|N%  stop a download or unpack before the filesystem of\n"  \
-    "                              --root has less than this free (default max(64M, 5%),\n" \
-    "                              or $BERTH_MIN_FREE_SPACE; 0: no reserve)\n"
+#define BERTH_FETCH_BOUND_HELP                                                                \
+    "      --max-artifact-size SIZE  refuse artifacts larger than SIZE (default 8G, or\n"     \
+    "                              $BERTH_MAX_ARTIFACT_SIZE)\n"                               \
+    "      --min-free-space SIZE|N%  stop a download or unpack before the filesystem of\n"    \
+    "                              --root has less than this free (default max(64M, 5%),\n"   \
+    "                              or $BERTH_MIN_FREE_SPACE; 0: no reserve)\n"                \
+    "      --registry-auth FILE    credentials for oci:// registries, Docker's config.json\n" \
+    "                              \"auths\" format (default $REGISTRY_AUTH_FILE)\n"
 
 #define BERTH_FETCH_LONGOPTS                                                                    \
     {"netrc-file", required_argument, NULL, OPT_NETRC_FILE},                                    \
