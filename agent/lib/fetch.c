@@ -209,7 +209,7 @@ static int start_body(struct xfer *x)
 
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 300) /* FAILONERROR lets some through (401): never a body of an error */
-        return berth_error_set(&x->werr, EPROTO, "HTTP status %ld", status);
+        return berth_error_set(&x->werr, 0, "HTTP status %ld", status);
     curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
     if (cl < 0 && x->declared_length >= 0)
         cl = (curl_off_t)x->declared_length;

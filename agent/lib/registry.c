@@ -114,8 +114,8 @@ int berth_registry_ref_parse(const char *url, struct berth_registry_ref *ret, be
             err, EINVAL, "invalid registry reference '%s': expected oci:// or oci+http://", url);
     const char *slash = strchr(rest, '/');
     if (!slash)
-        return berth_error_set(err, EINVAL,
-                               "invalid registry reference '%s': expected HOST[:PORT]/REPO", url);
+        return berth_error_set(err, 0, "invalid registry reference '%s': expected HOST[:PORT]/REPO",
+                               url);
     ret->host = strndup(rest, (size_t)(slash - rest));
     _cleanup_free_ char *path = xstrdup(slash + 1);
     char *at = strchr(path, '@');
@@ -124,7 +124,7 @@ int berth_registry_ref_parse(const char *url, struct berth_registry_ref *ret, be
         const char *d = at + 1;
         if (strncmp(d, "sha256:", 7) || strlen(d) != 71 ||
             strspn(d + 7, "0123456789abcdef") != 64) {
-            berth_error_set(err, EINVAL,
+            berth_error_set(err, 0,
                             "invalid registry reference '%s': the digest after '@' must be "
                             "'sha256:' and 64 lowercase hex digits",
                             url);
@@ -138,18 +138,18 @@ int berth_registry_ref_parse(const char *url, struct berth_registry_ref *ret, be
         *colon = '\0';
         ret->tag = xstrdup(colon + 1);
         if (!valid_tag(ret->tag)) {
-            berth_error_set(err, EINVAL, "invalid registry reference '%s': invalid tag '%s'", url,
+            berth_error_set(err, 0, "invalid registry reference '%s': invalid tag '%s'", url,
                             ret->tag);
             goto fail;
         }
     }
     if (!ret->host || !valid_host(ret->host)) {
-        berth_error_set(err, EINVAL, "invalid registry reference '%s': invalid host '%s'", url,
+        berth_error_set(err, 0, "invalid registry reference '%s': invalid host '%s'", url,
                         ret->host ? ret->host : "");
         goto fail;
     }
     if (!valid_repo(path)) {
-        berth_error_set(err, EINVAL,
+        berth_error_set(err, 0,
                         "invalid registry reference '%s': invalid repository '%s' (lowercase "
                         "letters, digits and . _ - between them, components split by /)",
                         url, path);
@@ -211,9 +211,8 @@ static char *entry_credentials(json_t *e, const char *file, const char *key, ber
         if (d < 0 || !memchr(dec, ':', (size_t)d) ||
             strspn(auth, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") !=
                 n) {
-            berth_error_set(err, EINVAL,
-                            "'%s': the \"auth\" of '%s' is not base64 of \"user:password\"", file,
-                            key);
+            berth_error_set(err, 0, "'%s': the \"auth\" of '%s' is not base64 of \"user:password\"",
+                            file, key);
             return NULL;
         }
         return xstrdup(auth);
@@ -248,12 +247,12 @@ static char *lookup_credentials(const struct berth_registry *r, berth_error *err
         return NULL;
     }
     if (!(j = json_loadb(data, len, 0, &je))) {
-        berth_error_set(err, EINVAL, "parsing '%s': line %d: %s", file, je.line, je.text);
+        berth_error_set(err, 0, "parsing '%s': line %d: %s", file, je.line, je.text);
         return NULL;
     }
     json_t *auths = json_object_get(j, "auths");
     if (auths && !json_is_object(auths)) {
-        berth_error_set(err, EINVAL, "'%s': \"auths\" is not an object", file);
+        berth_error_set(err, 0, "'%s': \"auths\" is not an object", file);
         return NULL;
     }
     _cleanup_free_ char *full = xasprintf("%s/%s", r->ref->host, r->ref->repo);
@@ -335,10 +334,10 @@ static int get_token(struct berth_registry *r, const char *params, const char *c
     _cleanup_free_ char *want_scope = xasprintf("repository:%s:pull", r->ref->repo);
 
     if (!realm)
-        return berth_error_set(err, EPROTO, "the registry's Bearer challenge names no realm");
+        return berth_error_set(err, 0, "the registry's Bearer challenge names no realm");
     if (strncasecmp(realm, "https://", 8) &&
         (strncasecmp(realm, "http://", 7) || !r->ref->plain_http))
-        return berth_error_set(err, EPROTO,
+        return berth_error_set(err, 0,
                                "refusing the token realm '%s' of an https registry: a token "
                                "server is asked over https only",
                                realm);
@@ -368,8 +367,7 @@ static int get_token(struct berth_registry *r, const char *params, const char *c
     if (!token)
         token = json_string_value(json_object_get(j, "access_token"));
     if (!token || !*token || !header_safe(token))
-        return berth_error_set(err, EPROTO, "the token server '%s' answered no usable token",
-                               realm);
+        return berth_error_set(err, 0, "the token server '%s' answered no usable token", realm);
     free(r->authorization);
     r->authorization = xasprintf("Authorization: Bearer %s", token);
     return 0;
@@ -390,7 +388,7 @@ static int authenticate(struct berth_registry *r, const char *challenge, berth_e
     }
     if (slen == 5 && !strncasecmp(challenge, "Basic", 5)) {
         if (!creds)
-            return berth_error_set(err, EACCES,
+            return berth_error_set(err, 0,
                                    "the registry '%s' asks for credentials (Basic) and %s%s%s",
                                    r->ref->host, file ? "there are none for it in '" : "",
                                    file ? file
@@ -403,8 +401,7 @@ static int authenticate(struct berth_registry *r, const char *challenge, berth_e
     }
     if (slen == 6 && !strncasecmp(challenge, "Bearer", 6))
         return get_token(r, challenge + slen, creds, err);
-    return berth_error_set(err, EPROTO,
-                           "the registry '%s' asks for an unsupported authentication: %s",
+    return berth_error_set(err, 0, "the registry '%s' asks for an unsupported authentication: %s",
                            r->ref->host, challenge);
 }
 
@@ -501,7 +498,7 @@ int berth_registry_get_manifest(struct berth_registry *r, const char *reference,
     berth_digest_final(&dg, ret_hex, NULL);
     berth_digest_release(&dg);
     if (!strncmp(reference, "sha256:", 7) && strcmp(reference + 7, ret_hex)) {
-        berth_error_set(err, EINVAL,
+        berth_error_set(err, 0,
                         "refusing the manifest from '%s': its digest is sha256:%s, not the %s "
                         "asked for (nothing of it was used)",
                         url, ret_hex, reference);
@@ -523,12 +520,11 @@ int berth_registry_manifest_parse(const char *body, size_t len, struct berth_reg
 
     memset(ret, 0, sizeof(*ret));
     if (!j)
-        return berth_error_set(err, EINVAL, "parsing the image manifest: line %d: %s", je.line,
-                               je.text);
+        return berth_error_set(err, 0, "parsing the image manifest: line %d: %s", je.line, je.text);
     json_t *descs[1] = {json_object_get(j, "config")};
     layers = json_object_get(j, "layers");
     if (!json_is_object(descs[0]) || !json_is_array(layers))
-        return berth_error_set(err, EINVAL, "the image manifest has no config or no layers");
+        return berth_error_set(err, 0, "the image manifest has no config or no layers");
     ret->nlayers = json_array_size(layers);
     ret->layers = xcalloc(ret->nlayers + 1, sizeof(*ret->layers));
     ret->layer_sizes = xcalloc(ret->nlayers + 1, sizeof(*ret->layer_sizes));
@@ -539,16 +535,16 @@ int berth_registry_manifest_parse(const char *body, size_t len, struct berth_reg
         json_t *size = json_object_get(d, "size");
         if (!digest || strncmp(digest, "sha256:", 7) || strlen(digest) != 71 ||
             strspn(digest + 7, "0123456789abcdef") != 64) {
-            berth_error_set(err, EINVAL, "unsupported digest '%s' in the image manifest",
+            berth_error_set(err, 0, "unsupported digest '%s' in the image manifest",
                             digest ? digest : "(none)");
             goto fail;
         }
         if (!json_is_integer(size) || json_integer_value(size) < 0) {
-            berth_error_set(err, EINVAL, "'%s' in the image manifest has no size", digest);
+            berth_error_set(err, 0, "'%s' in the image manifest has no size", digest);
             goto fail;
         }
         if (mt && strstr(mt, "encrypted")) {
-            berth_error_set(err, ENOTSUP, "layer '%s' is encrypted (%s)", digest, mt);
+            berth_error_set(err, 0, "layer '%s' is encrypted (%s)", digest, mt);
             goto fail;
         }
         if (i == 0) {

@@ -17,6 +17,7 @@
 #include "seccomp-profile.h"
 #include "spec-yaml.h"
 #include "spec.h"
+#include "registry.h"
 #include "util.h"
 
 /* ---- Errors ------------------------------------------------------------ */
@@ -660,6 +661,70 @@ static bool check_url(struct ctx *c, const struct spec_node *n)
     return false;
 }
 
+/* An image's URL: http(s), or a registry reference pinned by digest. */
+static bool check_image_url(struct ctx *c, const struct spec_node *n)
+{
+    struct berth_registry_ref rr;
+    berth_error e = BERTH_ERROR_INIT;
+
+    if (!berth_registry_is_url(n->text))
+        return check_url(c, n);
+    if (berth_registry_ref_parse(n->text, &rr, &e) < 0) {
+        ERR(c, n, "%s", e.msg);
+        return false;
+    }
+    bool pinned = rr.digest != NULL;
+    berth_registry_ref_release(&rr);
+    if (!pinned)
+        ERR(c, n,
+            "registry reference '%s' has no digest: write oci://HOST/REPO@sha256:HEX "
+            "('berth pin' resolves a tag)",
+            n->text);
+    return pinned;
+}
+
+/* The URLs of one image agree: all registry references of its digest, or
+ * all http(s); no signature and no archive format for a registry image. */
+static void check_image_urls(struct ctx *c, const struct spec_node *const *v,
+                             const struct berth_image_spec *img)
+{
+    bool reg = berth_registry_is_url(img->url);
+
+    for (size_t i = 0; i < img->nmirrors; i++)
+        if (img->mirrors[i] && berth_registry_is_url(img->mirrors[i]) != reg) {
+            size_t old = path_push(c, "mirrors");
+            size_t old2 = path_push_index(c, i);
+            ERR(c, v[1]->items[i],
+                "mirror '%s' is %s, the url is %s: an image's URLs are all http(s) or all "
+                "registry references",
+                img->mirrors[i], reg ? "http(s)" : "a registry reference",
+                reg ? "a registry reference" : "http(s)");
+            path_pop(c, old2);
+            path_pop(c, old);
+        }
+    if (!reg)
+        return;
+    const char *urls[] = {img->url};
+    for (size_t i = 0; i <= img->nmirrors; i++) {
+        const char *u = i ? img->mirrors[i - 1] : urls[0];
+        const char *at = u ? strchr(u, '@') : NULL;
+        if (at && img->digest && strcmp(at + 1, img->digest)) {
+            const struct spec_node *n = i ? v[1]->items[i - 1] : v[0];
+            AT(c, i ? "mirrors" : "url",
+               ERR(c, n, "'%s' names %s, but the image's digest is %s", u, at + 1, img->digest));
+        }
+    }
+    if (img->format == BERTH_FORMAT_ROOTFS || img->format == BERTH_FORMAT_DOCKER)
+        AT(c, "format",
+           ERR(c, v[3], "format '%s' is for archives: a registry image is auto or oci",
+               v[3]->text));
+    if (img->signature_url)
+        AT(c, "signature",
+           ERR(c, v[4],
+               "a registry image takes no signature: its digest pins the manifest, which pins "
+               "every layer"));
+}
+
 static bool check_abs_path(struct ctx *c, const struct spec_node *n)
 {
     if (n->text[0] == '/')
@@ -714,10 +779,11 @@ static void parse_image(struct ctx *c, const struct spec_node *n, struct berth_i
     require(c, n, v[2], "digest");
     if (v[0])
         AT(c, "url",
-           if (want_str(c, v[0], "a url") && check_url(c, v[0])) img->url = xstrdup(v[0]->text));
+           if (want_str(c, v[0], "a url") && check_image_url(c, v[0])) img->url =
+               xstrdup(v[0]->text));
     if (v[1])
         AT(c, "mirrors",
-           get_str_list(c, v[1], 0, "urls", check_url, &img->mirrors, &img->nmirrors));
+           get_str_list(c, v[1], 0, "urls", check_image_url, &img->mirrors, &img->nmirrors));
     if (v[2]) {
         size_t old = path_push(c, "digest");
         if (want_str(c, v[2], "a digest")) {
@@ -734,6 +800,8 @@ static void parse_image(struct ctx *c, const struct spec_node *n, struct berth_i
            if (get_enum(c, v[3], formats, &fmt)) img->format = (enum berth_image_format)fmt);
     if (v[4])
         AT(c, "signature", parse_signature(c, v[4], img));
+    if (img->url)
+        check_image_urls(c, v, img);
 }
 
 static void parse_env(struct ctx *c, const struct spec_node *n, struct berth_service *s)

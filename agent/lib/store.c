@@ -353,11 +353,11 @@ static int check_manifest_type(const struct manifest_doc *m, bool index_ok, bert
         (index_ok && berth_registry_is_index(m->media_type)))
         return 0;
     if (!strcmp(m->media_type, "application/vnd.docker.distribution.manifest.v1+json"))
-        return berth_error_set(err, ENOTSUP,
+        return berth_error_set(err, 0,
                                "sha256:%s is a Docker schema 1 manifest, which berth does not "
                                "take: push the image again as Docker schema 2 or OCI",
                                m->hex);
-    return berth_error_set(err, ENOTSUP, "sha256:%s is not an image manifest or index (%s)", m->hex,
+    return berth_error_set(err, 0, "sha256:%s is not an image manifest or index (%s)", m->hex,
                            m->media_type[0] ? m->media_type : "no media type");
 }
 
@@ -572,8 +572,8 @@ static int registry_pull(const char *root, const char *url, const char *hex,
     if (berth_registry_ref_parse(url, &rr, err) < 0)
         return -1;
     if (rr.digest && strcmp(rr.digest + 7, hex)) {
-        berth_error_set(err, EINVAL, "the URL names %s, not the image's digest sha256:%s",
-                        rr.digest, hex);
+        berth_error_set(err, 0, "the URL names %s, not the image's digest sha256:%s", rr.digest,
+                        hex);
         goto out;
     }
     berth_registry_init(&p.reg, &rr, opt);
@@ -600,7 +600,7 @@ static int registry_image(const char *root, const struct berth_image_ref *ref,
         return 0;
     berth_error_clear(err);
     if (ref->signature_url)
-        return berth_error_set(err, ENOTSUP,
+        return berth_error_set(err, 0,
                                "a minisign signature is not taken for a registry image (its "
                                "digest pins it)");
     if (opt->setting_err.msg[0]) {
@@ -610,7 +610,7 @@ static int registry_image(const char *root, const struct berth_image_ref *ref,
     for (size_t i = 0; i < ref->nurls; i++) {
         berth_error e = BERTH_ERROR_INIT;
         if (!berth_registry_is_url(ref->urls[i]))
-            berth_error_set(&e, EINVAL, "not a registry URL (oci:// or oci+http://)");
+            berth_error_set(&e, 0, "not a registry URL (oci:// or oci+http://)");
         else if (registry_pull(root, ref->urls[i], hex, opt, lim, ret, &e) == 0)
             return 0;
         if (ref->nurls == 1) {
@@ -621,7 +621,7 @@ static int registry_image(const char *root, const struct berth_image_ref *ref,
         snprintf(failures + used, sizeof(failures) - used, "%s'%s': %s", used ? "; " : "",
                  ref->urls[i], e.msg);
     }
-    return berth_error_set(err, EIO, "pulling failed from every registry: %s", failures);
+    return berth_error_set(err, 0, "pulling failed from every registry: %s", failures);
 }
 
 /* ---- one image --------------------------------------------------------- */

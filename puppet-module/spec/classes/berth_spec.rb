@@ -259,7 +259,7 @@ describe 'berth', type: :class do
   bad = {
     'a digest that is not sha256:<64 hex>' => [{ 'image' => WEB['image'].merge('digest' => 'sha256:ABC') }, /entry 'digest' expects a match for Berth::Digest/],
     'an upper-case digest' => [{ 'image' => WEB['image'].merge('digest' => "sha256:#{'A' * 64}") }, /Berth::Digest/],
-    'a URL that is not http(s)' => [{ 'image' => WEB['image'].merge('url' => 'ftp://x.example/a.tar') }, /entry 'url' expects a match for Berth::Url/],
+    'a URL that is not http(s)' => [{ 'image' => WEB['image'].merge('url' => 'ftp://x.example/a.tar') }, /entry 'url' expects a Berth::ImageUrl/],
     'a missing image' => [{ 'command' => ['/bin/true'] }, /expects a value for key 'image'/],
     'a missing digest' => [{ 'image' => { 'url' => 'https://a.example/x' } }, /expects a value for key 'digest'/],
     'an unknown image format' => [WEB.merge('image' => WEB['image'].merge('format' => 'zip')), /entry 'format' expects a match for Enum/],

@@ -24,6 +24,14 @@ YAML_LEVEL = %w[
 # validate_cmd, does).
 HOST_LEVEL = %w[seccomp-missing-file].freeze
 
+# Invalid examples whose mistake is between two fields of an image, which a
+# Struct type cannot relate (the digest in a registry URL, the kinds of its
+# mirrors, a signature or an archive format for a registry image): berth
+# validate, the file's validate_cmd, refuses them.
+CROSS_FIELD = %w[
+  registry-digest-mismatch registry-mirror-http registry-signature
+].freeze
+
 # YAML data as Hiera hands it to Puppet: null is undef (rspec-puppet would
 # write Ruby's nil as the bare word nil, a string).
 def undefs(value)
@@ -55,7 +63,7 @@ describe 'berth', type: :class do
 
   Dir.glob("#{EXAMPLES}/invalid/*.yaml").sort.each do |path|
     name = File.basename(path, '.yaml')
-    next if YAML_LEVEL.include?(name) || HOST_LEVEL.include?(name)
+    next if YAML_LEVEL.include?(name) || HOST_LEVEL.include?(name) || CROSS_FIELD.include?(name)
 
     context "with invalid example #{name}" do
       let(:params) { { 'services' => undefs(YAML.safe_load(File.read(path), aliases: true)['services']) } }

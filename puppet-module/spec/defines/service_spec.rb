@@ -159,7 +159,7 @@ describe 'berth::service', type: :define do
 
   {
     'a bad digest' => [{ 'image' => { 'url' => 'https://a.example/x', 'digest' => 'md5:0' } }, /parameter 'image' entry 'digest' expects a match for Berth::Digest/],
-    'a bad URL' => [{ 'image' => { 'url' => 'file:///x', 'digest' => DIGEST_A } }, /parameter 'image' entry 'url' expects a match for Berth::Url/],
+    'a bad URL' => [{ 'image' => { 'url' => 'file:///x', 'digest' => DIGEST_A } }, /parameter 'image' entry 'url' expects a Berth::ImageUrl/],
     'a bad size' => [{ 'limits' => { 'memory' => '1.5G' } }, /parameter 'limits' entry 'memory'/],
     'a bad duration' => [{ 'stop_timeout' => '1 s' }, /parameter 'stop_timeout' expects a match for Berth::Duration/],
     'a bad signal' => [{ 'stop_signal' => 'SIGTERMINATE' }, /parameter 'stop_signal' expects a match for Berth::Signal/],
