@@ -25,7 +25,7 @@ static const char usage_text[] =
     "  -f, --file FILE   the desired-state file\n"
     "      --dry-run     print the plan only (as 'berth diff')\n"
     "      --plan ID     apply only if the plan is still the one 'berth diff' showed\n"
-    "                    as ID; otherwise change nothing and exit 1\n" BERTH_FETCH_BOUND_HELP
+    "                    as ID; otherwise change nothing and exit 1\n" BERTH_FETCH_OPTIONS_HELP
     "      --root DIR    state directory (default " BERTH_DEFAULT_ROOT ")\n"
     "  -h, --help        this help\n"
     "\n"
@@ -66,7 +66,7 @@ int cmd_apply(int argc, char **argv, struct berth_globals *g)
         {"dry-run", no_argument, NULL, 'n'},
         {"plan", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
-        BERTH_FETCH_BOUND_LONGOPTS,
+        BERTH_FETCH_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     struct berth_spec spec = BERTH_SPEC_INIT;

@@ -1,0 +1,497 @@
+"""Images from OCI registries: Debian's real docker-registry started here on
+127.0.0.1 (anonymous, and with htpasswd Basic auth), images built with
+umoci and pushed with skopeo (OCI, Docker schema 2, a multi-platform
+index), pulled by `berth pin`, `berth fetch` and `berth apply`.
+
+Each registry writes an access log (one line per completed request), from
+which the tests count the downloads of each blob."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import imagekit
+from conftest import Host, make_rootfs, wait_for
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Registry:
+    """docker-registry serving its own storage directory on 127.0.0.1."""
+
+    def __init__(self, workdir, htpasswd=None):
+        self.dir = str(workdir)
+        os.makedirs(self.dir, exist_ok=True)
+        self.storage = os.path.join(self.dir, "storage")
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.log = os.path.join(self.dir, "registry.log")
+        auth = ""
+        if htpasswd:
+            auth = f"auth:\n  htpasswd:\n    realm: berth-test\n    path: {htpasswd}\n"
+        with open(os.path.join(self.dir, "config.yml"), "w") as f:
+            f.write("version: 0.1\n"
+                    "log:\n  level: warn\n  accesslog:\n    disabled: false\n"
+                    f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n"
+                    "  delete:\n    enabled: true\n"
+                    f"http:\n  addr: {self.host}\n  secret: berth-test\n{auth}")
+        self.proc = None
+
+    def start(self):
+        imagekit.need("docker-registry")
+        logf = open(self.log, "a")
+        self.proc = subprocess.Popen(["docker-registry", "serve",
+                                      os.path.join(self.dir, "config.yml")],
+                                     stdout=logf, stderr=subprocess.STDOUT)
+        logf.close()
+
+        def up():  # no event says "listening": ask it, with a deadline
+            if self.proc.poll() is not None:
+                raise AssertionError(f"docker-registry exited: {open(self.log).read()}")
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
+                return True
+            except urllib.error.HTTPError as e:
+                return e.code == 401
+            except OSError:
+                return False
+        wait_for(up, timeout=20, what="docker-registry to answer")
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def push(self, layout, tag, repo, fmt=None, all_=False, creds=None):
+        imagekit.need("skopeo")
+        args = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false"]
+        if fmt:
+            args += ["--format", fmt]
+        if all_:
+            args += ["--all"]
+        if creds:
+            args += ["--dest-creds", creds]
+        r = subprocess.run(args + [f"oci:{layout}:{tag}", f"docker://{self.host}/{repo}"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+
+    def blob_gets(self, hexdigest):
+        """Completed GETs of a blob, from the access log."""
+        with open(self.log) as f:
+            return sum(1 for line in f if '"GET ' in line and f"/blobs/sha256:{hexdigest}" in line)
+
+    def blob_path(self, hexdigest):
+        return os.path.join(self.storage, "docker/registry/v2/blobs/sha256", hexdigest[:2],
+                            hexdigest, "data")
+
+
+# --- images ------------------------------------------------------------------
+
+def umoci(*args):
+    r = subprocess.run(["umoci", *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def read_json(layout, hexdigest):
+    with open(os.path.join(layout, "blobs/sha256", hexdigest)) as f:
+        return json.load(f)
+
+
+def tag_manifest(layout, tag):
+    with open(os.path.join(layout, "index.json")) as f:
+        for m in json.load(f)["manifests"]:
+            if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
+                return m
+    raise AssertionError(f"no tag {tag} in {layout}")
+
+
+def add_variant(layout, workdir, tag, which, arch=None, size=0):
+    """Tag `tag`: the base plus a layer holding /etc/which (and /big, `size`
+    random bytes, when asked)."""
+    umoci("config", "--image", f"{layout}:base", "--tag", tag)
+    src = os.path.join(workdir, f"which-{tag}")
+    with open(src, "w") as f:
+        f.write(which + "\n")
+    umoci("insert", "--image", f"{layout}:{tag}", src, "/etc/which")
+    if size:
+        big = os.path.join(workdir, f"big-{tag}")
+        with open(big, "wb") as f:
+            f.write(os.urandom(size))
+        umoci("insert", "--image", f"{layout}:{tag}", big, "/big")
+    if arch:
+        umoci("config", "--image", f"{layout}:{tag}", "--architecture", arch)
+
+
+def add_index(layout, tag, tags_platforms):
+    """Tag `tag`: an OCI image index over the manifests of other tags."""
+    entries = []
+    for t, arch in tags_platforms:
+        d = dict(tag_manifest(layout, t))
+        d.pop("annotations", None)
+        d["platform"] = {"architecture": arch, "os": "linux"}
+        entries.append(d)
+    body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                       "manifests": entries}).encode()
+    hexdigest = imagekit.hashlib.sha256(body).hexdigest()
+    with open(os.path.join(layout, "blobs/sha256", hexdigest), "wb") as f:
+        f.write(body)
+    with open(os.path.join(layout, "index.json")) as f:
+        index = json.load(f)
+    index["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json",
+                               "digest": f"sha256:{hexdigest}", "size": len(body),
+                               "annotations": {"org.opencontainers.image.ref.name": tag}})
+    with open(os.path.join(layout, "index.json"), "w") as f:
+        json.dump(index, f)
+    return hexdigest
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory):
+    """One layout: tag base (busybox), a, b, c (base + a small layer each),
+    big (base + 32 MiB), arm (base + a layer, arm64) and multi (an index of
+    a for amd64 and arm for arm64)."""
+    imagekit.need("umoci")
+    d = str(tmp_path_factory.mktemp("registry-images"))
+    lay = os.path.join(d, "layout")
+    umoci("init", "--layout", lay)
+    umoci("new", "--image", f"{lay}:base")
+    bundle = os.path.join(d, "bundle")
+    umoci("unpack", "--image", f"{lay}:base", bundle)
+    shutil.rmtree(os.path.join(bundle, "rootfs"))
+    make_rootfs(os.path.join(bundle, "rootfs"))
+    umoci("repack", "--image", f"{lay}:base", bundle)
+    umoci("config", "--image", f"{lay}:base", "--config.cmd", "/bin/sh",
+          "--config.cmd", "-c", "--config.cmd", "cat /etc/which; exec sleep 1000")
+    for t in ("a", "b", "c"):
+        add_variant(lay, d, t, f"image {t}")
+    add_variant(lay, d, "big", "image big", size=32 << 20)
+    add_variant(lay, d, "arm", "image arm64", arch="arm64")
+    add_index(lay, "multi", [("arm", "arm64"), ("a", "amd64")])
+    return lay
+
+
+def layers(layout, tag):
+    m = read_json(layout, tag_manifest(layout, tag)["digest"][7:])
+    return [x["digest"][7:] for x in m["layers"]]
+
+
+@pytest.fixture
+def registry(tmp_path):
+    reg = Registry(tmp_path / "registry").start()
+    yield reg
+    reg.stop()
+
+
+def pin(berth, url, *extra):
+    r = berth.run("pin", url, *extra, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "image:"
+    block = dict(line.strip().split(": ", 1) for line in lines[1:])
+    assert block["url"].endswith("@" + block["digest"]), block
+    return block
+
+
+def logs(berth, name):
+    r = berth.run("logs", name)
+    return r.stdout if r.returncode == 0 else ""
+
+
+def running(host, name, text):
+    wait_for(lambda: text in logs(host.berth, name), timeout=30, what=f"'{text}' from {name}")
+    assert host.status()[name]["state"] == "running"
+    return host.status()[name]["pid"]
+
+
+@pytest.fixture
+def reghost(berth, tmp_path):
+    h = Host(berth, None, tmp_path)
+    yield h
+    h.teardown()
+
+
+def image_block(block):
+    return {"url": block["url"], "digest": block["digest"]}
+
+
+# --- tests -------------------------------------------------------------------
+
+def test_oci_and_docker_schema2_images_run_from_a_registry(reghost, registry, layout):
+    registry.push(layout, "a", "team/a:1")
+    registry.push(layout, "b", "team/b:1", fmt="v2s2")
+    ba = pin(reghost.berth, f"oci+http://{registry.host}/team/a:1")
+    bb = pin(reghost.berth, f"oci+http://{registry.host}/team/b:1")
+    # the digests are the manifests' as the registry serves them
+    assert ba["digest"] == tag_manifest(layout, "a")["digest"]
+    with urllib.request.urlopen(urllib.request.Request(
+            f"http://{registry.host}/v2/team/b/manifests/1",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})) as r:
+        assert r.headers["Content-Type"] == "application/vnd.docker.distribution.manifest.v2+json"
+        assert "sha256:" + imagekit.hashlib.sha256(r.read()).hexdigest() == bb["digest"]
+    reghost.write({"a": {"image": image_block(ba)}, "b": {"image": image_block(bb)}})
+    r = reghost.apply()
+    assert r.returncode == 0, r.stderr
+    running(reghost, "a", "image a")
+    running(reghost, "b", "image b")
+    # the image's config gave the command; the layers are blobs of the store
+    store = os.listdir(os.path.join(reghost.berth.root, "blobs/sha256"))
+    for hexdigest in layers(layout, "a") + layers(layout, "b"):
+        assert hexdigest in store
+
+
+def test_index_picks_this_platform(berth, registry, layout):
+    registry.push(layout, "multi", "team/multi:1", all_=True)
+    url = f"oci+http://{registry.host}/team/multi:1"
+    per_host = pin(berth, url)
+    assert per_host["digest"] == tag_manifest(layout, "a")["digest"]  # amd64's, not arm64's
+    whole = pin(berth, url, "--index")
+    assert whole["digest"] == tag_manifest(layout, "multi")["digest"]
+    # pulled by the index's digest: the amd64 manifest's layers, not arm64's
+    r = berth.run("fetch", whole["url"])
+    assert r.returncode == 0, r.stderr
+    rootfs = r.stdout.split()[1]
+    with open(os.path.join(rootfs, "etc/which")) as f:
+        assert f.read() == "image a\n"
+    r = berth.run("run", whole["digest"], "--", "/bin/cat", "/etc/which")
+    assert r.returncode == 0 and r.stdout == "image a\n", r.stderr
+
+
+def test_shared_base_layer_is_downloaded_once_and_kept_by_gc(reghost, registry, layout):
+    registry.push(layout, "a", "team/a:1")
+    registry.push(layout, "c", "team/c:1")
+    base = layers(layout, "base")[0]
+    assert layers(layout, "a")[0] == base == layers(layout, "c")[0]
+    ba = pin(reghost.berth, f"oci+http://{registry.host}/team/a:1")
+    reghost.write({"a": {"image": image_block(ba)}})
+    assert reghost.apply().returncode == 0
+    assert registry.blob_gets(base) == 1
+    bc = pin(reghost.berth, f"oci+http://{registry.host}/team/c:1")
+    reghost.write({"c": {"image": image_block(bc)}})
+    r = reghost.apply()
+    assert r.returncode == 0, r.stderr
+    running(reghost, "c", "image c")
+    # c's own layer came over, the base did not come again
+    assert registry.blob_gets(layers(layout, "c")[-1]) == 1
+    assert registry.blob_gets(base) == 1
+    # a is gone: gc removes a's image and its own layer, keeps what c uses
+    r = reghost.berth.run("gc")
+    assert r.returncode == 0, r.stderr
+    store = os.listdir(os.path.join(reghost.berth.root, "blobs/sha256"))
+    assert base in store and layers(layout, "c")[-1] in store
+    assert layers(layout, "a")[-1] not in store
+    assert ba["digest"][7:] not in os.listdir(os.path.join(reghost.berth.root, "images"))
+    assert bc["digest"][7:] in os.listdir(os.path.join(reghost.berth.root, "images"))
+
+
+def test_corrupted_layer_is_refused_and_the_old_version_keeps_running(reghost, registry,
+                                                                      layout):
+    registry.push(layout, "a", "team/web:1")
+    registry.push(layout, "c", "team/web:2")
+    v1 = pin(reghost.berth, f"oci+http://{registry.host}/team/web:1")
+    reghost.write({"web": {"image": image_block(v1)}})
+    assert reghost.apply().returncode == 0
+    pid = running(reghost, "web", "image a")
+    before = imagekit.store_view(reghost.berth.root)
+    # version 2's own layer, flipped in the registry's storage
+    top = layers(layout, "c")[-1]
+    path = registry.blob_path(top)
+    with open(path, "r+b") as f:
+        data = bytearray(f.read())
+        data[len(data) // 2] ^= 0xFF
+        f.seek(0)
+        f.write(data)
+    v2 = {"url": f"oci+http://{registry.host}/team/web@{tag_manifest(layout, 'c')['digest']}",
+          "digest": tag_manifest(layout, "c")["digest"]}
+    reghost.write({"web": {"image": v2}})
+    r = reghost.apply()
+    assert r.returncode == 1
+    out = r.stdout + r.stderr  # apply reports each service on stdout
+    assert f"sha256:{top}" in out and "digest mismatch" in out, out
+    assert reghost.status()["web"]["pid"] == pid
+    assert reghost.status()["web"]["state"] == "running"
+    assert imagekit.store_view(reghost.berth.root) == before
+    # positive control: the same pull once the blob is whole again
+    data[len(data) // 2] ^= 0xFF
+    with open(path, "wb") as f:
+        f.write(data)
+    r = reghost.apply()
+    assert r.returncode == 0, r.stderr
+    running(reghost, "web", "image c")
+
+
+def test_a_wrong_manifest_digest_is_refused_before_any_layer(berth, registry, layout):
+    registry.push(layout, "a", "team/a:1")
+    real = tag_manifest(layout, "a")["digest"]
+    wrong = "sha256:" + "0" * 64
+    # the registry has no such manifest
+    r = berth.run("fetch", f"oci+http://{registry.host}/team/a@{wrong}", "--retries", "0")
+    assert r.returncode == 1 and wrong in r.stderr, r.stderr
+    # the registry's copy of the manifest changed (still valid JSON): what it
+    # serves under the digest is not what the digest names
+    path = registry.blob_path(real[7:])
+    with open(path, "rb") as f:
+        good = f.read()
+    with open(path, "ab") as f:
+        f.write(b" \n")
+    r = berth.run("fetch", f"oci+http://{registry.host}/team/a@{real}")
+    assert r.returncode == 1
+    assert f"not the {real} asked for" in r.stderr, r.stderr
+    assert all(registry.blob_gets(h) == 0 for h in layers(layout, "a"))
+    assert imagekit.store_view(berth.root) == []
+    # positive control: the manifest as pushed
+    with open(path, "wb") as f:
+        f.write(good)
+    r = berth.run("fetch", f"oci+http://{registry.host}/team/a@{real}")
+    assert r.returncode == 0, r.stderr
+
+
+class CuttingProxy:
+    """TCP forwarding to the registry that kills the registry once `limit`
+    bytes of a response for `path` went through: the registry stopped
+    half-way through a pull."""
+
+    def __init__(self, registry, path, limit):
+        self.registry, self.path, self.limit = registry, path, limit
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.cut = threading.Event()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.one, args=(c,), daemon=True).start()
+
+    def one(self, c):
+        try:
+            u = socket.create_connection(("127.0.0.1", self.registry.port))
+        except OSError:
+            c.close()
+            return
+        req = c.recv(65536)
+        watched = self.path.encode() in req
+        u.sendall(req)
+        threading.Thread(target=self.pump, args=(c, u), daemon=True).start()
+        sent = 0
+        while True:
+            data = u.recv(65536)
+            if not data:
+                break
+            if watched and sent + len(data) > self.limit:
+                self.registry.stop()
+                self.cut.set()
+                break
+            c.sendall(data)
+            sent += len(data)
+        c.close()
+        u.close()
+
+    def pump(self, c, u):
+        try:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                u.sendall(data)
+        except OSError:
+            pass
+
+    def close(self):
+        self.sock.close()
+
+
+def test_registry_stopped_half_way_leaves_no_partial_image(reghost, registry, layout):
+    registry.push(layout, "a", "team/web:1")
+    registry.push(layout, "big", "team/web:2")
+    v1 = pin(reghost.berth, f"oci+http://{registry.host}/team/web:1")
+    reghost.write({"web": {"image": image_block(v1)}})
+    assert reghost.apply().returncode == 0
+    pid = running(reghost, "web", "image a")
+    before = imagekit.store_view(reghost.berth.root)
+    big = layers(layout, "big")[-1]
+    proxy = CuttingProxy(registry, f"/blobs/sha256:{big}", 4 << 20)
+    digest = tag_manifest(layout, "big")["digest"]
+    reghost.write({"web": {"image": {"url": f"oci+http://{proxy.host}/team/web@{digest}",
+                                     "digest": digest}}})
+    try:
+        r = reghost.apply("--retries", "1", "--retry-delay", "100ms")
+    finally:
+        proxy.close()
+    assert proxy.cut.is_set()
+    assert r.returncode == 1
+    out = r.stdout + r.stderr
+    assert f"sha256:{big}" in out and proxy.host in out, out
+    assert reghost.status()["web"]["pid"] == pid
+    assert imagekit.store_view(reghost.berth.root) == before
+    assert not [n for n in os.listdir(os.path.join(reghost.berth.root, "blobs/.partial"))]
+
+
+# --- authentication ----------------------------------------------------------
+
+def htpasswd_file(path, user, password):
+    imagekit.need("htpasswd")
+    r = subprocess.run(["htpasswd", "-Bbn", user, password], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with open(path, "w") as f:
+        f.write(r.stdout)
+    return str(path)
+
+
+def auth_file(path, host, user, password):
+    import base64
+    with open(path, "w") as f:
+        json.dump({"auths": {host: {"auth": base64.b64encode(
+            f"{user}:{password}".encode()).decode()}}}, f)
+    return str(path)
+
+
+def test_basic_auth_from_registry_auth_file(reghost, tmp_path, layout):
+    pw = htpasswd_file(tmp_path / "htpasswd", "berth", "s3cret")
+    registry = Registry(tmp_path / "authreg", htpasswd=pw).start()
+    try:
+        registry.push(layout, "a", "team/a:1", creds="berth:s3cret")
+        url = f"oci+http://{registry.host}/team/a@{tag_manifest(layout, 'a')['digest']}"
+        # anonymous: refused, and the error says where credentials come from
+        r = reghost.berth.run("fetch", url)
+        assert r.returncode == 1
+        assert "asks for credentials (Basic)" in r.stderr and "--registry-auth" in r.stderr, \
+            r.stderr
+        # wrong password: refused
+        bad = auth_file(tmp_path / "bad.json", registry.host, "berth", "nope")
+        r = reghost.berth.run("fetch", url, "--registry-auth", bad)
+        assert r.returncode == 1 and "refused the credentials" in r.stderr, r.stderr
+        assert imagekit.store_view(reghost.berth.root) == []
+        # the right file, by flag for apply and by $REGISTRY_AUTH_FILE for pin
+        good = auth_file(tmp_path / "auth.json", registry.host, "berth", "s3cret")
+        reghost.write({"a": {"image": {"url": url,
+                                       "digest": tag_manifest(layout, "a")["digest"]}}})
+        r = reghost.apply("--registry-auth", good)
+        assert r.returncode == 0, r.stderr
+        running(reghost, "a", "image a")
+        r = reghost.berth.run("pin", f"oci+http://{registry.host}/team/a:1")
+        assert r.returncode == 1 and "asks for credentials" in r.stderr, r.stderr
+        env = dict(os.environ, REGISTRY_AUTH_FILE=good)
+        r = reghost.berth.run("pin", f"oci+http://{registry.host}/team/a:1", env=env)
+        assert r.returncode == 0, r.stderr
+        assert tag_manifest(layout, "a")["digest"] in r.stdout
+    finally:
+        registry.stop()
