@@ -467,11 +467,17 @@ static int pull_blobs(struct pull *p, berth_error *err)
         p->dl[k] = (struct berth_registry_blob){hex, pull_blob_size(p, hex), p->partials[k], {0}};
     }
     if (p->ndl && berth_registry_get_blobs(&p->reg, p->dl, p->ndl)) {
+        size_t first = p->ndl, nfailed = 0;
         for (size_t k = 0; k < p->ndl; k++)
-            if (p->dl[k].res.rc < 0) {
-                *err = p->dl[k].res.err;
-                return berth_error_wrap(err, "blob sha256:%s", p->dl[k].hex);
-            }
+            if (p->dl[k].res.rc < 0 && nfailed++ == 0)
+                first = k;
+        *err = p->dl[first].res.err;
+        if (nfailed > 1)
+            berth_error_wrap(err, "blob sha256:%s (and %zu more that failed)", p->dl[first].hex,
+                             nfailed - 1);
+        else
+            berth_error_wrap(err, "blob sha256:%s", p->dl[first].hex);
+        return -1;
     }
     for (size_t k = 0; k < p->ndl; k++) {
         _cleanup_free_ char *blob = xasprintf("%s/%s", sdir, p->dl[k].hex);
