@@ -15,6 +15,9 @@ from conftest import sha256_file
 from test_escape import kv, marker, own_berth, own_host  # noqa: F401 (fixtures)
 
 RACE_SECONDS = 12
+# execs that must have raced the scanner: many more on a normal host, about
+# one a second in the VM suites' guests under TCG (12 seen on 6.12)
+MIN_EXECS = 10
 CHECK = {"command": ["/bin/probe", "exit", "0"], "interval": "100ms", "timeout": "2s",
          "retries": 3}
 # what the caller of berth exec passes: the options that take other paths
@@ -180,7 +183,7 @@ def test_scanner_racing_exec_and_health_checks_never_reaches_a_host_path(own_hos
     summary = kv(out)
     assert summary["hits"] == "0", out[-2000:]
     # controls
-    assert len(loop.codes) >= 20 and not loop.errors, (len(loop.codes), loop.errors[:3])
+    assert len(loop.codes) >= MIN_EXECS and not loop.errors, (len(loop.codes), loop.errors[:3])
     assert int(summary["pids"]) >= 20, f"the scanner saw too few processes: {summary}"
     assert st["health"] == "healthy", st
 
@@ -218,6 +221,6 @@ def test_exe_of_exec_and_health_check_processes_cannot_be_written(own_host, mark
     # controls
     assert int(summary["exe-opened"]) > 0 and int(summary["victim-handles"]) > 0, summary
     assert int(summary["victim-writes"]) > 0, f"the attack did not work on its victim: {summary}"
-    assert len(loop.codes) >= 20 and not loop.errors, (len(loop.codes), loop.errors[:3])
+    assert len(loop.codes) >= MIN_EXECS and not loop.errors, (len(loop.codes), loop.errors[:3])
     st = own_host.status()["writer"]
     assert st["health"] == "healthy", st
