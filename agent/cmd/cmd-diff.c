@@ -16,7 +16,8 @@ static const char usage_text[] =
     "  +  create      the service is new\n"
     "  ~  replace     its spec changed (every changed field is listed: path: old -> new)\n"
     "  -  remove      berth runs it but the file no longer has it\n"
-    "  >  start       it should run and does not\n"
+    "  >  start       it should run and does not (with the reason when it failed\n"
+    "                 to start: a mount, its user, its working directory, its command)\n"
     "  <  stop        it has 'enabled: false' and runs\n"
     "  =  unchanged\n"
     "The values of env variables whose names contain PASSWORD, PASSWD, PASS,\n"
@@ -60,6 +61,8 @@ void berth_print_plan(FILE *out, const struct berth_plan *plan, const char *file
                 it->name, berth_action_name(it->action), reset);
         if (it->action == BERTH_ACTION_CREATE)
             fprintf(out, "  %s", it->desired->image.digest);
+        else if (it->action == BERTH_ACTION_START && it->start_error)
+            fprintf(out, "  (failed: %s)", it->start_error);
         else if (it->action == BERTH_ACTION_START && it->state)
             fprintf(out, "  (now %s)", it->state);
         else if (it->rolled_back)
@@ -108,9 +111,11 @@ static void print_plan_json(const struct berth_plan *plan)
                                   json_pack("{s:s, s:o, s:o}", "path", c->path, "old",
                                             value_json(c, c->old), "new", value_json(c, c->new)));
         }
-        json_array_append_new(changes, json_pack("{s:s, s:s, s:o, s:b}", "service", it->name,
-                                                 "action", berth_action_name(it->action), "fields",
-                                                 fields, "rolled_back", it->rolled_back));
+        json_array_append_new(
+            changes, json_pack("{s:s, s:s, s:o, s:b, s:o}", "service", it->name, "action",
+                               berth_action_name(it->action), "fields", fields, "rolled_back",
+                               it->rolled_back, "start_error",
+                               it->start_error ? json_string(it->start_error) : json_null()));
     }
     for (int a = 0; a < BERTH_ACTION_N; a++)
         json_object_set_new(summary, berth_action_name(a),

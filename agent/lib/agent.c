@@ -346,7 +346,7 @@ static void watch_keepers(struct agent *a)
     closedir(d);
 }
 
-static void reconcile(struct agent *a, bool file_event);
+static void reconcile(struct agent *a, bool file_event, bool retry_failed);
 
 /* A watched keeper exited: a keeper that stopped its service for good
  * said so in its status; one that was killed did not, and its container
@@ -375,16 +375,19 @@ static bool on_keeper_exit(struct agent *a, int fd)
         }
         kwatch_remove(a, i);
         if (gone)
-            reconcile(a, false);
+            reconcile(a, false, false);
         return true;
     }
     return false;
 }
 
-static void reconcile(struct agent *a, bool file_event)
+/* `retry_failed`: start again the services whose spec failed to start for
+ * a set-up reason (not on the periodic resync: see berth_plan_hold_failed) */
+static void reconcile(struct agent *a, bool file_event, bool retry_failed)
 {
     struct berth_plan plan;
     berth_error err = BERTH_ERROR_INIT;
+    size_t held = 0;
     int lock;
 
     /* an invalid edit changes nothing; the resync keeps the last valid
@@ -397,6 +400,8 @@ static void reconcile(struct agent *a, bool file_event)
     if (berth_plan_compute(a->o->root, &a->valid, &plan, &err) < 0) {
         berth_log(BERTH_LOG_ERROR, "%s", err.msg);
     } else {
+        if (!retry_failed)
+            held = berth_plan_hold_failed(&plan);
         if (!berth_plan_is_noop(&plan)) {
             struct berth_apply_options opt = {
                 .exe = a->o->exe, .fetch = a->o->fetch, .report = report, .ud = a};
@@ -405,9 +410,9 @@ static void reconcile(struct agent *a, bool file_event)
             if (failed)
                 berth_log(BERTH_LOG_WARN, "%zu service%s failed to converge", failed,
                           failed == 1 ? "" : "s");
-            notify_status(a, plan.id, failed);
+            notify_status(a, plan.id, failed + held);
         } else {
-            notify_status(a, plan.id, 0);
+            notify_status(a, plan.id, held);
         }
         if (berth_apply_write_status_summary(a->o->root, &err) < 0)
             berth_log(BERTH_LOG_WARN, "%s", err.msg);
@@ -536,7 +541,7 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
               o->root, (unsigned long long)o->resync_ms);
     /* the keepers run on by themselves: starting is a reconcile like any;
      * then systemd (Type=notify) counts the agent as started */
-    reconcile(&a, false);
+    reconcile(&a, false, true);
     berth_systemd_notify("READY=1");
     while (running) {
         struct epoll_event evs[8];
@@ -553,7 +558,7 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
                     if (si.ssi_signo == SIGHUP) {
                         berth_log(BERTH_LOG_INFO, "SIGHUP: reconciling now");
                         berth_systemd_notify("RELOADING=1");
-                        reconcile(&a, false);
+                        reconcile(&a, false, true);
                         berth_systemd_notify("READY=1");
                     } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
                         running = false;
@@ -562,10 +567,10 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
             } else if (fd == a.debounce) {
                 drain(a.debounce);
                 berth_log(BERTH_LOG_INFO, "'%s' changed", o->file);
-                reconcile(&a, true);
+                reconcile(&a, true, true);
             } else if (fd == a.resync) {
                 drain(a.resync);
-                reconcile(&a, false);
+                reconcile(&a, false, false);
             } else if (fd == a.summary) {
                 berth_error e = BERTH_ERROR_INIT;
                 drain(a.summary);

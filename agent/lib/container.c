@@ -228,9 +228,21 @@ static void mask_paths(int errfd, int rootfd)
     }
 }
 
+/* Whether the root gets a writable layer: always but for a read-only root
+ * on an image path that overlayfs cannot take (',' or ':'), which is bound
+ * as it is (its mount targets must then exist). */
+static bool has_layer(const struct berth_container_config *cfg)
+{
+    return !cfg->readonly || !strpbrk(cfg->image, ",:");
+}
+
+/* A read-only root is an overlay too, over a layer in memory, as runc
+ * creates missing mount targets in the rootfs before it makes it
+ * read-only: the targets (and a missing working directory) are made in
+ * that layer, never in the shared image, and vanish with the container. */
 static void mount_rootfs(int errfd, const struct berth_container_config *cfg, const char *mnt)
 {
-    if (cfg->readonly) {
+    if (!has_layer(cfg)) {
         struct mount_attr a = {.attr_set = MOUNT_ATTR_NODEV};
         if (mount(cfg->image, mnt, NULL, MS_BIND | MS_REC, NULL) < 0 ||
             mount_setattr(AT_FDCWD, mnt, AT_RECURSIVE, &a, sizeof(a)) < 0)
@@ -239,7 +251,7 @@ static void mount_rootfs(int errfd, const struct berth_container_config *cfg, co
     }
     _cleanup_free_ char *upper = xasprintf("%s/upper", cfg->rundir);
     _cleanup_free_ char *opts = NULL;
-    if (cfg->memory_layer) {
+    if (cfg->memory_layer || cfg->readonly) {
         _cleanup_free_ char *u = xasprintf("%s/u", upper);
         _cleanup_free_ char *w = xasprintf("%s/w", upper);
         if (mount("tmpfs", upper, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
@@ -257,7 +269,7 @@ static void mount_rootfs(int errfd, const struct berth_container_config *cfg, co
 static void setup_mounts(int errfd, const struct berth_container_config *cfg, int rootfd)
 {
     const char *const proc_opts[] = {NULL};
-    bool create = !cfg->readonly;
+    bool create = has_layer(cfg);
 
     mount_new(errfd, rootfd, "proc", "/proc", proc_opts,
               MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, create);
@@ -298,7 +310,7 @@ static void loopback_up(int errfd)
         FAIL("bringing 'lo' up");
 }
 
-static void pivot(int errfd, int rootfd, bool readonly)
+static void pivot(int errfd, int rootfd)
 {
     if (fchdir(rootfd) < 0)
         FAIL("entering the rootfs");
@@ -309,11 +321,16 @@ static void pivot(int errfd, int rootfd, bool readonly)
         FAIL("detaching the host's root");
     if (chdir("/") < 0)
         FAIL("chdir to '/'");
-    if (readonly) {
-        struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
-        if (mount_setattr(AT_FDCWD, "/", 0, &a, sizeof(a)) < 0)
-            FAIL("making the rootfs read-only");
-    }
+}
+
+/* Last of the set-up that writes to the root: what the mounts and the
+ * working directory needed is in place. */
+static void make_root_readonly(int errfd)
+{
+    struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
+
+    if (mount_setattr(AT_FDCWD, "/", 0, &a, sizeof(a)) < 0)
+        FAIL("making the rootfs read-only");
 }
 
 /* The service: forked from the set-up process once it had taken the
@@ -446,7 +463,7 @@ static __attribute__((noreturn)) void container_child(const struct berth_contain
     if (rootfd < 0)
         FAIL("opening the rootfs '%s'", mnt);
     setup_mounts(errfd, cfg, rootfd);
-    pivot(errfd, rootfd, cfg->readonly);
+    pivot(errfd, rootfd);
     close(rootfd);
     umask(022);
     if (cfg->hostname && sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
@@ -454,9 +471,11 @@ static __attribute__((noreturn)) void container_child(const struct berth_contain
     if (cfg->network_none)
         loopback_up(errfd);
     /* inside the root, no magic links ("/proc/self/fd/N"), created as root */
-    workdir = berth_child_open_workdir(cfg->workdir ? cfg->workdir : "/", !cfg->readonly);
+    workdir = berth_child_open_workdir(cfg->workdir ? cfg->workdir : "/", has_layer(cfg));
     if (workdir < 0)
         FAIL("opening the working directory '%s'", cfg->workdir);
+    if (cfg->readonly)
+        make_root_readonly(errfd);
     /* The service's identity, then its filter, once for pid 1 and the
      * service: they share one filter in the kernel (loading Docker's costs
      * ~0.7 ms each time), and what is left to do is allowed by it. */
@@ -484,13 +503,13 @@ static int read_child_error(int fd, berth_error *err)
     }
 }
 
-static int make_rundir(const char *rundir, bool readonly, bool memory_layer, berth_error *err)
+static int make_rundir(const struct berth_container_config *cfg, berth_error *err)
 {
     static const char *const subdirs[] = {"rootfs", "upper", "work"};
-    size_t n = readonly ? 1 : memory_layer ? 2 : ARRAY_SIZE(subdirs);
+    size_t n = !has_layer(cfg) ? 1 : cfg->memory_layer || cfg->readonly ? 2 : ARRAY_SIZE(subdirs);
 
     for (size_t i = 0; i < n; i++) {
-        _cleanup_free_ char *p = xasprintf("%s/%s", rundir, subdirs[i]);
+        _cleanup_free_ char *p = xasprintf("%s/%s", cfg->rundir, subdirs[i]);
         if (mkdir(p, 0755) < 0 && errno != EEXIST)
             return berth_error_set(err, errno, "creating '%s'", p);
     }
@@ -589,13 +608,13 @@ int berth_container_start(const struct berth_container_config *cfg, struct berth
     c->stop_timeout_ms = cfg->stop_timeout_ms;
     if (berth_kernel_check(err) < 0)
         goto fail;
-    if (strpbrk(cfg->image, ",:") && !cfg->readonly) {
+    if (strpbrk(cfg->image, ",:") && has_layer(cfg)) {
         berth_error_set(err, EINVAL,
                         "the image path '%s' contains ',' or ':', which overlayfs cannot take",
                         cfg->image);
         goto fail;
     }
-    if (make_rundir(cfg->rundir, cfg->readonly, cfg->memory_layer, err) < 0)
+    if (make_rundir(cfg, err) < 0)
         goto fail;
     /* one filter for the init and the service, built here: the children
      * only load it */

@@ -535,8 +535,11 @@ int berth_keeper_spawn(const char *root, const char *name, const char *exe, pid_
 
 /* ---- the keeper itself --------------------------------------------------- */
 
-enum kstate { K_STARTING, K_RUNNING, K_BACKOFF, K_STOPPING, K_STOPPED };
-static const char *const kstate_name[] = {"starting", "running", "backoff", "stopping", "stopped"};
+/* K_FAILED: the last start failed in its set-up, for a reason a retry does
+ * not change (start_failed()); the keeper exits */
+enum kstate { K_STARTING, K_RUNNING, K_BACKOFF, K_STOPPING, K_STOPPED, K_FAILED };
+static const char *const kstate_name[] = {"starting", "running", "backoff",
+                                          "stopping", "stopped", "failed"};
 
 struct logw {
     int dirfd;
@@ -689,7 +692,7 @@ static void write_status(struct keeper *k)
         /* DESIGN.md's states: a service in its stop grace period still runs */
         .state = (char *)kstate_name[k->state == K_STOPPING ? K_RUNNING : k->state],
         .pid = k->has_container ? k->c.pid : 0,
-        .keeper_pid = k->state == K_STOPPED && k->done ? 0 : getpid(),
+        .keeper_pid = k->done ? 0 : getpid(),
         .restarts = k->restarts,
         .started_at = k->has_container ? k->started_at : 0,
         .image = k->cfg.image_digest,
@@ -722,6 +725,7 @@ static void disarm_timer(struct keeper *k)
 }
 
 static void on_exit_code(struct keeper *k, int code, bool oom);
+static void start_failed(struct keeper *k, const berth_error *err);
 
 static void health_arm(struct keeper *k, uint64_t ms);
 
@@ -800,9 +804,7 @@ static void start_service(struct keeper *k)
         }
     }
     berth_handover_record_remove(k->dir);
-    klog(k, "%s", err.msg);
-    snprintf(k->start_error, sizeof(k->start_error), "%s", err.msg);
-    on_exit_code(k, 127, false);
+    start_failed(k, &err);
 }
 
 /* ---- health checks ---- */
@@ -922,6 +924,18 @@ static uint64_t backoff_delay(struct keeper *k)
     return d < k->cfg.backoff_max_ms ? d : k->cfg.backoff_max_ms;
 }
 
+/* The restart policy's next attempt, after the backoff delay. */
+static void restart_later(struct keeper *k, const char *what)
+{
+    uint64_t delay = backoff_delay(k);
+
+    k->failures++;
+    k->state = K_BACKOFF;
+    klog(k, "'%s' %s; restarting in %llu ms", k->cfg.name, what, (unsigned long long)delay);
+    arm_timer(k, delay);
+    write_status(k);
+}
+
 static void on_exit_code(struct keeper *k, int code, bool oom)
 {
     uint64_t ran = k->has_container ? berth_now_ms() - k->started_mono : 0;
@@ -972,12 +986,56 @@ static void on_exit_code(struct keeper *k, int code, bool oom)
     }
     if (ran >= k->cfg.backoff_reset_ms)
         k->failures = 0;
-    uint64_t delay = backoff_delay(k);
-    k->failures++;
-    k->state = K_BACKOFF;
-    klog(k, "'%s' exited with code %d; restarting in %llu ms", k->cfg.name, code,
-         (unsigned long long)delay);
-    arm_timer(k, delay);
+    _cleanup_free_ char *what = xasprintf("exited with code %d", code);
+    restart_later(k, what);
+}
+
+/* Errors of a start that a retry may not meet again: a shortage of memory,
+ * processes, descriptors or space, an interrupted or dying set-up. */
+static bool start_error_transient(int code)
+{
+    switch (code) {
+    case EAGAIN:
+    case ENOMEM:
+    case EBUSY:
+    case EINTR:
+    case EIO:
+    case EMFILE:
+    case ENFILE:
+    case ENOSPC:
+    case EDQUOT:
+    case ETIMEDOUT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* A start failed before the service ran: its set-up (a mount, the user,
+ * the working directory, the command's exec). For a reason in the file,
+ * the image or the host's paths, retrying with the backoff would only
+ * repeat it: the service is failed with that reason and its keeper exits,
+ * until the file changes or `berth apply` or `berth restart` try again. */
+static void start_failed(struct keeper *k, const berth_error *err)
+{
+    snprintf(k->start_error, sizeof(k->start_error), "%s", err->msg);
+    disarm_timer(k);
+    if (k->stop_requested) {
+        klog(k, "stopped '%s' (its start failed: %s)", k->cfg.name, err->msg);
+        finish(k);
+        return;
+    }
+    if (start_error_transient(err->code) && k->cfg.restart != BERTH_POLICY_NEVER) {
+        _cleanup_free_ char *what = xasprintf("could not start (%s)", err->msg);
+        restart_later(k, what);
+        return;
+    }
+    klog(k,
+         "'%s' cannot start: %s; it stays failed until the file changes or 'berth apply' or "
+         "'berth restart' tries again",
+         k->cfg.name, err->msg);
+    k->state = K_FAILED;
+    k->done = true;
     write_status(k);
 }
 
@@ -1296,6 +1354,19 @@ static int setup(struct keeper *k, int *lockfd, berth_error *err)
     return place_keeper(k, err);
 }
 
+/* The ready line (keeper.h); returns -1, the fd being closed. */
+static int tell_ready(const struct keeper *k, int ready_fd)
+{
+    if (ready_fd < 0)
+        return -1;
+    if (k->start_error[0])
+        dprintf(ready_fd, "fail %d %s\n", (int)getpid(), k->start_error);
+    else
+        dprintf(ready_fd, "ok %d\n", (int)getpid());
+    close(ready_fd);
+    return -1;
+}
+
 int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_error *err)
 {
     struct keeper k = {.root = root,
@@ -1325,14 +1396,10 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
         adopt_finish(&k);
     else
         start_service(&k);
-    /* the spawner learns how the first start went */
-    if (ready_fd >= 0) {
-        if (k.start_error[0])
-            dprintf(ready_fd, "fail %d %s\n", (int)getpid(), k.start_error);
-        else
-            dprintf(ready_fd, "ok %d\n", (int)getpid());
-        close(ready_fd);
-    }
+    /* the spawner learns how the first start went; of a service that
+     * cannot start, once this keeper is gone (not alive for the planner) */
+    if (!k.done)
+        ready_fd = tell_ready(&k, ready_fd);
     while (!k.done) {
         struct pollfd p[9] = {
             {k.sigfd, POLLIN, 0},
@@ -1391,6 +1458,10 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
     free(k.seccomp_cache);
     berth_user_release(&k.user);
     free(k.dir);
+    if (ready_fd >= 0) {
+        close(lockfd);
+        tell_ready(&k, ready_fd);
+    }
     /* the held stop clients, the lock and the rest close with us */
     return 0;
 }

@@ -13,9 +13,10 @@
  *   upper/ work/ rootfs/             the service's writable layer
  *
  * The keeper is a small state machine (as s6-supervise): states starting,
- * running, backoff, stopping, stopped; events: the container exited, stop
- * and restart requests, the timer. It exits once the service is stopped
- * for good (stop request, or the restart policy says so).
+ * running, backoff, stopping, stopped, failed; events: the container
+ * exited, stop and restart requests, the timer. It exits once the service
+ * is stopped for good (stop request, or the restart policy says so) or
+ * cannot start for a set-up reason (failed).
  */
 #ifndef BERTH_KEEPER_H
 #define BERTH_KEEPER_H
@@ -102,15 +103,17 @@ char *berth_service_scope_name(const char *root, const char *name);
 
 /* The keeper's main loop; `ready_fd` (or -1) receives one line once the
  * keeper holds its lock, listens and has tried the first start of its
- * container: "ok <pid>", "fail <pid> <why>" (the keeper goes on, per the
- * restart policy), or "error: <why>" when the keeper cannot run at all.
+ * container: "ok <pid>", "fail <pid> <why>" (for a set-up reason the
+ * service is failed and the keeper has exited, releasing its lock, before
+ * it says so; for a shortage it goes on per the restart policy), or
+ * "error: <why>" when the keeper cannot run at all.
  * Returns when the service is stopped for good. */
 int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_error *err);
 
 /* Start a detached keeper for service `name` by executing `exe` (normally
  * "/proc/self/exe") with the verb "keeper"; returns once it holds its lock
  * and its first start of the container is over: -1 with the reason when
- * that start failed (the keeper stays, retrying per the restart policy). */
+ * that start failed (see berth_keeper_main for whether the keeper stays). */
 int berth_keeper_spawn(const char *root, const char *name, const char *exe, pid_t *ret_pid,
                        berth_error *err);
 

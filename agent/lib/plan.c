@@ -96,6 +96,7 @@ struct record {
     char hash[65];     /* "" when the record is incomplete */
     char rejected[65]; /* a spec rolled back from, "" for none */
     char *state;
+    char *start_error; /* why the recorded spec failed to start (its keeper exited) */
     bool running;
     bool orphaned;
 };
@@ -123,6 +124,9 @@ static void read_record(const char *root, const struct berth_status *st, struct 
     r->state = xstrdup(st->state);
     r->running = berth_keeper_alive(root, name, NULL);
     r->orphaned = !r->running && berth_handover_orphan(dir);
+    if (!strcmp(st->state, "failed") && st->start_error && st->spec_hash && r->hash[0] &&
+        !strcmp(st->spec_hash, r->hash))
+        r->start_error = xstrdup(st->start_error);
 }
 
 static int cmp_record(const void *a, const void *b)
@@ -154,6 +158,7 @@ static void free_records(struct record *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(v[i].name);
         free(v[i].state);
+        free(v[i].start_error);
     }
     free(v);
 }
@@ -236,6 +241,8 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
             it->orphaned = r->orphaned;
             it->rolled_back = c == 0 && !strcmp(r->rejected, it->hash);
             it->state = xstrdup(r->state);
+            if (it->action == BERTH_ACTION_START && r->start_error && !strcmp(r->hash, it->hash))
+                it->start_error = xstrdup(r->start_error);
             EVP_DigestUpdate(ctx, "|", 1);
             EVP_DigestUpdate(ctx, r->name, strlen(r->name) + 1);
             EVP_DigestUpdate(ctx, r->hash, strlen(r->hash) + 1);
@@ -252,6 +259,22 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
     p->id[12] = '\0';
     free_records(recs, nrecs);
     return 0;
+}
+
+size_t berth_plan_hold_failed(struct berth_plan *p)
+{
+    size_t held = 0;
+
+    for (size_t i = 0; i < p->n; i++) {
+        struct berth_plan_item *it = &p->items[i];
+        if (it->action != BERTH_ACTION_START || !it->start_error)
+            continue;
+        p->counts[it->action]--;
+        it->action = BERTH_ACTION_UNCHANGED;
+        p->counts[it->action]++;
+        held++;
+    }
+    return held;
 }
 
 bool berth_plan_is_noop(const struct berth_plan *p)
@@ -271,6 +294,7 @@ void berth_plan_release(struct berth_plan *p)
         free(it->changes);
         free(it->name);
         free(it->state);
+        free(it->start_error);
     }
     free(p->items);
     memset(p, 0, sizeof(*p));

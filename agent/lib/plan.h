@@ -46,6 +46,9 @@ struct berth_plan_item {
     bool orphaned;    /* no keeper, but its container runs on: start adopts it (handover.h) */
     bool rolled_back; /* the desired spec is the one rolled back from */
     char *state;      /* the record's state, NULL without record */
+    /* start: this very spec failed to start for a set-up reason (a mount,
+     * the user, the command...) and stays failed until tried again */
+    char *start_error;
     struct berth_change *changes; /* replace: what differs */
     size_t nchanges;
 };
@@ -65,6 +68,12 @@ struct berth_plan {
 int berth_plan_compute(const char *root, const struct berth_spec *spec, struct berth_plan *ret,
                        berth_error *err);
 void berth_plan_release(struct berth_plan *plan);
+
+/* Leave alone the services whose spec failed to start for a set-up reason
+ * (start_error): their start becomes "unchanged". For a periodic resync,
+ * which must not turn a failure in the file, the image or the host's
+ * paths into a retry loop. Returns how many were held. */
+size_t berth_plan_hold_failed(struct berth_plan *plan);
 
 /* Whether the plan has nothing to do (every item unchanged). */
 bool berth_plan_is_noop(const struct berth_plan *plan);

@@ -1,0 +1,150 @@
+"""Supervision you can rely on (issue 17): read-only images, set-up
+failures that stay failed, imperative commands that wait, states that tell
+the truth, finding the process."""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import keeper_pids, wait_for
+from test_agent import agents  # noqa: F401 (fixture)
+from test_apply import LOOP
+
+
+def log_of(host, name):
+    return open(os.path.join(host.berth.root, "services", name, "log", "current")).read()
+
+
+def image_rootfs(host):
+    (hexdir,) = os.listdir(os.path.join(host.berth.root, "images"))
+    return os.path.join(host.berth.root, "images", hexdir, "rootfs")
+
+
+# --- read-only images --------------------------------------------------------
+
+def test_read_only_root_gets_its_missing_mount_targets(host, tmp_path):
+    """readonly_rootfs with a bind mount, a tmpfs and a working directory
+    the image does not have: created before the root turns read-only (in a
+    layer of the container's own), never in the shared image; the root
+    stays read-only."""
+    html = tmp_path / "html"
+    html.mkdir()
+    (html / "index.html").write_text("hello from the host\n")
+    script = ("cat /srv/www/index.html; pwd; touch /run/app/ok && echo tmpfs-writable; "
+              "touch /made-up 2>&1; exec sleep 100000")
+    host.write({
+        "ro": host.svc(["/bin/sh", "-c", script], readonly_rootfs=True, workdir="/srv/app",
+                       mounts=[{"source": str(html), "target": "/srv/www", "readonly": True},
+                               {"type": "tmpfs", "target": "/run/app"}]),
+        # the positive control: the same with a writable root
+        "rw": host.svc(["/bin/sh", "-c", script], workdir="/srv/app",
+                       mounts=[{"source": str(html), "target": "/srv/www", "readonly": True},
+                               {"type": "tmpfs", "target": "/run/app"}]),
+    })
+    r = host.apply()
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = host.status()
+    assert st["ro"]["state"] == st["rw"]["state"] == "running", st
+    wait_for(lambda: "tmpfs-writable" in log_of(host, "ro"), 5, "ro's output")
+    wait_for(lambda: "tmpfs-writable" in log_of(host, "rw"), 5, "rw's output")
+    ro, rw = log_of(host, "ro"), log_of(host, "rw")
+    for log in (ro, rw):
+        assert "hello from the host" in log and "\n/srv/app\n" in log, log
+    assert "Read-only file system" in ro, ro
+    assert "Read-only file system" not in rw, rw
+    # nothing of it reached the image that every service shares
+    img = image_rootfs(host)
+    assert not os.path.exists(os.path.join(img, "srv"))
+    assert not os.path.exists(os.path.join(img, "run"))
+    assert not os.path.exists(os.path.join(img, "made-up"))
+
+
+def test_run_read_only_creates_targets_outside_the_rootfs(berth, rootfs, tmp_path):
+    src = tmp_path / "data"
+    src.mkdir()
+    (src / "f").write_text("bound\n")
+    r = berth.run("run", "--read-only", "-v", f"{src}:/new/dir:ro", "--tmpfs", "/scratch",
+                  "-w", "/work/here", rootfs, "--",
+                  "/bin/sh", "-c", "cat /new/dir/f; pwd; touch /scratch/x && touch /nope")
+    assert "bound\n/work/here\n" in r.stdout, r.stdout + r.stderr
+    assert "Read-only file system" in r.stderr, r.stderr
+    assert r.returncode == 1
+    for p in ("new", "scratch", "work", "nope"):
+        assert not os.path.exists(os.path.join(rootfs, p)), p
+
+
+# --- set-up failures: failed, not a retry loop --------------------------------
+
+FAST_BACKOFF = {"initial": "50ms", "max": "100ms"}
+
+
+def test_setup_failure_is_failed_with_its_reason_and_not_retried(host, tmp_path):
+    missing = tmp_path / "later"
+    host.write({
+        "mnt": host.svc(LOOP, backoff=FAST_BACKOFF,
+                        mounts=[{"source": str(missing), "target": "/data"}]),
+        "cmd": host.svc(["/bin/no-such-program"], backoff=FAST_BACKOFF),
+        "wd": host.svc(LOOP, backoff=FAST_BACKOFF, workdir="/etc/passwd"),
+        "ok": host.svc(LOOP),
+    })
+    r = host.apply()
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = r.stdout
+    assert re.search(r"mnt +FAILED to create: .*'%s'.*No such file or directory" % missing, out), out
+    assert re.search(r"cmd +FAILED to create: .*'/bin/no-such-program' not found", out), out
+    assert re.search(r"wd +FAILED to create: .*working directory '/etc/passwd'.*Not a directory",
+                     out), out
+    assert re.search(r"ok +created", out), out
+    st = host.status()
+    for name in ("mnt", "cmd", "wd"):
+        s = st[name]
+        assert s["state"] == "failed" and s["pid"] is None and s["keeper_pid"] is None, s
+        assert s["start_error"], s
+        assert s["last_exit"] is None, s  # it never ran: no made-up exit code
+        log = log_of(host, name)
+        assert "cannot start" in log and "exited with code" not in log, log
+        assert "restarting in" not in log, log
+    assert st["ok"]["state"] == "running"
+    # no keeper is left to retry: only ok's runs
+    assert keeper_pids(host.berth.root) == [st["ok"]["keeper_pid"]]
+
+    r = host.diff()
+    assert r.returncode == 2, r.stdout
+    assert re.search(r"> mnt +start +\(failed: .*No such file or directory\)", r.stdout), r.stdout
+    plan = json.loads(host.diff("--json").stdout)
+    acts = {c["service"]: c for c in plan["changes"]}
+    assert acts["mnt"]["action"] == "start" and "No such file" in acts["mnt"]["start_error"]
+    assert acts["ok"]["action"] == "unchanged" and acts["ok"]["start_error"] is None
+
+    # apply tries again, and says so again
+    r = host.apply()
+    assert r.returncode == 1 and re.search(r"mnt +FAILED to start: .*No such file", r.stdout), \
+        r.stdout
+    # the host's path appears: the next apply starts it
+    missing.mkdir()
+    r = host.apply()
+    assert re.search(r"mnt +started", r.stdout), r.stdout
+    assert host.status()["mnt"]["state"] == "running"
+    assert host.status()["mnt"]["start_error"] is None
+
+
+def test_agent_does_not_retry_a_setup_failure_until_the_file_changes(host, agents, tmp_path):
+    missing = tmp_path / "later"
+    host.write({"mnt": host.svc(LOOP, mounts=[{"source": str(missing), "target": "/data"}])})
+    agent = agents("--resync", "100ms")
+    agent.wait_log(r"'mnt': create failed: .*No such file or directory")
+    summary = os.path.join(host.berth.root, "status.json")
+    # several resyncs (each rewrites the summary) leave it alone
+    seen = set()
+    wait_for(lambda: seen.add(os.stat(summary).st_mtime_ns) or len(seen) >= 4, 10, "resyncs")
+    assert log_of(host, "mnt").count("cannot start") == 1
+    assert host.status()["mnt"]["state"] == "failed"
+    # a changed file is tried
+    missing.mkdir()
+    host.write({"mnt": host.svc(LOOP, env={"X": "1"},
+                                mounts=[{"source": str(missing), "target": "/data"}])})
+    wait_for(lambda: host.status()["mnt"]["state"] == "running", 10, "mnt running")
