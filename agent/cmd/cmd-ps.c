@@ -26,8 +26,8 @@ static void uptime(char *buf, size_t len, int64_t since)
 
 static void print_table(const struct berth_status *v, size_t n)
 {
-    printf("%-24s %-11s %-8s %-8s %-8s %-8s %-10s %s\n", "NAME", "STATE", "PID", "UPTIME",
-           "RESTARTS", "HEALTH", "LAST EXIT", "IMAGE");
+    printf("%-24s %-11s %-8s %-8s %-8s %-6s %-9s %-10s %s\n", "NAME", "STATE", "PID", "UPTIME",
+           "RESTARTS", "MANUAL", "HEALTH", "LAST EXIT", "IMAGE");
     for (size_t i = 0; i < n; i++) {
         char up[32], pid[16], last[32];
         uptime(up, sizeof(up), berth_status_state_live(v[i].state) ? v[i].started_at : 0);
@@ -36,8 +36,8 @@ static void print_table(const struct berth_status *v, size_t n)
             snprintf(last, sizeof(last), "%d%s", v[i].exit_code, v[i].exit_oom ? " (OOM)" : "");
         else
             snprintf(last, sizeof(last), "-");
-        printf("%-24s %-11s %-8s %-8s %-8u %-8s %-10s %.19s\n", v[i].name, v[i].state, pid, up,
-               v[i].restarts, v[i].health ? v[i].health : "none", last,
+        printf("%-24s %-11s %-8s %-8s %-8u %-6u %-9s %-10s %.19s\n", v[i].name, v[i].state, pid, up,
+               v[i].restarts, v[i].manual_restarts, v[i].health ? v[i].health : "none", last,
                v[i].image ? v[i].image : "-");
     }
     for (size_t i = 0; i < n; i++) {
@@ -87,10 +87,16 @@ static void print_prometheus(const struct berth_status *v, size_t n, json_t *age
     for (size_t i = 0; i < n; i++)
         printf("berth_service_up{service=\"%s\",image=\"%s\",state=\"%s\"} %d\n", v[i].name,
                v[i].image ? v[i].image : "", v[i].state, v[i].pid ? 1 : 0);
-    printf("# HELP berth_service_restarts_total Restarts by the service's keeper.\n"
+    printf("# HELP berth_service_restarts_total Restarts by the service's restart policy "
+           "(crashes, exits, unhealthy).\n"
            "# TYPE berth_service_restarts_total counter\n");
     for (size_t i = 0; i < n; i++)
         printf("berth_service_restarts_total{service=\"%s\"} %u\n", v[i].name, v[i].restarts);
+    printf("# HELP berth_service_manual_restarts_total Restarts asked for (berth restart).\n"
+           "# TYPE berth_service_manual_restarts_total counter\n");
+    for (size_t i = 0; i < n; i++)
+        printf("berth_service_manual_restarts_total{service=\"%s\"} %u\n", v[i].name,
+               v[i].manual_restarts);
     printf("# HELP berth_service_healthy 1 healthy, 0 unhealthy or starting, -1 no health check.\n"
            "# TYPE berth_service_healthy gauge\n");
     for (size_t i = 0; i < n; i++) {
@@ -149,8 +155,10 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
                 "Usage: berth %s [--json] [--root DIR] [NAME...]\n"
                 "\n"
                 "The services berth runs: state (running, starting, backoff, stopped,\n"
-                "failed, rolled-back), the container's pid, uptime, restarts, health, the\n"
-                "last exit code and the image digest. Reads ROOT/services; needs no daemon.\n"
+                "failed, rolled-back), the container's pid, uptime, restarts by the\n"
+                "restart policy (crashes, exits, unhealthy) and manual ones (berth\n"
+                "restart) apart, health, the last exit code and the image digest. Reads\n"
+                "ROOT/services; needs no daemon.\n"
                 "'failed' means the service's keeper is gone although it should run,\n"
                 "and its container with it, or that it cannot start for a set-up reason\n"
                 "(a mount, its user, its working directory, its command: \"start_error\"\n"
@@ -164,8 +172,10 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
                 "\n"
                 "Options:\n"
                 "      --json     {\"services\": [{\"name\", \"state\", \"pid\", \"restarts\",\n"
-                "                 \"started_at\", \"image\", \"health\", \"last_exit\",\n"
-                "                 \"keeper_gone\", ...}],\n"
+                "                 \"manual_restarts\", \"started_at\", \"image\", \"health\",\n"
+                "                 \"last_exit\", \"keeper_pid\", \"start_error\", "
+                "\"keeper_gone\",\n"
+                "                 ...}],\n"
                 "                 \"agent\": {\"file\", \"file_valid\", \"invalid_since\", ...}}\n"
                 "      --format table|json|prometheus   prometheus: node_exporter's\n"
                 "                 textfile-collector format (up, restarts, health, image)\n"

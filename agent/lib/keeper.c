@@ -424,14 +424,28 @@ int berth_keeper_stop_begin(const char *root, const char *name, int *ret_fd, ber
 
 int berth_keeper_stop_wait(int fd, const char *name, berth_error *err)
 {
+    return berth_keeper_stop_wait_until(fd, name, berth_now_ms() + BERTH_KEEPER_WAIT_MS, err);
+}
+
+int berth_keeper_stop_wait_until(int fd, const char *name, uint64_t deadline_ms, berth_error *err)
+{
     char buf[256];
 
     /* "ok", then the keeper keeps the connection until it exits: EOF is the
      * event that says the service and its keeper are gone */
     for (;;) {
-        int r = read_line_timeout(fd, buf, sizeof(buf), 15 * 60 * 1000);
+        uint64_t now = berth_now_ms();
+        int r = read_line_timeout(fd, buf, sizeof(buf),
+                                  now >= deadline_ms ? 0 : (int)(deadline_ms - now));
         if (r == 0)
             break;
+        if (r == -ETIMEDOUT) {
+            close(fd);
+            return berth_error_set(err, ETIMEDOUT,
+                                   "'%s' is not stopped yet: the wait timed out (its keeper goes "
+                                   "on stopping it)",
+                                   name);
+        }
         if (r < 0) {
             close(fd);
             return berth_error_set(err, -r, "waiting for '%s' to stop", name);
@@ -439,6 +453,45 @@ int berth_keeper_stop_wait(int fd, const char *name, berth_error *err)
     }
     close(fd);
     return 0;
+}
+
+int berth_keeper_restart(const char *root, const char *name, uint64_t timeout_ms, pid_t *ret_pid,
+                         berth_error *err)
+{
+    _cleanup_close_ int fd = connect_keeper(root, name, err);
+    uint64_t deadline = berth_now_ms() + timeout_ms;
+    char buf[BERTH_ERROR_MAX + 64];
+    int r;
+
+    if (fd < 0)
+        return -1;
+    if (write(fd, "restart-wait\n", 13) != 13)
+        return berth_error_set(err, errno, "asking the keeper of '%s' to restart", name);
+    if (read_line_timeout(fd, buf, sizeof(buf), 10000) < 0)
+        return berth_error_set(err, ETIMEDOUT, "the keeper of '%s' did not answer 'restart'", name);
+    if (strncmp(buf, "ok", 2))
+        return berth_error_set(err, EINVAL, "the keeper of '%s': %s", name, buf);
+    uint64_t now = berth_now_ms();
+    r = read_line_timeout(fd, buf, sizeof(buf), now >= deadline ? 0 : (int)(deadline - now));
+    if (r == -ETIMEDOUT)
+        return berth_error_set(err, ETIMEDOUT,
+                               "'%s' is not running again yet: the wait timed out (its keeper "
+                               "goes on restarting it)",
+                               name);
+    if (r <= 0)
+        return berth_error_set(err, r ? -r : EPIPE, "the keeper of '%s' exited during the restart",
+                               name);
+    if (!strncmp(buf, "done running ", 13)) {
+        if (ret_pid)
+            *ret_pid = (pid_t)atoi(buf + 13);
+        return 0;
+    }
+    /* "done <state> <why>" */
+    const char *state = strncmp(buf, "done ", 5) ? buf : buf + 5;
+    const char *why = strchr(state, ' ');
+    return berth_error_set(err, 0, "'%s' is %.*s after the restart%s%s", name,
+                           why ? (int)(why - state) : (int)strlen(state), state,
+                           why && why[1] ? ": " : "", why ? why + 1 : "");
 }
 
 int berth_keeper_stop(const char *root, const char *name, berth_error *err)
@@ -559,7 +612,11 @@ struct keeper {
     enum kstate state;
     struct berth_container c;
     bool has_container;
-    unsigned restarts;
+    unsigned restarts;        /* by the restart policy: crashes, exits, unhealthy */
+    unsigned manual_restarts; /* asked for (berth restart) */
+    /* clients of "restart-wait", answered when the restart is over */
+    int restart_waiters[16];
+    size_t nrestart_waiters;
     unsigned failures; /* consecutive, for the backoff */
     uint64_t started_mono;
     int64_t started_at;
@@ -694,6 +751,7 @@ static void write_status(struct keeper *k)
         .pid = k->has_container ? k->c.pid : 0,
         .keeper_pid = k->done ? 0 : getpid(),
         .restarts = k->restarts,
+        .manual_restarts = k->manual_restarts,
         .started_at = k->has_container ? k->started_at : 0,
         .image = k->cfg.image_digest,
         .health = (char *)health_name[k->health],
@@ -705,6 +763,21 @@ static void write_status(struct keeper *k)
         .start_error = k->start_error[0] ? k->start_error : NULL,
     };
     berth_status_write(k->root, &st, &err);
+}
+
+/* The end of a restart for the clients waiting for it: "done running
+ * <pid>", or "done <state> <why>" when it did not lead to a running service. */
+static void tell_restart_waiters(struct keeper *k, const char *why)
+{
+    for (size_t i = 0; i < k->nrestart_waiters; i++) {
+        int fd = k->restart_waiters[i];
+        if (k->state == K_RUNNING)
+            dprintf(fd, "done running %d\n", (int)k->c.pid);
+        else
+            dprintf(fd, "done %s %s\n", kstate_name[k->state], why ? why : "");
+        close(fd);
+    }
+    k->nrestart_waiters = 0;
 }
 
 static void arm_timer(struct keeper *k, uint64_t ms)
@@ -800,6 +873,7 @@ static void start_service(struct keeper *k)
             }
             klog(k, "started '%s' (pid %d)", k->cfg.name, (int)k->c.pid);
             write_status(k);
+            tell_restart_waiters(k, NULL);
             return;
         }
     }
@@ -913,6 +987,7 @@ static void finish(struct keeper *k)
     k->done = true;
     disarm_timer(k);
     write_status(k);
+    tell_restart_waiters(k, "it was stopped");
 }
 
 static uint64_t backoff_delay(struct keeper *k)
@@ -934,6 +1009,7 @@ static void restart_later(struct keeper *k, const char *what)
     klog(k, "'%s' %s; restarting in %llu ms", k->cfg.name, what, (unsigned long long)delay);
     arm_timer(k, delay);
     write_status(k);
+    tell_restart_waiters(k, what);
 }
 
 static void on_exit_code(struct keeper *k, int code, bool oom)
@@ -974,7 +1050,7 @@ static void on_exit_code(struct keeper *k, int code, bool oom)
     if (k->restart_requested) {
         k->restart_requested = false;
         k->failures = 0;
-        k->restarts++;
+        k->manual_restarts++;
         start_service(k);
         return;
     }
@@ -1037,6 +1113,7 @@ static void start_failed(struct keeper *k, const berth_error *err)
     k->state = K_FAILED;
     k->done = true;
     write_status(k);
+    tell_restart_waiters(k, err->msg);
 }
 
 static void request_stop(struct keeper *k)
@@ -1070,8 +1147,13 @@ static void request_restart(struct keeper *k)
     case K_BACKOFF:
         disarm_timer(k);
         k->failures = 0;
-        k->restarts++;
+        k->manual_restarts++;
         start_service(k);
+        break;
+    case K_STOPPING:
+        /* stopping because it turned unhealthy: start again at once */
+        if (!k->stop_requested)
+            k->restart_requested = true;
         break;
     default:
         break;
@@ -1116,9 +1198,22 @@ static void on_client(struct keeper *k, int *held, size_t *nheld)
     } else if (!strcmp(buf, "restart")) {
         request_restart(k);
         dprintf(fd, "ok %s\n", kstate_name[k->state]);
+    } else if (!strcmp(buf, "restart-wait")) {
+        if (k->stop_requested) {
+            dprintf(fd, "error: '%s' is being stopped\n", k->cfg.name);
+        } else if (k->nrestart_waiters == ARRAY_SIZE(k->restart_waiters)) {
+            dprintf(fd, "error: too many clients wait for a restart of '%s'\n", k->cfg.name);
+        } else {
+            /* answered again (tell_restart_waiters) once the new
+             * instance runs or the restart came to nothing */
+            dprintf(fd, "ok restarting\n");
+            k->restart_waiters[k->nrestart_waiters++] = fd;
+            request_restart(k);
+            return;
+        }
     } else if (!strcmp(buf, "status")) {
-        dprintf(fd, "ok %s %d %u\n", kstate_name[k->state], k->has_container ? (int)k->c.pid : 0,
-                k->restarts);
+        dprintf(fd, "ok %s %d %u %u\n", kstate_name[k->state], k->has_container ? (int)k->c.pid : 0,
+                k->restarts, k->manual_restarts);
     } else {
         dprintf(fd, "error: unknown request '%s'\n", buf);
     }

@@ -8,7 +8,7 @@
  *   spec.json       the canonical spec it came from (written by apply)
  *   status.json     written atomically by the keeper after every transition
  *   keeper.lock     flock()ed by the live keeper: the liveness test
- *   keeper.sock     control socket: "stop", "restart", "status"
+ *   keeper.sock     control socket: "stop", "restart", "restart-wait", "status"
  *   log/current, log/current.1 ...   the service's stdout+stderr, rotated
  *   upper/ work/ rootfs/             the service's writable layer
  *
@@ -136,5 +136,24 @@ int berth_keeper_stop(const char *root, const char *name, berth_error *err);
  * until the keeper has exited; the wait closes the fd. */
 int berth_keeper_stop_begin(const char *root, const char *name, int *ret_fd, berth_error *err);
 int berth_keeper_stop_wait(int fd, const char *name, berth_error *err);
+
+/* How long the waits above and berth_keeper_stop() take at most: the
+ * longest stop timeout anyone sets, and then some. */
+#define BERTH_KEEPER_WAIT_MS (15 * 60 * 1000)
+
+/* berth_keeper_stop_wait() until `deadline_ms` (berth_now_ms()'s clock):
+ * -1 with ETIMEDOUT when the keeper is still there then (it goes on
+ * stopping the service). Closes the fd either way. */
+int berth_keeper_stop_wait_until(int fd, const char *name, uint64_t deadline_ms, berth_error *err);
+
+/* Restart the service and wait, for at most timeout_ms, until the new
+ * instance runs (its init's pid in *ret_pid): the old one has stopped
+ * (its stop signal, then SIGKILL after its stop timeout) and the new one
+ * has been started. -1 when the restart did not lead to a running service
+ * (with the reason: its start failed, it was stopped meanwhile) or the wait
+ * timed out (ETIMEDOUT; the keeper goes on). A service in backoff starts at
+ * once. */
+int berth_keeper_restart(const char *root, const char *name, uint64_t timeout_ms, pid_t *ret_pid,
+                         berth_error *err);
 
 #endif

@@ -52,6 +52,7 @@ static json_t *to_json(const struct berth_status *st)
     json_object_set_new(o, "state", json_string(st->state ? st->state : "stopped"));
     json_object_set_new(o, "pid", st->pid ? json_integer(st->pid) : json_null());
     json_object_set_new(o, "restarts", json_integer(st->restarts));
+    json_object_set_new(o, "manual_restarts", json_integer(st->manual_restarts));
     json_object_set_new(o, "started_at", time_json(st->started_at));
     json_object_set_new(o, "image", st->image ? json_string(st->image) : json_null());
     json_object_set_new(o, "health", json_string(st->health ? st->health : "none"));
@@ -108,6 +109,7 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
     st->pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
     st->keeper_pid = (pid_t)json_integer_value(json_object_get(o, "keeper_pid"));
     st->restarts = (unsigned)json_integer_value(json_object_get(o, "restarts"));
+    st->manual_restarts = (unsigned)json_integer_value(json_object_get(o, "manual_restarts"));
     st->started_at = time_parse(json_object_get(o, "started_at"));
     st->image = dup_str(o, "image");
     st->health = dup_str(o, "health");

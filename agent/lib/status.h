@@ -13,13 +13,14 @@
 
 struct berth_status {
     char *name;
-    char *state;      /* running starting backoff stopped failed rolled-back */
-    pid_t pid;        /* the container's init on the host, 0 when none */
-    pid_t keeper_pid; /* 0 when none */
-    unsigned restarts;
-    int64_t started_at; /* unix seconds of the current start, 0 when none */
-    char *image;        /* "sha256:..." */
-    char *health;       /* "none" until health checks exist for it */
+    char *state;              /* running starting backoff stopped failed rolled-back */
+    pid_t pid;                /* the container's init on the host, 0 when none */
+    pid_t keeper_pid;         /* 0 when none */
+    unsigned restarts;        /* by the restart policy (crashes, exits, unhealthy) */
+    unsigned manual_restarts; /* asked for: berth restart */
+    int64_t started_at;       /* unix seconds of the current start, 0 when none */
+    char *image;              /* "sha256:..." */
+    char *health;             /* "none" until health checks exist for it */
     char *spec_hash;
     bool has_exit; /* last_exit below is set */
     int exit_code;

@@ -233,8 +233,9 @@ def test_health_checks_run_inside_and_are_reported(host):
     wait_for(lambda: health(host, "turns-bad") == "unhealthy", 5, "turns-bad unhealthy")
     assert host.status()["turns-bad"]["state"] == "running"   # reported, not restarted
     assert "unhealthy" in host.berth.run("logs", "turns-bad").stdout
-    ps = host.berth.run("ps").stdout
-    assert [l for l in ps.splitlines() if l.startswith("good ")][0].split()[5] == "healthy"
+    ps = host.berth.run("ps").stdout.splitlines()
+    col = ps[0].split().index("HEALTH")
+    assert [l for l in ps if l.startswith("good ")][0].split()[col] == "healthy"
     wait_for(lambda: host.status()["restarts"]["restarts"] >= 2, 10, "restart on unhealthy")
     assert "restarting 'restarts' because it is unhealthy" in host.berth.run("logs", "restarts").stdout
     prom = host.berth.run("status", "--format", "prometheus").stdout

@@ -148,3 +148,110 @@ def test_agent_does_not_retry_a_setup_failure_until_the_file_changes(host, agent
     host.write({"mnt": host.svc(LOOP, env={"X": "1"},
                                 mounts=[{"source": str(missing), "target": "/data"}])})
     wait_for(lambda: host.status()["mnt"]["state"] == "running", 10, "mnt running")
+
+
+# --- imperative commands wait -------------------------------------------------
+
+def slow_trap(seconds):
+    """A service that takes `seconds` to stop on SIGTERM, and says when it
+    starts and when it is gone."""
+    return ["/bin/sh", "-c",
+            f"trap 'echo stopping-$$; sleep {seconds}; echo gone-$$; exit 0' TERM; "
+            "echo started-$$; while :; do sleep 0.05; done"]
+
+
+def counters(host, name):
+    s = host.status()[name]
+    return s["restarts"], s["manual_restarts"]
+
+
+def test_restart_returns_once_the_new_instance_runs(host):
+    host.write({"web": host.svc(slow_trap(1), stop_timeout="10s")})
+    assert host.apply().returncode == 0
+    wait_for(lambda: "started-" in log_of(host, "web"), 5, "first start")
+    old = host.status()["web"]
+    t0 = time.monotonic()
+    r = host.berth.run("restart", "web")
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stdout + r.stderr
+    new = host.status()["web"]
+    # the old instance is gone, having finished its slow stop, and a new one runs
+    assert not os.path.exists(f"/proc/{old['pid']}")
+    assert new["state"] == "running" and new["pid"] not in (None, old["pid"]), new
+    assert re.search(r"restarted 'web' \(pid \d+\)", r.stdout), r.stdout
+    log = log_of(host, "web")
+    assert log.index("gone-") < log.rindex("started-"), log
+    assert took >= 1.0, took
+    assert counters(host, "web") == (0, 1)
+
+    # --no-wait: the old behaviour, back before the old instance is gone
+    pid = new["pid"]
+    r = host.berth.run("restart", "--no-wait", "web")
+    assert r.returncode == 0 and "restarting 'web'" in r.stdout, r.stdout + r.stderr
+    assert os.path.exists(f"/proc/{pid}")  # still in its 1 s trap
+    wait_for(lambda: host.status()["web"]["pid"] not in (None, pid), 10, "restarted")
+    assert counters(host, "web") == (0, 2)
+
+    # a crash counts apart from the manual restarts
+    pid = host.status()["web"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: host.status()["web"]["pid"] not in (None, pid) and
+             host.status()["web"]["state"] == "running", 10, "crash restart")
+    assert counters(host, "web") == (1, 2)
+    prom = host.berth.run("status", "--format", "prometheus").stdout
+    assert 'berth_service_restarts_total{service="web"} 1' in prom, prom
+    assert 'berth_service_manual_restarts_total{service="web"} 2' in prom, prom
+    ps = host.berth.run("ps").stdout.splitlines()
+    cols = ps[0].split()
+    row = [l for l in ps if l.startswith("web ")][0].split()
+    assert row[cols.index("RESTARTS")] == "1" and row[cols.index("MANUAL")] == "2", ps
+
+
+def test_stop_returns_once_the_service_is_gone_and_can_time_out(host):
+    host.write({"web": host.svc(slow_trap(1), stop_timeout="10s"),
+                "slow": host.svc(slow_trap(3), stop_timeout="10s")})
+    assert host.apply().returncode == 0
+    wait_for(lambda: "started-" in log_of(host, "web") and "started-" in log_of(host, "slow"),
+             5, "started")
+    st = host.status()
+    r = host.berth.run("stop", "web")
+    assert r.returncode == 0 and "stopped 'web'" in r.stdout, r.stdout + r.stderr
+    assert not os.path.exists(f"/proc/{st['web']['pid']}")
+    assert "gone-" in log_of(host, "web")
+    assert host.status()["web"]["state"] == "stopped"
+
+    # a timeout shorter than the service's stop: exit 1, and it goes on stopping
+    t0 = time.monotonic()
+    r = host.berth.run("stop", "--timeout", "300ms", "slow")
+    assert time.monotonic() - t0 < 2.5
+    assert r.returncode == 1 and "timed out" in r.stderr, r.stdout + r.stderr
+    assert os.path.exists(f"/proc/{st['slow']['pid']}")
+    wait_for(lambda: host.status()["slow"]["state"] == "stopped", 10, "slow stopped")
+    assert "gone-" in log_of(host, "slow")
+
+    # --no-wait returns while the service is still in its trap
+    assert host.apply().returncode == 0
+    pid = host.status()["web"]["pid"]
+    wait_for(lambda: log_of(host, "web").count("started-") == 2, 5, "started again")
+    r = host.berth.run("stop", "--no-wait", "web")
+    assert r.returncode == 0 and "stopping 'web'" in r.stdout, r.stdout + r.stderr
+    assert os.path.exists(f"/proc/{pid}")
+    wait_for(lambda: host.status()["web"]["state"] == "stopped", 10, "web stopped")
+
+
+def test_restart_says_when_the_new_instance_cannot_start(host, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    host.write({"web": host.svc(LOOP, mounts=[{"source": str(data), "target": "/data"}])})
+    assert host.apply().returncode == 0
+    data.rmdir()
+    r = host.berth.run("restart", "web")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert re.search(r"'web' is failed after the restart: .*No such file or directory", r.stderr), \
+        r.stderr
+    assert host.status()["web"]["state"] == "failed"
+    # and once the path is back, a restart starts it (a keeper of its own again)
+    data.mkdir()
+    r = host.berth.run("restart", "web")
+    assert r.returncode == 0 and "started 'web'" in r.stdout, r.stdout + r.stderr
+    assert host.status()["web"]["state"] == "running"
