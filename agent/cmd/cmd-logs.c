@@ -32,7 +32,7 @@ static const char usage_text[] =
  * control characters (ESC and the other C0 ones but tab and newline, DEL,
  * and the C1 ones as UTF-8, U+0080..U+009F) are shown as \xNN. Through a
  * pipe or into a file the bytes pass unchanged. */
-static void out(const char *buf, size_t len)
+void berth_print_container_text(const char *buf, size_t len)
 {
     static int tty = -1;
 
@@ -71,7 +71,7 @@ static void print_tail(const char *data, size_t len, long lines)
         }
         start = lines == 0 ? data + len : p;
     }
-    out(start, (size_t)(data + len - start));
+    berth_print_container_text(start, (size_t)(data + len - start));
 }
 
 /* All rotated files, oldest first, concatenated. */
@@ -112,7 +112,7 @@ static int follow(const char *logdir, off_t pos)
         ssize_t n;
         if (fd >= 0) {
             while ((n = pread(fd, buf, sizeof(buf), pos)) > 0) {
-                out(buf, (size_t)n);
+                berth_print_container_text(buf, (size_t)n);
                 pos += n;
             }
             fflush(stdout);

@@ -54,6 +54,64 @@ static void print_table(const struct berth_status *v, size_t n)
     }
 }
 
+static void print_time(const char *label, int64_t t)
+{
+    char buf[32];
+    time_t tt = (time_t)t;
+
+    if (!t)
+        return;
+    strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", gmtime(&tt));
+    printf("  %-13s %s\n", label, buf);
+}
+
+/* `berth status NAME...`: everything of each service, the last health
+ * check's output included. */
+static void print_details(const struct berth_status *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct berth_status *s = &v[i];
+        char up[32];
+        if (i)
+            printf("\n");
+        printf("%s\n", s->name);
+        printf("  %-13s %s\n", "state:", s->state);
+        if (s->start_error)
+            printf("  %-13s %s\n", "start error:", s->start_error);
+        if (s->pid)
+            printf("  %-13s %d\n", "pid:", (int)s->pid);
+        if (s->keeper_pid)
+            printf("  %-13s %d\n", "keeper pid:", (int)s->keeper_pid);
+        if (berth_status_state_live(s->state) && s->started_at) {
+            uptime(up, sizeof(up), s->started_at);
+            printf("  %-13s %s\n", "uptime:", up);
+        }
+        print_time("started:", berth_status_state_live(s->state) ? s->started_at : 0);
+        printf("  %-13s %u (and %u manual)\n", "restarts:", s->restarts, s->manual_restarts);
+        printf("  %-13s %s\n", "image:", s->image ? s->image : "-");
+        if (s->has_exit)
+            printf("  %-13s code %d%s\n", "last exit:", s->exit_code,
+                   s->exit_oom ? " (killed by the OOM killer)" : "");
+        print_time("exited:", s->has_exit ? s->exit_at : 0);
+        printf("  %-13s %s\n", "health:", s->health ? s->health : "none");
+        if (s->has_check) {
+            printf("  %-13s %s\n", "last check:", s->check_result ? s->check_result : "-");
+            print_time("checked:", s->check_at);
+            const char *out = s->check_output ? s->check_output : "";
+            if (*out)
+                printf("  %-13s\n", "check output:");
+            while (*out) {
+                const char *nl = strchr(out, '\n');
+                int len = nl ? (int)(nl - out) : (int)strlen(out);
+                fputs("    | ", stdout);
+                berth_print_container_text(out, (size_t)len);
+                putchar('\n');
+                out += len + (nl ? 1 : 0);
+            }
+        }
+    }
+}
+
 /* ROOT/agent.json, written by the agent; NULL when there is none. */
 static json_t *agent_state(const char *root)
 {
@@ -168,14 +226,18 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
                 "agent or `berth apply` starts a keeper that adopts the container.\n"
                 "\n"
                 "A warning heads the table while the agent finds the file on disk\n"
-                "invalid (the last valid state stays in force).\n"
+                "invalid (the last valid state stays in force). 'berth status NAME...'\n"
+                "shows each service in full: why it cannot start, its last health check\n"
+                "(exit code, signal or timeout) and that check's output (the first\n"
+                "4096 bytes; \"last_check\" in --json).\n"
                 "\n"
                 "Options:\n"
                 "      --json     {\"services\": [{\"name\", \"state\", \"pid\", \"restarts\",\n"
                 "                 \"manual_restarts\", \"started_at\", \"image\", \"health\",\n"
                 "                 \"last_exit\", \"keeper_pid\", \"start_error\", "
                 "\"keeper_gone\",\n"
-                "                 ...}],\n"
+                "                 \"last_check\": {\"result\", \"exit_code\", \"signal\",\n"
+                "                 \"timed_out\", \"output\", \"at\"}, ...}],\n"
                 "                 \"agent\": {\"file\", \"file_valid\", \"invalid_since\", ...}}\n"
                 "      --format table|json|prometheus   prometheus: node_exporter's\n"
                 "                 textfile-collector format (up, restarts, health, image)\n"
@@ -217,6 +279,9 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
         puts(text);
         free(text);
         json_decref(o);
+    } else if (!strcmp(verb, "status") && optind < argc) {
+        warn_invalid(agent);
+        print_details(v, n);
     } else {
         warn_invalid(agent);
         print_table(v, n);

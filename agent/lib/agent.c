@@ -412,6 +412,7 @@ static void reconcile(struct agent *a, bool file_event, bool retry_failed)
                           failed == 1 ? "" : "s");
             notify_status(a, plan.id, failed + held);
         } else {
+            berth_apply_forget_rejections(a->o->root, &plan);
             notify_status(a, plan.id, held);
         }
         if (berth_apply_write_status_summary(a->o->root, &err) < 0)

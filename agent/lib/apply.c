@@ -287,6 +287,17 @@ static int act(const char *root, const struct berth_plan_item *it, const struct 
     return it->desired->enabled ? start_keeper(root, it, exe, err) : 0;
 }
 
+void berth_apply_forget_rejections(const char *root, const struct berth_plan *plan)
+{
+    for (size_t i = 0; i < plan->n; i++) {
+        if (!plan->items[i].forget_rejection)
+            continue;
+        _cleanup_free_ char *p =
+            xasprintf("%s/services/%s/rejected.sha256", root, plan->items[i].name);
+        unlink(p);
+    }
+}
+
 size_t berth_apply_plan(const char *root, const struct berth_plan *plan,
                         const struct berth_apply_options *opt)
 {
@@ -326,6 +337,7 @@ size_t berth_apply_plan(const char *root, const struct berth_plan *plan,
     }
     if (nrefs)
         berth_store_ensure_images(root, refs, nrefs, opt->fetch, imgs, errs);
+    berth_apply_forget_rejections(root, plan);
 
     /* 2. act, each service on its own */
     for (size_t i = 0; i < plan->n; i++) {

@@ -22,6 +22,12 @@ struct berth_apply_options {
 size_t berth_apply_plan(const char *root, const struct berth_plan *plan,
                         const struct berth_apply_options *opt);
 
+/* Remove the rejected.sha256 of every service whose file no longer asks
+ * for the spec it was rolled back from (forget_rejection): it is no longer
+ * "rolled-back". berth_apply_plan() does it first; a caller that skips an
+ * empty plan calls it itself. */
+void berth_apply_forget_rejections(const char *root, const struct berth_plan *plan);
+
 /* Go back to the version kept in services/<name>/previous/ after a failed
  * replacement: stop the new one, mark its spec rejected
  * (rejected.sha256: the planner does not try it again until the file

@@ -292,6 +292,16 @@ static int exit_code(const siginfo_t *si)
 
 int berth_exec_wait(int pidfd, int timeout_ms, int *ret_code, berth_error *err)
 {
+    siginfo_t si = {0};
+    int r = berth_exec_wait_siginfo(pidfd, timeout_ms, &si, err);
+
+    if (r >= 0)
+        *ret_code = exit_code(&si);
+    return r;
+}
+
+int berth_exec_wait_siginfo(int pidfd, int timeout_ms, siginfo_t *ret_si, berth_error *err)
+{
     uint64_t deadline = timeout_ms >= 0 ? berth_now_ms() + (uint64_t)timeout_ms : 0;
     struct pollfd p = {pidfd, POLLIN, 0};
     siginfo_t si = {0};
@@ -320,6 +330,6 @@ int berth_exec_wait(int pidfd, int timeout_ms, int *ret_code, berth_error *err)
     while (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0)
         if (errno != EINTR)
             return berth_error_set(err, errno, "waiting for the command");
-    *ret_code = exit_code(&si);
+    *ret_si = si;
     return n == 0 ? 1 : 0;
 }

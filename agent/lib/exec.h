@@ -16,6 +16,7 @@
 #ifndef BERTH_EXEC_H
 #define BERTH_EXEC_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -85,5 +86,9 @@ int berth_exec_open_pty(pid_t init_pid, int *ret_master, int *ret_slave, berth_e
  * its own timer and calls this with timeout_ms 0 once the pidfd is
  * readable (the exit) or the timer fired (kill now). */
 int berth_exec_wait(int pidfd, int timeout_ms, int *ret_code, berth_error *err);
+
+/* The same with the command's end as waitid(2) gave it: si_code CLD_EXITED
+ * and si_status its exit code, or CLD_KILLED/CLD_DUMPED and the signal. */
+int berth_exec_wait_siginfo(int pidfd, int timeout_ms, siginfo_t *ret_si, berth_error *err);
 
 #endif

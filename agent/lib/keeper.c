@@ -602,6 +602,20 @@ struct logw {
     unsigned max_files;
 };
 
+/* A health check's end, as `status` shows it: its output is bounded as
+ * Docker's (the first 4096 bytes). */
+#define HEALTH_OUTPUT_MAX 4096
+struct health_check {
+    bool done;
+    int exit_code; /* -1: it did not exit (a signal, or it did not run) */
+    int signal;    /* 0: none */
+    bool timed_out;
+    bool not_run; /* it could not be started; `output` says why */
+    int64_t at;
+    size_t len;
+    char output[HEALTH_OUTPUT_MAX + 1];
+};
+
 struct keeper {
     const char *root;
     char *dir;
@@ -630,7 +644,10 @@ struct keeper {
     enum { H_NONE, H_STARTING, H_HEALTHY, H_UNHEALTHY } health;
     int health_timer;
     int health_pidfd; /* the running check, -1 when none */
+    int health_outfd; /* its stdout+stderr (a pipe), -1 when none or at EOF */
     unsigned health_failures;
+    struct health_check check; /* the running one's output, then the last one's */
+    struct health_check last_check;
     struct berth_user user;            /* of the running container */
     char start_error[BERTH_ERROR_MAX]; /* why the last start failed, "" when it did not */
     int timerfd, sigfd, lfd, logr, logwr, devnull;
@@ -741,10 +758,31 @@ static void klog(struct keeper *k, const char *fmt, ...)
 
 static const char *const health_name[] = {"none", "starting", "healthy", "unhealthy"};
 
+/* "exit code 1", "killed by signal SIGKILL", "timed out after 2000 ms",
+ * "could not run it" (malloc'ed), NULL before the first check. */
+static char *check_result(const struct keeper *k)
+{
+    const struct health_check *c = &k->last_check;
+    const char *sig = c->signal ? sigabbrev_np(c->signal) : NULL;
+
+    if (!c->done)
+        return NULL;
+    if (c->timed_out)
+        return xasprintf("timed out after %llu ms", (unsigned long long)k->cfg.health_timeout_ms);
+    if (c->not_run)
+        return xstrdup("could not run it");
+    if (c->signal)
+        return sig ? xasprintf("killed by signal SIG%s", sig)
+                   : xasprintf("killed by signal %d", c->signal);
+    return xasprintf("exit code %d", c->exit_code);
+}
+
 static void write_status(struct keeper *k)
 {
     berth_error err = BERTH_ERROR_INIT;
+    _cleanup_free_ char *result = check_result(k);
     struct berth_status st = {
+        .check_result = result,
         .name = k->cfg.name,
         /* DESIGN.md's states: a service in its stop grace period still runs */
         .state = (char *)kstate_name[k->state == K_STOPPING ? K_RUNNING : k->state],
@@ -755,6 +793,12 @@ static void write_status(struct keeper *k)
         .started_at = k->has_container ? k->started_at : 0,
         .image = k->cfg.image_digest,
         .health = (char *)health_name[k->health],
+        .has_check = k->last_check.done,
+        .check_exit_code = k->last_check.exit_code,
+        .check_signal = k->last_check.signal,
+        .check_timed_out = k->last_check.timed_out,
+        .check_output = k->last_check.output,
+        .check_at = k->last_check.at,
         .spec_hash = k->cfg.spec_hash,
         .has_exit = k->has_exit,
         .exit_code = k->exit_code,
@@ -892,22 +936,64 @@ static void health_arm(struct keeper *k, uint64_t ms)
     timerfd_settime(k->health_timer, 0, &its, NULL);
 }
 
-/* Collect the running check (killing it if it is still going). */
-static int health_collect(struct keeper *k)
+/* Read what the running check wrote, keeping the first HEALTH_OUTPUT_MAX
+ * bytes and draining the rest (a check must never block on its output). */
+static void health_read_output(struct keeper *k)
+{
+    char buf[4096];
+    ssize_t n;
+
+    while (k->health_outfd >= 0 && (n = read(k->health_outfd, buf, sizeof(buf))) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                return;
+            n = 0;
+        }
+        for (ssize_t i = 0; i < n && k->check.len < HEALTH_OUTPUT_MAX; i++)
+            k->check.output[k->check.len++] = buf[i] ? buf[i] : '?';
+        k->check.output[k->check.len] = '\0';
+        if (n == 0)
+            break;
+    }
+    close(k->health_outfd);
+    k->health_outfd = -1;
+}
+
+/* Collect the running check (killing it if it is still going: a timeout);
+ * with `record`, it becomes the last check. Returns its exit code, 128+N
+ * for a signal N, -1 when it could not be collected. */
+static int health_collect(struct keeper *k, bool record)
 {
     berth_error err = BERTH_ERROR_INIT;
-    int code = -1;
+    siginfo_t si = {0};
+    int r;
 
     if (k->health_pidfd < 0)
         return -1;
-    if (berth_exec_wait(k->health_pidfd, 0, &code, &err) < 0)
-        code = -1;
+    r = berth_exec_wait_siginfo(k->health_pidfd, 0, &si, &err);
     close(k->health_pidfd);
     k->health_pidfd = -1;
-    return code;
+    health_read_output(k);
+    if (k->health_outfd >= 0) {
+        /* something the check left running holds its end of the pipe */
+        close(k->health_outfd);
+        k->health_outfd = -1;
+    }
+    k->check.done = true;
+    k->check.at = (int64_t)time(NULL);
+    k->check.timed_out = r == 1;
+    k->check.exit_code = r >= 0 && si.si_code == CLD_EXITED ? si.si_status : -1;
+    k->check.signal = r >= 0 && si.si_code != CLD_EXITED ? si.si_status : 0;
+    if (record)
+        k->last_check = k->check;
+    if (r < 0)
+        return -1;
+    return k->check.exit_code >= 0 ? k->check.exit_code : 128 + k->check.signal;
 }
 
-static void health_result(struct keeper *k, int code, bool timed_out)
+static void health_result(struct keeper *k, int code)
 {
     int before = k->health;
 
@@ -917,13 +1003,17 @@ static void health_result(struct keeper *k, int code, bool timed_out)
     } else if (++k->health_failures >= k->cfg.health_retries) {
         k->health = H_UNHEALTHY;
     }
-    if ((int)k->health == before)
+    if ((int)k->health == before) {
+        write_status(k); /* the last check's result and output */
         return;
-    if (k->health == H_UNHEALTHY)
+    }
+    if (k->health == H_UNHEALTHY) {
+        _cleanup_free_ char *last = check_result(k);
         klog(k, "'%s' is unhealthy: %u checks in a row failed (last: %s)", k->cfg.name,
-             k->health_failures, timed_out ? "timed out" : "exit code");
-    else
+             k->health_failures, last);
+    } else {
         klog(k, "'%s' is %s", k->cfg.name, health_name[k->health]);
+    }
     write_status(k);
     if (k->health == H_UNHEALTHY && k->cfg.health_restart && k->state == K_RUNNING) {
         klog(k, "restarting '%s' because it is unhealthy", k->cfg.name);
@@ -944,10 +1034,20 @@ static void on_health_timer(struct keeper *k)
     if (read(k->health_timer, &expirations, sizeof(expirations)) < 0 || k->state != K_RUNNING)
         return;
     if (k->health_pidfd >= 0) {
-        health_result(k, health_collect(k), true);
+        health_result(k, health_collect(k, true));
         health_arm(k, k->cfg.health_interval_ms);
         return;
     }
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) < 0) {
+        klog(k, "running the health check of '%s': creating a pipe: %s", k->cfg.name,
+             strerror(errno));
+        health_arm(k, k->cfg.health_interval_ms);
+        return;
+    }
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    memset(&k->check, 0, sizeof(k->check));
+    k->health_outfd = out[0];
     struct berth_exec_config ec = {
         .init_pid = k->c.pid,
         .init_pidfd = k->c.pidfd,
@@ -964,11 +1064,22 @@ static void on_health_timer(struct keeper *k)
         .seccomp_cache = k->seccomp_cache,
         .nofile = k->cfg.limits.nofile,
         .redirect_stdio = true,
-        .stdio = {-1, -1, -1},
+        .stdio = {-1, out[1], out[1]},
     };
-    if (berth_exec_spawn(&ec, &pid, &k->health_pidfd, &err) != 0) {
+    int r = berth_exec_spawn(&ec, &pid, &k->health_pidfd, &err);
+    close(out[1]);
+    if (r != 0) {
         k->health_pidfd = -1;
-        health_result(k, 127, false);
+        close(k->health_outfd);
+        k->health_outfd = -1;
+        k->check.done = k->check.not_run = true;
+        k->check.exit_code = -1;
+        k->check.at = (int64_t)time(NULL);
+        k->check.len = (size_t)snprintf(k->check.output, sizeof(k->check.output), "%s", err.msg);
+        if (k->check.len > HEALTH_OUTPUT_MAX)
+            k->check.len = HEALTH_OUTPUT_MAX;
+        k->last_check = k->check;
+        health_result(k, 127);
         health_arm(k, k->cfg.health_interval_ms);
         return;
     }
@@ -977,7 +1088,7 @@ static void on_health_timer(struct keeper *k)
 
 static void on_health_exit(struct keeper *k)
 {
-    health_result(k, health_collect(k), false);
+    health_result(k, health_collect(k, true));
     health_arm(k, k->cfg.health_interval_ms);
 }
 
@@ -1020,7 +1131,10 @@ static void on_exit_code(struct keeper *k, int code, bool oom)
     k->exit_code = code;
     k->exit_oom = oom;
     if (k->health_pidfd >= 0)
-        health_collect(k);
+        health_collect(k, false);
+    /* no container, no health; the last check stays to be read */
+    k->health = H_NONE;
+    k->health_failures = 0;
     {
         struct itimerspec off = {0};
         timerfd_settime(k->health_timer, 0, &off, NULL);
@@ -1474,7 +1588,8 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
                        .log = {.dirfd = -1, .fd = -1},
                        .health_timer = -1,
                        .health_pidfd = -1,
-                       .logr_adopted = -1};
+                       .logr_adopted = -1,
+                       .health_outfd = -1};
     int held[64];
     size_t nheld = 0;
     int lockfd = -1;
@@ -1496,7 +1611,7 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
     if (!k.done)
         ready_fd = tell_ready(&k, ready_fd);
     while (!k.done) {
-        struct pollfd p[9] = {
+        struct pollfd p[10] = {
             {k.sigfd, POLLIN, 0},
             {k.timerfd, POLLIN, 0},
             {k.lfd, POLLIN, 0},
@@ -1506,8 +1621,9 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
             {k.health_pidfd, POLLIN, 0},
             {k.has_container && k.watch_report ? k.c.statusfd : -1, POLLIN, 0},
             {k.logr_adopted, POLLIN, 0},
+            {k.health_outfd, POLLIN, 0},
         };
-        if (poll(p, 9, -1) < 0) {
+        if (poll(p, 10, -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
@@ -1537,6 +1653,8 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
             on_timer(&k);
         if (p[2].revents)
             on_client(&k, held, &nheld);
+        if (p[9].revents && k.health_outfd >= 0)
+            health_read_output(&k);
         if (p[6].revents && k.health_pidfd >= 0)
             on_health_exit(&k);
         if (p[5].revents)

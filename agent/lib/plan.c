@@ -240,6 +240,7 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
             it->running = r->running;
             it->orphaned = r->orphaned;
             it->rolled_back = c == 0 && !strcmp(r->rejected, it->hash);
+            it->forget_rejection = c == 0 && r->rejected[0] && !it->rolled_back;
             it->state = xstrdup(r->state);
             if (it->action == BERTH_ACTION_START && r->start_error && !strcmp(r->hash, it->hash))
                 it->start_error = xstrdup(r->start_error);

@@ -45,7 +45,10 @@ struct berth_plan_item {
     bool running;                        /* a keeper runs it now */
     bool orphaned;    /* no keeper, but its container runs on: start adopts it (handover.h) */
     bool rolled_back; /* the desired spec is the one rolled back from */
-    char *state;      /* the record's state, NULL without record */
+    /* the record has a spec rolled back from, and the file no longer asks
+     * for it: the rollback is over (apply forgets it) */
+    bool forget_rejection;
+    char *state; /* the record's state, NULL without record */
     /* start: this very spec failed to start for a set-up reason (a mount,
      * the user, the command...) and stays failed until tried again */
     char *start_error;

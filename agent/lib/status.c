@@ -17,6 +17,8 @@ bool berth_status_state_live(const char *state)
                      !strcmp(state, "stopping"));
 }
 
+static char *dup_str(json_t *o, const char *key);
+
 static json_t *time_json(int64_t t)
 {
     char buf[32];
@@ -38,6 +40,49 @@ static int64_t time_parse(json_t *v)
     if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm))
         return 0;
     return (int64_t)timegm(&tm);
+}
+
+/* Output as JSON text: bytes that are not UTF-8 (a check prints what it
+ * likes) become '?'. */
+static json_t *text_json(const char *s)
+{
+    json_t *j = json_string(s);
+    _cleanup_free_ char *copy = NULL;
+
+    if (j)
+        return j;
+    copy = xstrdup(s);
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    return json_string(copy);
+}
+
+static json_t *check_json(const struct berth_status *st)
+{
+    if (!st->has_check)
+        return json_null();
+    return json_pack(
+        "{s:s, s:o, s:o, s:b, s:o, s:o}", "result", st->check_result ? st->check_result : "",
+        "exit_code", st->check_exit_code >= 0 ? json_integer(st->check_exit_code) : json_null(),
+        "signal", st->check_signal ? json_integer(st->check_signal) : json_null(), "timed_out",
+        st->check_timed_out, "output", text_json(st->check_output ? st->check_output : ""), "at",
+        time_json(st->check_at));
+}
+
+static void check_parse(json_t *c, struct berth_status *st)
+{
+    json_t *code = json_object_get(c, "exit_code");
+
+    if (!json_is_object(c))
+        return;
+    st->has_check = true;
+    st->check_result = dup_str(c, "result");
+    st->check_exit_code = json_is_integer(code) ? (int)json_integer_value(code) : -1;
+    st->check_signal = (int)json_integer_value(json_object_get(c, "signal"));
+    st->check_timed_out = json_is_true(json_object_get(c, "timed_out"));
+    st->check_output = dup_str(c, "output");
+    st->check_at = time_parse(json_object_get(c, "at"));
 }
 
 static json_t *to_json(const struct berth_status *st)
@@ -63,6 +108,7 @@ static json_t *to_json(const struct berth_status *st)
     json_object_set_new(o, "start_error",
                         st->start_error ? json_string(st->start_error) : json_null());
     json_object_set_new(o, "keeper_gone", json_boolean(st->keeper_gone));
+    json_object_set_new(o, "last_check", check_json(st));
     return o;
 }
 
@@ -115,6 +161,7 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
     st->health = dup_str(o, "health");
     st->spec_hash = dup_str(o, "spec_hash");
     st->start_error = dup_str(o, "start_error");
+    check_parse(json_object_get(o, "last_check"), st);
     last = json_object_get(o, "last_exit");
     if (json_is_object(last)) {
         st->has_exit = true;
@@ -143,6 +190,11 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
             st->pid = 0;
         }
     }
+    /* no container, no health */
+    if (strcmp(st->state, "running") && strcmp(st->state, "rolled-back")) {
+        free(st->health);
+        st->health = xstrdup("none");
+    }
     return 0;
 }
 
@@ -154,6 +206,8 @@ void berth_status_release(struct berth_status *st)
     free(st->health);
     free(st->spec_hash);
     free(st->start_error);
+    free(st->check_result);
+    free(st->check_output);
     memset(st, 0, sizeof(*st));
 }
 

@@ -31,6 +31,14 @@ struct berth_status {
      * was killed); the container may run on (`pid`), until a new keeper
      * adopts it (handover.h) */
     bool keeper_gone;
+    /* the last health check: "last_check" in JSON, null before the first */
+    bool has_check;
+    char *check_result;  /* "exit code 1", "killed by signal SIGKILL", "timed out after 2000 ms" */
+    int check_exit_code; /* -1: it did not exit */
+    int check_signal;    /* 0: none */
+    bool check_timed_out;
+    char *check_output; /* its stdout+stderr, the first 4096 bytes */
+    int64_t check_at;
 };
 
 int berth_status_write(const char *root, const struct berth_status *st, berth_error *err);

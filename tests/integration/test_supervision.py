@@ -255,3 +255,91 @@ def test_restart_says_when_the_new_instance_cannot_start(host, tmp_path):
     r = host.berth.run("restart", "web")
     assert r.returncode == 0 and "started 'web'" in r.stdout, r.stdout + r.stderr
     assert host.status()["web"]["state"] == "running"
+
+
+# --- states tell the truth ------------------------------------------------------
+
+def check(script, **kw):
+    c = {"command": ["/bin/sh", "-c", script], "interval": "100ms", "timeout": "1s",
+         "retries": 2}
+    c.update(kw)
+    return c
+
+
+def last_check(host, name):
+    return host.status()[name]["last_check"]
+
+
+def test_unhealthy_says_how_the_check_failed_and_keeps_its_output(host):
+    host.write({
+        "code": host.svc(LOOP, healthcheck=check("echo checking-out; echo checking-err >&2; exit 3")),
+        "signal": host.svc(LOOP, healthcheck=check("kill -9 $$")),
+        "slow": host.svc(LOOP, healthcheck=check("echo before-sleep; exec sleep 10",
+                                                 timeout="200ms")),
+        "chatty": host.svc(LOOP, healthcheck=check("yes 0123456789 | head -c 100000; exit 0")),
+        "good": host.svc(LOOP, healthcheck=check("echo all good")),
+    })
+    assert host.apply().returncode == 0
+    for name in ("code", "signal", "slow"):
+        wait_for(lambda: host.status()[name]["health"] == "unhealthy", 10, f"{name} unhealthy")
+    wait_for(lambda: host.status()["good"]["health"] == "healthy", 10, "good healthy")
+    wait_for(lambda: host.status()["chatty"]["health"] == "healthy", 10, "chatty healthy")
+
+    assert "(last: exit code 3)" in log_of(host, "code")
+    assert "(last: killed by signal SIGKILL)" in log_of(host, "signal")
+    assert "(last: timed out after 200 ms)" in log_of(host, "slow")
+    c = last_check(host, "code")
+    assert (c["exit_code"], c["signal"], c["timed_out"]) == (3, None, False), c
+    assert "checking-out" in c["output"] and "checking-err" in c["output"], c
+    assert c["result"] == "exit code 3" and c["at"], c
+    c = last_check(host, "signal")
+    assert (c["exit_code"], c["signal"], c["timed_out"]) == (None, 9, False), c
+    c = last_check(host, "slow")
+    assert c["timed_out"] and c["result"] == "timed out after 200 ms", c
+    assert "before-sleep" in c["output"], c
+    # bounded, and a check that writes more than a pipe holds is not held up
+    c = last_check(host, "chatty")
+    assert c["exit_code"] == 0 and len(c["output"]) == 4096, (c["exit_code"], len(c["output"]))
+    assert last_check(host, "good")["output"] == "all good\n"
+
+    r = host.berth.run("status", "code")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"health: +unhealthy", r.stdout), r.stdout
+    assert re.search(r"last check: +exit code 3", r.stdout), r.stdout
+    assert "    | checking-out" in r.stdout and "    | checking-err" in r.stdout, r.stdout
+
+
+def test_a_stopped_service_has_no_health(host):
+    host.write({"web": host.svc(LOOP, healthcheck=check("true"))})
+    assert host.apply().returncode == 0
+    wait_for(lambda: host.status()["web"]["health"] == "healthy", 10, "healthy")
+    assert host.berth.run("stop", "web").returncode == 0
+    st = host.status()["web"]
+    assert st["state"] == "stopped" and st["health"] == "none", st
+    assert st["last_check"]["exit_code"] == 0  # what it last was stays readable
+    prom = host.berth.run("status", "--format", "prometheus").stdout
+    assert 'berth_service_healthy{service="web"} -1' in prom, prom
+    assert host.apply().returncode == 0  # the positive control: healthy again
+    wait_for(lambda: host.status()["web"]["health"] == "healthy", 10, "healthy again")
+
+
+def test_rolled_back_clears_when_the_file_asks_for_what_runs(host, agents):
+    good = host.svc(LOOP, env={"V": "good"})
+    host.write({"web": good})
+    agent = agents("--settle", "3s")
+    wait_for(lambda: host.status().get("web", {}).get("state") == "running", 10, "running")
+    host.write({"web": host.svc(["/bin/sh", "-c", "exit 1"], env={"V": "bad"})})
+    agent.wait_log(r"'web' rolled back", 15)
+    wait_for(lambda: host.status()["web"]["state"] == "rolled-back", 5, "rolled-back")
+    pid = host.status()["web"]["pid"]
+    prom = host.berth.run("status", "--format", "prometheus").stdout
+    assert 'berth_service_rolled_back{service="web"} 1' in prom
+    # the file is fixed: it asks for exactly the version that runs
+    host.write({"web": good})
+    wait_for(lambda: host.status()["web"]["state"] == "running", 5, "no longer rolled-back")
+    assert host.status()["web"]["pid"] == pid  # nothing was restarted for it
+    prom = host.berth.run("status", "--format", "prometheus").stdout
+    assert 'berth_service_rolled_back{service="web"} 0' in prom
+    r = host.diff("--json")
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["changes"][0]["rolled_back"] is False

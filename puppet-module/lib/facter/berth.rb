@@ -11,7 +11,8 @@
 #   {
 #     "source"   => "/var/lib/berth/status.json" or "berth status --json",
 #     "services" => { "web" => { "state", "image", "health", "pid",
-#                                "restarts", "started_at", "last_exit", ... } },
+#                                "restarts", "manual_restarts", "started_at",
+#                                "last_exit", "start_error", "last_check", ... } },
 #     "summary"  => { "total" => 2, "running" => 2, ... one count per state },
 #     ... any other top-level key of the status document, as is
 #   }
