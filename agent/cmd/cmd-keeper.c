@@ -5,6 +5,8 @@
 
 #include "cmd.h"
 #include "keeper.h"
+#include "proctitle.h"
+#include "util.h"
 
 int cmd_keeper(int argc, char **argv, struct berth_globals *g)
 {
@@ -38,7 +40,13 @@ int cmd_keeper(int argc, char **argv, struct berth_globals *g)
     }
     if (optind + 1 != argc)
         return berth_usage_error("keeper", "expected one service name");
-    if (berth_keeper_main(g->root, argv[optind], ready_fd, &err) < 0) {
+    /* copies: the title is written over argv */
+    _cleanup_free_ char *root = xstrdup(g->root);
+    _cleanup_free_ char *name = xstrdup(argv[optind]);
+    const char *title[] = {"berth-keeper", name, "--root", root, NULL};
+    g->root = root;
+    berth_proctitle_set(title);
+    if (berth_keeper_main(root, name, ready_fd, &err) < 0) {
         berth_print_error("keeper", &err);
         return EXIT_FAIL;
     }

@@ -26,19 +26,21 @@ static void uptime(char *buf, size_t len, int64_t since)
 
 static void print_table(const struct berth_status *v, size_t n)
 {
-    printf("%-24s %-11s %-8s %-8s %-8s %-6s %-9s %-10s %s\n", "NAME", "STATE", "PID", "UPTIME",
-           "RESTARTS", "MANUAL", "HEALTH", "LAST EXIT", "IMAGE");
+    printf("%-24s %-11s %-8s %-8s %-8s %-8s %-6s %-9s %-10s %s\n", "NAME", "STATE", "PID", "INIT",
+           "UPTIME", "RESTARTS", "MANUAL", "HEALTH", "LAST EXIT", "IMAGE");
     for (size_t i = 0; i < n; i++) {
-        char up[32], pid[16], last[32];
+        char up[32], pid[16], init[16], last[32];
+        pid_t svc = v[i].pid && v[i].service_pid ? v[i].service_pid : 0;
         uptime(up, sizeof(up), berth_status_state_live(v[i].state) ? v[i].started_at : 0);
-        snprintf(pid, sizeof(pid), v[i].pid ? "%d" : "-", (int)v[i].pid);
+        snprintf(pid, sizeof(pid), svc ? "%d" : "-", (int)svc);
+        snprintf(init, sizeof(init), v[i].pid ? "%d" : "-", (int)v[i].pid);
         if (v[i].has_exit)
             snprintf(last, sizeof(last), "%d%s", v[i].exit_code, v[i].exit_oom ? " (OOM)" : "");
         else
             snprintf(last, sizeof(last), "-");
-        printf("%-24s %-11s %-8s %-8s %-8u %-6u %-9s %-10s %.19s\n", v[i].name, v[i].state, pid, up,
-               v[i].restarts, v[i].manual_restarts, v[i].health ? v[i].health : "none", last,
-               v[i].image ? v[i].image : "-");
+        printf("%-24s %-11s %-8s %-8s %-8s %-8u %-6u %-9s %-10s %.19s\n", v[i].name, v[i].state,
+               pid, init, up, v[i].restarts, v[i].manual_restarts,
+               v[i].health ? v[i].health : "none", last, v[i].image ? v[i].image : "-");
     }
     for (size_t i = 0; i < n; i++) {
         if (!v[i].keeper_gone)
@@ -78,8 +80,10 @@ static void print_details(const struct berth_status *v, size_t n)
         printf("  %-13s %s\n", "state:", s->state);
         if (s->start_error)
             printf("  %-13s %s\n", "start error:", s->start_error);
+        if (s->pid && s->service_pid)
+            printf("  %-13s %d\n", "pid:", (int)s->service_pid);
         if (s->pid)
-            printf("  %-13s %d\n", "pid:", (int)s->pid);
+            printf("  %-13s %d\n", "init pid:", (int)s->pid);
         if (s->keeper_pid)
             printf("  %-13s %d\n", "keeper pid:", (int)s->keeper_pid);
         if (berth_status_state_live(s->state) && s->started_at) {
@@ -213,10 +217,11 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
                 "Usage: berth %s [--json] [--root DIR] [NAME...]\n"
                 "\n"
                 "The services berth runs: state (running, starting, backoff, stopped,\n"
-                "failed, rolled-back), the container's pid, uptime, restarts by the\n"
-                "restart policy (crashes, exits, unhealthy) and manual ones (berth\n"
-                "restart) apart, health, the last exit code and the image digest. Reads\n"
-                "ROOT/services; needs no daemon.\n"
+                "failed, rolled-back), the service's pid (its main process; INIT: the\n"
+                "container's pid 1, berth-init; both as the host sees them), uptime,\n"
+                "restarts by the restart policy (crashes, exits, unhealthy) and manual\n"
+                "ones (MANUAL: berth restart), health, the last exit code and the image\n"
+                "digest. Reads ROOT/services; needs no daemon.\n"
                 "'failed' means the service's keeper is gone although it should run,\n"
                 "and its container with it, or that it cannot start for a set-up reason\n"
                 "(a mount, its user, its working directory, its command: \"start_error\"\n"
@@ -232,7 +237,8 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
                 "4096 bytes; \"last_check\" in --json).\n"
                 "\n"
                 "Options:\n"
-                "      --json     {\"services\": [{\"name\", \"state\", \"pid\", \"restarts\",\n"
+                "      --json     {\"services\": [{\"name\", \"state\", \"pid\" (the init's, as\n"
+                "                 \"init_pid\"), \"service_pid\", \"restarts\",\n"
                 "                 \"manual_restarts\", \"started_at\", \"image\", \"health\",\n"
                 "                 \"last_exit\", \"keeper_pid\", \"start_error\", "
                 "\"keeper_gone\",\n"

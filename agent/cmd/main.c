@@ -10,6 +10,7 @@
 #include "cmd.h"
 #include "kernel.h"
 #include "log.h"
+#include "proctitle.h"
 #include "selfexe.h"
 
 struct verb {
@@ -132,6 +133,8 @@ int main(int argc, char **argv)
     struct berth_globals g = {BERTH_DEFAULT_ROOT, BERTH_DEFAULT_CONFIG};
     char **all = argv;
     int c;
+
+    berth_proctitle_init(argc, argv);
 
     /* '+': stop at the verb; the verb parses the rest */
     while ((c = getopt_long(argc, argv, "+qvhV", longopts, NULL)) != -1) {

@@ -8,6 +8,8 @@
 #include <poll.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -23,6 +25,7 @@
 #include "child.h"
 #include "handover.h"
 #include "kernel.h"
+#include "proctitle.h"
 #include "util.h"
 
 const int berth_forwarded_signals[] = {SIGTERM, SIGINT,  SIGHUP,  SIGQUIT,
@@ -486,6 +489,10 @@ static __attribute__((noreturn)) void container_child(const struct berth_contain
         FAIL("forking the service");
     if (service == 0)
         exec_service(cfg, errfd, stdio, workdir, handover);
+    /* what the container sees of its pid 1, not the command line of the
+     * berth it was forked from (the service has its own copy of that
+     * memory, which its config points into: `berth run`'s command) */
+    berth_proctitle_set((const char *const[]){"berth-init", NULL});
     init_loop(service, handover);
 }
 
@@ -773,4 +780,40 @@ int berth_container_release(struct berth_container *c, berth_error *err)
         c->rundir = NULL;
     }
     return r;
+}
+
+/* The innermost pid of process `pid` (NSpid's last field); 0 when unknown. */
+static pid_t ns_pid(pid_t pid)
+{
+    _cleanup_free_ char *path = xasprintf("/proc/%d/status", (int)pid);
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    char line[256];
+    pid_t last = 0;
+
+    while (f && fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "NSpid:", 6))
+            continue;
+        for (char *tok = strtok(line + 6, " \t\n"); tok; tok = strtok(NULL, " \t\n"))
+            last = (pid_t)atoi(tok);
+        break;
+    }
+    return last;
+}
+
+pid_t berth_container_service_pid(pid_t init)
+{
+    _cleanup_free_ char *path = xasprintf("/proc/%d/task/%d/children", (int)init, (int)init);
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    pid_t first = 0;
+    int pid;
+
+    /* the service is the init's first fork: pid 2 inside; orphans the
+     * init adopted follow it */
+    while (f && fscanf(f, "%d", &pid) == 1) {
+        if (ns_pid(pid) == 2)
+            return pid;
+        if (!first)
+            first = pid;
+    }
+    return first;
 }

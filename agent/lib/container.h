@@ -137,6 +137,10 @@ int berth_container_reap(struct berth_container *c, struct berth_exit *ret, bert
  * by supervisors that drive their own loop. */
 int berth_container_kill(const struct berth_container *c, int sig);
 
+/* The service's main process (the init's child that runs the service's
+ * command), in the caller's pid namespace; 0 when it is gone. */
+pid_t berth_container_service_pid(pid_t init);
+
 /* Remove the cgroup and the per-run directories (rootfs/, and upper/ and
  * work/ unless keep_layer), not the run directory itself. Safe to call
  * twice. */

@@ -626,6 +626,7 @@ struct keeper {
     enum kstate state;
     struct berth_container c;
     bool has_container;
+    pid_t service_pid;        /* the init's child running the service, 0: not known yet */
     unsigned restarts;        /* by the restart policy: crashes, exits, unhealthy */
     unsigned manual_restarts; /* asked for (berth restart) */
     /* clients of "restart-wait", answered when the restart is over */
@@ -781,12 +782,18 @@ static void write_status(struct keeper *k)
 {
     berth_error err = BERTH_ERROR_INIT;
     _cleanup_free_ char *result = check_result(k);
+
+    if (!k->has_container)
+        k->service_pid = 0;
+    else if (!k->service_pid)
+        k->service_pid = berth_container_service_pid(k->c.pid);
     struct berth_status st = {
         .check_result = result,
         .name = k->cfg.name,
         /* DESIGN.md's states: a service in its stop grace period still runs */
         .state = (char *)kstate_name[k->state == K_STOPPING ? K_RUNNING : k->state],
         .pid = k->has_container ? k->c.pid : 0,
+        .service_pid = k->service_pid,
         .keeper_pid = k->done ? 0 : getpid(),
         .restarts = k->restarts,
         .manual_restarts = k->manual_restarts,

@@ -95,7 +95,11 @@ static json_t *to_json(const struct berth_status *st)
                          time_json(st->exit_at));
     json_object_set_new(o, "name", json_string(st->name));
     json_object_set_new(o, "state", json_string(st->state ? st->state : "stopped"));
+    /* "pid" stays the init's, as it always was (extend, never rename) */
     json_object_set_new(o, "pid", st->pid ? json_integer(st->pid) : json_null());
+    json_object_set_new(o, "service_pid",
+                        st->pid && st->service_pid ? json_integer(st->service_pid) : json_null());
+    json_object_set_new(o, "init_pid", st->pid ? json_integer(st->pid) : json_null());
     json_object_set_new(o, "restarts", json_integer(st->restarts));
     json_object_set_new(o, "manual_restarts", json_integer(st->manual_restarts));
     json_object_set_new(o, "started_at", time_json(st->started_at));
@@ -153,6 +157,7 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
     st->name = xstrdup(name);
     st->state = dup_str(o, "state");
     st->pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
+    st->service_pid = (pid_t)json_integer_value(json_object_get(o, "service_pid"));
     st->keeper_pid = (pid_t)json_integer_value(json_object_get(o, "keeper_pid"));
     st->restarts = (unsigned)json_integer_value(json_object_get(o, "restarts"));
     st->manual_restarts = (unsigned)json_integer_value(json_object_get(o, "manual_restarts"));
@@ -188,6 +193,7 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
             free(st->state);
             st->state = xstrdup("failed");
             st->pid = 0;
+            st->service_pid = 0;
         }
     }
     /* no container, no health */

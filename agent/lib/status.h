@@ -13,10 +13,11 @@
 
 struct berth_status {
     char *name;
-    char *state;              /* running starting backoff stopped failed rolled-back */
-    pid_t pid;                /* the container's init on the host, 0 when none */
-    pid_t keeper_pid;         /* 0 when none */
-    unsigned restarts;        /* by the restart policy (crashes, exits, unhealthy) */
+    char *state;       /* running starting backoff stopped failed rolled-back */
+    pid_t pid;         /* the container's init on the host, 0 when none ("pid", "init_pid") */
+    pid_t service_pid; /* its child running the service's command ("service_pid"), 0: unknown */
+    pid_t keeper_pid;  /* 0 when none */
+    unsigned restarts; /* by the restart policy (crashes, exits, unhealthy) */
     unsigned manual_restarts; /* asked for: berth restart */
     int64_t started_at;       /* unix seconds of the current start, 0 when none */
     char *image;              /* "sha256:..." */

@@ -243,9 +243,19 @@ def services_yaml(services):
     return "\n".join(lines) + "\n"
 
 
+def is_keeper_cmdline(cmd, root):
+    """A keeper of `root` by its command line (split at NULs): the name it
+    gives itself, "berth-keeper NAME --root ROOT" (agent/lib/proctitle.h),
+    or the one it was started with, "berth keeper --root ROOT ... NAME"
+    (until it has renamed itself)."""
+    return len(cmd) > 3 and cmd[3] == root.encode() and (
+        cmd[0] == b"berth-keeper" and cmd[2] == b"--root" or cmd[1] == b"keeper")
+
+
 def keeper_pids(root):
     """pids of keeper processes serving this root (not their containers'
-    inits, which are forked copies with the same command line)."""
+    inits, forked from them: named berth-init, in a pid namespace of their
+    own)."""
     pids = []
     ours = os.readlink("/proc/self/ns/pid")
     for p in os.listdir("/proc"):
@@ -255,7 +265,7 @@ def keeper_pids(root):
             cmd = open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")
         except OSError:
             continue
-        if len(cmd) > 3 and cmd[1] == b"keeper" and cmd[3] == root.encode():
+        if is_keeper_cmdline(cmd, root):
             try:
                 if os.readlink(f"/proc/{p}/ns/pid") == ours:
                     pids.append(int(p))

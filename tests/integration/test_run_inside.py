@@ -61,7 +61,7 @@ def test_proc_belongs_to_the_container(berth, rootfs):
     count, pidns, cmdline = r.stdout.splitlines()
     assert int(count) <= 4  # init, sh, ls, grep
     assert pidns != os.readlink("/proc/self/ns/pid")
-    assert "berth" in cmdline  # pid 1 is berth's init, not the host's
+    assert cmdline.strip() == "berth-init"  # berth's init, not the host's, nor berth run's
 
 
 def test_capabilities_default_add_drop(berth, rootfs):

@@ -343,3 +343,48 @@ def test_rolled_back_clears_when_the_file_asks_for_what_runs(host, agents):
     r = host.diff("--json")
     assert r.returncode == 0
     assert json.loads(r.stdout)["changes"][0]["rolled_back"] is False
+
+
+# --- finding the process ----------------------------------------------------------
+
+def comm(pid):
+    return open(f"/proc/{pid}/comm").read().strip()
+
+
+def cmdline(pid):
+    return open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+
+
+def test_ps_and_status_give_the_services_pid_and_the_inits(host):
+    host.write({"web": host.svc(["/bin/sh", "-c", "exec sleep 100000"])})
+    r = host.apply()
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = host.status()["web"]
+    init, svc, keeper = st["init_pid"], st["service_pid"], st["keeper_pid"]
+    assert st["pid"] == init  # "pid" keeps its meaning
+    assert svc and svc != init
+    # the service: the init's child, running the service's command
+    assert open(f"/proc/{init}/task/{init}/children").read().split() == [str(svc)]
+    assert cmdline(svc)[:2] == [b"sleep", b"100000"]
+    assert comm(svc) == "sleep"
+    ps = host.berth.run("ps").stdout.splitlines()
+    cols = ps[0].split()
+    row = [l for l in ps if l.startswith("web ")][0].split()
+    assert row[cols.index("PID")] == str(svc) and row[cols.index("INIT")] == str(init), ps
+    details = host.berth.run("status", "web").stdout
+    assert re.search(rf"pid: +{svc}\n", details) and re.search(rf"init pid: +{init}\n", details)
+    # names that say what they are
+    assert comm(keeper) == "berth-keeper"
+    assert cmdline(keeper)[:4] == [b"berth-keeper", b"web", b"--root", host.berth.root.encode()]
+    assert comm(init) == "berth-init" and cmdline(init)[0] == b"berth-init"
+    assert host.berth.root.encode() not in b" ".join(cmdline(init))
+    # pgrep finds them by name (comm)
+    pg = subprocess.run(["pgrep", "-x", "berth-keeper"], capture_output=True, text=True).stdout
+    assert str(keeper) in pg.split()
+    # and inside, pid 1 is berth-init
+    r = host.berth.run("exec", "web", "--", "cat", "/proc/1/cmdline")
+    assert r.stdout.split("\0")[0] == "berth-init", r
+    # stopped: no pids
+    assert host.berth.run("stop", "web").returncode == 0
+    st = host.status()["web"]
+    assert st["pid"] is st["init_pid"] is st["service_pid"] is None, st
