@@ -11,7 +11,7 @@
 #include "util.h"
 
 static const char usage_text[] =
-    "Usage: berth apply [-f FILE] [--dry-run] [--plan ID] [--root DIR]\n"
+    "Usage: berth apply [-f FILE] [--dry-run] [--plan ID] [--purge] [--root DIR]\n"
     "\n"
     "Bring this host to the state FILE describes (default " BERTH_DEFAULT_CONFIG "):\n"
     "validate it, compute the plan (see 'berth diff'), fetch and verify every image\n"
@@ -25,7 +25,10 @@ static const char usage_text[] =
     "  -f, --file FILE   the desired-state file\n"
     "      --dry-run     print the plan only (as 'berth diff')\n"
     "      --plan ID     apply only if the plan is still the one 'berth diff' showed\n"
-    "                    as ID; otherwise change nothing and exit 1\n" BERTH_FETCH_OPTIONS_HELP
+    "                    as ID; otherwise change nothing and exit 1\n"
+    "      --purge       delete the logs of the services it removes, and those kept of\n"
+    "                    services removed before (kept otherwise for 7 days under\n"
+    "                    ROOT/removed/; 'berth logs NAME' reads them)\n" BERTH_FETCH_OPTIONS_HELP
     "      --root DIR    state directory (default " BERTH_DEFAULT_ROOT ")\n"
     "  -h, --help        this help\n"
     "\n"
@@ -65,6 +68,7 @@ int cmd_apply(int argc, char **argv, struct berth_globals *g)
         {"file", required_argument, NULL, 'f'},
         {"dry-run", no_argument, NULL, 'n'},
         {"plan", required_argument, NULL, 'p'},
+        {"purge", no_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         BERTH_FETCH_LONGOPTS,
         {NULL, 0, NULL, 0},
@@ -74,7 +78,7 @@ int cmd_apply(int argc, char **argv, struct berth_globals *g)
     struct berth_fetch_options fopt;
     berth_error err = BERTH_ERROR_INIT;
     const char *want_plan = NULL;
-    bool dry_run = false;
+    bool dry_run = false, purge = false;
     int c, lockfd = -1, rc = EXIT_FAIL;
 
     berth_fetch_options_init(&fopt);
@@ -95,6 +99,9 @@ int cmd_apply(int argc, char **argv, struct berth_globals *g)
             break;
         case 'p':
             want_plan = optarg;
+            break;
+        case 'P':
+            purge = true;
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -142,7 +149,7 @@ int cmd_apply(int argc, char **argv, struct berth_globals *g)
     fflush(stdout);
     struct outcome outcome = {NULL};
     struct berth_apply_options opt = {
-        .exe = "/proc/self/exe", .fetch = &fopt, .report = report, .ud = &outcome};
+        .exe = "/proc/self/exe", .fetch = &fopt, .report = report, .ud = &outcome, .purge = purge};
     size_t failed = berth_apply_plan(g->root, &plan, &opt);
     if (berth_apply_write_status_summary(g->root, &err) < 0)
         berth_print_error("apply", &err);

@@ -6,8 +6,10 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "cmd.h"
 #include "keeper.h"
 #include "util.h"
@@ -22,6 +24,8 @@ static const char usage_text[] =
     "On a terminal, control characters the service wrote (escape sequences) are\n"
     "shown as \\xNN instead of reaching the terminal; through a pipe the bytes\n"
     "pass unchanged.\n"
+    "The log of a service that 'berth apply' removed is kept for 7 days in\n"
+    "ROOT/removed/NAME@TIME/ (unless --purge): NAME then prints the newest.\n"
     "\n"
     "Options:\n"
     "  -n, --lines N   only the last N lines\n"
@@ -169,8 +173,19 @@ int cmd_logs(int argc, char **argv, struct berth_globals *g)
     _cleanup_free_ char *dir = berth_service_dir(g->root, argv[optind]);
     _cleanup_free_ char *logdir = xasprintf("%s/log", dir);
     if (access(dir, F_OK) < 0) {
-        berth_die_msg("logs", "no service '%s' under '%s'", argv[optind], g->root);
-        return EXIT_FAIL;
+        int64_t when;
+        free(logdir);
+        logdir = berth_removed_log_dir(g->root, argv[optind], &when);
+        if (!logdir) {
+            berth_die_msg("logs", "no service '%s' under '%s'", argv[optind], g->root);
+            return EXIT_FAIL;
+        }
+        char at[32];
+        time_t t = (time_t)when;
+        strftime(at, sizeof(at), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+        fprintf(stderr, "berth logs: '%s' was removed at %s; its log is kept in '%s'\n",
+                argv[optind], at, logdir);
+        fol = false;
     }
     size_t len;
     _cleanup_free_ char *all = read_all(logdir, NULL, &len);

@@ -413,6 +413,7 @@ static void reconcile(struct agent *a, bool file_event, bool retry_failed)
             notify_status(a, plan.id, failed + held);
         } else {
             berth_apply_forget_rejections(a->o->root, &plan);
+            berth_apply_prune_removed_logs(a->o->root, BERTH_REMOVED_LOG_RETENTION);
             notify_status(a, plan.id, held);
         }
         if (berth_apply_write_status_summary(a->o->root, &err) < 0)

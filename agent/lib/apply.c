@@ -1,11 +1,13 @@
 #include "apply.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "caps.h"
 #include "cgroup.h"
@@ -242,9 +244,83 @@ static int start_keeper(const char *root, const struct berth_plan_item *it, cons
     return berth_keeper_spawn(root, it->name, exe, NULL, err);
 }
 
-static int act(const char *root, const struct berth_plan_item *it, const struct berth_image *img,
-               const char *exe, berth_error *err)
+/* A removed service's log outlives its record: moved to
+ * ROOT/removed/NAME@TIME/, pruned after BERTH_REMOVED_LOG_RETENTION. */
+static int keep_removed_log(const char *root, const char *name, berth_error *err)
 {
+    _cleanup_free_ char *from = xasprintf("%s/services/%s/log", root, name);
+    _cleanup_free_ char *dir = xasprintf("%s/removed", root);
+    _cleanup_free_ char *to = xasprintf("%s/%s@%lld", dir, name, (long long)time(NULL));
+
+    if (access(from, F_OK) < 0)
+        return 0;
+    if (berth_mkdir_p(dir, 0700, err) < 0)
+        return -1;
+    berth_rm_rf(to, err); /* removed twice within a second */
+    if (rename(from, to) < 0)
+        return berth_error_set(err, errno, "keeping the log of '%s' in '%s'", name, to);
+    return 0;
+}
+
+/* NAME@TIME: the removal time of NAME, or -1 for another name */
+static int64_t removed_at(const char *entry, const char *name)
+{
+    const char *at = strrchr(entry, '@');
+
+    if (!at ||
+        (name && ((size_t)(at - entry) != strlen(name) || strncmp(entry, name, strlen(name)))))
+        return -1;
+    return strtoll(at + 1, NULL, 10);
+}
+
+void berth_apply_prune_removed_logs(const char *root, int64_t max_age_s)
+{
+    _cleanup_free_ char *dir = xasprintf("%s/removed", root);
+    int64_t now = (int64_t)time(NULL);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        int64_t t = removed_at(de->d_name, NULL);
+        if (de->d_name[0] == '.' || t < 0 || (max_age_s && now - t < max_age_s))
+            continue;
+        _cleanup_free_ char *p = xasprintf("%s/%s", dir, de->d_name);
+        berth_error e = BERTH_ERROR_INIT;
+        berth_rm_rf(p, &e);
+    }
+    closedir(d);
+}
+
+char *berth_removed_log_dir(const char *root, const char *name, int64_t *ret_removed_at)
+{
+    _cleanup_free_ char *dir = xasprintf("%s/removed", root);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char *best = NULL;
+    int64_t best_t = -1;
+
+    if (!d)
+        return NULL;
+    while ((de = readdir(d))) {
+        int64_t t = removed_at(de->d_name, name);
+        if (t > best_t) {
+            free(best);
+            best = xasprintf("%s/%s", dir, de->d_name);
+            best_t = t;
+        }
+    }
+    closedir(d);
+    if (ret_removed_at)
+        *ret_removed_at = best_t;
+    return best;
+}
+
+static int act(const char *root, const struct berth_plan_item *it, const struct berth_image *img,
+               const struct berth_apply_options *opt, berth_error *err)
+{
+    const char *exe = opt->exe;
     _cleanup_free_ char *dir = berth_service_dir(root, it->name);
     struct berth_keeper_config k = {0};
     int r;
@@ -254,6 +330,8 @@ static int act(const char *root, const struct berth_plan_item *it, const struct 
         if (berth_keeper_stop(root, it->name, err) < 0)
             return -1;
         remove_stale(root, it->name);
+        if (!opt->purge && keep_removed_log(root, it->name, err) < 0)
+            return -1;
         return berth_rm_rf(dir, err);
     case BERTH_ACTION_STOP:
         return berth_keeper_stop(root, it->name, err);
@@ -338,6 +416,7 @@ size_t berth_apply_plan(const char *root, const struct berth_plan *plan,
     if (nrefs)
         berth_store_ensure_images(root, refs, nrefs, opt->fetch, imgs, errs);
     berth_apply_forget_rejections(root, plan);
+    berth_apply_prune_removed_logs(root, opt->purge ? 0 : BERTH_REMOVED_LOG_RETENTION);
 
     /* 2. act, each service on its own */
     for (size_t i = 0; i < plan->n; i++) {
@@ -351,7 +430,7 @@ size_t berth_apply_plan(const char *root, const struct berth_plan *plan,
             err = errs[which[i]];
             rc = -1;
         } else {
-            rc = act(root, it, which[i] != SIZE_MAX ? &imgs[which[i]] : NULL, opt->exe, &err);
+            rc = act(root, it, which[i] != SIZE_MAX ? &imgs[which[i]] : NULL, opt, &err);
         }
         if (rc < 0)
             failed++;

@@ -16,7 +16,22 @@ struct berth_apply_options {
     /* called once per item acted on: rc 0 done, -1 failed with `msg` */
     void (*report)(void *ud, const struct berth_plan_item *it, int rc, const char *msg);
     void *ud;
+    /* removals delete the service's log at once, and every log kept of a
+     * service removed before (otherwise kept for BERTH_REMOVED_LOG_RETENTION) */
+    bool purge;
 };
+
+/* How long the log of a removed service is kept, in ROOT/removed/NAME@TIME/
+ * (TIME: unix seconds of the removal); `berth logs NAME` reads the newest. */
+#define BERTH_REMOVED_LOG_RETENTION (7 * 24 * 3600)
+
+/* Delete the kept logs of removed services older than `max_age_s`
+ * seconds (0: all of them). */
+void berth_apply_prune_removed_logs(const char *root, int64_t max_age_s);
+
+/* The newest kept log directory of removed service `name` (malloc'ed) and
+ * when it was removed; NULL when there is none. */
+char *berth_removed_log_dir(const char *root, const char *name, int64_t *ret_removed_at);
 
 /* Returns how many services failed. */
 size_t berth_apply_plan(const char *root, const struct berth_plan *plan,

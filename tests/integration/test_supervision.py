@@ -388,3 +388,32 @@ def test_ps_and_status_give_the_services_pid_and_the_inits(host):
     assert host.berth.run("stop", "web").returncode == 0
     st = host.status()["web"]
     assert st["pid"] is st["init_pid"] is st["service_pid"] is None, st
+
+
+def test_a_removed_services_log_is_kept_until_its_retention_or_purge(host):
+    talk = ["/bin/sh", "-c", "echo last-words-of-$SVC; exec sleep 100000"]
+    host.write({"web": host.svc(talk, env={"SVC": "web"}),
+                "api": host.svc(talk, env={"SVC": "api"})})
+    assert host.apply().returncode == 0
+    wait_for(lambda: "last-words-of-web" in log_of(host, "web") and
+             "last-words-of-api" in log_of(host, "api"), 5, "output")
+    removed = os.path.join(host.berth.root, "removed")
+    os.makedirs(removed)
+    ancient = os.path.join(removed, "old@1000")  # removed in 1970: past any retention
+    os.makedirs(ancient)
+    host.write({"api": host.svc(talk, env={"SVC": "api"})})
+    r = host.apply()
+    assert r.returncode == 0 and re.search(r"web +removed", r.stdout), r.stdout
+    assert "web" not in host.status()
+    r = host.berth.run("logs", "web")
+    assert r.returncode == 0 and "last-words-of-web" in r.stdout, r.stdout + r.stderr
+    assert "'web' was removed at" in r.stderr, r.stderr
+    assert [e for e in os.listdir(removed) if e.startswith("web@")]
+    assert not os.path.exists(ancient)
+    # --purge: the log of what it removes goes at once, and the kept ones too
+    host.write({})
+    r = host.apply("--purge")
+    assert r.returncode == 0 and re.search(r"api +removed", r.stdout), r.stdout
+    assert os.listdir(removed) == []
+    r = host.berth.run("logs", "api")
+    assert r.returncode == 1 and "no service 'api'" in r.stderr, r.stdout + r.stderr
