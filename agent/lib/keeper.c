@@ -1403,6 +1403,25 @@ static int adopt_find(struct keeper *k, berth_error *err)
     return 1;
 }
 
+/* The last keeper's last health check, for `status` until ours runs. */
+static void adopt_last_check(struct keeper *k, const struct berth_status *st)
+{
+    struct health_check *c = &k->last_check;
+
+    if (!st->has_check)
+        return;
+    memset(c, 0, sizeof(*c));
+    c->done = true;
+    c->exit_code = st->check_exit_code;
+    c->signal = st->check_signal;
+    c->timed_out = st->check_timed_out;
+    c->at = st->check_at;
+    c->len = (size_t)snprintf(c->output, sizeof(c->output), "%s",
+                              st->check_output ? st->check_output : "");
+    if (c->len > HEALTH_OUTPUT_MAX)
+        c->len = HEALTH_OUTPUT_MAX;
+}
+
 /* Once placed: take the container's cgroup and what the last keeper
  * recorded (restarts, health) over, and carry on as if we had started it. */
 static void adopt_finish(struct keeper *k)
@@ -1420,6 +1439,8 @@ static void adopt_finish(struct keeper *k)
         klog(k, "warning: %s; health checks run as root", e.msg);
     if (berth_status_read(k->root, k->cfg.name, &st, &e) == 0) {
         k->restarts = st.restarts;
+        k->manual_restarts = st.manual_restarts;
+        adopt_last_check(k, &st);
         if (k->cfg.health_argv && st.health) {
             for (size_t i = 0; i < ARRAY_SIZE(health_name); i++)
                 if (!strcmp(st.health, health_name[i]))
