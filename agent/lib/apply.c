@@ -240,6 +240,22 @@ static int write_record(const char *root, const struct berth_plan_item *it,
 static int start_keeper(const char *root, const struct berth_plan_item *it, const char *exe,
                         berth_error *err)
 {
+    berth_error e = BERTH_ERROR_INIT;
+
+    remove_stale(root, it->name);
+    if (berth_keeper_spawn(root, it->name, exe, NULL, err) == 0)
+        return 0;
+    if (!berth_keeper_alive(root, it->name, NULL))
+        return -1;
+    /* Another keeper took the lock first: one that an earlier berth, killed
+     * before that keeper said it was ready, had spawned. It runs the record
+     * as it read it then: stop it, and start the record as it is now. */
+    if (berth_keeper_stop(root, it->name, &e) < 0) {
+        *err = e;
+        return berth_error_wrap(err, "stopping the keeper of '%s' that an earlier berth started",
+                                it->name);
+    }
+    memset(err, 0, sizeof(*err));
     remove_stale(root, it->name);
     return berth_keeper_spawn(root, it->name, exe, NULL, err);
 }
