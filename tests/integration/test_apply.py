@@ -152,8 +152,9 @@ def test_restarts_back_off_and_never_stays_stopped(host, tmp_path):
              "five starts")
     t = [float(x) for x in starts.read_text().split()[:5]]
     gaps = [b - a for a, b in zip(t, t[1:])]
-    assert all(g2 > g1 for g1, g2 in zip(gaps, gaps[1:])), gaps
-    assert gaps[0] >= 0.09 and gaps[-1] >= 0.7, gaps
+    # each gap is the backoff (100ms doubling) plus a start, whose time
+    # varies with the machine's load: the doubling shows in the lower bounds
+    assert all(g >= 0.09 * 2**i for i, g in enumerate(gaps)), gaps
     st = wait_for(lambda: (lambda s: s if s["once"]["state"] == "stopped" else None)(host.status()))
     assert st["once"]["last_exit"]["code"] == 4 and st["once"]["pid"] is None
     assert st["crash"]["restarts"] >= 4
