@@ -41,13 +41,17 @@ class Registry:
         auth = ""
         if htpasswd:
             auth = f"auth:\n  htpasswd:\n    realm: berth-test\n    path: {htpasswd}\n"
+        self.configure(auth)
+        self.proc = None
+
+    def configure(self, auth=""):
+        """(Re)write the configuration; `auth` is the YAML of its auth: block."""
         with open(os.path.join(self.dir, "config.yml"), "w") as f:
             f.write("version: 0.1\n"
                     "log:\n  level: warn\n  accesslog:\n    disabled: false\n"
                     f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n"
                     "  delete:\n    enabled: true\n"
                     f"http:\n  addr: {self.host}\n  secret: berth-test\n{auth}")
-        self.proc = None
 
     def start(self):
         imagekit.need("docker-registry")
@@ -503,3 +507,237 @@ def test_basic_auth_from_registry_auth_file(reghost, tmp_path, layout):
         assert tag_manifest(layout, "a")["digest"] in r.stdout
     finally:
         registry.stop()
+
+
+# --- Bearer tokens -------------------------------------------------------------
+
+def b64url(data):
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class SigningKey:
+    """An RSA key and its self-signed certificate, made with openssl; the
+    registry trusts the certificates of its rootcertbundle and finds a
+    token's key by the libtrust key id in the token's "kid"."""
+
+    def __init__(self, workdir, name):
+        import base64
+        self.key = os.path.join(str(workdir), f"{name}.key")
+        self.cert = os.path.join(str(workdir), f"{name}.crt")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        self.key, "-out", self.cert, "-days", "1", "-subj", f"/CN={name}"],
+                       check=True, capture_output=True)
+        pub = subprocess.run(["openssl", "x509", "-in", self.cert, "-noout", "-pubkey"],
+                             check=True, capture_output=True).stdout
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
+                             check=True, capture_output=True).stdout
+        # libtrust: base32 of the first 240 bits of sha256(DER), in groups of 4
+        b32 = base64.b32encode(imagekit.hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
+        self.kid = ":".join(b32[i:i + 4] for i in range(0, len(b32), 4))
+
+    def sign(self, claims):
+        head = b64url(json.dumps({"typ": "JWT", "alg": "RS256", "kid": self.kid}).encode())
+        body = b64url(json.dumps(claims).encode())
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.key],
+                             input=f"{head}.{body}".encode(), check=True,
+                             capture_output=True).stdout
+        return f"{head}.{body}.{b64url(sig)}"
+
+
+class TokenServer:
+    """A token server on 127.0.0.1 (Docker's token protocol): GET /token
+    with Basic credentials answers a JWT granting pull of exactly the
+    repositories in `scope`; anything else is a 401. Every request is
+    recorded as (scope, service, authorised)."""
+
+    ISSUER = "berth-test-issuer"
+    SERVICE = "berth-test-registry"
+
+    def __init__(self, key, user, password):
+        import base64
+        import http.server
+        self.key = key
+        self.requests = []
+        self.expect = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                import urllib.parse
+                u = urllib.parse.urlparse(self.path)
+                q = urllib.parse.parse_qs(u.query)
+                ok = u.path == "/token" and self.headers.get("Authorization") == server.expect
+                server.requests.append((q.get("scope", [None])[0], q.get("service", [None])[0],
+                                        ok))
+                if not ok:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                access = []
+                for sc in q.get("scope", []):
+                    kind, name, _ = sc.split(":")
+                    access.append({"type": kind, "name": name, "actions": ["pull"]})
+                now = int(time.time())
+                token = server.key.sign({"iss": server.ISSUER, "sub": "berth",
+                                         "aud": q.get("service", [""])[0], "exp": now + 300,
+                                         "nbf": now - 5, "iat": now - 5,
+                                         "jti": os.urandom(8).hex(), "access": access})
+                body = json.dumps({"token": token, "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def auth_yaml(self, bundle):
+        return (f"auth:\n  token:\n    realm: {self.realm}\n    service: {self.SERVICE}\n"
+                f"    issuer: {self.ISSUER}\n    rootcertbundle: {bundle}\n")
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class RotatingRelay:
+    """HTTP relay to the registry, one request per connection. The first
+    blob request waits while the token server's signing key is rotated:
+    the registry is restarted trusting only the new key, so the token berth
+    holds from the manifest is refused (a real 401 with a new challenge)
+    and berth must ask for a new one."""
+
+    def __init__(self, registry, rotate):
+        self.registry, self.rotate = registry, rotate
+        self.lock = threading.Lock()
+        self.rotated = False
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.one, args=(c,), daemon=True).start()
+
+    def one(self, c):
+        with c:
+            req = b""
+            while b"\r\n\r\n" not in req:
+                data = c.recv(65536)
+                if not data:
+                    return
+                req += data
+            head, rest = req.split(b"\r\n\r\n", 1)
+            lines = [h for h in head.split(b"\r\n") if not h.lower().startswith(b"connection:")]
+            if b"/blobs/" in lines[0]:
+                with self.lock:
+                    if not self.rotated:
+                        self.rotate()
+                        self.rotated = True
+            with socket.create_connection(("127.0.0.1", self.registry.port)) as u:
+                u.sendall(b"\r\n".join(lines + [b"Connection: close"]) + b"\r\n\r\n" + rest)
+                while True:
+                    data = u.recv(65536)
+                    if not data:
+                        break
+                    c.sendall(data)
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def token_registry(tmp_path, layout):
+    """team/a and team/b pushed anonymously, then the registry behind token
+    auth: tokens signed by key A, for berth:s3cret only."""
+    reg = Registry(tmp_path / "tokenreg").start()
+    reg.push(layout, "a", "team/a:1")
+    reg.push(layout, "c", "team/b:1")
+    reg.stop()
+    keys = [SigningKey(tmp_path, "token-a"), SigningKey(tmp_path, "token-b")]
+    bundle = str(tmp_path / "bundle.crt")
+    shutil.copy(keys[0].cert, bundle)
+    ts = TokenServer(keys[0], "berth", "s3cret")
+    reg.configure(ts.auth_yaml(bundle))
+    reg.start()
+    reg.tokens, reg.keys, reg.bundle = ts, keys, bundle
+    yield reg
+    reg.stop()
+    ts.close()
+
+
+def test_bearer_token_auth_follows_the_challenge_scoped_per_repository(reghost, token_registry,
+                                                                      layout, tmp_path):
+    reg, ts = token_registry, token_registry.tokens
+    da, db = tag_manifest(layout, "a")["digest"], tag_manifest(layout, "c")["digest"]
+    url_a = f"oci+http://{reg.host}/team/a@{da}"
+    url_b = f"oci+http://{reg.host}/team/b@{db}"
+    # the registry really wants a token: anonymous and Basic both get the challenge
+    for headers in ({}, {"Authorization": "Basic YmVydGg6czNjcmV0"}):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(urllib.request.Request(
+                f"http://{reg.host}/v2/team/a/manifests/{da}", headers=headers))
+        assert e.value.code == 401
+        assert e.value.headers["WWW-Authenticate"].startswith(f'Bearer realm="{ts.realm}"')
+    # no credentials: the token server refuses berth, and berth says so
+    r = reghost.berth.run("fetch", url_a)
+    assert r.returncode == 1 and "token server refused an anonymous request" in r.stderr, r.stderr
+    assert ts.requests == [("repository:team/a:pull", ts.SERVICE, False)]
+    bad = auth_file(tmp_path / "bad.json", reg.host, "berth", "nope")
+    r = reghost.berth.run("fetch", url_a, "--registry-auth", bad)
+    assert r.returncode == 1 and "token server refused the credentials" in r.stderr, r.stderr
+    assert imagekit.store_view(reghost.berth.root) == []
+    # with credentials: one token per repository, for exactly that repository
+    del ts.requests[:]
+    good = auth_file(tmp_path / "auth.json", reg.host, "berth", "s3cret")
+    reghost.write({"a": {"image": {"url": url_a, "digest": da}},
+                   "b": {"image": {"url": url_b, "digest": db}}})
+    r = reghost.apply("--registry-auth", good)
+    assert r.returncode == 0, r.stderr
+    running(reghost, "a", "image a")
+    running(reghost, "b", "image c")
+    assert sorted(ts.requests) == [("repository:team/a:pull", ts.SERVICE, True),
+                                   ("repository:team/b:pull", ts.SERVICE, True)]
+
+
+def test_bearer_token_refused_during_the_blobs_is_asked_for_again(berth, token_registry, layout,
+                                                                   tmp_path):
+    reg, ts = token_registry, token_registry.tokens
+
+    def rotate():  # the token server moves to key B; the registry trusts only B
+        ts.key = reg.keys[1]
+        shutil.copy(reg.keys[1].cert, reg.bundle)
+        reg.stop()
+        reg.start()
+
+    relay = RotatingRelay(reg, rotate)
+    da = tag_manifest(layout, "a")["digest"]
+    good = auth_file(tmp_path / "auth.json", relay.host, "berth", "s3cret")
+    try:
+        r = berth.run("fetch", f"oci+http://{relay.host}/team/a@{da}", "--registry-auth", good,
+                      timeout=120)
+    finally:
+        relay.close()
+    assert relay.rotated
+    assert r.returncode == 0, r.stderr
+    # the manifest with the first token, the blobs with a second one after a 401
+    assert ts.requests == [("repository:team/a:pull", ts.SERVICE, True)] * 2
+    with open(reg.log) as f:
+        refused = [line for line in f if '"GET /v2/team/a/blobs/' in line and '" 401 ' in line]
+    assert refused, "the registry never refused the old token"
+    rootfs = r.stdout.split()[1]
+    with open(os.path.join(rootfs, "etc/which")) as f:
+        assert f.read() == "image a\n"
