@@ -30,6 +30,8 @@ int berth_fetch_option(const char *verb, int c, const char *arg, struct berth_fe
         return 1;
     case OPT_CONNECT_TIMEOUT:
     case OPT_LOW_SPEED_TIME:
+    case OPT_STALL_TIMEOUT:
+    case OPT_FETCH_TIMEOUT:
     case OPT_RETRY_DELAY:
         if (berth_parse_duration(arg, &v) < 0 || (v == 0 && c != OPT_RETRY_DELAY)) {
             berth_usage_error(verb, "invalid duration '%s': expected e.g. 10s or 500ms", arg);
@@ -37,8 +39,10 @@ int berth_fetch_option(const char *verb, int c, const char *arg, struct berth_fe
         }
         if (c == OPT_CONNECT_TIMEOUT)
             opt->connect_timeout_ms = v;
-        else if (c == OPT_LOW_SPEED_TIME)
-            opt->low_speed_time_ms = v;
+        else if (c == OPT_LOW_SPEED_TIME || c == OPT_STALL_TIMEOUT)
+            opt->stall_timeout_ms = v;
+        else if (c == OPT_FETCH_TIMEOUT)
+            opt->fetch_timeout_ms = v;
         else
             opt->retry_delay_ms = v;
         return 1;

@@ -19,6 +19,8 @@
 #define OPT_MAX_ARTIFACT    0x1109
 #define OPT_MIN_FREE        0x110a
 #define OPT_REGISTRY_AUTH   0x110b
+#define OPT_STALL_TIMEOUT   0x110c
+#define OPT_FETCH_TIMEOUT   0x110d
 
 /* The bounds on downloads (space.h), also taken by the verbs that fetch
  * without the transport options (apply). */
@@ -43,7 +45,9 @@
         {"cacert", required_argument, NULL, OPT_CACERT},                                        \
         {"cert", required_argument, NULL, OPT_CERT}, {"key", required_argument, NULL, OPT_KEY}, \
         {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},                      \
+        {"stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT},                          \
         {"low-speed-time", required_argument, NULL, OPT_LOW_SPEED_TIME},                        \
+        {"fetch-timeout", required_argument, NULL, OPT_FETCH_TIMEOUT},                          \
         {"retries", required_argument, NULL, OPT_RETRIES},                                      \
         {"retry-delay", required_argument, NULL, OPT_RETRY_DELAY}, BERTH_FETCH_BOUND_LONGOPTS
 
@@ -53,7 +57,11 @@
     "      --cert FILE             client certificate (PEM)\n"                                   \
     "      --key FILE              its private key (default: in --cert)\n"                       \
     "      --connect-timeout DUR   give up connecting after DUR (default 30s)\n"                 \
-    "      --low-speed-time DUR    give up when below 1 KiB/s for DUR (default 60s)\n"           \
+    "      --stall-timeout DUR     a transfer below 1 KiB/s for DUR stalled: the next mirror\n"  \
+    "                              (default 30s, or $BERTH_STALL_TIMEOUT; --low-speed-time\n"    \
+    "                              is the old name)\n"                                           \
+    "      --fetch-timeout DUR     one image's whole fetch, every mirror and retry (default\n"   \
+    "                              1h, or $BERTH_FETCH_TIMEOUT)\n"                               \
     "      --retries N             retries per URL on connection errors, 5xx, 429 (default 5)\n" \
     "      --retry-delay DUR       first backoff, doubling up to 60s (default "                  \
     "1s)\n" BERTH_FETCH_BOUND_HELP                                                               \

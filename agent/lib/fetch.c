@@ -18,18 +18,57 @@
 #define MAX_RETRY_AFTER_MS   (5 * 60 * 1000ULL)
 #define PROGRESS_INTERVAL_MS 100
 
+static void durations_from_env(struct berth_fetch_options *opt)
+{
+    static const char *const names[] = {"BERTH_STALL_TIMEOUT", "BERTH_FETCH_TIMEOUT"};
+    uint64_t *fields[] = {&opt->stall_timeout_ms, &opt->fetch_timeout_ms};
+
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        const char *v = getenv(names[i]);
+        uint64_t ms;
+        if (!v || !*v)
+            continue;
+        if (berth_parse_duration(v, &ms) < 0 || !ms) {
+            berth_error_set(&opt->setting_err, EINVAL,
+                            "invalid %s '%s': expected a duration such as 30s or 10m", names[i], v);
+            return;
+        }
+        *fields[i] = ms;
+    }
+}
+
+void berth_fetch_deadline(const struct berth_fetch_options *opt, struct berth_fetch_options *ret)
+{
+    *ret = *opt;
+    if (!ret->deadline_ms && ret->fetch_timeout_ms)
+        ret->deadline_ms = berth_now_ms() + ret->fetch_timeout_ms;
+}
+
+/* "90s", "1500ms", "10m" */
+static void human_ms(uint64_t ms, char *buf, size_t len)
+{
+    if (ms % 1000)
+        snprintf(buf, len, "%llums", (unsigned long long)ms);
+    else if (ms % 60000 || ms < 600000)
+        snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
+    else
+        snprintf(buf, len, "%llum", (unsigned long long)(ms / 60000));
+}
+
 void berth_fetch_options_init(struct berth_fetch_options *opt)
 {
     memset(opt, 0, sizeof(*opt));
     opt->connect_timeout_ms = 30000;
-    opt->low_speed_time_ms = 60000;
+    opt->stall_timeout_ms = 30000;
     opt->low_speed_limit = 1024;
+    opt->fetch_timeout_ms = 60 * 60 * 1000;
     opt->retries = 5;
     opt->retry_delay_ms = 1000;
     opt->retry_max_delay_ms = 60000;
     opt->max_size = BERTH_MAX_ARTIFACT_DEFAULT;
     opt->min_free = (struct berth_space_reserve){BERTH_MIN_FREE_DEFAULT, BERTH_MIN_FREE_PERCENT};
-    berth_space_from_env(&opt->max_size, &opt->min_free, &opt->setting_err);
+    if (berth_space_from_env(&opt->max_size, &opt->min_free, &opt->setting_err) == 0)
+        durations_from_env(opt);
     const char *auth = getenv("REGISTRY_AUTH_FILE");
     opt->registry_auth = auth && *auth ? auth : NULL;
 }
@@ -301,11 +340,17 @@ static CURL *make_easy(struct xfer *x, const struct berth_fetch_options *opt)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)opt->connect_timeout_ms);
-    if (opt->low_speed_time_ms) {
-        long secs = (long)((opt->low_speed_time_ms + 999) / 1000);
+    /* a stall, in the headers as in the body: curl's low-speed check */
+    if (opt->stall_timeout_ms) {
+        long secs = (long)((opt->stall_timeout_ms + 999) / 1000);
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, secs);
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT,
                          (long)(opt->low_speed_limit ? opt->low_speed_limit : 1));
+    }
+    if (opt->deadline_ms) {
+        uint64_t now = berth_now_ms();
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                         (long)(opt->deadline_ms > now ? opt->deadline_ms - now : 1));
     }
     curl_easy_setopt(e, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
     if (opt->netrc_file)
@@ -448,6 +493,28 @@ static void next_url(struct xfer *x, const char *why)
     finish(x, false);
 }
 
+/* The image's fetch is out of time: no retry, no mirror. */
+static void past_deadline(struct xfer *x, const struct berth_fetch_options *opt, const char *why)
+{
+    char d[32];
+    size_t used = strlen(x->failures);
+
+    if (why)
+        snprintf(x->failures + used, sizeof(x->failures) - used, "%s'%s': %s", used ? "; " : "",
+                 x->req->urls[x->url], why);
+    human_ms(opt->fetch_timeout_ms, d, sizeof(d));
+    berth_error_set(&x->res->err, 0,
+                    "the fetch ran out of time (%s for one image: --fetch-timeout, "
+                    "BERTH_FETCH_TIMEOUT): %s",
+                    d, x->failures[0] ? x->failures : "no URL tried");
+    finish(x, false);
+}
+
+static bool deadline_passed(const struct berth_fetch_options *opt, uint64_t at)
+{
+    return opt->deadline_ms && at >= opt->deadline_ms;
+}
+
 static void completed(struct xfer *x, CURLcode rc, const struct berth_fetch_options *opt)
 {
     long status = 0;
@@ -480,6 +547,23 @@ static void completed(struct xfer *x, CURLcode rc, const struct berth_fetch_opti
         return finish(x, true);
     }
     describe(x, rc, status, why, sizeof(why));
+    if (rc == CURLE_OPERATION_TIMEDOUT && !x->werr.msg[0]) {
+        curl_off_t sent = 0;
+        if (deadline_passed(opt, berth_now_ms() + 100))
+            return past_deadline(x, opt, "abandoned at the deadline");
+        curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &sent);
+        if (sent > 0) { /* connected and asked: the low-speed check */
+            char d[32], got[32];
+            human_ms(opt->stall_timeout_ms, d, sizeof(d));
+            berth_space_human(x->offset, got, sizeof(got));
+            snprintf(why, sizeof(why),
+                     "stalled: less than %llu bytes/s for %s, %s of it received "
+                     "(--stall-timeout, BERTH_STALL_TIMEOUT)",
+                     (unsigned long long)(opt->low_speed_limit ? opt->low_speed_limit : 1), d, got);
+            if (x->url + 1 < x->req->nurls || x->req->has_fallback)
+                return next_url(x, why);
+        }
+    }
     if (rc == CURLE_HTTP_RETURNED_ERROR && status == 416 && x->offset) {
         /* our partial file no longer fits the resource: start over */
         berth_error_clear(&x->werr);
@@ -497,6 +581,8 @@ static void completed(struct xfer *x, CURLcode rc, const struct berth_fetch_opti
     uint64_t delay = backoff_ms(opt, x->attempts++);
     if (x->has_retry_after)
         delay = x->retry_after_ms < MAX_RETRY_AFTER_MS ? x->retry_after_ms : MAX_RETRY_AFTER_MS;
+    if (deadline_passed(opt, berth_now_ms() + delay))
+        return past_deadline(x, opt, why);
     x->state = X_WAITING;
     x->next_ms = berth_now_ms() + delay;
 }
@@ -571,6 +657,11 @@ static size_t run(const struct berth_fetch_request *reqs, const int *fds, size_t
                 continue;
             if (x->next_ms > now) {
                 wait = x->next_ms - now < wait ? x->next_ms - now : wait;
+                continue;
+            }
+            if (deadline_passed(opt, now)) {
+                past_deadline(x, opt, NULL);
+                live--;
                 continue;
             }
             x->easy = make_easy(x, opt);

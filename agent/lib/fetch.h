@@ -1,7 +1,9 @@
 /* HTTP(S) downloads with libcurl, for artifact servers that are sometimes
  * flaky: only http and https (redirects too, at most 5), connect and
  * low-speed timeouts, retries with exponential backoff on connection
- * errors, 5xx and 429 (honouring Retry-After), resume with Range
+ * errors, 5xx and 429 (honouring Retry-After), a stalled transfer
+ * abandoned for the next mirror, a deadline for one image's whole fetch,
+ * resume with Range
  * (If-Range with the ETag or Last-Modified the server gave), mirrors tried
  * in order, netrc, a CA bundle and a client certificate, the standard proxy
  * variables, and several transfers at once over curl multi.
@@ -42,10 +44,12 @@ struct berth_fetch_options {
     const char *cert;       /* client certificate (PEM) */
     const char *key;        /* its private key, NULL: in `cert` */
     uint64_t connect_timeout_ms;
-    uint64_t low_speed_time_ms; /* give up after this long below 1 byte/s... */
-    uint64_t low_speed_limit;   /* ...or this many bytes/s */
-    unsigned retries;           /* per URL, after the first attempt */
-    uint64_t retry_delay_ms;    /* first backoff; doubles each time */
+    uint64_t stall_timeout_ms; /* a transfer below low_speed_limit for this long stalled */
+    uint64_t low_speed_limit;  /* bytes/s */
+    uint64_t fetch_timeout_ms; /* one image's whole fetch (berth_fetch_deadline), 0: none */
+    uint64_t deadline_ms;      /* berth_now_ms() by which every transfer ends, 0: none */
+    unsigned retries;          /* per URL, after the first attempt */
+    uint64_t retry_delay_ms;   /* first backoff; doubles each time */
     uint64_t retry_max_delay_ms;
     uint64_t max_size;                   /* refuse artifacts larger than this, 0: no limit */
     struct berth_space_reserve min_free; /* keep this free where `dest` is */
@@ -56,11 +60,16 @@ struct berth_fetch_options {
     void *progress_userdata;
 };
 
-/* Defaults: 30 s connect timeout, abort below 1 KiB/s for 60 s, 5 retries
- * starting at 1 s up to 60 s, artifacts up to 8 GiB, keep max(64 MiB, 5%)
- * free; BERTH_MAX_ARTIFACT_SIZE and BERTH_MIN_FREE_SPACE from the
- * environment replace the last two (space.h). */
+/* Defaults: 30 s connect timeout, a transfer below 1 KiB/s for 30 s
+ * stalled, 1 h for one image's fetch, 5 retries starting at 1 s up to 60 s,
+ * artifacts up to 8 GiB, keep max(64 MiB, 5%) free; from the environment
+ * (host settings) BERTH_STALL_TIMEOUT, BERTH_FETCH_TIMEOUT,
+ * BERTH_MAX_ARTIFACT_SIZE and BERTH_MIN_FREE_SPACE (space.h). */
 void berth_fetch_options_init(struct berth_fetch_options *opt);
+
+/* A copy of `opt` whose deadline is fetch_timeout_ms from now (unless a
+ * deadline is set already): what one image's fetch runs with. */
+void berth_fetch_deadline(const struct berth_fetch_options *opt, struct berth_fetch_options *ret);
 
 /* Where the bytes go besides the file: the store unpacks while downloading.
  * `data` sees every byte in order; `restart` says the stream starts again
@@ -80,6 +89,8 @@ struct berth_fetch_request {
     const struct berth_fetch_sink *sink; /* may be NULL */
     const char *const *headers;          /* extra request headers, NULL-terminated; may be NULL */
     uint64_t max_size;                   /* refuse more than this, 0: opt->max_size */
+    bool has_fallback; /* another source follows (a registry mirror): a stall on the last URL
+                          fails the request at once instead of being retried */
 };
 
 struct berth_fetch_result {
@@ -97,7 +108,10 @@ struct berth_fetch_result {
 };
 
 /* Download every request in parallel; one failing does not stop the
- * others. `dest` is fsync'ed when the transfer succeeds; when `sha256` is
+ * others. A transfer that stalls (below low_speed_limit for
+ * stall_timeout_ms, headers or body) moves to the next URL at once; on the
+ * last URL it is retried (resuming) unless `has_fallback`. Past the
+ * deadline nothing is retried. `dest` is fsync'ed when the transfer succeeds; when `sha256` is
  * given and does not match, the next mirror is tried and the request fails
  * when none matches. A failed request's `dest` is removed.
  * Returns the number of failed requests. */

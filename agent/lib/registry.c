@@ -411,12 +411,14 @@ void berth_registry_init(struct berth_registry *r, const struct berth_registry_r
     r->ref = ref;
     r->opt = opt;
     r->authorization = NULL;
+    r->has_fallback = false;
 }
 
 void berth_registry_release(struct berth_registry *r)
 {
     free(r->authorization);
     r->authorization = NULL;
+    r->has_fallback = false;
 }
 
 /* ---- manifests --------------------------------------------------------- */
@@ -470,7 +472,8 @@ int berth_registry_get_manifest(struct berth_registry *r, const char *reference,
 
     for (int attempt = 0;; attempt++) {
         const char *headers[] = {accept_header, r->authorization, NULL};
-        struct berth_fetch_request req = {.urls = urls, .nurls = 1, .headers = headers};
+        struct berth_fetch_request req = {
+            .urls = urls, .nurls = 1, .headers = headers, .has_fallback = r->has_fallback};
         berth_error e = BERTH_ERROR_INIT;
         if (berth_fetch_memory(&req, r->opt, BERTH_REGISTRY_MAX_MANIFEST, &body, &len, &res, &e) ==
             0)
@@ -587,7 +590,8 @@ static size_t blobs_round(struct berth_registry *r, struct berth_registry_blob *
                                                .dest = b->dest,
                                                .sha256 = b->hex,
                                                .headers = headers,
-                                               .max_size = b->size};
+                                               .max_size = b->size,
+                                               .has_fallback = r->has_fallback};
     }
     failed = berth_fetch_many(reqs, n, r->opt, res);
     for (size_t k = 0; k < n; k++) {

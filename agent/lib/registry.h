@@ -61,6 +61,7 @@ struct berth_registry {
     const struct berth_registry_ref *ref;
     const struct berth_fetch_options *opt;
     char *authorization; /* "Authorization: ..." header, NULL: anonymous */
+    bool has_fallback;   /* a mirror follows: a stalled transfer fails at once */
 };
 
 void berth_registry_init(struct berth_registry *r, const struct berth_registry_ref *ref,

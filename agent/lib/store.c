@@ -567,7 +567,7 @@ out:
 }
 
 static int registry_pull(const char *root, const char *url, const char *hex,
-                         const struct berth_fetch_options *opt,
+                         const struct berth_fetch_options *opt, bool has_fallback,
                          const struct berth_unpack_limits *lim, struct berth_image *ret,
                          berth_error *err)
 {
@@ -583,6 +583,7 @@ static int registry_pull(const char *root, const char *url, const char *hex,
         goto out;
     }
     berth_registry_init(&p.reg, &rr, opt);
+    p.reg.has_fallback = has_fallback;
     if (pull_manifests(&p, hex, err) == 0 && pull_blobs(&p, err) == 0)
         r = pull_unpack(&p, hex, lim, ret, err);
 out:
@@ -599,7 +600,9 @@ static int registry_image(const char *root, const struct berth_image_ref *ref,
                           berth_error *err)
 {
     char hex[65], failures[2048] = "";
+    struct berth_fetch_options o;
 
+    berth_fetch_deadline(opt, &o); /* one deadline over the image's registries */
     if (berth_digest_parse(ref->digest, hex, err) < 0)
         return -1;
     if (berth_store_load_image(root, hex, ret, err) == 0)
@@ -617,7 +620,7 @@ static int registry_image(const char *root, const struct berth_image_ref *ref,
         berth_error e = BERTH_ERROR_INIT;
         if (!berth_registry_is_url(ref->urls[i]))
             berth_error_set(&e, 0, "not a registry URL (oci:// or oci+http://)");
-        else if (registry_pull(root, ref->urls[i], hex, opt, lim, ret, &e) == 0)
+        else if (registry_pull(root, ref->urls[i], hex, &o, i + 1 < ref->nurls, lim, ret, &e) == 0)
             return 0;
         if (ref->nurls == 1) {
             *err = e;
@@ -842,8 +845,11 @@ size_t berth_store_ensure_images(const char *root, const struct berth_image_ref 
             which[nreq++] = i;
         }
     }
-    if (nreq)
-        berth_fetch_many(reqs, nreq, opt, res);
+    if (nreq) {
+        struct berth_fetch_options o; /* they start together: one deadline is each one's */
+        berth_fetch_deadline(opt, &o);
+        berth_fetch_many(reqs, nreq, &o, res);
+    }
     for (size_t k = 0, r = 0; k < n; k++) {
         struct job *j = &jobs[k];
         const struct berth_fetch_result *fr = NULL;
@@ -895,7 +901,9 @@ int berth_store_fetch_unpinned(const char *root, const char *url,
     if (lock < 0)
         return berth_error_set(err, errno, "creating '%s'", partial);
     req.dest = partial;
-    if (berth_fetch(&req, opt, &res, err) < 0)
+    struct berth_fetch_options o;
+    berth_fetch_deadline(opt, &o);
+    if (berth_fetch(&req, &o, &res, err) < 0)
         return -1;
     blob = xasprintf("%s/%s", sdir, res.sha256);
     if (berth_unpack_detect(partial, ret_format, err) < 0 || rename(partial, blob) < 0) {

@@ -31,6 +31,10 @@ def srv():
 FAST = ["--retry-delay", "100ms"]
 
 
+def berth_env(berth, env, *args, timeout=60):
+    return berth.run(*args, env=env, timeout=timeout)
+
+
 def fetch(berth, url, digest, *extra, timeout=60):
     return berth.run("fetch", url, "--digest", f"sha256:{digest}", *extra, timeout=timeout)
 
@@ -159,10 +163,80 @@ def test_stalled_server_times_out(berth, srv, artifact):
     digest = srv.add("/a.tar.zst", artifact)
     srv.script("/a.tar.zst", [{"stall_after": 1000}])
     t0 = time.monotonic()
-    r = fetch(berth, srv.url("/a.tar.zst"), digest, "--low-speed-time", "2s", "--retries", "0")
+    r = fetch(berth, srv.url("/a.tar.zst"), digest, "--stall-timeout", "2s", "--retries", "0")
     assert r.returncode == 1
-    assert "timed out" in r.stderr and "/a.tar.zst" in r.stderr
+    # the URL that stalled, for how long, and after how much
+    assert f"'{srv.url('/a.tar.zst')}': stalled: less than 1024 bytes/s for 2s" in r.stderr, \
+        r.stderr
+    assert "1000 B" in r.stderr or "1000 bytes" in r.stderr or "1.0 KiB" in r.stderr, r.stderr
     assert time.monotonic() - t0 < 30
+    assert_nothing_added(berth)
+
+
+class Silent:
+    """A TCP server on 127.0.0.1 that accepts and never answers."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/a.tar.zst"
+
+    def close(self):
+        self.sock.close()
+
+
+def test_stalled_mirror_is_abandoned_for_the_next(berth, srv, artifact):
+    """The first URL accepts and sends nothing, the second sends its
+    headers and 1000 bytes, then nothing: with the host setting
+    BERTH_STALL_TIMEOUT=2s each is left after 2 s and the third delivers."""
+    silent = Silent()
+    digest = srv.add("/a.tar.zst", artifact)
+    srv.add("/slow/a.tar.zst", artifact)
+    srv.script("/slow/a.tar.zst", [{"stall_after": 1000}] * 10)
+    env = dict(os.environ, BERTH_STALL_TIMEOUT="2s")
+    try:
+        t0 = time.monotonic()
+        r = berth_env(berth, env, "fetch", silent.url, "--digest", f"sha256:{digest}",
+                      "--mirror", srv.url("/slow/a.tar.zst"), "--mirror", srv.url("/a.tar.zst"))
+        elapsed = time.monotonic() - t0
+    finally:
+        silent.close()
+    assert r.returncode == 0, r.stderr
+    assert 4 <= elapsed < 15, elapsed  # two stalls of 2 s, no retries on them
+    assert len(srv.gets("/slow/a.tar.zst")) == 1
+    assert_in_store(berth, digest)
+    # positive control: the same stalled mirror without a next one is retried
+    r = fetch(berth, srv.url("/slow/a.tar.zst"), "3" * 64, "--stall-timeout", "1s",
+              "--retries", "1", *FAST)
+    assert r.returncode == 1 and "stalled" in r.stderr, r.stderr
+    assert len(srv.gets("/slow/a.tar.zst")) == 3
+
+
+def test_invalid_stall_setting_is_an_error(berth, srv, artifact):
+    digest = srv.add("/a.tar.zst", artifact)
+    r = berth_env(berth, dict(os.environ, BERTH_STALL_TIMEOUT="soon"), "fetch",
+                  srv.url("/a.tar.zst"), "--digest", f"sha256:{digest}")
+    assert r.returncode == 1 and "invalid BERTH_STALL_TIMEOUT 'soon'" in r.stderr, r.stderr
+    assert_nothing_added(berth)
+
+
+def test_one_image_fetch_has_a_deadline(berth, srv, artifact):
+    """A trickle that never counts as a stall, and retries: --fetch-timeout
+    ends it all."""
+    digest = srv.add("/a.tar.zst", artifact)
+    srv.add("/b.tar.zst", artifact)
+    srv.script("/a.tar.zst", [{"status": 503}] * 100)
+    srv.script("/b.tar.zst", [{"trickle": (4096, 0.5)}] * 100)
+    t0 = time.monotonic()
+    r = fetch(berth, srv.url("/a.tar.zst"), digest, "--mirror", srv.url("/b.tar.zst"),
+              "--fetch-timeout", "3s", "--retries", "1", *FAST)
+    elapsed = time.monotonic() - t0
+    assert r.returncode == 1
+    assert "ran out of time (3s for one image" in r.stderr, r.stderr
+    assert srv.url("/b.tar.zst") in r.stderr and "HTTP status 503" in r.stderr, r.stderr
+    assert 2.5 <= elapsed < 10, elapsed
     assert_nothing_added(berth)
 
 

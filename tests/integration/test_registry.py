@@ -368,8 +368,9 @@ class CuttingProxy:
     bytes of a response for `path` went through: the registry stopped
     half-way through a pull."""
 
-    def __init__(self, registry, path, limit):
-        self.registry, self.path, self.limit = registry, path, limit
+    def __init__(self, registry, path, limit, stall=False):
+        self.registry, self.path, self.limit, self.stall = registry, path, limit, stall
+        self.closed = threading.Event()
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -401,8 +402,11 @@ class CuttingProxy:
             if not data:
                 break
             if watched and sent + len(data) > self.limit:
-                self.registry.stop()
                 self.cut.set()
+                if self.stall:  # the connection stays, nothing more comes
+                    self.closed.wait()
+                else:
+                    self.registry.stop()
                 break
             c.sendall(data)
             sent += len(data)
@@ -424,6 +428,7 @@ class CuttingProxy:
             pass
 
     def close(self):
+        self.closed.set()
         self.sock.close()
 
 
@@ -455,6 +460,51 @@ def test_registry_stopped_half_way_leaves_no_partial_image(reghost, registry, la
     assert reghost.status()["web"]["pid"] == pid
     assert imagekit.store_view(reghost.berth.root) == before
     assert not [n for n in os.listdir(os.path.join(reghost.berth.root, "blobs/.partial"))]
+
+
+# --- stalls ------------------------------------------------------------------
+
+def test_a_registry_stalling_in_a_blob_is_left_for_the_next_mirror(reghost, registry, layout):
+    """The first registry (a relay) stalls after 1 MiB of the big layer,
+    headers sent; with the default stall timeout (30 s) the pull moves to
+    the mirror and the service runs well within a minute."""
+    registry.push(layout, "big", "team/web:2")
+    digest = tag_manifest(layout, "big")["digest"]
+    big = layers(layout, "big")[-1]
+    proxy = CuttingProxy(registry, f"/blobs/sha256:{big}", 1 << 20, stall=True)
+    reghost.write({"web": {"image": {
+        "url": f"oci+http://{proxy.host}/team/web@{digest}",
+        "mirrors": [f"oci+http://{registry.host}/team/web@{digest}"], "digest": digest}}})
+    try:
+        t0 = time.monotonic()
+        r = reghost.apply()
+        elapsed = time.monotonic() - t0
+    finally:
+        proxy.close()
+    assert proxy.cut.is_set()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 29 <= elapsed < 45, elapsed
+    running(reghost, "web", "image big")
+    assert not os.listdir(os.path.join(reghost.berth.root, "blobs/.partial"))
+
+
+def test_a_stalled_registry_is_named_with_the_url_and_how_long(berth, registry, layout):
+    registry.push(layout, "big", "team/web:2")
+    digest = tag_manifest(layout, "big")["digest"]
+    big = layers(layout, "big")[-1]
+    proxy = CuttingProxy(registry, f"/blobs/sha256:{big}", 1 << 20, stall=True)
+    try:
+        t0 = time.monotonic()
+        r = berth.run("fetch", f"oci+http://{proxy.host}/team/web@{digest}",
+                      "--stall-timeout", "2s", "--retries", "0")
+        elapsed = time.monotonic() - t0
+    finally:
+        proxy.close()
+    assert r.returncode == 1
+    assert (f"'http://{proxy.host}/v2/team/web/blobs/sha256:{big}': stalled: less than 1024 "
+            "bytes/s for 2s") in r.stderr, r.stderr
+    assert elapsed < 15
+    assert imagekit.store_view(berth.root) == []
 
 
 # --- authentication ----------------------------------------------------------
