@@ -40,51 +40,13 @@ static bool yaml_plain(const char *s)
     return !strpbrk(s, " #'\"{}[],&*!|>%@`\n\t") && *s;
 }
 
-/* The digest a registry reference pins: its manifest for this platform,
- * or with `index` the index itself. */
-static int resolve(const char *url, bool index, const struct berth_fetch_options *opt,
-                   char ret_hex[65], berth_error *err)
-{
-    struct berth_registry_ref rr;
-    struct berth_registry reg;
-    _cleanup_free_ char *body = NULL;
-    size_t len;
-    char mt[128], digest[72];
-    int r = -1;
-
-    if (berth_registry_ref_parse(url, &rr, err) < 0)
-        return -1;
-    berth_registry_init(&reg, &rr, opt);
-    const char *reference = rr.digest ? rr.digest : rr.tag ? rr.tag : "latest";
-    if (berth_registry_get_manifest(&reg, reference, &body, &len, ret_hex, mt, sizeof(mt), err) < 0)
-        goto out;
-    if (berth_registry_is_index(mt) && !index) {
-        if (berth_oci_pick_platform(body, len, digest, mt, sizeof(mt), err) < 0)
-            goto out;
-        memcpy(ret_hex, digest + 7, 65);
-    } else if (!berth_registry_is_index(mt) && index) {
-        berth_error_set(err, EINVAL,
-                        "'%s' is a manifest (%s), not an index: pin it without --index", url, mt);
-        goto out;
-    } else if (!berth_registry_is_index(mt) && !berth_registry_is_manifest(mt)) {
-        berth_error_set(err, ENOTSUP, "'%s' is not an image manifest or index (%s)", url,
-                        mt[0] ? mt : "no media type");
-        goto out;
-    }
-    r = 0;
-out:
-    berth_registry_release(&reg);
-    berth_registry_ref_release(&rr);
-    return r;
-}
-
 static int pin_registry(struct berth_globals *g, const char *url, bool index,
                         const struct berth_fetch_options *opt)
 {
     berth_error err = BERTH_ERROR_INIT;
     char hex[65];
 
-    if (resolve(url, index, opt, hex, &err) < 0) {
+    if (berth_registry_resolve(url, index, opt, hex, &err) < 0) {
         berth_print_error("pin", &err);
         return EXIT_FAIL;
     }

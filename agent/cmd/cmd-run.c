@@ -13,13 +13,14 @@
 #include "cmd.h"
 #include "container.h"
 #include "keeper.h"
+#include "registry.h"
 #include "seccomp-profile.h"
 #include "store.h"
 #include "user.h"
 #include "util.h"
 
 static const char usage_text[] =
-    "Usage: berth run [OPTIONS] ROOTFS-DIR|ROOTFS-TARBALL|sha256:DIGEST [--] [CMD [ARGS...]]\n"
+    "Usage: berth run [OPTIONS] IMAGE [--] [CMD [ARGS...]]\n"
     "\n"
     "Run one container in the foreground, like a program: pid, mount, uts and ipc\n"
     "namespaces, the host's network, an overlay over the read-only image whose\n"
@@ -27,11 +28,19 @@ static const char usage_text[] =
     "data; with --memory its pages count against the limit). Signals\n"
     "are forwarded to the service; berth exits with the service's exit code\n"
     "(128+N when it died of signal N), so systemd, runit or supervisord can\n"
-    "supervise it directly. A tarball (tar, optionally gzip/xz/zstd/bzip2) is\n"
-    "unpacked once into the store under --root, keyed by its sha256.\n"
-    "sha256:DIGEST runs an image of the store ('berth fetch', 'berth images'), of\n"
-    "any format; its OCI/docker config gives the default command (entrypoint +\n"
-    "cmd), environment, working directory, user and stop signal.\n"
+    "supervise it directly.\n"
+    "\n"
+    "IMAGE is any of these, told apart by content, not by name:\n"
+    "  a rootfs directory           run as it is\n"
+    "  an OCI layout directory      (oci-layout, index.json: umoci, skopeo oci:DIR)\n"
+    "  a rootfs tarball, an OCI archive or a docker save archive (tar, optionally\n"
+    "                               gzip/xz/zstd/bzip2)\n"
+    "  sha256:DIGEST                an image of the store ('berth fetch', 'berth images')\n"
+    "  oci://HOST[:PORT]/REPO[:TAG|@sha256:HEX]  (oci+http:// for plain http) pulled\n"
+    "                               into the store ($REGISTRY_AUTH_FILE for credentials)\n"
+    "Every kind but a rootfs directory is unpacked once into the store under --root,\n"
+    "and its OCI/docker config gives the default command (entrypoint + cmd),\n"
+    "environment, working directory, user and stop signal.\n"
     "\n"
     "Options:\n"
     "      --name NAME           container name (cgroup, messages; default run-PID)\n"
@@ -380,23 +389,64 @@ static int make_rundir(const char *root, const char *id, char **ret_dir, int *re
     return 0;
 }
 
-static int resolve_image(const char *root, const char *source, char **ret, berth_error *err)
+/* An oci:// reference: pulled (unless the store has it) by its digest, or
+ * its tag's for this platform. */
+static int pull_image(const char *root, const char *url, struct berth_image *img, berth_error *err)
+{
+    struct berth_fetch_options opt;
+    struct berth_registry_ref rr;
+    char hex[65];
+
+    berth_fetch_options_init(&opt);
+    if (berth_registry_ref_parse(url, &rr, err) < 0)
+        return -1;
+    bool pinned = rr.digest != NULL;
+    if (pinned)
+        memcpy(hex, rr.digest + 7, 65);
+    berth_registry_ref_release(&rr);
+    if (!pinned && berth_registry_resolve(url, false, &opt, hex, err) < 0)
+        return -1;
+    _cleanup_free_ char *digest = xasprintf("sha256:%s", hex);
+    const char *urls[] = {url};
+    struct berth_image_ref ref = {
+        .urls = urls, .nurls = 1, .digest = digest, .format = BERTH_FORMAT_OCI};
+    return berth_store_ensure_image(root, &ref, &opt, img, err);
+}
+
+/* The rootfs `source` names: a rootfs directory as it is; every other kind
+ * of image through the store, its config (in `img`) giving the defaults. */
+static int resolve_image(const char *root, const char *source, char **ret, struct berth_image *img,
+                         bool *have_img, berth_error *err)
 {
     struct stat st;
+    _cleanup_free_ char *marker = xasprintf("%s/oci-layout", source);
 
-    if (stat(source, &st) < 0)
-        return berth_error_set(err, errno, "rootfs '%s'", source);
-    if (S_ISDIR(st.st_mode)) {
+    if (!strncmp(source, "sha256:", 7)) {
+        if (berth_store_load_image(root, source + 7, img, err) < 0) {
+            if (err->code == ENOENT)
+                berth_error_set(err, ENOENT,
+                                "image '%s' is not in the store under '%s' (berth fetch it "
+                                "first; berth images lists the store)",
+                                source, root);
+            return -1;
+        }
+    } else if (berth_registry_is_url(source)) {
+        if (pull_image(root, source, img, err) < 0)
+            return -1;
+    } else if (stat(source, &st) < 0) {
+        return berth_error_set(err, errno, "image '%s'", source);
+    } else if (S_ISDIR(st.st_mode) && access(marker, F_OK) < 0) {
         char *real = realpath(source, NULL);
         if (!real)
             return berth_error_set(err, errno, "rootfs '%s'", source);
         *ret = real;
         return 0;
+    } else if (berth_store_import(root, source, img, err) < 0) {
+        return -1;
     }
-    if (!S_ISREG(st.st_mode))
-        return berth_error_set(err, EINVAL, "rootfs '%s' is neither a directory nor a tarball",
-                               source);
-    return berth_store_import_rootfs_tar(root, source, ret, err);
+    *have_img = true;
+    *ret = xstrdup(img->rootfs);
+    return 0;
 }
 
 static int report_exit(const char *name, const struct run_opts *o, const struct berth_exit *ex)
@@ -456,18 +506,9 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
     sigaddset(&block, SIGCHLD);
     sigprocmask(SIG_BLOCK, &block, &old);
 
-    if (!strncmp(source, "sha256:", 7)) {
-        /* an image in the store: its config gives the defaults */
-        if (berth_store_load_image(g->root, source + 7, &img, &err) < 0) {
-            if (err.code == ENOENT)
-                berth_error_set(&err, ENOENT,
-                                "image '%s' is not in the store under '%s' (berth fetch it "
-                                "first; berth images lists the store)",
-                                source, g->root);
-            goto out;
-        }
-        have_img = true;
-        image = xstrdup(img.rootfs);
+    if (resolve_image(g->root, source, &image, &img, &have_img, &err) < 0)
+        goto out;
+    if (have_img) { /* its config gives the defaults */
         if (!o.user && *img.config.user)
             o.user = img.config.user;
         if (!o.workdir && *img.config.workdir)
@@ -475,8 +516,6 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
         if (!o.stop_signal_set && *img.config.stop_signal &&
             berth_signal_from_name(img.config.stop_signal) > 0)
             o.stop_signal = berth_signal_from_name(img.config.stop_signal);
-    } else if (resolve_image(g->root, source, &image, &err) < 0) {
-        goto out;
     }
     if (optind < argc) {
         cmd = argv + optind;

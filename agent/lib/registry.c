@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "oci.h"
 #include "util.h"
 #include "verify.h"
 
@@ -630,4 +631,44 @@ size_t berth_registry_get_blobs(struct berth_registry *r, struct berth_registry_
         return failed;
     }
     return failed - again + blobs_round(r, blobs, idx, again);
+}
+
+/* ---- tags ------------------------------------------------------------- */
+
+/* The digest a registry reference pins: its manifest for this platform,
+ * or with `index` the index itself. */
+int berth_registry_resolve(const char *url, bool index, const struct berth_fetch_options *opt,
+                           char ret_hex[65], berth_error *err)
+{
+    struct berth_registry_ref rr;
+    struct berth_registry reg;
+    _cleanup_free_ char *body = NULL;
+    size_t len;
+    char mt[128], digest[72];
+    int r = -1;
+
+    if (berth_registry_ref_parse(url, &rr, err) < 0)
+        return -1;
+    berth_registry_init(&reg, &rr, opt);
+    const char *reference = rr.digest ? rr.digest : rr.tag ? rr.tag : "latest";
+    if (berth_registry_get_manifest(&reg, reference, &body, &len, ret_hex, mt, sizeof(mt), err) < 0)
+        goto out;
+    if (berth_registry_is_index(mt) && !index) {
+        if (berth_oci_pick_platform(body, len, digest, mt, sizeof(mt), err) < 0)
+            goto out;
+        memcpy(ret_hex, digest + 7, 65);
+    } else if (!berth_registry_is_index(mt) && index) {
+        berth_error_set(err, EINVAL,
+                        "'%s' is a manifest (%s), not an index: pin it without --index", url, mt);
+        goto out;
+    } else if (!berth_registry_is_index(mt) && !berth_registry_is_manifest(mt)) {
+        berth_error_set(err, ENOTSUP, "'%s' is not an image manifest or index (%s)", url,
+                        mt[0] ? mt : "no media type");
+        goto out;
+    }
+    r = 0;
+out:
+    berth_registry_release(&reg);
+    berth_registry_ref_release(&rr);
+    return r;
 }

@@ -113,4 +113,10 @@ int berth_registry_manifest_parse(const char *body, size_t len, struct berth_reg
                                   berth_error *err);
 void berth_registry_manifest_release(struct berth_registry_manifest *m);
 
+/* The digest (hex) a registry reference pins: its @sha256: as the registry
+ * serves it, else its tag's (latest by default); the manifest for this
+ * platform, or with `index` the index itself. */
+int berth_registry_resolve(const char *url, bool index, const struct berth_fetch_options *opt,
+                           char ret_hex[65], berth_error *err);
+
 #endif

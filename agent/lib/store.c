@@ -917,49 +917,186 @@ int berth_store_fetch_unpinned(const char *root, const char *url,
     return 0;
 }
 
-int berth_store_import_rootfs_tar(const char *root, const char *tarball, char **ret_rootfs,
-                                  berth_error *err)
+/* ---- image files ------------------------------------------------------ */
+
+/* What the first bytes of a file that cannot be an image say it is; NULL
+ * when it may be a (compressed) tar archive. */
+static const char *not_an_archive(const unsigned char *b, size_t n)
 {
+    static const struct {
+        const char *magic;
+        size_t len;
+        const char *what;
+    } kinds[] = {
+        {"PK\x03\x04", 4, "a zip archive"},
+        {"PK\x05\x06", 4, "an empty zip archive"},
+        {"\x7f"
+         "ELF",
+         4, "an ELF executable"},
+        {"7z\xbc\xaf\x27\x1c", 6, "a 7-zip archive"},
+        {"Rar!", 4, "a RAR archive"},
+        {"%PDF", 4, "a PDF document"},
+        {"\x89PNG", 4, "a PNG image"},
+        {"!<arch>", 7, "an ar archive (a .deb?)"},
+        {"\xed\xab\xee\xdb", 4, "an RPM package"},
+        {"hsqs", 4, "a squashfs image"},
+    };
+
+    if (n == 0)
+        return "an empty file";
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+        if (n >= kinds[i].len && !memcmp(b, kinds[i].magic, kinds[i].len))
+            return kinds[i].what;
+    if (n >= 262 && !memcmp(b + 257, "ustar", 5))
+        return NULL;
+    if (b[0] == '{' || b[0] == '[')
+        return "a JSON file (an OCI layout is a directory: give the directory)";
+    bool text = true;
+    for (size_t i = 0; i < n && i < 512 && text; i++)
+        text = b[i] == '\n' || b[i] == '\r' || b[i] == '\t' || (b[i] >= 0x20 && b[i] < 0x7f);
+    return text ? "a text file" : NULL;
+}
+
+static const char image_kinds[] =
+    "a rootfs directory, a rootfs tarball, an OCI layout directory, an OCI archive, a "
+    "docker save archive, sha256:DIGEST of the store or an oci:// reference";
+
+/* Move a finished working directory to images/<hex> and load it. */
+static int publish(const char *root, const char *hex, struct workdir *w, struct berth_image *ret,
+                   berth_error *err)
+{
+    if (syncfs(w->lockfd) < 0)
+        return berth_error_set(err, errno, "syncing '%s'", w->path);
+    _cleanup_free_ char *final = xasprintf("%s/images/%s", root, hex);
+    if (rename(w->path, final) < 0) {
+        if (errno != EEXIST && errno != ENOTEMPTY) /* else another berth was first */
+            return berth_error_set(err, errno, "renaming '%s' to '%s'", w->path, final);
+    } else {
+        free(w->path);
+        w->path = NULL;
+        _cleanup_free_ char *images = xasprintf("%s/images", root);
+        fsync_dir(images);
+    }
+    return berth_store_load_image(root, hex, ret, err);
+}
+
+static void default_limits(struct berth_unpack_limits *lim)
+{
+    lim->max_bytes = BERTH_UNPACK_MAX_BYTES;
+    lim->max_entries = BERTH_UNPACK_MAX_ENTRIES;
+    lim->min_free = (struct berth_space_reserve){BERTH_MIN_FREE_DEFAULT, BERTH_MIN_FREE_PERCENT};
+}
+
+/* An OCI image layout directory: keyed by the sha256 of its index.json,
+ * which names (by digest, each verified) everything the image is made of. */
+static int import_layout(const char *root, const char *dir, struct berth_image *ret,
+                         berth_error *err)
+{
+    _cleanup_free_ char *index = xasprintf("%s/index.json", dir);
     char hex[65];
     struct workdir w = {NULL, -1};
     struct berth_image_config cfg;
-    struct stat st;
-    int r;
-    _cleanup_free_ char *final = NULL, *rootfs = NULL, *cfgpath = NULL;
+    struct berth_unpack_limits lim;
+    struct berth_unpack_stats stats = {0};
+    int r = -1;
 
-    if (berth_sha256_file(tarball, hex, err) < 0)
+    if (berth_sha256_file(index, hex, err) < 0)
         return -1;
-    final = xasprintf("%s/images/%s", root, hex);
-    if (stat(final, &st) == 0) {
-        utimensat(AT_FDCWD, final, NULL, 0);
-        *ret_rootfs = xasprintf("%s/rootfs", final);
+    if (berth_store_load_image(root, hex, ret, err) == 0)
         return 0;
-    }
+    berth_error_clear(err);
+    default_limits(&lim);
     if (workdir_make(root, hex, &w, err) < 0)
-        goto fail;
-    rootfs = xasprintf("%s/rootfs", w.path);
-    cfgpath = xasprintf("%s/config.json", w.path);
+        return -1;
+    _cleanup_free_ char *rootfs = xasprintf("%s/rootfs", w.path);
+    _cleanup_free_ char *cfgpath = xasprintf("%s/config.json", w.path);
     if (mkdir(rootfs, 0755) < 0) {
         berth_error_set(err, errno, "creating '%s'", rootfs);
-        goto fail;
+        goto out;
     }
-    berth_image_config_init(&cfg);
-    r = berth_image_config_write(cfgpath, BERTH_FORMAT_ROOTFS, &cfg, file_size(tarball), err);
+    if (berth_oci_apply(dir, BERTH_FORMAT_OCI, rootfs, &lim, &cfg, &stats, err) < 0)
+        goto out;
+    r = berth_image_config_write(cfgpath, BERTH_FORMAT_OCI, &cfg, 0, err);
     berth_image_config_release(&cfg);
-    if (r < 0 || berth_unpack_tar(tarball, rootfs, NULL, NULL, err) < 0 ||
-        berth_store_prepare_rootfs(rootfs, err) < 0)
-        goto fail;
-    if (rename(w.path, final) < 0 && errno != EEXIST && errno != ENOTEMPTY) {
-        /* EEXIST/ENOTEMPTY: another berth unpacked the same digest first */
-        berth_error_set(err, errno, "renaming '%s' to '%s'", w.path, final);
-        goto fail;
+    if (r < 0 || (r = berth_store_prepare_rootfs(rootfs, err)) < 0 ||
+        (r = publish(root, hex, &w, ret, err)) < 0)
+        goto out;
+    ret->skipped_devices = stats.skipped_devices;
+out:
+    workdir_drop(&w);
+    return r;
+}
+
+/* An archive file: a rootfs tarball, an OCI archive or a docker save
+ * archive, keyed by its sha256 as if fetched with that digest. */
+static int import_archive(const char *root, const char *path, struct berth_image *ret,
+                          berth_error *err)
+{
+    unsigned char head[512];
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char digest[72];
+    ssize_t n;
+
+    if (fd < 0)
+        return berth_error_set(err, errno, "opening '%s'", path);
+    if ((n = pread(fd, head, sizeof(head), 0)) < 0)
+        return berth_error_set(err, errno, "reading '%s'", path);
+    const char *what = not_an_archive(head, (size_t)n);
+    if (what)
+        return berth_error_set(err, 0, "'%s' is %s, not an image: expected %s", path, what,
+                               image_kinds);
+    struct berth_image_ref ref = {.digest = digest};
+    struct job j = {.ref = &ref, .err = err, .ret = ret};
+    memcpy(digest, "sha256:", 7);
+    if (berth_sha256_file(path, j.hex, err) < 0)
+        return -1;
+    memcpy(digest + 7, j.hex, 65);
+    if (berth_store_load_image(root, j.hex, ret, err) == 0)
+        return 0;
+    berth_error_clear(err);
+    j.w.lockfd = j.partial_lock = -1;
+    j.s.pid = j.s.sock = j.s.status = -1;
+    default_limits(&j.limits);
+    j.blob = xstrdup(path);
+    int r = -1;
+    if (workdir_make(root, j.hex, &j.w, err) == 0) {
+        j.stream = xasprintf("%s/stream", j.w.path);
+        if (mkdir(j.stream, 0755) < 0)
+            berth_error_set(err, errno, "creating '%s'", j.stream);
+        else
+            r = job_finish(&j, root, NULL);
     }
-    workdir_drop(&w);
-    *ret_rootfs = xasprintf("%s/rootfs", final);
-    return 0;
-fail:
-    workdir_drop(&w);
-    return berth_error_wrap(err, "importing '%s'", tarball);
+    job_cleanup(&j);
+    if (r < 0 && !memcmp(head + 257, "ustar", 5))
+        return -1;
+    if (r < 0)
+        return berth_error_wrap(err, "'%s' is not a tar archive, nor compressed tar (expected %s)",
+                                path, image_kinds);
+    return r;
+}
+
+int berth_store_import(const char *root, const char *path, struct berth_image *ret,
+                       berth_error *err)
+{
+    struct stat st;
+
+    memset(ret, 0, sizeof(*ret));
+    if (stat(path, &st) < 0)
+        return berth_error_set(err, errno, "image '%s'", path);
+    if (S_ISDIR(st.st_mode)) {
+        _cleanup_free_ char *marker = xasprintf("%s/oci-layout", path);
+        _cleanup_free_ char *index = xasprintf("%s/index.json", path);
+        if (access(marker, F_OK) < 0 || access(index, F_OK) < 0)
+            return berth_error_set(err, EINVAL,
+                                   "'%s' is a directory without oci-layout and index.json: not "
+                                   "an OCI layout",
+                                   path);
+        return import_layout(root, path, ret, err);
+    }
+    if (!S_ISREG(st.st_mode))
+        return berth_error_set(err, EINVAL, "'%s' is neither a file nor a directory: expected %s",
+                               path, image_kinds);
+    return import_archive(root, path, ret, err);
 }
 
 /* ---- listing and garbage collection ------------------------------------ */

@@ -87,10 +87,13 @@ int berth_store_fetch_unpinned(const char *root, const char *url,
 int berth_store_load_image(const char *root, const char *hex, struct berth_image *ret,
                            berth_error *err);
 
-/* Import a rootfs tarball: unpack it once into images/<sha256 of the
- * file>/rootfs (reused when already there) and return that rootfs path. */
-int berth_store_import_rootfs_tar(const char *root, const char *tarball, char **ret_rootfs,
-                                  berth_error *err);
+/* Import an image file into the store, its kind told by its content: an
+ * OCI image layout directory (oci-layout, index.json), or a rootfs
+ * tarball, OCI archive or docker save archive (tar, optionally compressed).
+ * Unpacked once (reused when already there) with the default bounds;
+ * anything else is an error naming what the file is. */
+int berth_store_import(const char *root, const char *path, struct berth_image *ret,
+                       berth_error *err);
 
 /* Make sure an image rootfs has the directories and files the runtime
  * mounts over (/proc, /sys, /dev, /etc/resolv.conf, /etc/hosts), so that it
