@@ -90,6 +90,8 @@ struct xfer {
     uint64_t next_ms;  /* when X_WAITING: start no earlier than this */
     int fd;
     bool own_fd;
+    bool resumed; /* the file began with the bytes of an earlier request */
+    bool discard; /* the bytes are wrong: a resumable file goes too */
     struct berth_digest dg;
     uint64_t offset; /* bytes in the file (and hashed) */
     uint64_t total;  /* expected size, 0 unknown */
@@ -458,7 +460,7 @@ static void finish(struct xfer *x, bool ok)
     if (x->fd >= 0 && x->own_fd)
         close(x->fd);
     x->fd = -1;
-    if (x->req->dest)
+    if (x->req->dest && (!x->req->resume || x->discard))
         unlink(x->req->dest);
 }
 
@@ -534,6 +536,15 @@ static void completed(struct xfer *x, CURLcode rc, const struct berth_fetch_opti
             snprintf(why, sizeof(why), "digest mismatch: expected sha256:%s, got sha256:%s",
                      x->req->sha256, x->res->sha256);
             berth_digest_reset(&x->dg);
+            berth_error_clear(&x->werr);
+            if (x->resumed && restart_stream(x) == 0) {
+                /* the earlier bytes may be what was wrong: once more, all of it */
+                x->resumed = false;
+                x->state = X_WAITING;
+                x->next_ms = 0;
+                return;
+            }
+            x->discard = true;
             return next_url(x, why);
         }
         if (fsync(x->fd) < 0) {
@@ -610,9 +621,44 @@ static int open_dest(struct xfer *x, int given_fd)
         return 0;
     }
     x->own_fd = true;
-    x->fd = open(x->req->dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    x->fd = open(x->req->dest, (x->req->resume ? O_RDWR : O_WRONLY | O_TRUNC) | O_CREAT | O_CLOEXEC,
+                 0600);
     if (x->fd < 0)
         return berth_error_set(&x->res->err, errno, "creating '%s'", x->req->dest);
+    return 0;
+}
+
+/* A resumable request's file holds the bytes an earlier one received:
+ * hash them, and ask for the rest. */
+static int resume_from_file(struct xfer *x, const struct berth_fetch_options *opt)
+{
+    char buf[64 * 1024];
+    uint64_t max = xfer_max(x, opt);
+    ssize_t n;
+
+    if (!x->req->resume || x->fd < 0)
+        return 0;
+    for (;;) {
+        n = read(x->fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return berth_error_set(&x->res->err, errno, "reading '%s'", x->req->dest);
+        if (n == 0)
+            break;
+        berth_digest_update(&x->dg, buf, (size_t)n);
+        x->offset += (uint64_t)n;
+        if (max && x->offset >= max) /* never more than expected; all of it: ask again */
+            break;
+    }
+    if (max && x->offset >= max) {
+        berth_error_clear(&x->werr);
+        if (restart_stream(x) < 0) {
+            x->res->err = x->werr;
+            return -1;
+        }
+    }
+    x->resumed = x->offset > 0;
     return 0;
 }
 
@@ -644,7 +690,8 @@ static size_t run(const struct berth_fetch_request *reqs, const int *fds, size_t
             berth_error_set(&x->res->err, EINVAL, "no URL to fetch from");
             finish(x, false);
         } else if (open_dest(x, fds ? fds[i] : -1) < 0 ||
-                   berth_digest_init(&x->dg, reqs[i].blake2b, &x->res->err) < 0)
+                   berth_digest_init(&x->dg, reqs[i].blake2b, &x->res->err) < 0 ||
+                   resume_from_file(x, opt) < 0)
             finish(x, false);
         else
             live++;

@@ -91,6 +91,9 @@ struct berth_fetch_request {
     uint64_t max_size;                   /* refuse more than this, 0: opt->max_size */
     bool has_fallback; /* another source follows (a registry mirror): a stall on the last URL
                           fails the request at once instead of being retried */
+    bool resume;       /* `dest` may hold the first bytes already (an earlier request's):
+                          only the rest is asked for (Range); when the request fails, `dest`
+                          is kept for the next one, unless its digest mismatched */
 };
 
 struct berth_fetch_result {

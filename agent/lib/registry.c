@@ -592,7 +592,8 @@ static size_t blobs_round(struct berth_registry *r, struct berth_registry_blob *
                                                .sha256 = b->hex,
                                                .headers = headers,
                                                .max_size = b->size,
-                                               .has_fallback = r->has_fallback};
+                                               .has_fallback = r->has_fallback,
+                                               .resume = b->resume};
     }
     failed = berth_fetch_many(reqs, n, r->opt, res);
     for (size_t k = 0; k < n; k++) {

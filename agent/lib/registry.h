@@ -92,6 +92,7 @@ struct berth_registry_blob {
     const char *hex;
     uint64_t size;
     const char *dest;
+    bool resume; /* dest may hold its first bytes already (berth_fetch_request.resume) */
     struct berth_fetch_result res;
 };
 

@@ -144,10 +144,39 @@ static void workdir_drop(struct workdir *w)
     w->lockfd = -1;
 }
 
+/* The partial file of a registry blob that the next pull resumes
+ * (".resume-<hex>"): opened without truncating and locked, or -1 when
+ * another berth holds it. */
+static int open_resumable(const char *path)
+{
+    struct stat a, b;
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &a) < 0 || lstat(path, &b) < 0 ||
+        a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+#define RESUME_PREFIX ".resume-"
+
 /* Remove what killed berths left in `dir`: dot-entries nobody holds a lock
- * on. Returns how many; `cb` sees each. */
+ * on (but the resumable blobs, unless `all`: gc). `cb` sees each. */
+static void sweep_some(const char *dir, bool dry_run, bool all,
+                       void (*cb)(void *, const char *, const char *, uint64_t), void *ud);
+
 static void sweep(const char *dir, bool dry_run,
                   void (*cb)(void *, const char *, const char *, uint64_t), void *ud)
+{
+    sweep_some(dir, dry_run, false, cb, ud);
+}
+
+static void sweep_some(const char *dir, bool dry_run, bool all,
+                       void (*cb)(void *, const char *, const char *, uint64_t), void *ud)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
@@ -155,7 +184,8 @@ static void sweep(const char *dir, bool dry_run,
     if (!d)
         return;
     while ((de = readdir(d))) {
-        if (de->d_name[0] != '.' || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+        if (de->d_name[0] != '.' || !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+            (!all && !strncmp(de->d_name, RESUME_PREFIX, strlen(RESUME_PREFIX))))
             continue;
         _cleanup_free_ char *p = xasprintf("%s/%s", dir, de->d_name);
         _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -371,18 +401,29 @@ struct pull {
     struct berth_registry_blob *dl;
     char **partials;
     int *locks;
+    bool *resumable; /* partials[k] is a .resume- file: kept when the pull fails */
     size_t ndl;
+    char **ready; /* .resume- files complete and verified already: published with the rest */
+    int *ready_locks;
+    size_t nready;
 };
 
 static void pull_release(struct pull *p)
 {
     for (size_t i = 0; i < p->ndl; i++) {
-        if (p->partials[i])
+        if (p->partials[i] && !p->resumable[i])
             unlink(p->partials[i]);
         free(p->partials[i]);
         if (p->locks[i] >= 0)
             close(p->locks[i]);
     }
+    for (size_t i = 0; i < p->nready; i++) {
+        free(p->ready[i]);
+        close(p->ready_locks[i]);
+    }
+    free(p->ready);
+    free(p->ready_locks);
+    free(p->resumable);
     free(p->partials);
     free(p->locks);
     free(p->dl);
@@ -453,18 +494,41 @@ static int pull_blobs(struct pull *p, berth_error *err)
     p->dl = xcalloc(p->nblobs, sizeof(*p->dl));
     p->partials = xcalloc(p->nblobs, sizeof(char *));
     p->locks = xcalloc(p->nblobs, sizeof(int));
+    p->resumable = xcalloc(p->nblobs, sizeof(bool));
+    p->ready = xcalloc(p->nblobs, sizeof(char *));
+    p->ready_locks = xcalloc(p->nblobs, sizeof(int));
     for (size_t i = 0; i < p->nblobs; i++) {
         const char *hex = p->blobs[i];
         _cleanup_free_ char *blob = xasprintf("%s/%s", sdir, hex);
         if (!strcmp(hex, p->top.hex) || (p->man.body && !strcmp(hex, p->man.hex)) ||
             access(blob, F_OK) == 0)
             continue;
+        uint64_t size = pull_blob_size(p, hex);
+        /* what an earlier pull received of it is resumed (one berth at a time) */
+        char *resume = xasprintf("%s/" RESUME_PREFIX "%s", pdir, hex);
+        int fd = open_resumable(resume);
+        struct stat st;
+        char have[65];
+        if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size == size &&
+            berth_sha256_file(resume, have, err) == 0 && !strcmp(have, hex)) {
+            p->ready_locks[p->nready] = fd;
+            p->ready[p->nready++] = resume;
+            continue;
+        }
+        berth_error_clear(err);
         size_t k = p->ndl++;
-        p->partials[k] = xasprintf("%s/.%s.%d.%u", pdir, hex, (int)getpid(), counter++);
-        p->locks[k] = create_locked(p->partials[k], false);
-        if (p->locks[k] < 0)
-            return berth_error_set(err, errno, "creating '%s'", p->partials[k]);
-        p->dl[k] = (struct berth_registry_blob){hex, pull_blob_size(p, hex), p->partials[k], {0}};
+        if (fd >= 0) {
+            p->partials[k] = resume;
+            p->locks[k] = fd;
+            p->resumable[k] = true;
+        } else {
+            free(resume);
+            p->partials[k] = xasprintf("%s/.%s.%d.%u", pdir, hex, (int)getpid(), counter++);
+            p->locks[k] = create_locked(p->partials[k], false);
+            if (p->locks[k] < 0)
+                return berth_error_set(err, errno, "creating '%s'", p->partials[k]);
+        }
+        p->dl[k] = (struct berth_registry_blob){hex, size, p->partials[k], p->resumable[k], {0}};
     }
     if (p->ndl && berth_registry_get_blobs(&p->reg, p->dl, p->ndl)) {
         size_t first = p->ndl, nfailed = 0;
@@ -485,6 +549,12 @@ static int pull_blobs(struct pull *p, berth_error *err)
             return berth_error_set(err, errno, "renaming '%s' to '%s'", p->partials[k], blob);
         free(p->partials[k]);
         p->partials[k] = NULL;
+    }
+    for (size_t k = 0; k < p->nready; k++) {
+        const char *hex = strrchr(p->ready[k], '/') + 1 + strlen(RESUME_PREFIX);
+        _cleanup_free_ char *blob = xasprintf("%s/%s", sdir, hex);
+        if (fsync(p->ready_locks[k]) < 0 || rename(p->ready[k], blob) < 0)
+            return berth_error_set(err, errno, "renaming '%s' to '%s'", p->ready[k], blob);
     }
     const struct manifest_doc *docs[] = {&p->top, &p->man};
     for (size_t i = 0; i < ARRAY_SIZE(docs); i++) {
@@ -1369,7 +1439,7 @@ int berth_store_gc(const char *root, bool dry_run,
 
     if (berth_store_list(root, &es, &n, err) < 0)
         return berth_error_wrap(err, "collecting garbage");
-    sweep(pdir, dry_run, cb, ud);
+    sweep_some(pdir, dry_run, true, cb, ud);
     sweep(idir, dry_run, cb, ud);
     for (size_t i = 0; i < n; i++) {
         struct berth_store_entry *e = &es[i];

@@ -7,7 +7,8 @@
  *   images/.tmp-*              unpacks in progress (locked while in use)
  * Entries appear by rename only when complete and verified, so a crash
  * never leaves a half-written blob or image under its final name; what a
- * killed berth left behind is removed by the next fetch or gc. An image
+ * killed berth left behind is removed by the next fetch or gc (a registry
+ * blob's .resume- file, which the next pull resumes, only by gc). An image
  * directory's mtime is when it was last used.
  */
 #ifndef BERTH_STORE_H

@@ -459,7 +459,71 @@ def test_registry_stopped_half_way_leaves_no_partial_image(reghost, registry, la
     assert any(f"blob sha256:{h}" in out for h in layers(layout, "big")[1:] + [config[7:]]), out
     assert reghost.status()["web"]["pid"] == pid
     assert imagekit.store_view(reghost.berth.root) == before
-    assert not [n for n in os.listdir(os.path.join(reghost.berth.root, "blobs/.partial"))]
+    # what came is kept only where the next pull resumes it
+    partial = os.listdir(os.path.join(reghost.berth.root, "blobs/.partial"))
+    assert all(n.startswith(".resume-") for n in partial), partial
+
+
+def blob_responses(log, hexdigest, since=0):
+    """(status, bytes) of each completed GET of a blob in the access log
+    after byte `since` of it."""
+    import re
+    with open(log) as f:
+        f.seek(since)
+        lines = f.read().splitlines()
+    pat = re.compile(r'"GET [^"]*/blobs/sha256:' + hexdigest + r' [^"]*" (\d+) (\d+)')
+    return [(int(m.group(1)), int(m.group(2))) for m in map(pat.search, lines) if m]
+
+
+def test_an_interrupted_blob_resumes_with_range(berth, registry, layout):
+    """The registry killed 8 MiB into the 32 MiB layer; the next pull asks
+    for the rest only (Range), and the image verifies."""
+    registry.push(layout, "big", "team/web:2")
+    digest = tag_manifest(layout, "big")["digest"]
+    big = layers(layout, "big")[-1]
+    size = os.path.getsize(registry.blob_path(big))
+    proxy = CuttingProxy(registry, f"/blobs/sha256:{big}", 8 << 20)
+    try:
+        r = berth.run("fetch", f"oci+http://{proxy.host}/team/web@{digest}", "--retries", "0")
+    finally:
+        proxy.close()
+    assert proxy.cut.is_set() and r.returncode == 1, r.stderr
+    assert imagekit.store_view(berth.root) == []
+    resume = os.path.join(berth.root, "blobs/.partial", f".resume-{big}")
+    got = os.path.getsize(resume)
+    assert 0 < got <= 8 << 20
+    registry.start()
+    since = os.path.getsize(registry.log)
+    r = berth.run("fetch", f"oci+http://{registry.host}/team/web@{digest}")
+    assert r.returncode == 0, r.stderr
+    assert blob_responses(registry.log, big, since) == [(206, size - got)]
+    assert imagekit.sha256_file(os.path.join(berth.root, "blobs/sha256", big)) == big
+    with open(os.path.join(r.stdout.split()[1], "etc/which")) as f:
+        assert f.read() == "image big\n"
+    assert not os.path.exists(resume)
+
+
+def test_a_wrong_resumed_prefix_is_fetched_again_whole(berth, registry, layout):
+    """A resume file whose bytes are not the blob's (a bad earlier server):
+    the resumed blob mismatches, and berth fetches it once more from byte
+    0 rather than fail."""
+    registry.push(layout, "big", "team/web:2")
+    digest = tag_manifest(layout, "big")["digest"]
+    big = layers(layout, "big")[-1]
+    size = os.path.getsize(registry.blob_path(big))
+    pdir = os.path.join(berth.root, "blobs/.partial")
+    os.makedirs(pdir)
+    with open(os.path.join(pdir, f".resume-{big}"), "wb") as f:
+        f.write(os.urandom(1 << 20))
+    r = berth.run("fetch", f"oci+http://{registry.host}/team/web@{digest}")
+    assert r.returncode == 0, r.stderr
+    assert blob_responses(registry.log, big) == [(206, size - (1 << 20)), (200, size)]
+    assert imagekit.sha256_file(os.path.join(berth.root, "blobs/sha256", big)) == big
+    # gc removes what no pull holds
+    with open(os.path.join(pdir, f".resume-{'0' * 64}"), "wb") as f:
+        f.write(b"x")
+    assert berth.run("gc").returncode == 0
+    assert os.listdir(pdir) == []
 
 
 # --- stalls ------------------------------------------------------------------
