@@ -62,6 +62,7 @@ void berth_fetch_options_init(struct berth_fetch_options *opt)
     opt->stall_timeout_ms = 30000;
     opt->low_speed_limit = 1024;
     opt->fetch_timeout_ms = 60 * 60 * 1000;
+    opt->transfer_child = true;
     opt->retries = 5;
     opt->retry_delay_ms = 1000;
     opt->retry_max_delay_ms = 60000;

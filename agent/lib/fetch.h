@@ -56,6 +56,8 @@ struct berth_fetch_options {
     const char *registry_auth;           /* registry credentials (config.json `auths`), NULL: none;
                                             berth_fetch_options_init sets $REGISTRY_AUTH_FILE */
     berth_error setting_err;             /* an invalid host setting: every request fails with it */
+    bool transfer_child; /* berth_store_ensure_images downloads in a short-lived child, so that
+                            the caller never maps libcurl and TLS (set by default) */
     berth_fetch_progress_fn progress;
     void *progress_userdata;
 };

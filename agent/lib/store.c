@@ -875,7 +875,7 @@ static void job_cleanup(struct job *j)
     free(j->blob);
 }
 
-size_t berth_store_ensure_images(const char *root, const struct berth_image_ref *refs, size_t n,
+static size_t ensure_images_here(const char *root, const struct berth_image_ref *refs, size_t n,
                                  const struct berth_fetch_options *opt, struct berth_image *rets,
                                  berth_error *errs)
 {
@@ -942,6 +942,127 @@ size_t berth_store_ensure_images(const char *root, const struct berth_image_ref 
         job_cleanup(j);
     }
     return failed;
+}
+
+/* What the transfer process reports of one image. */
+struct child_result {
+    int rc;
+    uint64_t skipped_devices;
+    berth_error err;
+};
+
+static bool write_all(int fd, const void *buf, size_t len)
+{
+    for (const char *p = buf; len;) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        len -= (size_t)w;
+    }
+    return true;
+}
+
+/* The images in a short-lived child: libcurl, its TLS stack and what a
+ * registry answers are mapped there and gone with it; this process then
+ * only loads the published images. */
+static size_t ensure_images_in_child(const char *root, const struct berth_image_ref *refs, size_t n,
+                                     const struct berth_fetch_options *opt,
+                                     struct berth_image *rets, berth_error *errs)
+{
+    int fds[2];
+    size_t failed = 0, i;
+    char hex[65];
+    berth_error e = BERTH_ERROR_INIT;
+
+    /* all of them in the store already: no child */
+    for (i = 0; i < n; i++) {
+        berth_error_clear(&e);
+        memset(&rets[i], 0, sizeof(rets[i]));
+        if (berth_digest_parse(refs[i].digest, hex, &e) < 0 ||
+            berth_store_load_image(root, hex, &rets[i], &e) < 0)
+            break;
+    }
+    if (i == n) {
+        for (i = 0; i < n; i++)
+            berth_error_clear(&errs[i]);
+        return 0;
+    }
+    while (i--)
+        berth_image_release(&rets[i]);
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return ensure_images_here(root, refs, n, opt, rets, errs);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return ensure_images_here(root, refs, n, opt, rets, errs);
+    }
+    if (pid == 0) {
+        struct berth_fetch_options o = *opt;
+        struct berth_image *r = xcalloc(n, sizeof(*r));
+        berth_error *er = xcalloc(n, sizeof(*er));
+        close(fds[0]);
+        o.transfer_child = false;
+        ensure_images_here(root, refs, n, &o, r, er);
+        for (size_t k = 0; k < n; k++) {
+            struct child_result cr = {er[k].msg[0] ? -1 : 0, r[k].skipped_devices, er[k]};
+            if (!write_all(fds[1], &cr, sizeof(cr)))
+                _exit(1);
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t k = 0, got = 0;
+    struct child_result cr;
+    for (;;) {
+        ssize_t r = read(fds[0], (char *)&cr + got, sizeof(cr) - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if ((got += (size_t)r) < sizeof(cr))
+            continue;
+        got = 0;
+        if (k >= n)
+            break;
+        memset(&rets[k], 0, sizeof(rets[k]));
+        errs[k] = cr.err;
+        if (cr.rc == 0 && (berth_digest_parse(refs[k].digest, hex, &errs[k]) < 0 ||
+                           berth_store_load_image(root, hex, &rets[k], &errs[k]) < 0))
+            cr.rc = -1;
+        if (cr.rc == 0)
+            rets[k].skipped_devices = cr.skipped_devices;
+        else
+            failed++;
+        k++;
+    }
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    for (; k < n; k++, failed++) { /* it died before saying */
+        memset(&rets[k], 0, sizeof(rets[k]));
+        if (WIFSIGNALED(status))
+            berth_error_set(&errs[k], 0, "image %s: the transfer process died of signal %d",
+                            refs[k].digest ? refs[k].digest : "(no digest)", WTERMSIG(status));
+        else
+            berth_error_set(&errs[k], 0, "image %s: the transfer process exited early (%d)",
+                            refs[k].digest ? refs[k].digest : "(no digest)",
+                            WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+    return failed;
+}
+
+size_t berth_store_ensure_images(const char *root, const struct berth_image_ref *refs, size_t n,
+                                 const struct berth_fetch_options *opt, struct berth_image *rets,
+                                 berth_error *errs)
+{
+    if (opt->transfer_child)
+        return ensure_images_in_child(root, refs, n, opt, rets, errs);
+    return ensure_images_here(root, refs, n, opt, rets, errs);
 }
 
 int berth_store_ensure_image(const char *root, const struct berth_image_ref *ref,

@@ -72,7 +72,11 @@ int berth_store_ensure_image(const char *root, const struct berth_image_ref *ref
 
 /* The same for several images at once, downloading in parallel; each gets
  * its own result: `rets[i]` on success, `errs[i]` on failure (one failure
- * does not stop the others). Returns the number of failures. */
+ * does not stop the others). Returns the number of failures. With
+ * opt->transfer_child (the default) the fetching and unpacking happen in a
+ * short-lived child, unless every image is in the store already: a
+ * long-lived caller (the agent) never maps libcurl, TLS or a registry's
+ * JSON. */
 size_t berth_store_ensure_images(const char *root, const struct berth_image_ref *refs, size_t n,
                                  const struct berth_fetch_options *opt, struct berth_image *rets,
                                  berth_error *errs);

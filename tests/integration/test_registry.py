@@ -855,3 +855,34 @@ def test_bearer_token_refused_during_the_blobs_is_asked_for_again(berth, token_r
     rootfs = r.stdout.split()[1]
     with open(os.path.join(rootfs, "etc/which")) as f:
         assert f.read() == "image a\n"
+
+
+# --- the agent stays small ------------------------------------------------------
+
+def mapped_libraries(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return {os.path.basename(line.split()[-1]) for line in f if "/" in line}
+
+
+def test_the_agent_pulls_in_a_child_and_never_maps_the_tls_stack(reghost, registry, layout):
+    registry.push(layout, "a", "team/a:1")
+    registry.push(layout, "c", "team/c:1")
+    ba, bc = ({"url": f"oci+http://{registry.host}/team/{t}@{tag_manifest(layout, t)['digest']}",
+               "digest": tag_manifest(layout, t)["digest"]} for t in ("a", "c"))
+    reghost.write({"a": {"image": image_block(ba)}})
+    agent = reghost.berth.popen("agent", "-f", reghost.file)
+    try:
+        running(reghost, "a", "image a")
+        # a second pull by the running agent: the file changed
+        reghost.write({"a": {"image": image_block(ba)}, "c": {"image": image_block(bc)}})
+        running(reghost, "c", "image c")
+        libs = mapped_libraries(agent.pid)
+        # positive control: the maps are the agent's (its binary and libc)
+        assert os.path.basename(reghost.berth.cmd()[0]) in libs and "libc.so.6" in libs, libs
+        assert not [x for x in libs if x.startswith(("libcurl", "libssl", "libgnutls",
+                                                      "libnghttp", "libcrypto"))], libs
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+    # both images came from the registry: the blobs of c were fetched by the agent's child
+    assert registry.blob_gets(layers(layout, "c")[-1]) == 1
