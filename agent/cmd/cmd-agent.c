@@ -63,7 +63,7 @@ int cmd_agent(int argc, char **argv, struct berth_globals *g)
     /* the agent's log is its output: info by default */
     if (berth_log_get_level() > BERTH_LOG_INFO)
         berth_log_set_level(BERTH_LOG_INFO);
-    while ((c = getopt_long(argc, argv, "+f:hqv", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "f:hqv", longopts, NULL)) != -1) {
         if (berth_global_option(c, optarg, g))
             continue;
         switch (c) {

@@ -9,7 +9,7 @@
 #include "util.h"
 
 static const char usage_text[] =
-    "Usage: berth diff [-f FILE] [--json] [--root DIR]\n"
+    "Usage: berth diff [-f FILE] [--json] [--color WHEN] [--root DIR]\n"
     "\n"
     "Show what 'berth apply' would do to bring this host to the state FILE\n"
     "describes (default " BERTH_DEFAULT_CONFIG "), one line per service:\n"
@@ -30,10 +30,14 @@ static const char usage_text[] =
     "Options:\n"
     "  -f, --file FILE   the desired-state file\n"
     "      --json        machine-readable output (see DESIGN.md)\n"
+    "      --color WHEN  colour the markers: auto (default: on a terminal, unless\n"
+    "                    NO_COLOR is set or TERM is 'dumb'), always or never\n"
     "      --root DIR    state directory (default " BERTH_DEFAULT_ROOT ")\n"
     "  -h, --help        this help\n"
     "\n"
-    "Exit status: 0 in sync, 2 changes pending, 1 error.\n";
+    "Exit status: 0 in sync, 2 changes pending, 1 error, 64 usage error (an\n"
+    "unknown option or argument: 64 is sysexits' EX_USAGE, since 2 already means\n"
+    "changes pending).\n";
 
 static const char *const marker[BERTH_ACTION_N] = {"+", "~", "-", ">", "<", "="};
 static const char *const colour[BERTH_ACTION_N] = {"\033[32m", "\033[33m", "\033[31m",
@@ -49,16 +53,27 @@ static void print_change(FILE *out, const struct berth_change *c)
     fputc('\n', out);
 }
 
+int berth_plan_name_width(const struct berth_plan *plan)
+{
+    int w = 24;
+
+    for (size_t i = 0; i < plan->n; i++)
+        if ((int)strlen(plan->items[i].name) > w)
+            w = (int)strlen(plan->items[i].name);
+    return w;
+}
+
 void berth_print_plan(FILE *out, const struct berth_plan *plan, const char *file, bool colours)
 {
     const char *reset = colours ? "\033[0m" : "";
+    int width = berth_plan_name_width(plan);
 
     fprintf(out, "Plan %s for '%s' (apply exactly this with: berth apply --plan %s)\n\n", plan->id,
             file, plan->id);
     for (size_t i = 0; i < plan->n; i++) {
         const struct berth_plan_item *it = &plan->items[i];
-        fprintf(out, "  %s%s %-24s %s%s", colours ? colour[it->action] : "", marker[it->action],
-                it->name, berth_action_name(it->action), reset);
+        fprintf(out, "  %s%s %-*s %s%s", colours ? colour[it->action] : "", marker[it->action],
+                width, it->name, berth_action_name(it->action), reset);
         if (it->action == BERTH_ACTION_CREATE)
             fprintf(out, "  %s", it->desired->image.digest);
         else if (it->action == BERTH_ACTION_START && it->start_error)
@@ -159,7 +174,9 @@ int cmd_diff(int argc, char **argv, struct berth_globals *g)
     bool json = false;
     int c, rc;
 
-    while ((c = getopt_long(argc, argv, "+f:hqv", longopts, NULL)) != -1) {
+    /* 2 means "changes pending" */
+    berth_set_usage_code(EXIT_DIFF_USAGE);
+    while ((c = getopt_long(argc, argv, "f:hqv", longopts, NULL)) != -1) {
         if (berth_global_option(c, optarg, g))
             continue;
         switch (c) {
@@ -188,7 +205,7 @@ int cmd_diff(int argc, char **argv, struct berth_globals *g)
     if (json)
         print_plan_json(&plan);
     else
-        berth_print_plan(stdout, &plan, g->config, isatty(STDOUT_FILENO));
+        berth_print_plan(stdout, &plan, g->config, berth_colour(g, STDOUT_FILENO));
     rc = berth_plan_is_noop(&plan) ? 0 : 2;
     berth_plan_release(&plan);
     berth_spec_release(&spec);

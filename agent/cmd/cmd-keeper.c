@@ -20,7 +20,7 @@ int cmd_keeper(int argc, char **argv, struct berth_globals *g)
     int ready_fd = -1;
     int c;
 
-    while ((c = getopt_long(argc, argv, "+hqv", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hqv", longopts, NULL)) != -1) {
         if (berth_global_option(c, optarg, g))
             continue;
         switch (c) {

@@ -147,7 +147,7 @@ int cmd_logs(int argc, char **argv, struct berth_globals *g)
     bool fol = false;
     int c;
 
-    while ((c = getopt_long(argc, argv, "+fn:hqv", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "fn:hqv", longopts, NULL)) != -1) {
         if (berth_global_option(c, optarg, g))
             continue;
         switch (c) {

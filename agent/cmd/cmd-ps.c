@@ -26,7 +26,11 @@ static void uptime(char *buf, size_t len, int64_t since)
 
 static void print_table(const struct berth_status *v, size_t n)
 {
-    printf("%-24s %-11s %-8s %-8s %-8s %-8s %-6s %-9s %-10s %s\n", "NAME", "STATE", "PID", "INIT",
+    int w = 24; /* names are up to 63 characters: the column fits the longest */
+
+    for (size_t i = 0; i < n; i++)
+        w = (int)strlen(v[i].name) > w ? (int)strlen(v[i].name) : w;
+    printf("%-*s %-11s %-8s %-8s %-8s %-8s %-6s %-9s %-10s %s\n", w, "NAME", "STATE", "PID", "INIT",
            "UPTIME", "RESTARTS", "MANUAL", "HEALTH", "LAST EXIT", "IMAGE");
     for (size_t i = 0; i < n; i++) {
         char up[32], pid[16], init[16], last[32];
@@ -38,7 +42,7 @@ static void print_table(const struct berth_status *v, size_t n)
             snprintf(last, sizeof(last), "%d%s", v[i].exit_code, v[i].exit_oom ? " (OOM)" : "");
         else
             snprintf(last, sizeof(last), "-");
-        printf("%-24s %-11s %-8s %-8s %-8s %-8u %-6u %-9s %-10s %.19s\n", v[i].name, v[i].state,
+        printf("%-*s %-11s %-8s %-8s %-8s %-8u %-6u %-9s %-10s %.19s\n", w, v[i].name, v[i].state,
                pid, init, up, v[i].restarts, v[i].manual_restarts,
                v[i].health ? v[i].health : "none", last, v[i].image ? v[i].image : "-");
     }
@@ -197,7 +201,7 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
     json_t *agent;
     int c;
 
-    while ((c = getopt_long(argc, argv, "+hqv", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hqv", longopts, NULL)) != -1) {
         if (berth_global_option(c, optarg, g))
             continue;
         switch (c) {

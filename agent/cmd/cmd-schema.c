@@ -23,7 +23,7 @@ int cmd_schema(int argc, char **argv, struct berth_globals *g)
     };
     int c;
 
-    while ((c = getopt_long(argc, argv, "+hqv", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hqv", longopts, NULL)) != -1) {
         if (berth_global_option(c, optarg, g))
             continue;
         if (c == 'h') {

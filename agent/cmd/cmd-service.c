@@ -102,7 +102,7 @@ static int parse(int argc, char **argv, struct berth_globals *g, const char *ver
     int c;
 
     o->timeout_ms = BERTH_KEEPER_WAIT_MS;
-    while ((c = getopt_long(argc, argv, "+hqv", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hqv", longopts, NULL)) != -1) {
         if (berth_global_option(c, optarg, g))
             continue;
         switch (c) {

@@ -105,7 +105,7 @@ int cmd_validate(int argc, char **argv, struct berth_globals *g)
     const char *path;
     int c, r;
 
-    while ((c = getopt_long(argc, argv, "+hqv", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hqv", longopts, NULL)) != -1) {
         if (berth_global_option(c, optarg, g))
             continue;
         switch (c) {

@@ -12,12 +12,18 @@
 #define BERTH_DEFAULT_ROOT   "/var/lib/berth"
 #define BERTH_DEFAULT_CONFIG "/etc/berth/services.yaml"
 
-/* Exit codes. diff uses 2 for "changes pending" instead of usage errors. */
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+/* Exit codes. diff (and apply --dry-run) use 2 for "changes pending", so
+ * their usage errors exit EXIT_DIFF_USAGE: 64 is sysexits.h's EX_USAGE,
+ * which no other outcome of berth uses. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_DIFF_USAGE = 64 };
+
+/* --color: whether to colour what berth prints on a terminal */
+enum berth_colour_mode { BERTH_COLOUR_AUTO, BERTH_COLOUR_ALWAYS, BERTH_COLOUR_NEVER };
 
 struct berth_globals {
-    const char *root;   /* --root */
-    const char *config; /* --config */
+    const char *root;              /* --root */
+    const char *config;            /* --config */
+    enum berth_colour_mode colour; /* --color */
 };
 
 /* Long options every verb accepts, so that `berth run --root DIR` and
@@ -25,21 +31,41 @@ struct berth_globals {
  * table and pass unknown option characters to berth_global_option(). */
 #define OPT_ROOT   0x1001
 #define OPT_CONFIG 0x1002
+#define OPT_COLOR  0x1003
+/* clang-format off */
 #define BERTH_GLOBAL_LONGOPTS                                                                     \
-    {"root", required_argument, NULL, OPT_ROOT}, {"config", required_argument, NULL, OPT_CONFIG}, \
-        {"quiet", no_argument, NULL, 'q'},                                                        \
-    {                                                                                             \
-        "verbose", no_argument, NULL, 'v'                                                         \
-    }
+    {"root", required_argument, NULL, OPT_ROOT},                                                  \
+    {"config", required_argument, NULL, OPT_CONFIG},                                              \
+    {"color", required_argument, NULL, OPT_COLOR},                                                \
+    {"colour", required_argument, NULL, OPT_COLOR},                                               \
+    {"quiet", no_argument, NULL, 'q'},                                                            \
+    {"verbose", no_argument, NULL, 'v'}
+/* clang-format on */
 
-/* Handles OPT_ROOT, OPT_CONFIG, -q and -v; returns false for anything else. */
+/* Handles OPT_ROOT, OPT_CONFIG, OPT_COLOR, -q and -v; returns false for
+ * anything else. A --color value other than auto, always or never is a
+ * usage error: printed, and the program exits with berth_usage_code(). */
 bool berth_global_option(int c, const char *arg, struct berth_globals *g);
+
+/* Whether to colour output written to `fd`: --color=always yes,
+ * --color=never no; auto (the default) only on a terminal, with NO_COLOR
+ * unset or empty (no-color.org) and TERM other than "dumb". */
+bool berth_colour(const struct berth_globals *g, int fd);
+
+/* Whether -q asked for errors only. */
+bool berth_quiet(void);
+
+/* The exit code of usage errors: EXIT_USAGE, or EXIT_DIFF_USAGE once a verb
+ * whose 2 means something else has set it. */
+int berth_usage_code(void);
+void berth_set_usage_code(int code);
 
 /* Print "berth: <msg>" (or "berth <verb>: ...") on stderr. */
 void berth_die_msg(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print the message of `err` as berth_die_msg() does. */
 void berth_print_error(const char *verb, const berth_error *err);
-/* Print "berth VERB: MSG (see 'berth VERB --help')" and return EXIT_USAGE. */
+/* Print "berth VERB: MSG (see 'berth VERB --help')" and return
+ * berth_usage_code(). */
 int berth_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 int cmd_run(int argc, char **argv, struct berth_globals *g);
@@ -64,6 +90,8 @@ struct berth_spec;
 /* Parse FILE; on errors print each as FILE:LINE:COLUMN: PATH: message. */
 int berth_load_spec(const char *file, struct berth_spec *spec);
 void berth_print_plan(FILE *out, const struct berth_plan *plan, const char *file, bool colours);
+/* The width of the plan's column of service names: the longest, at least 24. */
+int berth_plan_name_width(const struct berth_plan *plan);
 
 int cmd_fetch(int argc, char **argv, struct berth_globals *g);
 int cmd_pin(int argc, char **argv, struct berth_globals *g);

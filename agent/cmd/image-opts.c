@@ -116,7 +116,11 @@ static void show(void *ud, const struct berth_fetch_progress *p)
 
 void berth_progress_attach(struct berth_fetch_options *opt)
 {
-    if (isatty(STDERR_FILENO) && berth_log_get_level() < BERTH_LOG_QUIET) {
+    const char *term = getenv("TERM");
+
+    /* the line is redrawn with ESC [ K, which a dumb terminal lacks */
+    if (isatty(STDERR_FILENO) && berth_log_get_level() < BERTH_LOG_QUIET &&
+        !(term && !strcmp(term, "dumb"))) {
         opt->progress = show;
         opt->progress_userdata = NULL;
     }

@@ -40,9 +40,50 @@ static const struct verb verbs[] = {
     {"keeper", cmd_keeper, "(internal) the supervisor of one service", true},
 };
 
+static int usage_code = EXIT_USAGE;
+
+int berth_usage_code(void)
+{
+    return usage_code;
+}
+
+void berth_set_usage_code(int code)
+{
+    usage_code = code;
+}
+
+bool berth_quiet(void)
+{
+    return berth_log_get_level() >= BERTH_LOG_QUIET;
+}
+
+bool berth_colour(const struct berth_globals *g, int fd)
+{
+    const char *v;
+
+    if (g->colour != BERTH_COLOUR_AUTO)
+        return g->colour == BERTH_COLOUR_ALWAYS;
+    if ((v = getenv("NO_COLOR")) && *v)
+        return false;
+    if ((v = getenv("TERM")) && !strcmp(v, "dumb"))
+        return false;
+    return isatty(fd);
+}
+
 bool berth_global_option(int c, const char *arg, struct berth_globals *g)
 {
     switch (c) {
+    case OPT_COLOR:
+        if (!strcmp(arg, "auto"))
+            g->colour = BERTH_COLOUR_AUTO;
+        else if (!strcmp(arg, "always"))
+            g->colour = BERTH_COLOUR_ALWAYS;
+        else if (!strcmp(arg, "never"))
+            g->colour = BERTH_COLOUR_NEVER;
+        else
+            exit(berth_usage_error(NULL, "invalid --color '%s': expected auto, always or never",
+                                   arg));
+        return true;
     case OPT_ROOT:
         g->root = arg;
         return true;
@@ -96,18 +137,22 @@ int berth_usage_error(const char *verb, const char *fmt, ...)
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
     /* one line: supervisors and log collectors keep the last line */
-    berth_die_msg(verb, "%s (see 'berth %s --help')", buf, verb ? verb : "");
-    return EXIT_USAGE;
+    if (verb)
+        berth_die_msg(verb, "%s (see 'berth %s --help')", buf, verb);
+    else
+        berth_die_msg(NULL, "%s (see 'berth --help')", buf);
+    return usage_code;
 }
 
 static void usage(FILE *out)
 {
-    fprintf(out, "Usage: berth [--root DIR] [--config FILE] [-q|-v] COMMAND [ARGS...]\n"
-                 "\n"
-                 "Run containers like programs and keep this host in the state that one\n"
-                 "declarative file describes.\n"
-                 "\n"
-                 "Commands:\n");
+    fprintf(out,
+            "Usage: berth [--root DIR] [--config FILE] [-q|-v] [--color WHEN] COMMAND [ARGS...]\n"
+            "\n"
+            "Run containers like programs and keep this host in the state that one\n"
+            "declarative file describes.\n"
+            "\n"
+            "Commands:\n");
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         fprintf(out, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
     fprintf(out, "\n"
@@ -116,10 +161,39 @@ static void usage(FILE *out)
                  "  --config FILE    desired-state file (default " BERTH_DEFAULT_CONFIG ")\n"
                  "  -q, --quiet      only errors\n"
                  "  -v, --verbose    more detail (twice for debug)\n"
+                 "      --color WHEN auto (default), always or never: colour on a terminal;\n"
+                 "                   auto colours nothing when NO_COLOR is set (not empty)\n"
+                 "                   or TERM is 'dumb'\n"
                  "  -h, --help       this help; 'berth COMMAND --help' for a command\n"
                  "  -V, --version    print the version\n"
                  "\n"
-                 "Exit status: 0 ok, 1 failure, 2 usage error ('berth diff': changes pending).\n");
+                 "Options go before or after a command's operands (GNU style), except for\n"
+                 "'run' and 'exec', whose options end at the image or service: what follows\n"
+                 "is the command to run. '--' ends the options of every command.\n"
+                 "These global options are accepted by every command, too.\n"
+                 "\n"
+                 "Exit status: 0 ok, 1 failure, 2 usage error; 'berth diff' (and 'apply\n"
+                 "--dry-run'): 2 changes pending, 64 usage error (sysexits' EX_USAGE).\n");
+}
+
+/* The verb on the command line, found before the global options are
+ * parsed, so that a usage error in them exits with the verb's usage code
+ * ('berth --bogus diff' must not exit 2, "changes pending"). */
+static const char *find_verb(int argc, char **argv)
+{
+    static const char *const with_value[] = {"--root", "--config", "--color", "--colour"};
+
+    for (int i = 1; i < argc; i++) {
+        bool skip = false;
+        if (!strcmp(argv[i], "--"))
+            return i + 1 < argc ? argv[i + 1] : NULL;
+        if (argv[i][0] != '-' || !argv[i][1])
+            return argv[i];
+        for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
+            skip |= !strcmp(argv[i], with_value[k]);
+        i += skip;
+    }
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -130,12 +204,16 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    struct berth_globals g = {BERTH_DEFAULT_ROOT, BERTH_DEFAULT_CONFIG};
+    struct berth_globals g = {BERTH_DEFAULT_ROOT, BERTH_DEFAULT_CONFIG, BERTH_COLOUR_AUTO};
     char **all = argv;
+    const char *verb;
     int c;
 
     berth_proctitle_init(argc, argv);
 
+    verb = find_verb(argc, argv);
+    if (verb && !strcmp(verb, "diff"))
+        berth_set_usage_code(EXIT_DIFF_USAGE);
     /* '+': stop at the verb; the verb parses the rest */
     while ((c = getopt_long(argc, argv, "+qvhV", longopts, NULL)) != -1) {
         if (berth_global_option(c, optarg, &g))
@@ -149,7 +227,7 @@ int main(int argc, char **argv)
             return EXIT_OK;
         default:
             fprintf(stderr, "Try 'berth --help'.\n");
-            return EXIT_USAGE;
+            return berth_usage_code();
         }
     }
     if (optind >= argc) {
