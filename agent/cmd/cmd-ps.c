@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent.h"
 #include "cmd.h"
 #include "status.h"
 #include "util.h"
@@ -120,11 +121,35 @@ static void print_details(const struct berth_status *v, size_t n)
     }
 }
 
-/* ROOT/agent.json, written by the agent; NULL when there is none. */
+/* ROOT/agent.json, written by the agent, with "running": whether an agent
+ * serves the root now (its lock, agent.h) and "running_pid"; without an
+ * agent.json, only those two. */
 static json_t *agent_state(const char *root)
 {
     _cleanup_free_ char *path = xasprintf("%s/agent.json", root);
-    return json_load_file(path, 0, NULL);
+    json_t *o = json_load_file(path, 0, NULL);
+    berth_error err = BERTH_ERROR_INIT;
+    pid_t pid;
+    int alive = berth_agent_alive(root, &pid, &err);
+
+    if (!json_is_object(o)) {
+        json_decref(o);
+        o = json_object();
+    }
+    json_object_set_new(o, "running", alive < 0 ? json_null() : json_boolean(alive));
+    json_object_set_new(o, "running_pid", alive > 0 && pid ? json_integer(pid) : json_null());
+    return o;
+}
+
+static void warn_agent(json_t *agent)
+{
+    json_t *pid = json_object_get(agent, "pid");
+
+    /* an agent.json without an agent: it ran and is gone */
+    if (json_is_false(json_object_get(agent, "running")) && json_is_integer(pid))
+        printf("WARNING: the agent (last pid %lld) is not running: nothing converges, and a "
+               "keeper that dies is not replaced\n\n",
+               (long long)json_integer_value(pid));
 }
 
 static void warn_invalid(json_t *agent)
@@ -133,7 +158,7 @@ static void warn_invalid(json_t *agent)
     time_t since;
     char when[32];
 
-    if (!agent || json_is_true(json_object_get(agent, "file_valid")))
+    if (!json_is_false(json_object_get(agent, "file_valid")))
         return;
     since = (time_t)json_integer_value(json_object_get(agent, "invalid_since"));
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&since));
@@ -177,7 +202,7 @@ static void print_prometheus(const struct berth_status *v, size_t n, json_t *age
     for (size_t i = 0; i < n; i++)
         printf("berth_service_rolled_back{service=\"%s\"} %d\n", v[i].name,
                !strcmp(v[i].state, "rolled-back"));
-    if (agent) {
+    if (json_object_get(agent, "file_valid")) {
         printf("# HELP berth_file_valid 1 when the desired-state file on disk is valid.\n"
                "# TYPE berth_file_valid gauge\n"
                "berth_file_valid %d\n",
@@ -248,7 +273,10 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
                 "\"keeper_gone\",\n"
                 "                 \"last_check\": {\"result\", \"exit_code\", \"signal\",\n"
                 "                 \"timed_out\", \"output\", \"at\"}, ...}],\n"
-                "                 \"agent\": {\"file\", \"file_valid\", \"invalid_since\", ...}}\n"
+                "                 \"agent\": {\"running\", \"running_pid\", \"pid\", \"file\",\n"
+                "                 \"file_valid\", \"invalid_since\", ...}}: running is\n"
+                "                 whether an agent serves ROOT now (it holds\n"
+                "                 ROOT/agent.lock); pid is the last agent's\n"
                 "      --format table|json|prometheus   prometheus: node_exporter's\n"
                 "                 textfile-collector format (up, restarts, health, image)\n"
                 "      --root DIR state directory (default " BERTH_DEFAULT_ROOT ")\n",
@@ -290,9 +318,11 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
         free(text);
         json_decref(o);
     } else if (!strcmp(verb, "status") && optind < argc) {
+        warn_agent(agent);
         warn_invalid(agent);
         print_details(v, n);
     } else {
+        warn_agent(agent);
         warn_invalid(agent);
         print_table(v, n);
     }

@@ -12,6 +12,8 @@
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -589,5 +591,39 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
     berth_systemd_notify("STOPPING=1");
     berth_log(BERTH_LOG_INFO, "agent stopping; the services keep running under their keepers");
     teardown(&a);
+    return 0;
+}
+
+int berth_agent_alive(const char *root, pid_t *ret_pid, berth_error *err)
+{
+    _cleanup_free_ char *path = xasprintf("%s/agent.lock", root);
+    _cleanup_fclose_ FILE *f = NULL;
+    char line[256];
+    struct stat st;
+
+    *ret_pid = 0;
+    if (stat(path, &st) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return berth_error_set(err, errno, "checking '%s'", path);
+    }
+    f = fopen("/proc/locks", "re");
+    if (!f)
+        return berth_error_set(err, errno, "reading '/proc/locks'");
+    /* "1: FLOCK  ADVISORY  WRITE 9076 fe:00:11174283 0 EOF"; a waiter's
+     * line has "->" after the number: it holds nothing */
+    while (fgets(line, sizeof(line), f)) {
+        char kind[16];
+        unsigned maj, min;
+        unsigned long long ino;
+        int pid;
+        if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", kind, &pid, &maj, &min, &ino) != 5)
+            continue;
+        if (strcmp(kind, "FLOCK") || maj != major(st.st_dev) || min != minor(st.st_dev) ||
+            ino != (unsigned long long)st.st_ino)
+            continue;
+        *ret_pid = pid > 0 ? pid : 0;
+        return 1;
+    }
     return 0;
 }

@@ -54,6 +54,10 @@
 #   The package's ensure (`installed`, `latest` or a version).
 # @param apply_timeout
 #   Seconds `berth apply` may take (it fetches images) when `manage_agent` is false.
+# @param fact_config_path
+#   Where the `berth` fact finds `root` and `binary_path` (JSON). The fact
+#   reads /etc/berth/fact.json; another path is for tests (the fact's
+#   BERTH_FACT_CONFIG).
 class berth (
   Berth::Services $services = {},
   Berth::Path $config_path = '/etc/berth/services.yaml',
@@ -71,6 +75,7 @@ class berth (
   Optional[String[1]] $package_name = undef,
   String[1] $package_ensure = 'installed',
   Integer[0] $apply_timeout = 900,
+  Berth::Path $fact_config_path = '/etc/berth/fact.json',
 ) {
   if $package_name {
     package { $package_name:
@@ -103,6 +108,26 @@ class berth (
     validate_cmd => "${binary_path} validate %",
     show_diff    => $show_diff,
     backup       => false,
+  }
+
+  # The fact runs outside the catalog: it learns the root and the binary here.
+  $config_parent = $config_path.regsubst(/\/[^\/]*\z/, '')
+  $fact_config_dir = $fact_config_path.regsubst(/\/[^\/]*\z/, '')
+  $fact_in_config_dir = $manage_config_dir and $config_parent != '' and $fact_config_dir == $config_parent
+  $fact_requires = $fact_in_config_dir ? {
+    true    => File[$fact_config_dir],
+    default => undef,
+  }
+  file { $fact_config_path:
+    ensure  => file,
+    owner   => 'root',
+    group   => 'root',
+    mode    => '0644',
+    content => "{\"root\": ${berth::json_string($root)}, \"binary\": ${berth::json_string($binary_path)}}\n",
+    require => $fact_requires,
+  }
+  if $package_name {
+    Package[$package_name] -> File[$fact_config_path]
   }
 
   $dropin_dir = "/etc/systemd/system/${agent_service_name}.service.d"

@@ -323,3 +323,25 @@ def test_columns_fit_long_names(host):
     out = host.apply().stdout
     done = [line for line in out.splitlines() if line.endswith("replaced")]
     assert len(done) == 2 and len({line.index("replaced") for line in done}) == 1, done
+
+
+def test_status_tells_a_dead_agent_from_a_live_one(host):
+    b = host.berth
+    host.write({})
+    st = json.loads(b.run("status", "--json").stdout)
+    assert st["agent"] == {"running": False, "running_pid": None}  # none ever ran
+    p = subprocess.Popen(b.cmd("agent", "-f", host.file, "--resync", "1h"),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # no event says when the agent holds its lock and wrote agent.json
+        live = wait_for(lambda: (lambda a: a if a.get("running") and a.get("pid") else None)(
+            json.loads(b.run("status", "--json").stdout)["agent"]), what="the agent")
+        assert live["running_pid"] == p.pid and live["pid"] == p.pid, live
+        assert "WARNING: the agent" not in b.run("ps").stdout
+    finally:
+        p.kill()
+        p.wait()
+    dead = json.loads(b.run("status", "--json").stdout)["agent"]
+    assert dead["running"] is False and dead["running_pid"] is None, dead
+    assert dead["pid"] == p.pid  # what it last wrote stays
+    assert f"WARNING: the agent (last pid {p.pid}) is not running" in b.run("ps").stdout

@@ -9,7 +9,13 @@
 #
 # Value:
 #   {
-#     "source"   => "/var/lib/berth/status.json" or "berth status --json",
+#     "source"   => "berth status --json", or "/var/lib/berth/status.json"
+#                   when berth cannot be run (then "age": the file's age in
+#                   seconds: it is only as fresh as the last apply or agent),
+#     "root"     => the state directory read,
+#     "agent"    => { "running" => true|false, "running_pid", "pid", "file",
+#                     "file_valid", ... }: whether an agent serves the root
+#                   now (it holds <root>/agent.lock), and what it last wrote,
 #     "services" => { "web" => { "state", "image", "health", "pid",
 #                                "restarts", "manual_restarts", "started_at",
 #                                "last_exit", "start_error", "last_check", ... } },
@@ -19,11 +25,12 @@
 # or { "error" => "..." } when berth is there but its status cannot be read,
 # and no fact at all on hosts without berth.
 #
-# Source: `<root>/status.json`, which `berth apply` and `berth agent` keep up
-# to date (shape of `berth status --json`); when it is missing or unreadable,
-# `berth status --json` itself. Environment: BERTH_ROOT (default
-# /var/lib/berth) and BERTH_BINARY (default: /usr/bin/berth,
-# /usr/local/bin/berth, then PATH) for hosts with other paths, and for tests.
+# Live first: `berth status --json` reads the services' records and checks
+# each keeper (no daemon needed). The root and the binary come from
+# /etc/berth/fact.json ({"root": ..., "binary": ...}), which the class berth
+# writes from its `root` and `binary_path`; BERTH_ROOT and BERTH_BINARY
+# override it, and BERTH_FACT_CONFIG names another such file (tests). The
+# defaults: /var/lib/berth; /usr/bin/berth, /usr/local/bin/berth, then PATH.
 require 'json'
 require 'open3'
 
@@ -36,17 +43,59 @@ module BerthFact
     20
   end
 
+  def config_path
+    c = ENV['BERTH_FACT_CONFIG']
+    c.nil? || c.empty? ? '/etc/berth/fact.json' : c
+  end
+
+  # What the class berth wrote: {"root", "binary"}; {} when absent or bad
+  # (the defaults then hold).
+  def config
+    @config ||= begin
+      c = JSON.parse(File.read(config_path))
+      c.is_a?(Hash) ? c : {}
+    rescue StandardError
+      {}
+    end
+  end
+
+  def reset
+    @config = nil
+  end
+
+  def setting(env, key)
+    v = ENV[env]
+    return v unless v.nil? || v.empty?
+
+    v = config[key]
+    v.is_a?(String) && !v.empty? ? v : nil
+  end
+
   def root
-    r = ENV['BERTH_ROOT']
-    r.nil? || r.empty? ? '/var/lib/berth' : r
+    setting('BERTH_ROOT', 'root') || '/var/lib/berth'
   end
 
   def binary
-    b = ENV['BERTH_BINARY']
-    return (File.executable?(b) ? b : nil) unless b.nil? || b.empty?
+    b = setting('BERTH_BINARY', 'binary')
+    return (File.executable?(b) ? b : nil) unless b.nil?
 
     ['/usr/bin/berth', '/usr/local/bin/berth'].find { |p| File.executable?(p) } ||
       Facter::Core::Execution.which('berth')
+  end
+
+  # Whether an agent holds <root>/agent.lock (a flock for its whole life),
+  # from /proc/locks as `berth status` does; nil when that cannot be told.
+  def agent_running(dir)
+    st = File.stat(File.join(dir, 'agent.lock'))
+    want = format('%<maj>02x:%<min>02x:%<ino>d', maj: st.dev_major, min: st.dev_minor, ino: st.ino)
+    File.foreach('/proc/locks').any? do |line|
+      f = line.split
+      f[1] == 'FLOCK' && f[5] == want
+    end
+  rescue Errno::ENOENT
+    File.exist?('/proc/locks') ? false : nil
+  rescue StandardError
+    nil
   end
 
   # The status document, or raises with a message naming the source.
@@ -70,12 +119,21 @@ module BerthFact
       summary[s['state'].to_s] += 1 if s['state']
     end
     extra = doc.reject { |k, _| k == 'services' }
-    extra.merge('source' => source, 'services' => services,
+    extra.merge('source' => source, 'root' => root, 'services' => services,
                 'summary' => { 'total' => services.size }.merge(summary))
   end
 
   def from_file(path)
-    shape(parse(File.read(path), path), path)
+    doc = parse(File.read(path), path)
+    agent = doc['agent'].is_a?(Hash) ? doc['agent'] : {}
+    begin
+      agent = JSON.parse(File.read(File.join(root, 'agent.json'))).merge(agent)
+    rescue StandardError
+      nil
+    end
+    doc['agent'] = agent.merge('running' => agent_running(root))
+    doc['age'] = (Time.now - File.mtime(path)).round
+    shape(doc, path)
   end
 
   # `berth status --json`, bounded in time; raises naming the command.
@@ -104,10 +162,19 @@ module BerthFact
     raise "#{name}: #{e.message}"
   end
 
+  # Live status first; the file (with its age) when berth cannot be run.
   def resolve
+    reset
     path = File.join(root, 'status.json')
     bin = binary
     errors = []
+    if bin
+      begin
+        return from_command(bin)
+      rescue StandardError => e
+        errors << e.message
+      end
+    end
     if File.exist?(path)
       begin
         return from_file(path)
@@ -115,13 +182,7 @@ module BerthFact
         errors << e.message
       end
     end
-    return errors.empty? ? nil : { 'error' => errors.join('; ') } unless bin
-
-    begin
-      from_command(bin)
-    rescue StandardError => e
-      { 'error' => (errors << e.message).join('; ') }
-    end
+    errors.empty? ? nil : { 'error' => errors.join('; ') }
   end
 end
 

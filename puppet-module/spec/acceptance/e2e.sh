@@ -89,10 +89,11 @@ berth::services:
 YAML
   cat > "$t/site.pp" <<PP
 class { 'berth':
-  config_path  => '$conf',
-  root         => '$root',
-  binary_path  => '$BERTH_BIN',
-  manage_agent => false,
+  config_path      => '$conf',
+  root             => '$root',
+  binary_path      => '$BERTH_BIN',
+  manage_agent     => false,
+  fact_config_path => '$t/fact.json',
 }
 berth::service { 'api':
   image   => { url => '$url/api-1.tar.gz', digest => '$API1', format => 'rootfs' },
@@ -163,6 +164,9 @@ assert f['summary']['running'] == 2, f
 fact_check "both services running at their digests (status.json)" BERTH_ROOT="$root" BERTH_BINARY=/nonexistent
 mv "$root/status.json" "$t/status.json.saved" 2>/dev/null
 fact_check "the same from berth status --json" BERTH_ROOT="$root" BERTH_BINARY="$BERTH_BIN"
+# what the class wrote for the fact: the root and the binary, nothing else set
+fact_check "the root and binary from the fact.json the class wrote" -u BERTH_ROOT -u BERTH_BINARY \
+  BERTH_FACT_CONFIG="$t/fact.json"
 mv "$t/status.json.saved" "$root/status.json" 2>/dev/null
 
 echo "puppet e2e: $passed passed, $failed failed"

@@ -27,6 +27,13 @@ describe 'berth', type: :class do
         .that_comes_before('File[/etc/berth/services.yaml]')
     end
 
+    it 'tells the fact the root and the binary in /etc/berth/fact.json' do
+      is_expected.to contain_file('/etc/berth/fact.json').with(
+        'ensure' => 'file', 'mode' => '0644',
+        'content' => %({"root": "/var/lib/berth", "binary": "/usr/bin/berth"}\n),
+      ).that_requires('File[/etc/berth]')
+    end
+
     it 'keeps the packaged agent unit running, without a drop-in, and no exec' do
       is_expected.to contain_service('berth-agent').with(
         'ensure' => 'running', 'enable' => true,
@@ -252,6 +259,12 @@ describe 'berth', type: :class do
         "# Managed by Puppet (module berth)\n[Service]\nExecStart=\n" \
         "ExecStart=/opt/berth/bin/berth --root /srv/berth --config \"/opt/berth conf/services.yaml\" agent\n",
       ).that_notifies('Service[berth-agent]')
+    end
+
+    it 'tells the fact those paths, after the package' do
+      is_expected.to contain_file('/etc/berth/fact.json').with_content(
+        %({"root": "/srv/berth", "binary": "/opt/berth/bin/berth"}\n),
+      ).that_requires('Package[berth]')
     end
   end
 

@@ -50,7 +50,7 @@ describe 'berth::service', type: :define do
       YAML
       save_rendered('define-and-hiera', rendered(catalogue))
       files = catalogue.resources.select { |r| r.type == 'File' }.map(&:title)
-      expect(files).to contain_exactly('/etc/berth', '/etc/berth/services.yaml',
+      expect(files).to contain_exactly('/etc/berth', '/etc/berth/services.yaml', '/etc/berth/fact.json',
                                        '/etc/systemd/system/berth-agent.service.d/puppet-berth.conf')
     end
   end
