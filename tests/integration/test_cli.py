@@ -313,7 +313,7 @@ def test_columns_fit_long_names(host):
     for name in (long, "web"):
         assert rows[name][col:].startswith("running"), (header, rows[name])
         pid = str(st[name]["pid"])
-        assert rows[name][header.index("PID"):].startswith(pid), (header, rows[name])
+        assert rows[name][header.index("INIT"):].startswith(pid), (header, rows[name])
     # the plan's and apply's columns too
     host.write({long: host.svc(LOOP, env={"X": "1"}), "web": host.svc(LOOP, env={"X": "1"})})
     out = host.diff().stdout
