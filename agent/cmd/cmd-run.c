@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "keeper.h"
 #include "registry.h"
 #include "seccomp-profile.h"
+#include "selfexe.h"
 #include "store.h"
 #include "user.h"
 #include "util.h"
@@ -487,6 +489,15 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
 
     if (parse_args(argc, argv, g, &o) != 0) {
         free_opts(&o);
+        return EXIT_FAIL;
+    }
+    /* Only a container with CAP_SYS_PTRACE can open the exe link of our
+     * (non-dumpable) processes in it: then from a read-only mount of the
+     * binary (selfexe.h); else the exec this costs is saved on every run. */
+    if ((o.caps & (1ULL << CAP_SYS_PTRACE)) && geteuid() == 0 &&
+        berth_selfexe_readonly(g->argv, &err) < 0) {
+        free_opts(&o);
+        berth_print_error("run", &err);
         return EXIT_FAIL;
     }
     const char *source = argv[optind++];

@@ -24,6 +24,7 @@ struct berth_globals {
     const char *root;              /* --root */
     const char *config;            /* --config */
     enum berth_colour_mode colour; /* --color */
+    char **argv;                   /* main's whole command line, for a re-exec (selfexe.h) */
 };
 
 /* Long options every verb accepts, so that `berth run --root DIR` and

@@ -30,7 +30,8 @@ static const struct verb verbs[] = {
     {"logs", cmd_logs, "print a service's captured output", false},
     {"stop", cmd_stop, "stop one service", false},
     {"restart", cmd_restart, "restart one service", false},
-    {"run", cmd_run, "run one container in the foreground, like a program", true},
+    /* run re-executes itself only when it must (cmd-run.c) */
+    {"run", cmd_run, "run one container in the foreground, like a program", false},
     {"exec", cmd_exec, "run a command inside a running service's container", true},
     {"fetch", cmd_fetch, "download and verify an image into the store", false},
     {"pin", cmd_pin, "download an image once and print its image: block", false},
@@ -204,7 +205,7 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    struct berth_globals g = {BERTH_DEFAULT_ROOT, BERTH_DEFAULT_CONFIG, BERTH_COLOUR_AUTO};
+    struct berth_globals g = {BERTH_DEFAULT_ROOT, BERTH_DEFAULT_CONFIG, BERTH_COLOUR_AUTO, argv};
     char **all = argv;
     const char *verb;
     int c;

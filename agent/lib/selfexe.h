@@ -6,7 +6,8 @@
  * link (with CAP_SYS_PTRACE: the processes are non-dumpable) must not be
  * able to write through it, whatever the kernel's rules for writing to a
  * running executable (ETXTBSY) are. So the verbs that enter containers
- * (run, exec, keeper) first re-execute the binary through a detached
+ * (exec, keeper; run when the container gets CAP_SYS_PTRACE, without which
+ * the links stay closed to it) first re-execute the binary through a detached
  * read-only bind mount of itself: open_tree(OPEN_TREE_CLONE) of
  * /proc/self/exe, mount_setattr(MOUNT_ATTR_RDONLY), execveat. The mount is
  * in no namespace (nothing to clean up; it lives while a process runs from

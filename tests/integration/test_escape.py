@@ -616,7 +616,10 @@ def test_a_handle_on_berths_binary_never_becomes_writable(own_host, rootfs, tmp_
     r = own_host.apply()
     assert r.returncode == 0, r.stdout + r.stderr
     st = own_host.status()["svc"]
-    p = berth.popen("run", rootfs, "/bin/sh", "-c", "echo ready; exec sleep 100000")
+    # (berth run goes through its read-only mount only when the container
+    # gets SYS_PTRACE, the one way to these exe links: test_pid1_is_not_dumpable)
+    p = berth.popen("run", "--cap-add", "SYS_PTRACE", rootfs, "/bin/sh", "-c",
+                    "echo ready; exec sleep 100000")
     assert p.stdout.readline() == "ready\n"
     inside = {in_ns_pid(d): d for d in descendants(p.pid)}
     victims = {"berth run": p.pid, "berth run's init": inside["1"],
