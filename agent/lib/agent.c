@@ -66,6 +66,13 @@ struct agent {
     size_t nsettles;
     struct kwatch *kw;
     size_t nkw;
+    /* the last converge, for agent.json (`berth status --format prometheus`) */
+    int64_t started_at;
+    int64_t converge_at; /* unix ms of its end, 0: none yet */
+    uint64_t converge_ms;
+    const char *converge_result; /* "ok", "failed" (services), "error" (no plan) */
+    size_t converge_failed;
+    uint64_t converges, converge_failures;
 };
 
 static void arm(int tfd, uint64_t ms, uint64_t interval_ms)
@@ -91,12 +98,22 @@ static void write_agent_status(struct agent *a)
 {
     _cleanup_free_ char *path = xasprintf("%s/agent.json", a->o->root);
     json_t *errors = a->invalid_errors ? json_loads(a->invalid_errors, 0, NULL) : NULL;
-    json_t *o = json_pack("{s:i, s:s, s:b, s:I, s:o}", "pid", (int)getpid(), "file", a->o->file,
-                          "file_valid", a->invalid_since == 0, "invalid_since",
-                          (json_int_t)a->invalid_since, "errors", errors ? errors : json_array());
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_t *o =
+        json_pack("{s:i, s:s, s:b, s:I, s:o, s:I, s:I, s:I}", "pid", (int)getpid(), "file",
+                  a->o->file, "file_valid", a->invalid_since == 0, "invalid_since",
+                  (json_int_t)a->invalid_since, "errors", errors ? errors : json_array(),
+                  "started_at", (json_int_t)a->started_at, "converges", (json_int_t)a->converges,
+                  "converge_failures", (json_int_t)a->converge_failures);
+    char *text;
     berth_error err = BERTH_ERROR_INIT;
 
+    if (a->converge_at)
+        json_object_set_new(o, "last_converge",
+                            json_pack("{s:I, s:I, s:s, s:I}", "at_ms", (json_int_t)a->converge_at,
+                                      "duration_ms", (json_int_t)a->converge_ms, "result",
+                                      a->converge_result, "failed",
+                                      (json_int_t)a->converge_failed));
+    text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (text && berth_write_file_atomic(path, text, strlen(text), 0644, &err) < 0)
         berth_log(BERTH_LOG_WARN, "%s", err.msg);
@@ -383,6 +400,22 @@ static bool on_keeper_exit(struct agent *a, int fd)
     return false;
 }
 
+/* A reconcile is done: agent.json says when, how long it took and how it
+ * went (`berth status --format prometheus`: berth_converge_*). */
+static void converged(struct agent *a, uint64_t t0, const char *result, size_t failed)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    a->converge_at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    a->converge_ms = berth_now_ms() - t0;
+    a->converge_result = result;
+    a->converge_failed = failed;
+    a->converges++;
+    a->converge_failures += strcmp(result, "ok") != 0;
+    write_agent_status(a);
+}
+
 /* `retry_failed`: start again the services whose spec failed to start for
  * a set-up reason (not on the periodic resync: see berth_plan_hold_failed) */
 static void reconcile(struct agent *a, bool file_event, bool retry_failed)
@@ -390,6 +423,7 @@ static void reconcile(struct agent *a, bool file_event, bool retry_failed)
     struct berth_plan plan;
     berth_error err = BERTH_ERROR_INIT;
     size_t held = 0;
+    uint64_t t0;
     int lock;
 
     /* an invalid edit changes nothing; the resync keeps the last valid
@@ -399,8 +433,10 @@ static void reconcile(struct agent *a, bool file_event, bool retry_failed)
     lock = lock_root(a);
     if (lock < 0)
         return;
+    t0 = berth_now_ms();
     if (berth_plan_compute(a->o->root, &a->valid, &plan, &err) < 0) {
         berth_log(BERTH_LOG_ERROR, "%s", err.msg);
+        converged(a, t0, "error", 0);
     } else {
         if (!retry_failed)
             held = berth_plan_hold_failed(&plan);
@@ -413,10 +449,12 @@ static void reconcile(struct agent *a, bool file_event, bool retry_failed)
                 berth_log(BERTH_LOG_WARN, "%zu service%s failed to converge", failed,
                           failed == 1 ? "" : "s");
             notify_status(a, plan.id, failed + held);
+            converged(a, t0, failed + held ? "failed" : "ok", failed + held);
         } else {
             berth_apply_forget_rejections(a->o->root, &plan);
             berth_apply_prune_removed_logs(a->o->root, BERTH_REMOVED_LOG_RETENTION);
             notify_status(a, plan.id, held);
+            converged(a, t0, held ? "failed" : "ok", held);
         }
         if (berth_apply_write_status_summary(a->o->root, &err) < 0)
             berth_log(BERTH_LOG_WARN, "%s", err.msg);
@@ -526,7 +564,8 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
                       .settle_timer = -1,
                       .summary = -1,
                       .ep = -1,
-                      .valid = BERTH_SPEC_INIT};
+                      .valid = BERTH_SPEC_INIT,
+                      .started_at = (int64_t)time(NULL)};
     _cleanup_free_ char *lockp = xasprintf("%s/agent.lock", o->root);
     _cleanup_close_ int lock = -1;
     bool running = true;

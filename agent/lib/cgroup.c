@@ -9,7 +9,12 @@
 
 #include "util.h"
 
-static const char *const v1_controller[BERTH_CG_N] = {"memory", "cpu", "pids"};
+static const char *const v1_controller[BERTH_CG_N] = {"memory", "cpu", "pids", "cpuacct"};
+
+const char *berth_cgroup_v1_controller(int i)
+{
+    return v1_controller[i];
+}
 
 #define CPU_PERIOD_US 100000ULL
 
@@ -76,7 +81,8 @@ static int v2_enable(const char *dir, const struct berth_limits *lim, berth_erro
     const bool need[BERTH_CG_N] = {lim->memory != 0, lim->cpus_milli != 0, lim->pids != 0};
     char enable[64] = "";
 
-    for (int i = 0; i < BERTH_CG_N; i++) {
+    /* v2 has no cpuacct: its cpu.stat always counts */
+    for (int i = 0; i < BERTH_CG_CPUACCT; i++) {
         if (!list_has(dir, "cgroup.controllers", v1_controller[i])) {
             if (need[i])
                 return berth_error_set(err, ENOTSUP,
@@ -200,9 +206,11 @@ static int v1_limits(const char *dir, int ctl, const struct berth_limits *lim, b
         snprintf(buf, sizeof(buf), "%llu",
                  (unsigned long long)(lim->cpus_milli * CPU_PERIOD_US / 1000));
         return write_at(dir, "cpu.cfs_quota_us", buf, err);
-    default:
+    case BERTH_CG_PIDS:
         snprintf(buf, sizeof(buf), "%llu", (unsigned long long)lim->pids);
         return write_at(dir, "pids.max", buf, err);
+    default:
+        return 0; /* cpuacct counts, it does not limit */
     }
 }
 

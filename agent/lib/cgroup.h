@@ -29,7 +29,12 @@ struct berth_limits {
 
 enum berth_cgroup_mode { BERTH_CGROUP_V1 = 1, BERTH_CGROUP_V2 = 2 };
 
-enum { BERTH_CG_MEMORY, BERTH_CG_CPU, BERTH_CG_PIDS, BERTH_CG_N };
+/* v1 controllers; cpuacct only counts (CPU time for `berth stats`), it
+ * limits nothing, and is often co-mounted with cpu ("cpu,cpuacct") */
+enum { BERTH_CG_MEMORY, BERTH_CG_CPU, BERTH_CG_PIDS, BERTH_CG_CPUACCT, BERTH_CG_N };
+
+/* The v1 controller of BERTH_CG_* `i`: "memory", "cpu", "pids", "cpuacct". */
+const char *berth_cgroup_v1_controller(int i);
 
 struct berth_cgroup {
     enum berth_cgroup_mode mode;
