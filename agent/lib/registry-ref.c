@@ -1,7 +1,6 @@
 /* Registry references (registry.h): parsed apart from the client so that
  * the spec's validator, and the parser's fuzzer, need no transfer code. */
 #include <errno.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
