@@ -6,6 +6,8 @@
 
 #include "agent.h"
 #include "cmd.h"
+#include "metrics.h"
+#include "stats.h"
 #include "status.h"
 #include "util.h"
 
@@ -170,44 +172,29 @@ static void warn_invalid(json_t *agent)
     printf("\n");
 }
 
-/* node_exporter's textfile-collector format */
-static void print_prometheus(const struct berth_status *v, size_t n, json_t *agent)
+/* node_exporter's textfile-collector format (metrics.h): on stdout, or
+ * into DIR/berth.prom with --textfile DIR */
+static int prometheus(const char *verb, const char *root, const struct berth_status *v, size_t n,
+                      const char *textfile)
 {
-    printf("# HELP berth_service_up 1 when the service's container is running.\n"
-           "# TYPE berth_service_up gauge\n");
+    _cleanup_free_ struct berth_service_stats *s = xcalloc(n ? n : 1, sizeof(*s));
+    _cleanup_free_ char *text = NULL;
+    struct berth_metrics_agent agent;
+    berth_error err = BERTH_ERROR_INIT;
+
     for (size_t i = 0; i < n; i++)
-        printf("berth_service_up{service=\"%s\",image=\"%s\",state=\"%s\"} %d\n", v[i].name,
-               v[i].image ? v[i].image : "", v[i].state, v[i].pid ? 1 : 0);
-    printf("# HELP berth_service_restarts_total Restarts by the service's restart policy "
-           "(crashes, exits, unhealthy).\n"
-           "# TYPE berth_service_restarts_total counter\n");
-    for (size_t i = 0; i < n; i++)
-        printf("berth_service_restarts_total{service=\"%s\"} %u\n", v[i].name, v[i].restarts);
-    printf("# HELP berth_service_manual_restarts_total Restarts asked for (berth restart).\n"
-           "# TYPE berth_service_manual_restarts_total counter\n");
-    for (size_t i = 0; i < n; i++)
-        printf("berth_service_manual_restarts_total{service=\"%s\"} %u\n", v[i].name,
-               v[i].manual_restarts);
-    printf("# HELP berth_service_healthy 1 healthy, 0 unhealthy or starting, -1 no health check.\n"
-           "# TYPE berth_service_healthy gauge\n");
-    for (size_t i = 0; i < n; i++) {
-        const char *h = v[i].health ? v[i].health : "none";
-        printf("berth_service_healthy{service=\"%s\"} %d\n", v[i].name,
-               !strcmp(h, "healthy") ? 1
-               : !strcmp(h, "none")  ? -1
-                                     : 0);
+        berth_stats_sample(BERTH_CGROUP_FSROOT, &v[i], &s[i]);
+    berth_metrics_agent_read(root, &agent);
+    text = berth_metrics_render(v, s, n, &agent);
+    if (!textfile) {
+        fputs(text, stdout);
+        return EXIT_OK;
     }
-    printf("# HELP berth_service_rolled_back 1 when the service was rolled back.\n"
-           "# TYPE berth_service_rolled_back gauge\n");
-    for (size_t i = 0; i < n; i++)
-        printf("berth_service_rolled_back{service=\"%s\"} %d\n", v[i].name,
-               !strcmp(v[i].state, "rolled-back"));
-    if (json_object_get(agent, "file_valid")) {
-        printf("# HELP berth_file_valid 1 when the desired-state file on disk is valid.\n"
-               "# TYPE berth_file_valid gauge\n"
-               "berth_file_valid %d\n",
-               json_is_true(json_object_get(agent, "file_valid")));
+    if (berth_metrics_write_textfile(textfile, text, &err) < 0) {
+        berth_print_error(verb, &err);
+        return EXIT_FAIL;
     }
+    return EXIT_OK;
 }
 
 static int list(int argc, char **argv, struct berth_globals *g, const char *verb, bool json)
@@ -216,13 +203,15 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
         BERTH_GLOBAL_LONGOPTS,
         {"json", no_argument, NULL, 'j'},
         {"format", required_argument, NULL, 'F'},
+        {"textfile", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct berth_status *v;
     size_t n;
     berth_error err = BERTH_ERROR_INIT;
-    bool prometheus = false;
+    bool prom = false;
+    const char *textfile = NULL;
     json_t *agent;
     int c;
 
@@ -237,13 +226,18 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
             if (!strcmp(optarg, "json"))
                 json = true;
             else if (!strcmp(optarg, "prometheus"))
-                prometheus = true;
+                prom = true;
             else if (strcmp(optarg, "table"))
                 return berth_usage_error(verb, "unknown --format '%s'", optarg);
             break;
+        case 'T':
+            textfile = optarg;
+            prom = true;
+            break;
         case 'h':
             printf(
-                "Usage: berth %s [--json] [--root DIR] [NAME...]\n"
+                "Usage: berth %s [--json|--format FORMAT] [--textfile DIR] [--root DIR] "
+                "[NAME...]\n"
                 "\n"
                 "The services berth runs: state (running, starting, backoff, stopped,\n"
                 "failed, rolled-back), the service's pid (its main process; INIT: the\n"
@@ -277,14 +271,30 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
                 "                 \"file_valid\", \"invalid_since\", ...}}: running is\n"
                 "                 whether an agent serves ROOT now (it holds\n"
                 "                 ROOT/agent.lock); pid is the last agent's\n"
-                "      --format table|json|prometheus   prometheus: node_exporter's\n"
-                "                 textfile-collector format (up, restarts, health, image)\n"
+                "      --format table|json|prometheus   prometheus: the Prometheus text\n"
+                "                 format (node_exporter's textfile collector): berth_build_info;\n"
+                "                 the agent's berth_agent_running, berth_file_valid,\n"
+                "                 berth_converge_last_{time,duration}_seconds,\n"
+                "                 berth_converge_last_success, berth_converges_total; per\n"
+                "                 service berth_service_info{image}, berth_service_up,\n"
+                "                 berth_service_state{state} (one 0/1 series per state),\n"
+                "                 restarts, health, and while its container runs the figures\n"
+                "                 of 'berth stats' (memory, CPU seconds, pids, OOM kills)\n"
+                "      --textfile DIR   write the prometheus format to DIR/berth.prom\n"
+                "                 atomically (a temporary file, fsync, rename) instead of\n"
+                "                 stdout; packaging's berth-textfile.timer runs it\n"
                 "      --root DIR state directory (default " BERTH_DEFAULT_ROOT ")\n",
                 verb);
             return EXIT_OK;
         default:
             return berth_usage_error(verb, "unknown option '%s'", argv[optind - 1]);
         }
+    }
+    /* a mistyped root is an error, not an empty list; metrics ask more: a
+     * root that berth has used */
+    if (berth_status_root_check(g->root, prom, &err) < 0) {
+        berth_print_error(verb, &err);
+        return EXIT_FAIL;
     }
     if (berth_status_list(g->root, &v, &n, &err) < 0) {
         berth_print_error(verb, &err);
@@ -304,10 +314,13 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
         }
         n = k;
     }
+    if (prom) {
+        int r = prometheus(verb, g->root, v, n, textfile);
+        berth_status_list_free(v, n);
+        return r;
+    }
     agent = agent_state(g->root);
-    if (prometheus) {
-        print_prometheus(v, n, agent);
-    } else if (json) {
+    if (json) {
         char *text = berth_status_json(v, n);
         json_t *o = json_loads(text, 0, NULL);
         free(text);

@@ -100,5 +100,6 @@ int cmd_images(int argc, char **argv, struct berth_globals *g);
 int cmd_gc(int argc, char **argv, struct berth_globals *g);
 int cmd_validate(int argc, char **argv, struct berth_globals *g);
 int cmd_schema(int argc, char **argv, struct berth_globals *g);
+int cmd_stats(int argc, char **argv, struct berth_globals *g);
 
 #endif

@@ -28,6 +28,7 @@ static const struct verb verbs[] = {
     {"ps", cmd_ps, "list services: state, pid, uptime, restarts, image", false},
     {"status", cmd_status, "the same as ps; --json, --format prometheus", false},
     {"logs", cmd_logs, "print a service's captured output", false},
+    {"stats", cmd_stats, "what each service uses: CPU, memory, pids, OOM kills", false},
     {"stop", cmd_stop, "stop one service", false},
     {"restart", cmd_restart, "restart one service", false},
     /* run re-executes itself only when it must (cmd-run.c) */

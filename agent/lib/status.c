@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "handover.h"
@@ -15,6 +16,27 @@ bool berth_status_state_live(const char *state)
     return state && (!strcmp(state, "running") || !strcmp(state, "starting") ||
                      !strcmp(state, "rolled-back") || !strcmp(state, "backoff") ||
                      !strcmp(state, "stopping"));
+}
+
+int berth_status_root_check(const char *root, bool used, berth_error *err)
+{
+    static const char *const marks[] = {"services", "lock", "agent.json"};
+    struct stat st;
+
+    if (stat(root, &st) < 0)
+        return berth_error_set(err, errno, "no berth root at '%s'", root);
+    if (!S_ISDIR(st.st_mode))
+        return berth_error_set(err, ENOTDIR, "no berth root at '%s'", root);
+    if (!used)
+        return 0;
+    for (size_t i = 0; i < ARRAY_SIZE(marks); i++) {
+        _cleanup_free_ char *p = xasprintf("%s/%s", root, marks[i]);
+        if (access(p, F_OK) == 0)
+            return 0;
+    }
+    berth_error_set(err, 0, "no berth root at '%s': it has no services/, lock or agent.json", root);
+    err->code = ENOENT;
+    return -1;
 }
 
 static char *dup_str(json_t *o, const char *key);

@@ -58,6 +58,12 @@ void berth_status_list_free(struct berth_status *v, size_t n);
 /* {"services": [...]} as DESIGN.md's `berth status --json` (malloc'ed). */
 char *berth_status_json(const struct berth_status *v, size_t n);
 
+/* Whether `root` can be read as a berth root: an existing directory and,
+ * with `used`, one that berth has worked in (it has services/, lock or
+ * agent.json). ENOENT or ENOTDIR otherwise, the message naming the root:
+ * a mistyped --root is an error, not an empty list. */
+int berth_status_root_check(const char *root, bool used, berth_error *err);
+
 /* Whether `state` means a keeper should be alive. */
 bool berth_status_state_live(const char *state);
 

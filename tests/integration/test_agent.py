@@ -242,7 +242,10 @@ def test_health_checks_run_inside_and_are_reported(host):
     assert 'berth_service_healthy{service="good"} 1' in prom
     assert 'berth_service_healthy{service="turns-bad"} 0' in prom
     assert 'berth_service_healthy{service="plain"} -1' in prom
-    assert 'berth_service_up{service="good",image="%s",state="running"} 1' % host.image["digest"] in prom
+    # stable series (issue 11): the state and the image are labels of series of their own
+    assert 'berth_service_up{service="good"} 1' in prom
+    assert 'berth_service_state{service="good",state="running"} 1' in prom
+    assert 'berth_service_info{service="good",image="%s"} 1' % host.image["digest"] in prom
 
 
 def test_unhealthy_release_is_rolled_back(host, agents):
