@@ -6,6 +6,7 @@
 
 #include "agent.h"
 #include "cmd.h"
+#include "events.h"
 #include "metrics.h"
 #include "stats.h"
 #include "status.h"
@@ -74,9 +75,40 @@ static void print_time(const char *label, int64_t t)
     printf("  %-13s %s\n", label, buf);
 }
 
+/* The last exits of a service with their causes, newest first, from its
+ * history (events.h). */
+static void print_last_exits(const char *root, const char *name)
+{
+    _cleanup_free_ char *dir = xasprintf("%s/services/%s", root, name);
+    struct berth_event *v;
+    size_t n, shown = 0;
+    berth_error err = BERTH_ERROR_INIT;
+
+    if (berth_events_read(dir, 0, &v, &n, &err) < 0)
+        return;
+    for (size_t i = n; i-- > 0 && shown < 5;) {
+        const struct berth_event *e = &v[i];
+        char when[40], sig[48] = "";
+        if (!e->has_exit)
+            continue;
+        if (!shown++)
+            printf("  %-13s (newest first; 'berth events %s' has them all)\n", "last exits:", name);
+        berth_format_time_us(e->time_us, 3, when, sizeof(when));
+        if (e->exit_signal)
+            snprintf(sig, sizeof(sig), " (%s%s)", berth_signal_name(e->exit_signal),
+                     e->exit_oom ? ", killed by the OOM killer" : "");
+        printf("    %s  %-9s code %d%s -> %s", when, e->cause, e->exit_code, sig,
+               e->to ? e->to : "-");
+        if (e->health_result)
+            printf("; last check: %s", e->health_result);
+        putchar('\n');
+    }
+    berth_events_free(v, n);
+}
+
 /* `berth status NAME...`: everything of each service, the last health
- * check's output included. */
-static void print_details(const struct berth_status *v, size_t n)
+ * check's output and the last exits included. */
+static void print_details(const char *root, const struct berth_status *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const struct berth_status *s = &v[i];
@@ -104,6 +136,7 @@ static void print_details(const struct berth_status *v, size_t n)
             printf("  %-13s code %d%s\n", "last exit:", s->exit_code,
                    s->exit_oom ? " (killed by the OOM killer)" : "");
         print_time("exited:", s->has_exit ? s->exit_at : 0);
+        print_last_exits(root, s->name);
         printf("  %-13s %s\n", "health:", s->health ? s->health : "none");
         if (s->has_check) {
             printf("  %-13s %s\n", "last check:", s->check_result ? s->check_result : "-");
@@ -333,7 +366,7 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
     } else if (!strcmp(verb, "status") && optind < argc) {
         warn_agent(agent);
         warn_invalid(agent);
-        print_details(v, n);
+        print_details(g->root, v, n);
     } else {
         warn_agent(agent);
         warn_invalid(agent);

@@ -78,6 +78,7 @@ int cmd_apply(int argc, char **argv, struct berth_globals *g);
 int cmd_ps(int argc, char **argv, struct berth_globals *g);
 int cmd_status(int argc, char **argv, struct berth_globals *g);
 int cmd_logs(int argc, char **argv, struct berth_globals *g);
+int cmd_events(int argc, char **argv, struct berth_globals *g);
 /* Print what a container wrote (a log, a health check's output): on a
  * terminal its control characters show as \xNN (cmd-logs.c). */
 void berth_print_container_text(const char *buf, size_t len);

@@ -27,6 +27,8 @@ static const struct verb verbs[] = {
     {"agent", cmd_agent, "stay running: converge on every change of the file", false},
     {"ps", cmd_ps, "list services: state, pid, uptime, restarts, image", false},
     {"status", cmd_status, "the same as ps; --json, --format prometheus", false},
+    {"events", cmd_events, "what happened to the services and why: exits, restarts, rollbacks",
+     false},
     {"logs", cmd_logs, "print a service's captured output", false},
     {"stats", cmd_stats, "what each service uses: CPU, memory, pids, OOM kills", false},
     {"stop", cmd_stop, "stop one service", false},

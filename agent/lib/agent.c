@@ -218,7 +218,7 @@ static void rollback(struct agent *a, const char *name, const char *why)
     if (lock < 0)
         return;
     berth_log(BERTH_LOG_WARN, "'%s' %s after its replacement: rolling back", name, why);
-    if (berth_apply_rollback(a->o->root, name, a->o->exe, &err) < 0)
+    if (berth_apply_rollback(a->o->root, name, why, a->o->exe, &err) < 0)
         berth_log(BERTH_LOG_ERROR, "rolling '%s' back: %s", name, err.msg);
     else
         berth_log(BERTH_LOG_WARN,

@@ -11,6 +11,7 @@
 
 #include "caps.h"
 #include "cgroup.h"
+#include "events.h"
 #include "keeper.h"
 #include "status.h"
 #include "store.h"
@@ -268,6 +269,8 @@ static int keep_removed_log(const char *root, const char *name, berth_error *err
     _cleanup_free_ char *dir = xasprintf("%s/removed", root);
     _cleanup_free_ char *to = xasprintf("%s/%s@%lld", dir, name, (long long)time(NULL));
 
+    _cleanup_free_ char *svc = berth_service_dir(root, name);
+
     if (access(from, F_OK) < 0)
         return 0;
     if (berth_mkdir_p(dir, 0700, err) < 0)
@@ -275,7 +278,8 @@ static int keep_removed_log(const char *root, const char *name, berth_error *err
     berth_rm_rf(to, err); /* removed twice within a second */
     if (rename(from, to) < 0)
         return berth_error_set(err, errno, "keeping the log of '%s' in '%s'", name, to);
-    return 0;
+    /* its history goes with it (events.h) */
+    return berth_events_move(svc, to, err);
 }
 
 /* NAME@TIME: the removal time of NAME, or -1 for another name */
@@ -333,6 +337,37 @@ char *berth_removed_log_dir(const char *root, const char *name, int64_t *ret_rem
     return best;
 }
 
+/* What apply does to a service, in its history (events.h), before it does
+ * it: so that the keeper's stop that follows has its reason. */
+static void record_action(const char *dir, const struct berth_plan_item *it)
+{
+    static const char *const what[] = {
+        [BERTH_ACTION_CREATE] = "created by apply",
+        [BERTH_ACTION_REPLACE] = "replaced by apply: the file asks for a new spec",
+        [BERTH_ACTION_REMOVE] = "removed by apply: the file no longer has it",
+        [BERTH_ACTION_START] = "started by apply",
+        [BERTH_ACTION_STOP] = "stopped by apply: the file disables it",
+    };
+    const char *msg = what[it->action < ARRAY_SIZE(what) ? it->action : 0];
+
+    if (it->action == BERTH_ACTION_START && it->orphaned)
+        msg = "started by apply: its keeper is gone, a new one adopts its container";
+    if (it->action >= ARRAY_SIZE(what) || !what[it->action])
+        return;
+    if (access(dir, F_OK) < 0)
+        return;
+    struct berth_event ev = {
+        .restarts = -1,
+        .cause = (char *)"apply",
+        .action = (char *)berth_action_name(it->action),
+        .message = (char *)msg,
+        .spec = it->hash[0] ? (char *)it->hash : NULL,
+        .from = it->state,
+        .to = it->action == BERTH_ACTION_REMOVE ? (char *)"removed" : NULL,
+    };
+    berth_event_record_quiet(dir, &ev);
+}
+
 static int act(const char *root, const struct berth_plan_item *it, const struct berth_image *img,
                const struct berth_apply_options *opt, berth_error *err)
 {
@@ -341,6 +376,8 @@ static int act(const char *root, const struct berth_plan_item *it, const struct 
     struct berth_keeper_config k = {0};
     int r;
 
+    if (it->action != BERTH_ACTION_CREATE && it->action != BERTH_ACTION_REPLACE)
+        record_action(dir, it);
     switch (it->action) {
     case BERTH_ACTION_REMOVE:
         if (berth_keeper_stop(root, it->name, err) < 0)
@@ -365,6 +402,7 @@ static int act(const char *root, const struct berth_plan_item *it, const struct 
     if (resolve(it->desired, img, it->hash, &k, err) < 0)
         return -1;
     if (it->action == BERTH_ACTION_REPLACE) {
+        record_action(dir, it);
         _cleanup_free_ char *upper = xasprintf("%s/upper", dir);
         _cleanup_free_ char *work = xasprintf("%s/work", dir);
         /* a new spec starts from a clean writable layer */
@@ -378,6 +416,8 @@ static int act(const char *root, const struct berth_plan_item *it, const struct 
     berth_keeper_config_release(&k);
     if (r < 0)
         return -1;
+    if (it->action == BERTH_ACTION_CREATE)
+        record_action(dir, it);
     return it->desired->enabled ? start_keeper(root, it, exe, err) : 0;
 }
 
@@ -476,7 +516,41 @@ static int copy_file(const char *from, const char *to, berth_error *err)
     return berth_write_file_atomic(to, data, len, 0644, err);
 }
 
-int berth_apply_rollback(const char *root, const char *name, const char *exe, berth_error *err)
+/* The rollback in the service's history, before the stop it causes. */
+static void record_rollback(const char *root, const char *name, const char *why)
+{
+    _cleanup_free_ char *dir = berth_service_dir(root, name);
+    _cleanup_free_ char *hashp = xasprintf("%s/spec.sha256", dir);
+    _cleanup_free_ char *prevp = xasprintf("%s/previous/spec.sha256", dir);
+    _cleanup_free_ char *rejected = NULL, *prev = NULL, *msg = NULL;
+    size_t len;
+    berth_error e = BERTH_ERROR_INIT;
+    struct berth_status st;
+    bool has_st = berth_status_read(root, name, &st, &e) == 0;
+
+    if (berth_read_file(hashp, 128, &rejected, &len, &e) == 0)
+        rejected[strcspn(rejected, "\n")] = '\0';
+    if (berth_read_file(prevp, 128, &prev, &len, &e) == 0)
+        prev[strcspn(prev, "\n")] = '\0';
+    msg = xasprintf("'%s' %s after its replacement: rolled back to its previous version; the new "
+                    "spec is not tried again until the file changes",
+                    name, why ? why : "failed");
+    struct berth_event ev = {
+        .restarts = has_st ? (int)st.restarts : -1,
+        .cause = (char *)"rollback",
+        .from = has_st ? st.state : NULL,
+        .to = (char *)"rolled-back",
+        .message = msg,
+        .spec = prev,
+        .rejected = rejected,
+    };
+    berth_event_record_quiet(dir, &ev);
+    if (has_st)
+        berth_status_release(&st);
+}
+
+int berth_apply_rollback(const char *root, const char *name, const char *why, const char *exe,
+                         berth_error *err)
 {
     _cleanup_free_ char *dir = berth_service_dir(root, name);
     _cleanup_free_ char *prev = xasprintf("%s/previous", dir);
@@ -489,6 +563,7 @@ int berth_apply_rollback(const char *root, const char *name, const char *exe, be
 
     if (access(prev_hash, F_OK) < 0)
         return berth_error_set(err, errno, "'%s' has no previous version to roll back to", name);
+    record_rollback(root, name, why);
     if (berth_keeper_stop(root, name, err) < 0)
         return -1;
     /* remember what failed: the planner leaves that spec alone until the

@@ -44,11 +44,13 @@ size_t berth_apply_plan(const char *root, const struct berth_plan *plan,
 void berth_apply_forget_rejections(const char *root, const struct berth_plan *plan);
 
 /* Go back to the version kept in services/<name>/previous/ after a failed
- * replacement: stop the new one, mark its spec rejected
+ * replacement (`why`: "crashed", "turned unhealthy", ... for its history,
+ * events.h): stop the new one, mark its spec rejected
  * (rejected.sha256: the planner does not try it again until the file
  * changes), restore the previous records with a fresh writable layer, start
  * it. */
-int berth_apply_rollback(const char *root, const char *name, const char *exe, berth_error *err);
+int berth_apply_rollback(const char *root, const char *name, const char *why, const char *exe,
+                         berth_error *err);
 
 /* Write ROOT/status.json: every service's status (for the Puppet fact and
  * monitoring), atomically. */

@@ -634,6 +634,7 @@ int berth_container_start(const struct berth_container_config *cfg, struct berth
         if (berth_cgroup_create(&c->cgroup, fsroot, cfg->cgroup, &cfg->limits, err) < 0)
             goto fail;
         c->has_cgroup = true;
+        c->oom_kills0 = berth_cgroup_oom_kills(&c->cgroup);
     }
     /* the container sees its own cgroup at /sys/fs/cgroup (v2) */
     conf.cgroup_v2 = berth_cgroup_detect(BERTH_CGROUP_FSROOT) == BERTH_CGROUP_V2;
@@ -689,7 +690,7 @@ int berth_container_reap(struct berth_container *c, struct berth_exit *ret, bert
         c->statusfd = -1;
     }
     if (c->has_cgroup)
-        ret->oom_killed = berth_cgroup_oom_kills(&c->cgroup) > 0;
+        ret->oom_killed = berth_cgroup_oom_kills(&c->cgroup) > c->oom_kills0;
     close(c->pidfd);
     c->pidfd = -1;
     c->pid = 0;

@@ -102,13 +102,16 @@ struct berth_container {
     bool keep_layer;
     struct berth_cgroup cgroup;
     bool has_cgroup;
+    /* the cgroup's OOM kills before the container ran (0 for an adopted
+     * one: those since its cgroup was made) */
+    uint64_t oom_kills0;
     int stop_signal;
     uint64_t stop_timeout_ms;
 };
 
 struct berth_exit {
     int code;            /* the service's exit code, 128+N for death by signal N */
-    bool oom_killed;     /* the cgroup's OOM killer killed a process */
+    bool oom_killed;     /* the cgroup's OOM killer killed a process while it ran */
     bool stop_timed_out; /* it ignored the stop signal and was killed */
 };
 

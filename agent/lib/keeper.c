@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "events.h"
 #include "exec.h"
 #include "handover.h"
 #include "seccomp-profile.h"
@@ -640,6 +641,9 @@ struct keeper {
     bool exit_oom;
     int64_t exit_at;
     bool stop_requested, restart_requested, done;
+    bool unhealthy_kill; /* the running stop is for being unhealthy */
+    pid_t init_pid;      /* of the container that runs or ran last (k->c's is 0 once reaped) */
+    char *first_from;    /* the recorded state this keeper found (its first event's "from") */
     /* health checks: run in the container every interval, each with a
      * timeout; `retries` failures in a row make the service unhealthy */
     enum { H_NONE, H_STARTING, H_HEALTHY, H_UNHEALTHY } health;
@@ -759,6 +763,36 @@ static void klog(struct keeper *k, const char *fmt, ...)
 
 static const char *const health_name[] = {"none", "starting", "healthy", "unhealthy"};
 
+/* A transition from `from` (-1: the state this keeper found) to the
+ * current state, for the service's history (events.h) and, with `log`,
+ * its log: the same line in both. `ev` (may be NULL) has the details. */
+static void transition(struct keeper *k, int from, const char *cause, const struct berth_event *ev,
+                       bool log, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void transition(struct keeper *k, int from, const char *cause, const struct berth_event *ev,
+                       bool log, const char *fmt, ...)
+{
+    struct berth_event e = {.restarts = -1};
+    char msg[1024];
+    va_list ap;
+
+    if (ev)
+        e = *ev;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (log)
+        klog(k, "%s", msg);
+    e.service = k->cfg.name;
+    e.cause = (char *)cause;
+    e.from = (char *)(from >= 0 ? kstate_name[from] : k->first_from);
+    e.to = (char *)kstate_name[k->state];
+    e.message = msg;
+    if (!e.pid && k->has_container)
+        e.pid = k->c.pid;
+    e.restarts = (int)k->restarts;
+    berth_event_record_quiet(k->dir, &e);
+}
+
 /* "exit code 1", "killed by signal SIGKILL", "timed out after 2000 ms",
  * "could not run it" (malloc'ed), NULL before the first check. */
 static char *check_result(const struct keeper *k)
@@ -849,7 +883,7 @@ static void disarm_timer(struct keeper *k)
 }
 
 static void on_exit_code(struct keeper *k, int code, bool oom);
-static void start_failed(struct keeper *k, const berth_error *err);
+static void start_failed(struct keeper *k, int from, const berth_error *err);
 
 static void health_arm(struct keeper *k, uint64_t ms);
 
@@ -871,11 +905,14 @@ static void record_init(const struct berth_container *c, void *ud)
         klog(k, "warning: %s; a keeper after this one cannot adopt '%s'", err.msg, k->cfg.name);
 }
 
-static void start_service(struct keeper *k)
+/* Start the container; `from`: the state before (-1: what this keeper
+ * found), for the history. */
+static void start_service(struct keeper *k, int from)
 {
     berth_error err = BERTH_ERROR_INIT;
 
     k->state = K_STARTING;
+    k->unhealthy_kill = false;
     k->start_error[0] = '\0';
     write_status(k);
     berth_user_release(&k->user);
@@ -915,6 +952,7 @@ static void start_service(struct keeper *k)
             k->has_container = true;
             k->watch_report = true;
             k->state = K_RUNNING;
+            k->init_pid = k->c.pid;
             k->started_mono = berth_now_ms();
             k->started_at = (int64_t)time(NULL);
             if (k->cfg.health_argv) {
@@ -922,14 +960,15 @@ static void start_service(struct keeper *k)
                 k->health_failures = 0;
                 health_arm(k, k->cfg.health_interval_ms);
             }
-            klog(k, "started '%s' (pid %d)", k->cfg.name, (int)k->c.pid);
+            transition(k, from, "start", NULL, true, "started '%s' (pid %d)", k->cfg.name,
+                       (int)k->c.pid);
             write_status(k);
             tell_restart_waiters(k, NULL);
             return;
         }
     }
     berth_handover_record_remove(k->dir);
-    start_failed(k, &err);
+    start_failed(k, from, &err);
 }
 
 /* ---- health checks ---- */
@@ -1014,17 +1053,28 @@ static void health_result(struct keeper *k, int code)
         write_status(k); /* the last check's result and output */
         return;
     }
-    if (k->health == H_UNHEALTHY) {
-        _cleanup_free_ char *last = check_result(k);
-        klog(k, "'%s' is unhealthy: %u checks in a row failed (last: %s)", k->cfg.name,
-             k->health_failures, last);
-    } else {
-        klog(k, "'%s' is %s", k->cfg.name, health_name[k->health]);
-    }
+    _cleanup_free_ char *last = check_result(k);
+    struct berth_event ev = {
+        .restarts = -1,
+        .health = (char *)health_name[k->health],
+        .health_result = last,
+        .health_output = code ? k->last_check.output : NULL,
+    };
+    if (k->health == H_UNHEALTHY)
+        transition(k, k->state, "unhealthy", &ev, true,
+                   "'%s' is unhealthy: %u checks in a row failed (last: %s)", k->cfg.name,
+                   k->health_failures, last);
+    else
+        transition(k, k->state, health_name[k->health], &ev, true, "'%s' is %s", k->cfg.name,
+                   health_name[k->health]);
     write_status(k);
     if (k->health == H_UNHEALTHY && k->cfg.health_restart && k->state == K_RUNNING) {
-        klog(k, "restarting '%s' because it is unhealthy", k->cfg.name);
         k->state = K_STOPPING;
+        k->unhealthy_kill = true;
+        transition(k, K_RUNNING, "unhealthy", &ev, true,
+                   "restarting '%s' because it is unhealthy: sending %s, SIGKILL after %llu ms",
+                   k->cfg.name, berth_signal_name(k->cfg.stop_signal),
+                   (unsigned long long)k->cfg.stop_timeout_ms);
         berth_container_kill(&k->c, k->cfg.stop_signal);
         arm_timer(k, k->cfg.stop_timeout_ms);
         write_status(k);
@@ -1118,22 +1168,65 @@ static uint64_t backoff_delay(struct keeper *k)
 }
 
 /* The restart policy's next attempt, after the backoff delay. */
-static void restart_later(struct keeper *k, const char *what)
+static void restart_later(struct keeper *k, int from, const char *cause,
+                          const struct berth_event *ev, const char *what)
 {
     uint64_t delay = backoff_delay(k);
 
     k->failures++;
     k->state = K_BACKOFF;
-    klog(k, "'%s' %s; restarting in %llu ms", k->cfg.name, what, (unsigned long long)delay);
+    transition(k, from, cause, ev, true, "'%s' %s; restarting in %llu ms", k->cfg.name, what,
+               (unsigned long long)delay);
     arm_timer(k, delay);
     write_status(k);
     tell_restart_waiters(k, what);
 }
 
-static void on_exit_code(struct keeper *k, int code, bool oom)
+/* Why the container ended, for the history: the OOM killer (a SIGKILL
+ * while the cgroup's OOM kill count rose: berth_exit's oom_killed), what
+ * berth asked for, or the service itself. */
+static const char *exit_cause(const struct keeper *k, int sig, bool oom)
+{
+    if (oom)
+        return "oom";
+    if (k->stop_requested)
+        return "stop";
+    if (k->unhealthy_kill)
+        return "unhealthy";
+    if (k->restart_requested)
+        return "restart";
+    return sig ? "signal" : "exit";
+}
+
+static void on_exit_code(struct keeper *k, int code, bool oom_count_rose)
 {
     uint64_t ran = k->has_container ? berth_now_ms() - k->started_mono : 0;
+    int sig = code > 128 && code < 128 + 65 ? code - 128 : 0;
+    bool oom = oom_count_rose && sig == SIGKILL;
+    int from = k->state;
+    const char *cause = exit_cause(k, sig, oom);
+    char what[128];
 
+    if (sig)
+        snprintf(what, sizeof(what), "exited with code %d (%s%s)", code, berth_signal_name(sig),
+                 oom ? ", killed by the OOM killer" : "");
+    else
+        snprintf(what, sizeof(what), "exited with code %d", code);
+    struct berth_event ev = {
+        .restarts = -1,
+        .has_exit = true,
+        .exit_code = code,
+        .exit_signal = sig,
+        .exit_oom = oom,
+        .pid = k->init_pid,
+    };
+    /* stopped for being unhealthy: the check that said so */
+    _cleanup_free_ char *last = k->unhealthy_kill ? check_result(k) : NULL;
+    if (last && !strcmp(cause, "unhealthy")) {
+        ev.health = (char *)"unhealthy";
+        ev.health_result = last;
+        ev.health_output = k->last_check.output;
+    }
     k->has_exit = true;
     k->exit_code = code;
     k->exit_oom = oom;
@@ -1164,7 +1257,8 @@ static void on_exit_code(struct keeper *k, int code, bool oom)
         klog(k, "'%s' was killed by the OOM killer (memory limit %llu bytes)", k->cfg.name,
              (unsigned long long)k->cfg.limits.memory);
     if (k->stop_requested) {
-        klog(k, "stopped '%s' (exit code %d)", k->cfg.name, code);
+        k->state = K_STOPPED;
+        transition(k, from, cause, &ev, true, "stopped '%s' (exit code %d)", k->cfg.name, code);
         finish(k);
         return;
     }
@@ -1172,19 +1266,23 @@ static void on_exit_code(struct keeper *k, int code, bool oom)
         k->restart_requested = false;
         k->failures = 0;
         k->manual_restarts++;
-        start_service(k);
+        k->state = K_STARTING;
+        transition(k, from, cause, &ev, false, "'%s' %s; starting it again as asked", k->cfg.name,
+                   what);
+        start_service(k, K_STARTING);
         return;
     }
     if (k->cfg.restart == BERTH_POLICY_NEVER ||
         (k->cfg.restart == BERTH_POLICY_ON_FAILURE && code == 0)) {
-        klog(k, "'%s' exited with code %d; restart policy says stay stopped", k->cfg.name, code);
+        k->state = K_STOPPED;
+        transition(k, from, cause, &ev, true, "'%s' %s; restart policy says stay stopped",
+                   k->cfg.name, what);
         finish(k);
         return;
     }
     if (ran >= k->cfg.backoff_reset_ms)
         k->failures = 0;
-    _cleanup_free_ char *what = xasprintf("exited with code %d", code);
-    restart_later(k, what);
+    restart_later(k, from, cause, &ev, what);
 }
 
 /* Errors of a start that a retry may not meet again: a shortage of memory,
@@ -1213,36 +1311,45 @@ static bool start_error_transient(int code)
  * the image or the host's paths, retrying with the backoff would only
  * repeat it: the service is failed with that reason and its keeper exits,
  * until the file changes or `berth apply` or `berth restart` try again. */
-static void start_failed(struct keeper *k, const berth_error *err)
+static void start_failed(struct keeper *k, int from, const berth_error *err)
 {
     snprintf(k->start_error, sizeof(k->start_error), "%s", err->msg);
     disarm_timer(k);
     if (k->stop_requested) {
-        klog(k, "stopped '%s' (its start failed: %s)", k->cfg.name, err->msg);
+        k->state = K_STOPPED;
+        transition(k, from, "stop", NULL, true, "stopped '%s' (its start failed: %s)", k->cfg.name,
+                   err->msg);
         finish(k);
         return;
     }
     if (start_error_transient(err->code) && k->cfg.restart != BERTH_POLICY_NEVER) {
         _cleanup_free_ char *what = xasprintf("could not start (%s)", err->msg);
-        restart_later(k, what);
+        restart_later(k, from, "start-failed", NULL, what);
         return;
     }
-    klog(k,
-         "'%s' cannot start: %s; it stays failed until the file changes or 'berth apply' or "
-         "'berth restart' tries again",
-         k->cfg.name, err->msg);
     k->state = K_FAILED;
+    transition(k, from, "start-failed", NULL, true,
+               "'%s' cannot start: %s; it stays failed until the file changes or 'berth apply' "
+               "or 'berth restart' tries again",
+               k->cfg.name, err->msg);
     k->done = true;
     write_status(k);
     tell_restart_waiters(k, err->msg);
 }
 
-static void request_stop(struct keeper *k)
+/* `why`: who asked ("a stop request", "SIGTERM"), for the history */
+static void request_stop(struct keeper *k, const char *why)
 {
+    int from = k->state;
+
     k->stop_requested = true;
     switch (k->state) {
     case K_RUNNING:
         k->state = K_STOPPING;
+        transition(k, from, "stop", NULL, false,
+                   "stopping '%s' (%s): sending %s, SIGKILL after %llu ms", k->cfg.name, why,
+                   berth_signal_name(k->cfg.stop_signal),
+                   (unsigned long long)k->cfg.stop_timeout_ms);
         berth_container_kill(&k->c, k->cfg.stop_signal);
         arm_timer(k, k->cfg.stop_timeout_ms);
         write_status(k);
@@ -1250,7 +1357,9 @@ static void request_stop(struct keeper *k)
     case K_STOPPING:
         break;
     default:
-        klog(k, "stopped '%s' (it was %s)", k->cfg.name, kstate_name[k->state]);
+        k->state = K_STOPPED;
+        transition(k, from, "stop", NULL, true, "stopped '%s' (it was %s)", k->cfg.name,
+                   kstate_name[from]);
         finish(k);
     }
 }
@@ -1261,6 +1370,10 @@ static void request_restart(struct keeper *k)
     case K_RUNNING:
         k->restart_requested = true;
         k->state = K_STOPPING;
+        transition(k, K_RUNNING, "restart", NULL, false,
+                   "restarting '%s' as asked: sending %s, SIGKILL after %llu ms", k->cfg.name,
+                   berth_signal_name(k->cfg.stop_signal),
+                   (unsigned long long)k->cfg.stop_timeout_ms);
         berth_container_kill(&k->c, k->cfg.stop_signal);
         arm_timer(k, k->cfg.stop_timeout_ms);
         write_status(k);
@@ -1269,7 +1382,7 @@ static void request_restart(struct keeper *k)
         disarm_timer(k);
         k->failures = 0;
         k->manual_restarts++;
-        start_service(k);
+        start_service(k, K_BACKOFF);
         break;
     case K_STOPPING:
         /* stopping because it turned unhealthy: start again at once */
@@ -1289,10 +1402,11 @@ static void on_timer(struct keeper *k)
         return;
     if (k->state == K_BACKOFF) {
         k->restarts++;
-        start_service(k);
+        start_service(k, K_BACKOFF);
     } else if (k->state == K_STOPPING && k->has_container) {
-        klog(k, "'%s' did not stop within %llu ms; sending SIGKILL", k->cfg.name,
-             (unsigned long long)k->cfg.stop_timeout_ms);
+        transition(k, K_STOPPING, "stop-timeout", NULL, true,
+                   "'%s' did not stop within %llu ms; sending SIGKILL", k->cfg.name,
+                   (unsigned long long)k->cfg.stop_timeout_ms);
         berth_container_kill(&k->c, SIGKILL);
     }
 }
@@ -1310,7 +1424,7 @@ static void on_client(struct keeper *k, int *held, size_t *nheld)
     }
     if (!strcmp(buf, "stop")) {
         dprintf(fd, "ok stopping\n");
-        request_stop(k);
+        request_stop(k, "a stop request");
         /* keep the connection: the client waits for our exit (EOF) */
         if (*nheld < 64) {
             held[(*nheld)++] = fd;
@@ -1347,7 +1461,8 @@ static void on_signal(struct keeper *k)
 
     while (read(k->sigfd, &si, sizeof(si)) == sizeof(si))
         if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
-            request_stop(k);
+            request_stop(k, si.ssi_signo == SIGTERM ? "the keeper got SIGTERM"
+                                                    : "the keeper got SIGINT");
 }
 
 static void on_log(struct keeper *k)
@@ -1451,6 +1566,7 @@ static void adopt_finish(struct keeper *k)
     k->has_container = true;
     k->watch_report = true;
     k->state = K_RUNNING;
+    k->init_pid = k->c.pid;
     k->started_at = k->adopted.started_at ? k->adopted.started_at : (int64_t)time(NULL);
     age = (uint64_t)((int64_t)time(NULL) - k->started_at) * 1000;
     k->started_mono = berth_now_ms() > age ? berth_now_ms() - age : 0;
@@ -1459,10 +1575,10 @@ static void adopt_finish(struct keeper *k)
             k->health = H_STARTING;
         health_arm(k, k->cfg.health_interval_ms);
     }
-    klog(k,
-         "a new keeper (pid %d) adopted '%s' (init pid %d): its last keeper is gone, the "
-         "service runs on",
-         (int)getpid(), k->cfg.name, (int)k->c.pid);
+    transition(k, -1, "adopted", NULL, true,
+               "a new keeper (pid %d) adopted '%s' (init pid %d): its last keeper is gone, the "
+               "service runs on",
+               (int)getpid(), k->cfg.name, (int)k->c.pid);
     write_status(k);
 }
 
@@ -1630,10 +1746,19 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
         free(k.dir);
         return -1;
     }
+    {
+        /* the first event's "from": what the record said before us */
+        struct berth_status st;
+        berth_error e = BERTH_ERROR_INIT;
+        if (berth_status_read(root, name, &st, &e) == 0) {
+            k.first_from = TAKE_PTR(st.state);
+            berth_status_release(&st);
+        }
+    }
     if (k.adopting)
         adopt_finish(&k);
     else
-        start_service(&k);
+        start_service(&k, -1);
     /* the spawner learns how the first start went; of a service that
      * cannot start, once this keeper is gone (not alive for the planner) */
     if (!k.done)
@@ -1699,6 +1824,7 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
     free(k.seccomp_cache);
     berth_user_release(&k.user);
     free(k.dir);
+    free(k.first_from);
     if (ready_fd >= 0) {
         close(lockfd);
         tell_ready(&k, ready_fd);
