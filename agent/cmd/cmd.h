@@ -101,6 +101,8 @@ int cmd_images(int argc, char **argv, struct berth_globals *g);
 int cmd_gc(int argc, char **argv, struct berth_globals *g);
 int cmd_validate(int argc, char **argv, struct berth_globals *g);
 int cmd_schema(int argc, char **argv, struct berth_globals *g);
+int cmd_export(int argc, char **argv, struct berth_globals *g);
+int cmd_import(int argc, char **argv, struct berth_globals *g);
 int cmd_stats(int argc, char **argv, struct berth_globals *g);
 
 #endif

@@ -40,6 +40,8 @@ static const struct verb verbs[] = {
     {"pin", cmd_pin, "download an image once and print its image: block", false},
     {"images", cmd_images, "list the images in the store", false},
     {"gc", cmd_gc, "remove images that no service uses", false},
+    {"export", cmd_export, "the services for Kubernetes (kube) or as a systemd unit", false},
+    {"import", cmd_import, "a desired-state file from a docker-compose.yml", false},
     {"schema", cmd_schema, "print the JSON Schema of the desired-state file", false},
     {"keeper", cmd_keeper, "(internal) the supervisor of one service", true},
 };

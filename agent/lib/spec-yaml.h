@@ -1,4 +1,4 @@
-/* Private to spec*.c: the bounded YAML layer. libyaml events become a small
+/* Private to spec*.c and compose.c: the bounded YAML layer. libyaml events become a small
  * node tree; plain scalars are typed with PyYAML's YAML 1.1 implicit
  * resolvers, so that berth and the JSON Schema tests (PyYAML + jsonschema)
  * see the same types. Aliases share nodes; their expansion is counted. */
