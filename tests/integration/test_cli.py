@@ -16,7 +16,7 @@ ESC = "\033["
 
 # every verb but the internal keeper; run and exec stop at their operand
 VERBS = ["validate", "diff", "apply", "agent", "ps", "status", "logs", "stop", "restart",
-         "fetch", "pin", "images", "gc", "schema", "export", "import"]
+         "fetch", "pin", "images", "gc", "schema", "export", "import", "stats"]
 
 
 def up(host, services):
