@@ -301,9 +301,12 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
                 "                 \"last_check\": {\"result\", \"exit_code\", \"signal\",\n"
                 "                 \"timed_out\", \"output\", \"at\"}, ...}],\n"
                 "                 \"agent\": {\"running\", \"running_pid\", \"pid\", \"file\",\n"
-                "                 \"file_valid\", \"invalid_since\", ...}}: running is\n"
-                "                 whether an agent serves ROOT now (it holds\n"
-                "                 ROOT/agent.lock); pid is the last agent's\n"
+                "                 \"file_valid\", \"invalid_since\", \"started_at\",\n"
+                "                 \"converges\", \"converge_failures\", \"last_converge\":\n"
+                "                 {\"at_ms\", \"duration_ms\", \"result\" (ok, failed,\n"
+                "                 error), \"failed\"}, ...}}: running is whether an agent\n"
+                "                 serves ROOT now (it holds ROOT/agent.lock); pid is the\n"
+                "                 last agent's\n"
                 "      --format table|json|prometheus   prometheus: the Prometheus text\n"
                 "                 format (node_exporter's textfile collector): berth_build_info;\n"
                 "                 the agent's berth_agent_running, berth_file_valid,\n"
@@ -316,7 +319,9 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
                 "      --textfile DIR   write the prometheus format to DIR/berth.prom\n"
                 "                 atomically (a temporary file, fsync, rename) instead of\n"
                 "                 stdout; packaging's berth-textfile.timer runs it\n"
-                "      --root DIR state directory (default " BERTH_DEFAULT_ROOT ")\n",
+                "      --root DIR state directory (default " BERTH_DEFAULT_ROOT "); one that\n"
+                "                 does not exist is an error (exit 1), and for metrics one\n"
+                "                 that berth has not used (no services/, lock, agent.json)\n",
                 verb);
             return EXIT_OK;
         default:
