@@ -238,25 +238,34 @@ static int write_record(const char *root, const struct berth_plan_item *it,
     return berth_write_file_atomic(hashp, hashline, strlen(hashline), 0644, err);
 }
 
+/* A keeper alive when apply starts one was left by an earlier berth, killed
+ * since: one on its way out (a stop that berth asked for), or one it had
+ * spawned and that took the lock first, running the record as it read it
+ * then. Either way it goes, once its service is gone. */
+static int stop_leftover_keeper(const char *root, const char *name, berth_error *err)
+{
+    if (!berth_keeper_alive(root, name, NULL))
+        return 0;
+    if (berth_keeper_stop(root, name, err) < 0)
+        return berth_error_wrap(err, "stopping the keeper of '%s' that an earlier berth started",
+                                name);
+    return 0;
+}
+
 static int start_keeper(const char *root, const struct berth_plan_item *it, const char *exe,
                         berth_error *err)
 {
-    berth_error e = BERTH_ERROR_INIT;
-
+    if (stop_leftover_keeper(root, it->name, err) < 0)
+        return -1;
     remove_stale(root, it->name);
     if (berth_keeper_spawn(root, it->name, exe, NULL, err) == 0)
         return 0;
     if (!berth_keeper_alive(root, it->name, NULL))
         return -1;
-    /* Another keeper took the lock first: one that an earlier berth, killed
-     * before that keeper said it was ready, had spawned. It runs the record
-     * as it read it then: stop it, and start the record as it is now. */
-    if (berth_keeper_stop(root, it->name, &e) < 0) {
-        *err = e;
-        return berth_error_wrap(err, "stopping the keeper of '%s' that an earlier berth started",
-                                it->name);
-    }
+    /* a keeper spawned by a killed berth took the lock after the check */
     memset(err, 0, sizeof(*err));
+    if (stop_leftover_keeper(root, it->name, err) < 0)
+        return -1;
     remove_stale(root, it->name);
     return berth_keeper_spawn(root, it->name, exe, NULL, err);
 }

@@ -829,6 +829,7 @@ static void write_status(struct keeper *k)
         .pid = k->has_container ? k->c.pid : 0,
         .service_pid = k->service_pid,
         .keeper_pid = k->done ? 0 : getpid(),
+        .stopping = k->stop_requested,
         .restarts = k->restarts,
         .manual_restarts = k->manual_restarts,
         .started_at = k->has_container ? k->started_at : 0,

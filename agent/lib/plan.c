@@ -122,8 +122,11 @@ static void read_record(const char *root, const struct berth_status *st, struct 
         r->rejected[64] = '\0';
     }
     r->state = xstrdup(st->state);
-    r->running = berth_keeper_alive(root, name, NULL);
-    r->orphaned = !r->running && berth_handover_orphan(dir);
+    /* a keeper on its way out (a stop asked for by a berth killed since)
+     * is not running the service for long: a start waits for it */
+    bool alive = berth_keeper_alive(root, name, NULL);
+    r->running = alive && !st->stopping;
+    r->orphaned = !alive && berth_handover_orphan(dir);
     if (!strcmp(st->state, "failed") && st->start_error && st->spec_hash && r->hash[0] &&
         !strcmp(st->spec_hash, r->hash))
         r->start_error = xstrdup(st->start_error);

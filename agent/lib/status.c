@@ -134,6 +134,7 @@ static json_t *to_json(const struct berth_status *st)
     json_object_set_new(o, "start_error",
                         st->start_error ? json_string(st->start_error) : json_null());
     json_object_set_new(o, "keeper_gone", json_boolean(st->keeper_gone));
+    json_object_set_new(o, "stopping", json_boolean(st->stopping));
     json_object_set_new(o, "last_check", check_json(st));
     return o;
 }
@@ -188,6 +189,7 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
     st->health = dup_str(o, "health");
     st->spec_hash = dup_str(o, "spec_hash");
     st->start_error = dup_str(o, "start_error");
+    st->stopping = json_is_true(json_object_get(o, "stopping"));
     check_parse(json_object_get(o, "last_check"), st);
     last = json_object_get(o, "last_exit");
     if (json_is_object(last)) {

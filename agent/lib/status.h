@@ -28,6 +28,9 @@ struct berth_status {
     bool exit_oom;
     int64_t exit_at;
     char *start_error; /* why the last start failed (set-up, exec); NULL when it did not */
+    /* a stop was asked for: the keeper exits once the service is gone (its
+     * state stays "running" through the stop's grace period) */
+    bool stopping;
     /* berth_status_read(): the record says a keeper runs, none does (it
      * was killed); the container may run on (`pid`), until a new keeper
      * adopts it (handover.h) */

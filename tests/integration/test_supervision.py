@@ -247,6 +247,31 @@ def test_stop_returns_once_the_service_is_gone_and_can_time_out(host):
     wait_for(lambda: host.status()["web"]["state"] == "stopped", 10, "web stopped")
 
 
+def test_apply_during_a_stop_starts_the_service_again(host):
+    """A stop under way (asked for by a berth killed since, or by hand) ends
+    with the keeper gone: the plan does not count it as running, and apply
+    waits for it and starts the service again (seen in CI: apply said done,
+    then diff wanted a start)."""
+    host.write({"web": host.svc(slow_trap(1), stop_timeout="10s")})
+    assert host.apply().returncode == 0
+    wait_for(lambda: "started-" in log_of(host, "web"), 5, "first start")
+    old = host.status()["web"]["pid"]
+    r = host.berth.run("stop", "--no-wait", "web")
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_for(lambda: "stopping-" in log_of(host, "web"), 5, "in its trap")
+    st = host.status()["web"]
+    assert st["state"] == "running" and st["stopping"] is True, st
+    d = host.diff()
+    assert d.returncode == 2 and re.search(r"web\s.*start", d.stdout), d.stdout
+    r = host.apply()
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = host.status()["web"]
+    assert st["state"] == "running" and st["pid"] not in (None, old), st
+    assert st["stopping"] is False, st
+    assert "gone-" in log_of(host, "web")
+    assert host.diff().returncode == 0
+
+
 def test_restart_says_when_the_new_instance_cannot_start(host, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
