@@ -1,21 +1,18 @@
 /* berth logs: a service's captured stdout and stderr. */
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/inotify.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "apply.h"
 #include "cmd.h"
+#include "events.h"
 #include "keeper.h"
+#include "logs.h"
 #include "util.h"
 
 static const char usage_text[] =
-    "Usage: berth logs [-f] [-n N] [--root DIR] NAME\n"
+    "Usage: berth logs [-f] [-n N] [-t] [--since TIME] [--root DIR] NAME\n"
     "\n"
     "Print what service NAME wrote to stdout and stderr, oldest first, from the\n"
     "rotated files under ROOT/services/NAME/log/. Lines starting with\n"
@@ -27,10 +24,19 @@ static const char usage_text[] =
     "The log of a service that 'berth apply' removed is kept for 7 days in\n"
     "ROOT/removed/NAME@TIME/ (unless --purge): NAME then prints the newest.\n"
     "\n"
+    "Each line's time is when its keeper moved it into the log (to within\n"
+    "10 ms; for output that waited while no keeper ran, when the next keeper\n"
+    "took it): kept beside the log in times, times.1, ... (see HACKING.md).\n"
+    "\n"
     "Options:\n"
-    "  -n, --lines N   only the last N lines\n"
-    "  -f, --follow    keep printing what it writes (across rotations)\n"
-    "  -h, --help      this help\n";
+    "  -n, --lines N      only the last N lines (of those --since asks for)\n"
+    "  -f, --follow       keep printing what it writes (across rotations)\n"
+    "  -t, --timestamps   each line after its time, RFC 3339 in UTC with\n"
+    "                     microseconds (\"-\" for lines of unknown time)\n"
+    "      --since TIME   only lines from TIME on: RFC 3339\n"
+    "                     (2026-12-07T16:00:00Z, 2026-12-07T17:00:00+01:00)\n"
+    "                     or a duration back from now (10m, 1h, 30s)\n"
+    "  -h, --help         this help\n";
 
 /* On a terminal, what a container wrote must not drive the terminal: its
  * control characters (ESC and the other C0 ones but tab and newline, DEL,
@@ -59,105 +65,75 @@ void berth_print_container_text(const char *buf, size_t len)
     }
 }
 
-static void print_tail(const char *data, size_t len, long lines)
-{
-    const char *start = data;
+struct print_opts {
+    bool timestamps;
+};
 
-    if (lines >= 0) {
-        const char *p = data + len;
-        long seen = 0;
-        if (p > data && p[-1] == '\n')
-            p--;
-        while (p > data) {
-            if (p[-1] == '\n' && ++seen == lines)
-                break;
-            p--;
-        }
-        start = lines == 0 ? data + len : p;
+/* One line (or a piece of one, when following), after its time with
+ * --timestamps: "2026-12-07T16:00:41.123456Z " (as RFC 3339 as Docker's;
+ * "-" for a line written before berth kept times). */
+static void print_line(const char *text, size_t len, int64_t time_us, bool line_start, void *ud)
+{
+    const struct print_opts *o = ud;
+    char when[40];
+
+    if (o->timestamps && line_start) {
+        if (time_us)
+            berth_format_time_us(time_us, 6, when, sizeof(when));
+        else
+            snprintf(when, sizeof(when), "%-27s", "-");
+        fputs(when, stdout);
+        putchar(' ');
     }
-    berth_print_container_text(start, (size_t)(data + len - start));
+    berth_print_container_text(text, len);
 }
 
-/* All rotated files, oldest first, concatenated. */
-static char *read_all(const char *logdir, unsigned *ret_max, size_t *ret_len)
+static void flush_line(const char *text, size_t len, int64_t time_us, bool line_start, void *ud)
 {
-    char *all = xstrdup("");
-    size_t len = 0;
-
-    for (int i = 99; i >= 0; i--) {
-        _cleanup_free_ char *p =
-            i ? xasprintf("%s/current.%d", logdir, i) : xasprintf("%s/current", logdir);
-        _cleanup_free_ char *data = NULL;
-        size_t n = 0;
-        berth_error e = BERTH_ERROR_INIT;
-        if (berth_read_file(p, 1ULL << 32, &data, &n, &e) < 0)
-            continue;
-        all = xrealloc(all, len + n + 1);
-        memcpy(all + len, data, n);
-        len += n;
-        all[len] = '\0';
-        if (ret_max && (unsigned)i > *ret_max)
-            *ret_max = (unsigned)i;
-    }
-    *ret_len = len;
-    return all;
-}
-
-static int follow(const char *logdir, off_t pos)
-{
-    _cleanup_close_ int in = inotify_init1(IN_CLOEXEC);
-    _cleanup_free_ char *cur = xasprintf("%s/current", logdir);
-    _cleanup_close_ int fd = open(cur, O_RDONLY | O_CLOEXEC);
-    char buf[65536];
-
-    if (in < 0 || inotify_add_watch(in, logdir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0)
-        return -1;
-    for (;;) {
-        ssize_t n;
-        if (fd >= 0) {
-            while ((n = pread(fd, buf, sizeof(buf), pos)) > 0) {
-                berth_print_container_text(buf, (size_t)n);
-                pos += n;
-            }
-            fflush(stdout);
-        }
-        if (read(in, buf, sizeof(buf)) < 0 && errno != EINTR)
-            return -1;
-        /* rotated: "current" is a new file now */
-        struct stat a, b;
-        if (fd < 0 || (stat(cur, &a) == 0 && fstat(fd, &b) == 0 && a.st_ino != b.st_ino)) {
-            if (fd >= 0)
-                close(fd);
-            fd = open(cur, O_RDONLY | O_CLOEXEC);
-            pos = 0;
-        }
-    }
+    print_line(text, len, time_us, line_start, ud);
+    fflush(stdout);
 }
 
 int cmd_logs(int argc, char **argv, struct berth_globals *g)
 {
+    enum { OPT_SINCE = 0x2001 };
     static const struct option longopts[] = {
         BERTH_GLOBAL_LONGOPTS,
         {"follow", no_argument, NULL, 'f'},
         {"lines", required_argument, NULL, 'n'},
+        {"timestamps", no_argument, NULL, 't'},
+        {"since", required_argument, NULL, OPT_SINCE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    long lines = -1;
+    struct berth_log_read_options ro = {.lines = -1};
+    struct print_opts po = {0};
+    berth_error err = BERTH_ERROR_INIT;
+    uint64_t end;
     bool fol = false;
     int c;
 
-    while ((c = getopt_long(argc, argv, "fn:hqv", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "fn:thqv", longopts, NULL)) != -1) {
         if (berth_global_option(c, optarg, g))
             continue;
         switch (c) {
+        case 't':
+            po.timestamps = true;
+            break;
+        case OPT_SINCE:
+            if (berth_parse_since(optarg, berth_realtime_us(), &ro.since_us) < 0)
+                return berth_usage_error("logs",
+                                         "invalid --since '%s': expected an RFC 3339 time "
+                                         "(2026-12-07T16:00:00Z) or a duration (10m, 1h)",
+                                         optarg);
+            break;
         case 'f':
             fol = true;
             break;
         case 'n': {
-            char *end;
-            lines = strtol(optarg, &end, 10);
-            if (*end || lines < 0)
+            char *rest;
+            ro.lines = strtol(optarg, &rest, 10);
+            if (*rest || ro.lines < 0)
                 return berth_usage_error("logs", "invalid --lines '%s'", optarg);
             break;
         }
@@ -187,17 +163,14 @@ int cmd_logs(int argc, char **argv, struct berth_globals *g)
                 argv[optind], at, logdir);
         fol = false;
     }
-    size_t len;
-    _cleanup_free_ char *all = read_all(logdir, NULL, &len);
-    print_tail(all, len, lines);
+    if (berth_log_read(logdir, &ro, print_line, &po, &end, &err) < 0) {
+        berth_print_error("logs", &err);
+        return EXIT_FAIL;
+    }
     fflush(stdout);
-    if (fol) {
-        struct stat st;
-        _cleanup_free_ char *cur = xasprintf("%s/current", logdir);
-        if (follow(logdir, stat(cur, &st) == 0 ? st.st_size : 0) < 0) {
-            berth_die_msg("logs", "following '%s': %s", logdir, strerror(errno));
-            return EXIT_FAIL;
-        }
+    if (fol && berth_log_follow(logdir, end, flush_line, &po, &err) < 0) {
+        berth_print_error("logs", &err);
+        return EXIT_FAIL;
     }
     return EXIT_OK;
 }

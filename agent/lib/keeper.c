@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -21,6 +22,7 @@
 #include "events.h"
 #include "exec.h"
 #include "handover.h"
+#include "logs.h"
 #include "seccomp-profile.h"
 #include "status.h"
 #include "systemd.h"
@@ -601,6 +603,10 @@ struct logw {
     uint64_t size;
     uint64_t max_size;
     unsigned max_files;
+    /* the time index of `current` (logs.h): "times" */
+    int tsfd;
+    uint64_t ts_size, ts_max;
+    int64_t ts_last_us; /* of the last record, 0: none in this file yet */
 };
 
 /* A health check's end, as `status` shows it: its output is bounded as
@@ -674,23 +680,59 @@ struct keeper {
 
 static void log_rotate(struct logw *l)
 {
+    static const char *const kinds[] = {"times", "current"};
     char from[32], to[32];
 
-    if (l->max_files > 1) {
-        for (unsigned i = l->max_files - 1; i >= 1; i--) {
+    /* each file with its index: times.N is the index of current.N */
+    for (unsigned i = l->max_files > 1 ? l->max_files - 1 : 0; i >= 1; i--) {
+        for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
             if (i == 1)
-                snprintf(from, sizeof(from), "current");
+                snprintf(from, sizeof(from), "%s", kinds[k]);
             else
-                snprintf(from, sizeof(from), "current.%u", i - 1);
-            snprintf(to, sizeof(to), "current.%u", i);
+                snprintf(from, sizeof(from), "%s.%u", kinds[k], i - 1);
+            snprintf(to, sizeof(to), "%s.%u", kinds[k], i);
             renameat(l->dirfd, from, l->dirfd, to);
         }
     }
     if (l->fd >= 0)
         close(l->fd);
+    if (l->tsfd >= 0)
+        close(l->tsfd);
     /* not O_APPEND: splice(2) refuses such files; the keeper is the only writer */
     l->fd = openat(l->dirfd, "current", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    l->tsfd = openat(l->dirfd, "times", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
     l->size = 0;
+    l->ts_size = 0;
+    l->ts_last_us = 0;
+}
+
+/* Whether the next bytes need a record in the index (logs.h): the first
+ * of a file, and then one per BERTH_LOG_STAMP_US at most. */
+static bool log_stamp_due(const struct logw *l, int64_t now)
+{
+    return !l->ts_last_us || now - l->ts_last_us >= BERTH_LOG_STAMP_US || now < l->ts_last_us;
+}
+
+/* Room in the file and in its index for what comes now; rotate if not. */
+static bool log_full(const struct logw *l)
+{
+    return l->size >= l->max_size ||
+           (l->tsfd >= 0 && l->ts_size + sizeof(struct berth_log_stamp) > l->ts_max &&
+            log_stamp_due(l, berth_realtime_us()));
+}
+
+/* Before bytes go into the file at l->size: the time they arrived. */
+static void log_stamp(struct logw *l)
+{
+    int64_t now = berth_realtime_us();
+    struct berth_log_stamp st = {l->size, now};
+
+    if (l->tsfd < 0 || !log_stamp_due(l, now))
+        return;
+    if (write(l->tsfd, &st, sizeof(st)) == (ssize_t)sizeof(st)) {
+        l->ts_size += sizeof(st);
+        l->ts_last_us = now;
+    }
 }
 
 /* Append to the log, rotating before the file would pass max_size, so that
@@ -699,11 +741,12 @@ static void log_write(struct logw *l, const char *buf, size_t len)
 {
     while (len > 0) {
         size_t room = l->max_size > l->size ? (size_t)(l->max_size - l->size) : 0;
-        if (room == 0) {
+        if (log_full(l)) {
             log_rotate(l);
             continue;
         }
         size_t n = len < room ? len : room;
+        log_stamp(l);
         if (l->fd >= 0 && write(l->fd, buf, n) < 0)
             return;
         l->size += n;
@@ -719,12 +762,16 @@ static void log_pump(struct logw *l, int from)
 {
     for (;;) {
         size_t room = l->max_size > l->size ? (size_t)(l->max_size - l->size) : 0;
-        if (room == 0) {
+        int avail = 0;
+        if (log_full(l)) {
             log_rotate(l);
             continue;
         }
         if (l->fd < 0)
             break;
+        /* the record goes first: a reader that sees the bytes finds their time */
+        if (ioctl(from, FIONREAD, &avail) == 0 && avail > 0)
+            log_stamp(l);
         ssize_t n = splice(from, NULL, l->fd, NULL, room < (1 << 20) ? room : (1 << 20),
                            SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
         if (n > 0)
@@ -1676,6 +1723,16 @@ static int setup(struct keeper *k, int *lockfd, berth_error *err)
     k->log.size = end > 0 ? (uint64_t)end : 0;
     k->log.max_size = k->cfg.log_max_size ? k->cfg.log_max_size : 10 << 20;
     k->log.max_files = k->cfg.log_max_files;
+    k->log.ts_max = berth_log_index_max(k->log.max_size);
+    k->log.tsfd = openat(k->log.dirfd, "times", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    end = k->log.tsfd >= 0 ? lseek(k->log.tsfd, 0, SEEK_END) : 0;
+    /* whole records only (a keeper before us cannot have torn one: one
+     * write each; but a full disk can) */
+    if (end > 0 && end % (off_t)sizeof(struct berth_log_stamp))
+        end = ftruncate(k->log.tsfd, end - end % (off_t)sizeof(struct berth_log_stamp)) == 0
+                  ? end - end % (off_t)sizeof(struct berth_log_stamp)
+                  : end;
+    k->log.ts_size = end > 0 ? (uint64_t)end : 0;
 
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return berth_error_set(err, errno, "creating the log pipe");
@@ -1730,7 +1787,7 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
                        .logr = -1,
                        .logwr = -1,
                        .devnull = -1,
-                       .log = {.dirfd = -1, .fd = -1},
+                       .log = {.dirfd = -1, .fd = -1, .tsfd = -1},
                        .health_timer = -1,
                        .health_pidfd = -1,
                        .logr_adopted = -1,

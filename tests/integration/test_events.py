@@ -230,3 +230,121 @@ def test_a_new_keeper_records_its_adoption(host):
     ev = events(host, "w")
     assert ev[-1]["cause"] == "adopted" and ev[-1]["pid"] == pid, ev
     assert ev[-1]["to"] == "running" and ev[-2]["action"] == "start", ev
+
+
+# --- log timestamps ------------------------------------------------------------
+
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z) (.*)$")
+
+
+def stamped(host, name, *args):
+    """(time, text) of each line of `berth logs --timestamps`."""
+    r = host.berth.run("logs", "--timestamps", *args, name)
+    assert r.returncode == 0, r.stderr
+    out = []
+    for line in r.stdout.splitlines():
+        m = STAMP.match(line)
+        assert m, (line, r.stdout)
+        out.append((parse_time(m.group(1)), m.group(2)))
+    return out
+
+
+def test_log_lines_carry_the_time_they_arrived(host):
+    before = time.time()
+    host.write({"t": host.svc(["/bin/sh", "-c",
+                               "echo first; sleep 1; echo second; printf part; sleep 0.5; "
+                               "echo ial; exec sleep 100000"])})
+    assert host.apply().returncode == 0
+    wait_for(lambda: "ial" in host.berth.run("logs", "t").stdout, 10, "the last line")
+    after = time.time()
+    lines = stamped(host, "t")
+    texts = [t for _, t in lines]
+    assert texts[0].startswith("[berth ") and "started 't'" in texts[0], texts
+    assert texts[1:] == ["first", "second", "partial"], texts
+    when = dict((t, w) for w, t in lines)
+    assert before - 0.1 <= when["first"] <= when["second"] <= after, lines
+    # the service slept a second between them (a line's time is its first byte's)
+    assert 0.9 <= when["second"] - when["first"] <= 3, lines
+    assert when["partial"] - when["second"] < 0.4, lines
+    # without --timestamps the bytes are unchanged
+    assert host.berth.run("logs", "t").stdout.endswith("first\nsecond\npartial\n")
+
+    # --since: an RFC 3339 time between the two lines, with a zone or in UTC
+    mid = datetime.datetime.fromtimestamp(when["first"] + 0.5, datetime.timezone.utc)
+    for since in (mid.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                  mid.astimezone(datetime.timezone(datetime.timedelta(hours=-5))).isoformat()):
+        assert [t for _, t in stamped(host, "t", "--since", since)] == ["second", "partial"]
+        r = host.berth.run("logs", "--since", since, "t")
+        assert r.stdout == "second\npartial\n", r.stdout
+    # a duration back from now, and -n of what --since leaves
+    assert len(stamped(host, "t", "--since", "10m")) == len(lines)
+    assert [t for _, t in stamped(host, "t", "--since", "10m", "-n", "1")] == ["partial"]
+    assert host.berth.run("logs", "--since", "2099-01-01T00:00:00Z", "t").stdout == ""
+    r = host.berth.run("logs", "--since", "soon", "t")
+    assert r.returncode == 2 and "invalid --since 'soon'" in r.stderr, r.stderr
+
+
+def test_timestamps_follow_rotations_and_keeper_handovers(host):
+    # ~110-byte lines every 10 ms into 16 KiB files: a rotation every ~1.5 s
+    script = ("i=0; while true; do echo line-$i-" + "x" * 100 + "; i=$((i+1)); "
+              "sleep 0.01; done")
+    host.write({"r": host.svc(["/bin/sh", "-c", script],
+                              log={"max_size": "16K", "max_files": 3})})
+    assert host.apply().returncode == 0
+    logdir = os.path.join(host.berth.root, "services", "r", "log")
+    follower = subprocess.Popen(host.berth.cmd("logs", "-f", "--timestamps", "r"),
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: os.path.exists(os.path.join(logdir, "times.1")), 20, "a rotation")
+        # a keeper killed while the service writes: its successor stamps on
+        (keeper,) = keeper_pids(host.berth.root)
+        os.kill(keeper, signal.SIGKILL)
+        wait_for(lambda: host.status()["r"]["keeper_gone"], 10, "keeper gone")
+        assert host.apply().returncode == 0
+        wait_for(lambda: os.path.exists(os.path.join(logdir, "times.2")), 20, "two rotations")
+        seen = []
+        while len(seen) < 300:
+            line = follower.stdout.readline()
+            assert line, "the follower ended"
+            seen.append(line)
+    finally:
+        follower.kill()
+        follower.wait()
+    # the follower stamped every line it saw, across the rotations
+    followed = [STAMP.match(l.rstrip("\n")) for l in seen]
+    assert all(followed), [l for l in seen if not STAMP.match(l)][:3]
+    ft = [parse_time(m.group(1)) for m in followed]
+    assert ft == sorted(ft)
+    assert all("line-" in m.group(2) or m.group(2).startswith("[berth ") for m in followed)
+    lines = stamped(host, "r")
+    times = [w for w, _ in lines]
+    assert times == sorted(times), "times go back"
+    nums = [int(t.split("-")[1]) for _, t in lines if t.startswith("line-") and len(t) > 100]
+    assert nums == list(range(nums[0], nums[0] + len(nums))), "a line lost or doubled"
+    # each index is bounded: an eighth of its file's limit, at least 4 KiB
+    for f in os.listdir(logdir):
+        if f.startswith("times"):
+            size = os.path.getsize(os.path.join(logdir, f))
+            assert size % 16 == 0 and size <= 4096, (f, size)
+    # lines from a second ago on: the newest ones, none older
+    t0 = time.time()
+    recent = stamped(host, "r", "--since", "1s")
+    assert len(recent) >= 10, recent
+    assert all(w >= t0 - 1.05 for w, _ in recent), recent[:3]
+    assert recent[0][0] > lines[-1][0] - 1.5, (recent[0], lines[-1])
+
+
+def test_a_full_time_index_rotates_the_log_early(host):
+    # two bytes every 10 ms: the index (16 bytes a record, at most one per
+    # 10 ms) would outgrow the log; at 4 KiB (a 16K file's share) it rotates
+    host.write({"tiny": host.svc(["/bin/sh", "-c", "while true; do echo x; sleep 0.01; done"],
+                                 log={"max_size": "16K", "max_files": 2})})
+    assert host.apply().returncode == 0
+    logdir = os.path.join(host.berth.root, "services", "tiny", "log")
+    wait_for(lambda: os.path.exists(os.path.join(logdir, "current.1")), 30, "a rotation")
+    old = os.path.getsize(os.path.join(logdir, "current.1"))
+    idx = os.path.getsize(os.path.join(logdir, "times.1"))
+    assert old < 8 * 1024 and 4096 - 16 < idx <= 4096, (old, idx)
+    assert os.path.getsize(os.path.join(logdir, "times")) <= 4096
+    lines = stamped(host, "tiny")
+    assert lines and all(t == "x" for _, t in lines[1:]), lines[:3]
