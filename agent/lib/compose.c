@@ -24,6 +24,7 @@ struct pair {
 
 struct resolved {
     char *ref, *url;
+    json_t *entrypoint; /* the image's, an array (maybe empty); NULL: unknown */
 };
 
 struct cctx {
@@ -805,13 +806,66 @@ static void caps(struct cctx *c, const struct spec_node *n, json_t *svc, const c
 
 /* ---- images -------------------------------------------------------------- */
 
+/* The image's entrypoint, from its config blob: Compose's command keeps
+ * it, berth's command replaces it, so the import puts it first. */
+static json_t *image_entrypoint(const char *url, const char *hex,
+                                const struct berth_fetch_options *fopt, berth_error *err)
+{
+    struct berth_registry_ref ref = {0};
+    struct berth_registry reg;
+    struct berth_registry_manifest m = {0};
+    _cleanup_free_ char *body = NULL;
+    char got[65], mt[128];
+    size_t len;
+    json_t *ep = NULL;
+
+    if (berth_registry_ref_parse(url, &ref, err) < 0)
+        return NULL;
+    berth_registry_init(&reg, &ref, fopt);
+    _cleanup_free_ char *digest = xasprintf("sha256:%s", hex);
+    if (berth_registry_get_manifest(&reg, digest, &body, &len, got, mt, sizeof(mt), err) < 0 ||
+        berth_registry_manifest_parse(body, len, &m, err) < 0)
+        goto out;
+    char tmp[] = "/tmp/berth-import-config-XXXXXX";
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        berth_error_set(err, errno, "creating a temporary file");
+        goto out;
+    }
+    close(fd);
+    unlink(tmp); /* the blob is created afresh */
+    struct berth_registry_blob blob = {.hex = m.config, .size = m.config_size, .dest = tmp};
+    if (berth_registry_get_blobs(&reg, &blob, 1)) {
+        *err = blob.res.err;
+        goto out;
+    }
+    json_error_t jerr;
+    json_t *cfg = json_load_file(tmp, 0, &jerr);
+    unlink(tmp);
+    if (!cfg) {
+        berth_error_set(err, EINVAL, "the image config: %s", jerr.text);
+        goto out;
+    }
+    json_t *e = json_object_get(json_object_get(cfg, "config"), "Entrypoint");
+    ep = json_is_array(e) ? json_incref(e) : json_array();
+    json_decref(cfg);
+out:
+    berth_registry_manifest_release(&m);
+    berth_registry_release(&reg);
+    berth_registry_ref_release(&ref);
+    return ep;
+}
+
 /* "nginx:1.25", "ghcr.io/org/app:v1", "127.0.0.1:5000/x@sha256:..." → the
  * registry reference berth reads, the tag resolved to a digest. */
-static char *resolve_image(struct cctx *c, const char *ref)
+static char *resolve_image(struct cctx *c, const char *ref, json_t **ret_entrypoint)
 {
+    *ret_entrypoint = NULL;
     for (size_t i = 0; i < c->ncache; i++)
-        if (!strcmp(c->cache[i].ref, ref))
+        if (!strcmp(c->cache[i].ref, ref)) {
+            *ret_entrypoint = c->cache[i].entrypoint;
             return xstrdup(c->cache[i].url);
+        }
 
     _cleanup_free_ char *s = xstrdup(ref);
     char *digest = strchr(s, '@');
@@ -854,8 +908,12 @@ static char *resolve_image(struct cctx *c, const char *ref)
     }
     char *url = digest ? xasprintf("%s/%s@sha256:%s", prefix, repo, hex)
                        : xasprintf("%s/%s:%s@sha256:%s", prefix, repo, tag, hex);
+    json_t *ep = image_entrypoint(want, hex, c->opt->fetch, &err);
+    if (!ep)
+        NOTE(c, "image", "the entrypoint of '%s' is unknown (%s)", ref, err.msg);
     c->cache = xrealloc(c->cache, (c->ncache + 1) * sizeof(*c->cache));
-    c->cache[c->ncache++] = (struct resolved){xstrdup(ref), xstrdup(url)};
+    c->cache[c->ncache++] = (struct resolved){xstrdup(ref), xstrdup(url), ep};
+    *ret_entrypoint = ep;
     return url;
 }
 
@@ -979,7 +1037,7 @@ static void ulimits(struct cctx *c, const struct spec_node *n, json_t *limits)
     }
 }
 
-static void command(struct cctx *c, const struct spec_node *svcn, json_t *svc)
+static void command(struct cctx *c, const struct spec_node *svcn, json_t *svc, json_t *image_ep)
 {
     const struct spec_node *ep = mget(svcn, "entrypoint"), *cmd = mget(svcn, "command");
     json_t *e = ep ? strlist(c, ep, "entrypoint", true) : NULL;
@@ -992,11 +1050,17 @@ static void command(struct cctx *c, const struct spec_node *svcn, json_t *svc)
         json_object_set_new(svc, "command", e);
         e = NULL;
     } else if (a && json_array_size(a)) {
-        json_object_set_new(svc, "command", a);
-        a = NULL;
-        NOTE(c, "command",
-             "berth's command replaces the image's entrypoint too: if the image has one, put it "
-             "first in command");
+        /* Compose's command keeps the image's entrypoint; berth's replaces
+         * it: put it first */
+        json_t *full = json_array();
+        if (image_ep)
+            json_array_extend(full, image_ep);
+        else
+            NOTE(c, "command",
+                 "the image's entrypoint is unknown: berth's command replaces it; if the image "
+                 "has one, put it first in command");
+        json_array_extend(full, a);
+        json_object_set_new(svc, "command", full);
     }
     json_decref(e);
     json_decref(a);
@@ -1098,6 +1162,7 @@ static json_t *service(struct cctx *c, const struct spec_node *n)
     size_t nv = flat(n, &v);
 
     const struct spec_node *img = mget(n, "image");
+    json_t *image_ep = NULL; /* borrowed from the cache */
     _cleanup_free_ char *ref = img ? sval(c, img, "image") : NULL;
     if (!ref) {
         FATAL(c, mget(n, "build") ? "build" : "image",
@@ -1106,13 +1171,13 @@ static json_t *service(struct cctx *c, const struct spec_node *n)
     } else {
         if (mget(n, "build"))
             NOTE(c, "build", "not imported: the image '%s' is used as it is", ref);
-        _cleanup_free_ char *url = resolve_image(c, ref);
+        _cleanup_free_ char *url = resolve_image(c, ref, &image_ep);
         if (url)
             json_object_set_new(svc, "image",
                                 json_pack("{s:s,s:s#,s:s}", "url", url, "digest",
                                           strstr(url, "@sha256:") + 1, (int)71, "format", "oci"));
     }
-    command(c, n, svc);
+    command(c, n, svc, image_ep);
     if (mget(n, "env_file"))
         env_files(c, mget(n, "env_file"), env);
     if (mget(n, "environment"))
@@ -1282,6 +1347,7 @@ out:
     for (size_t i = 0; i < c.ncache; i++) {
         free(c.cache[i].ref);
         free(c.cache[i].url);
+        json_decref(c.cache[i].entrypoint);
     }
     free(c.cache);
     free(c.dir);
