@@ -16,6 +16,7 @@
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,8 +54,25 @@ struct kwatch {
     int fd;
 };
 
+/* What a converge child tells the agent over its pipe: a settle window to
+ * open for each replacement it made, then how the converge went. One
+ * record per write(), below PIPE_BUF: never torn. */
+struct child_msg {
+    char kind; /* 's': settle, 'd': done */
+    char name[64];
+    bool has_health;
+    unsigned restarts0;
+    uint64_t deadline;
+    char plan[sizeof(((struct berth_plan *)0)->id)];
+    int result; /* converge_results[] */
+    size_t failed, held;
+};
+
+static const char *const converge_results[] = {"ok", "failed", "error"};
+
 struct agent {
     const struct berth_agent_options *o;
+    int msg_fd;       /* in a converge child: the pipe to the agent; else -1 */
     char *dir, *base; /* of the file */
     int ino, sig, debounce, resync, settle_timer, summary, ep;
     int dir_wd;
@@ -178,26 +196,92 @@ static void settle_rearm(struct agent *a)
     }
 }
 
-static void settle_add(struct agent *a, const struct berth_service *svc)
+/* In the agent: open the settle window a converge child asked for. */
+static void settle_add(struct agent *a, const struct child_msg *m)
 {
-    _cleanup_free_ char *dir = berth_service_dir(a->o->root, svc->name);
-    struct berth_status st;
-    berth_error e = BERTH_ERROR_INIT;
-    struct settle s = {0};
+    struct settle s = {.name = xstrdup(m->name),
+                       .deadline = m->deadline,
+                       .restarts0 = m->restarts0,
+                       .has_health = m->has_health};
 
     for (size_t i = 0; i < a->nsettles; i++)
-        if (!strcmp(a->settles[i].name, svc->name))
+        if (!strcmp(a->settles[i].name, s.name))
             settle_remove(a, i);
-    s.name = xstrdup(svc->name);
-    s.has_health = svc->healthcheck.ncommand > 0;
-    s.deadline = berth_now_ms() + (s.has_health ? a->o->health_settle_ms : a->o->settle_ms);
-    if (berth_status_read(a->o->root, svc->name, &st, &e) == 0) {
-        s.restarts0 = st.restarts;
-        berth_status_release(&st);
-    }
     a->settles = xrealloc(a->settles, (a->nsettles + 1) * sizeof(*a->settles));
     a->settles[a->nsettles++] = s;
     settle_rearm(a);
+}
+
+static void send_msg(struct agent *a, const struct child_msg *m)
+{
+    if (write(a->msg_fd, m, sizeof(*m)) != (ssize_t)sizeof(*m))
+        berth_log(BERTH_LOG_ERROR, "telling the agent: %s", strerror(errno));
+}
+
+/* In a converge child, after a replacement: the settle window starts now,
+ * with the restarts the service has so far. */
+static void settle_request(struct agent *a, const struct berth_service *svc)
+{
+    struct berth_status st;
+    berth_error e = BERTH_ERROR_INIT;
+    struct child_msg m = {.kind = 's', .has_health = svc->healthcheck.ncommand > 0};
+
+    snprintf(m.name, sizeof(m.name), "%s", svc->name);
+    m.deadline = berth_now_ms() + (m.has_health ? a->o->health_settle_ms : a->o->settle_ms);
+    if (berth_status_read(a->o->root, svc->name, &st, &e) == 0) {
+        m.restarts0 = st.restarts;
+        berth_status_release(&st);
+    }
+    send_msg(a, &m);
+}
+
+/* Run `fn` in a forked child and wait for it, opening the settle windows it
+ * asks for; *ret_done is its last record, kind 'd' when it sent one.
+ * Returns the child's wait status.
+ *
+ * The agent lives as long as the host and should stay small: planning
+ * hashes specs (OpenSSL's digest machinery), applying fetches, unpacks and
+ * starts keepers, and all of it maps code and grows a heap that a
+ * long-lived process keeps for good. A child gives it all back when it
+ * exits; the agent keeps its loop, the last valid file and the windows. */
+static int in_child(struct agent *a, void (*fn)(struct agent *, const void *), const void *arg,
+                    struct child_msg *ret_done)
+{
+    struct child_msg m;
+    int p[2], status = 0;
+    pid_t pid;
+
+    ret_done->kind = 0;
+    if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+        berth_log(BERTH_LOG_ERROR, "starting a converge process: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        a->msg_fd = p[1];
+        fn(a, arg);
+        _exit(0);
+    }
+    close(p[1]);
+    for (;;) {
+        ssize_t n = read(p[0], &m, sizeof(m));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != (ssize_t)sizeof(m))
+            break;
+        m.name[sizeof(m.name) - 1] = '\0';
+        if (m.kind == 's')
+            settle_add(a, &m);
+        else if (m.kind == 'd')
+            *ret_done = m;
+    }
+    close(p[0]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFSIGNALED(status))
+        berth_log(BERTH_LOG_ERROR, "the converge process (pid %d) died of signal %d", (int)pid,
+                  WTERMSIG(status));
+    return status;
 }
 
 static int lock_root(struct agent *a)
@@ -229,6 +313,17 @@ static void rollback(struct agent *a, const char *name, const char *why)
     close(lock);
 }
 
+struct rollback_arg {
+    const char *name, *why;
+};
+
+static void rollback_job(struct agent *a, const void *arg)
+{
+    const struct rollback_arg *r = arg;
+
+    rollback(a, r->name, r->why);
+}
+
 /* Judge one service in its settle window; true when the window is over. */
 static bool settle_check(struct agent *a, struct settle *s)
 {
@@ -249,7 +344,9 @@ static bool settle_check(struct agent *a, struct settle *s)
     bool healthy = s->has_health && st.health && !strcmp(st.health, "healthy");
     berth_status_release(&st);
     if (why) {
-        rollback(a, s->name, why);
+        struct rollback_arg r = {s->name, why};
+        struct child_msg done;
+        in_child(a, rollback_job, &r, &done);
         return true;
     }
     if (healthy || over) {
@@ -281,7 +378,7 @@ static void report(void *ud, const struct berth_plan_item *it, int rc, const cha
     }
     berth_log(BERTH_LOG_INFO, "'%s': %s", it->name, berth_action_name(it->action));
     if (it->action == BERTH_ACTION_REPLACE && it->desired->enabled)
-        settle_add(a, it->desired);
+        settle_request(a, it->desired);
 }
 
 /* Every service's status.json is replaced by rename at each transition of
@@ -416,51 +513,67 @@ static void converged(struct agent *a, uint64_t t0, const char *result, size_t f
     write_agent_status(a);
 }
 
-/* `retry_failed`: start again the services whose spec failed to start for
- * a set-up reason (not on the periodic resync: see berth_plan_hold_failed) */
-static void reconcile(struct agent *a, bool file_event, bool retry_failed)
+/* In a converge child: plan against the last valid file, apply, and tell
+ * the agent how it went. `retry_failed` (a bool): start again the services
+ * whose spec failed to start for a set-up reason (not on the periodic
+ * resync: see berth_plan_hold_failed). */
+static void converge(struct agent *a, const void *retry_failed)
 {
+    struct child_msg done = {.kind = 'd', .result = 2};
     struct berth_plan plan;
     berth_error err = BERTH_ERROR_INIT;
-    size_t held = 0;
-    uint64_t t0;
-    int lock;
+    int lock = lock_root(a);
 
-    /* an invalid edit changes nothing; the resync keeps the last valid
-     * state in force (repairing drift) */
-    if (!load(a) && (file_event || !a->have_valid))
-        return;
-    lock = lock_root(a);
     if (lock < 0)
-        return;
-    t0 = berth_now_ms();
+        _exit(1);
     if (berth_plan_compute(a->o->root, &a->valid, &plan, &err) < 0) {
         berth_log(BERTH_LOG_ERROR, "%s", err.msg);
-        converged(a, t0, "error", 0);
     } else {
-        if (!retry_failed)
-            held = berth_plan_hold_failed(&plan);
+        if (!*(const bool *)retry_failed)
+            done.held = berth_plan_hold_failed(&plan);
         if (!berth_plan_is_noop(&plan)) {
             struct berth_apply_options opt = {
                 .exe = a->o->exe, .fetch = a->o->fetch, .report = report, .ud = a};
             berth_log(BERTH_LOG_INFO, "converging to '%s' (plan %s)", a->o->file, plan.id);
-            size_t failed = berth_apply_plan(a->o->root, &plan, &opt);
-            if (failed)
-                berth_log(BERTH_LOG_WARN, "%zu service%s failed to converge", failed,
-                          failed == 1 ? "" : "s");
-            notify_status(a, plan.id, failed + held);
-            converged(a, t0, failed + held ? "failed" : "ok", failed + held);
+            done.failed = berth_apply_plan(a->o->root, &plan, &opt);
+            if (done.failed)
+                berth_log(BERTH_LOG_WARN, "%zu service%s failed to converge", done.failed,
+                          done.failed == 1 ? "" : "s");
         } else {
             berth_apply_forget_rejections(a->o->root, &plan);
             berth_apply_prune_removed_logs(a->o->root, BERTH_REMOVED_LOG_RETENTION);
-            notify_status(a, plan.id, held);
-            converged(a, t0, held ? "failed" : "ok", held);
         }
+        done.result = done.failed + done.held ? 1 : 0;
+        memcpy(done.plan, plan.id, sizeof(done.plan));
         if (berth_apply_write_status_summary(a->o->root, &err) < 0)
             berth_log(BERTH_LOG_WARN, "%s", err.msg);
         berth_plan_release(&plan);
     }
     close(lock);
+    send_msg(a, &done);
+}
+
+static void reconcile(struct agent *a, bool file_event, bool retry_failed)
+{
+    struct child_msg done;
+    uint64_t t0;
+    int status;
+
+    /* an invalid edit changes nothing; the resync keeps the last valid
+     * state in force (repairing drift) */
+    if (!load(a) && (file_event || !a->have_valid))
+        return;
+    t0 = berth_now_ms();
+    status = in_child(a, converge, &retry_failed, &done);
+    if (done.kind != 'd') {
+        /* it could not lock the root (and said why), or it died */
+        if (status != 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 1))
+            converged(a, t0, "error", 0);
+        return;
+    }
+    if (done.result != 2) /* a plan was made */
+        notify_status(a, done.plan, done.failed + done.held);
+    converged(a, t0, converge_results[done.result], done.failed + done.held);
     watch_services(a);
     watch_keepers(a);
 }
@@ -557,6 +670,7 @@ static void teardown(struct agent *a)
 int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
 {
     struct agent a = {.o = o,
+                      .msg_fd = -1,
                       .ino = -1,
                       .sig = -1,
                       .debounce = -1,
