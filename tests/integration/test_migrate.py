@@ -561,6 +561,23 @@ def test_a_systemd_unit_runs_the_same_container(berth, berth_bin, tmp_path, regi
     assert comparable(parse_report("\n".join(lines))) == comparable(under_berth)
 
 
+@pytest.mark.parametrize("example", sorted(os.listdir(EXAMPLES)))
+def test_every_example_service_is_a_unit_systemd_accepts(berth, berth_bin, tmp_path, example):
+    path = os.path.join(EXAMPLES, example)
+    services = yaml.safe_load(open(path)).get("services") or {}
+    for name in sorted(services):
+        r = export(berth, path, "systemd", "--berth", berth_bin, name)
+        unit = tmp_path / f"berth-{name}.service"
+        unit.write_text(r.stdout)
+        v = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                           text=True)
+        assert v.returncode == 0 and v.stderr.strip() == "", (name, v.stderr, r.stdout)
+        start = [x for x in r.stdout.splitlines() if x.startswith("ExecStart=")][0]
+        argv = unit_command(start.split("=", 1)[1])
+        assert argv[:4] == [berth_bin, "--root", berth.root, "run"], argv
+        assert services[name]["image"]["digest"] in argv
+
+
 def test_systemd_notes_and_refusals(berth, tmp_path):
     spec = yaml.safe_load(open(os.path.join(EXAMPLES, "full.yaml")))
     path = write_yaml(tmp_path / "s.yaml", spec)
