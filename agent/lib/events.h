@@ -20,7 +20,9 @@
  * while its cgroup's OOM kill count rose), "stop" (a stop request:
  * berth stop, apply, SIGTERM to the keeper), "restart" (berth restart),
  * "unhealthy", "healthy", "stop-timeout" (SIGKILL after the stop
- * timeout), "adopted" (a new keeper took a running container over),
+ * timeout), "keeper-gone" (the keeper before ended without stopping
+ * its service: killed, or it crashed), "adopted" (a new keeper took a
+ * running container over),
  * "apply" (with "action": create, replace, remove, start, stop),
  * "rollback".
  *

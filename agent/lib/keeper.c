@@ -1765,6 +1765,38 @@ static int setup(struct keeper *k, int *lockfd, berth_error *err)
     return place_keeper(k, err);
 }
 
+/* What the record said before us: the first event's "from", and whether
+ * the keeper before us ended without stopping its service (killed, or
+ * it crashed): the history says so before the adoption or the fresh
+ * start that follows. */
+static void find_predecessor(struct keeper *k)
+{
+    struct berth_status st;
+    berth_error e = BERTH_ERROR_INIT;
+
+    if (berth_status_read(k->root, k->cfg.name, &st, &e) < 0)
+        return;
+    if (berth_status_state_live(st.state) && st.keeper_pid && st.keeper_pid != getpid()) {
+        _cleanup_free_ char *msg = xasprintf(
+            "the last keeper of '%s' (pid %d) is gone without having stopped it (killed, or "
+            "it crashed); %s",
+            k->cfg.name, (int)st.keeper_pid,
+            k->adopting ? "its container runs on: this keeper adopts it"
+                        : "its container is gone too: this keeper starts it again");
+        struct berth_event ev = {
+            .restarts = (int)st.restarts,
+            .cause = (char *)"keeper-gone",
+            .from = st.state,
+            .to = st.state,
+            .message = msg,
+            .pid = k->adopting ? k->adopted.init_pid : 0,
+        };
+        berth_event_record_quiet(k->dir, &ev);
+    }
+    k->first_from = TAKE_PTR(st.state);
+    berth_status_release(&st);
+}
+
 /* The ready line (keeper.h); returns -1, the fd being closed. */
 static int tell_ready(const struct keeper *k, int ready_fd)
 {
@@ -1804,15 +1836,7 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
         free(k.dir);
         return -1;
     }
-    {
-        /* the first event's "from": what the record said before us */
-        struct berth_status st;
-        berth_error e = BERTH_ERROR_INIT;
-        if (berth_status_read(root, name, &st, &e) == 0) {
-            k.first_from = TAKE_PTR(st.state);
-            berth_status_release(&st);
-        }
-    }
+    find_predecessor(&k);
     if (k.adopting)
         adopt_finish(&k);
     else

@@ -229,7 +229,21 @@ def test_a_new_keeper_records_its_adoption(host):
     assert host.apply().returncode == 0
     ev = events(host, "w")
     assert ev[-1]["cause"] == "adopted" and ev[-1]["pid"] == pid, ev
-    assert ev[-1]["to"] == "running" and ev[-2]["action"] == "start", ev
+    assert ev[-1]["to"] == "running" and ev[-3]["action"] == "start", ev
+    gone = ev[-2]
+    assert gone["cause"] == "keeper-gone" and gone["pid"] == pid, gone
+    assert f"(pid {keeper})" in gone["message"] and "adopts it" in gone["message"], gone
+
+    # a keeper killed with its container: the next one says so, and starts it
+    (keeper,) = keeper_pids(host.berth.root)
+    os.kill(keeper, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: host.status()["w"]["state"] == "failed", 10, "keeper and container gone")
+    assert host.apply().returncode == 0
+    ev = events(host, "w")
+    assert [e["cause"] for e in ev[-3:]] == ["apply", "keeper-gone", "start"], ev[-3:]
+    assert "its container is gone too" in ev[-2]["message"], ev[-2]
+    assert ev[-1]["from"] == "running" and ev[-1]["pid"] != pid, ev[-1]
 
 
 # --- log timestamps ------------------------------------------------------------
