@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -576,6 +577,9 @@ static void reconcile(struct agent *a, bool file_event, bool retry_failed)
     converged(a, t0, converge_results[done.result], done.failed + done.held);
     watch_services(a);
     watch_keepers(a);
+    /* the parse's and agent.json's garbage: give the free pages back (glibc
+     * returns only a free top above M_TRIM_THRESHOLD by itself) */
+    malloc_trim(0);
 }
 
 static void on_inotify(struct agent *a)
@@ -733,6 +737,7 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
                 drain(a.summary);
                 if (berth_apply_write_status_summary(o->root, &e) < 0)
                     berth_log(BERTH_LOG_WARN, "%s", e.msg);
+                malloc_trim(0); /* 100 status files were read */
             } else if (fd == a.settle_timer) {
                 drain(a.settle_timer);
                 settle_all(&a);
