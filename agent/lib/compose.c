@@ -51,6 +51,8 @@ static bool is_merge(const struct spec_node *k)
 static void flat_add(struct pair **v, size_t *n, const struct spec_node *k,
                      const struct spec_node *val)
 {
+    if (k->kind != N_SCALAR || !k->text)
+        return; /* a complex key ("? [a, b]") names nothing Compose has */
     for (size_t i = 0; i < *n; i++)
         if ((*v)[i].key->kind == N_SCALAR && k->kind == N_SCALAR &&
             !strcmp((*v)[i].key->text, k->text))
@@ -181,6 +183,10 @@ static char *sval(struct cctx *c, const struct spec_node *n, const char *field)
 {
     if (!n || n->kind != N_SCALAR) {
         NOTE(c, field, "expected a single value: ignored");
+        return NULL;
+    }
+    if (n->sk == S_NULL) {
+        NOTE(c, field, "an empty value ('%s'): ignored", n->text);
         return NULL;
     }
     return interpolate(c, n->text);
@@ -715,6 +721,9 @@ static void deploy(struct cctx *c, const struct spec_node *n, json_t *svc, json_
     _cleanup_free_ struct pair *v = NULL;
     size_t nv = flat(n, &v);
 
+    if (n->kind != N_MAP)
+        NOTE(c, "deploy", "expected a mapping: ignored");
+
     for (size_t i = 0; i < nv; i++) {
         const char *k = v[i].key->text;
         const struct spec_node *val = v[i].value;
@@ -793,7 +802,12 @@ static void caps(struct cctx *c, const struct spec_node *n, json_t *svc, const c
             NOTE(c, which, "unknown capability '%s': left out", name);
             continue;
         }
-        json_array_append_new(out, json_string(strncasecmp(name, "CAP_", 4) ? name : name + 4));
+        /* Docker takes any case and the CAP_ prefix; berth's file, NET_ADMIN */
+        _cleanup_free_ char *up = xstrdup(strncasecmp(name, "CAP_", 4) ? name : name + 4);
+        for (char *p = up; *p; p++)
+            if (*p >= 'a' && *p <= 'z')
+                *p = (char)(*p - 'a' + 'A');
+        json_array_append_new(out, json_string(up));
     }
     json_decref(l);
     json_t *capsobj = json_object_get(svc, "capabilities");
@@ -843,7 +857,7 @@ static json_t *image_entrypoint(const char *url, const char *hex,
     json_t *cfg = json_load_file(tmp, 0, &jerr);
     unlink(tmp);
     if (!cfg) {
-        berth_error_set(err, EINVAL, "the image config: %s", jerr.text);
+        berth_error_set(err, 0, "the image config: %s", jerr.text);
         goto out;
     }
     json_t *e = json_object_get(json_object_get(cfg, "config"), "Entrypoint");
@@ -973,10 +987,10 @@ static void note_unsupported(struct cctx *c, const char *key)
 
 static void ports(struct cctx *c, const struct spec_node *n)
 {
-    json_t *l = n->kind == N_SEQ ? json_array() : NULL;
+    size_t count = n->kind == N_SEQ ? n->n : 1;
 
-    for (size_t i = 0; l && i < n->n; i++) {
-        const struct spec_node *p = n->items[i];
+    for (size_t i = 0; i < count; i++) {
+        const struct spec_node *p = n->kind == N_SEQ ? n->items[i] : n;
         _cleanup_free_ char *s = p->kind == N_MAP && mget(p, "target")
                                      ? sval(c, mget(p, "target"), "ports")
                                      : sval(c, p, "ports");
@@ -990,7 +1004,6 @@ static void ports(struct cctx *c, const struct spec_node *n)
              strchr(s, ':') ? " (not remapped: change its configuration if that port is taken)"
                             : "");
     }
-    json_decref(l);
 }
 
 static void security_opt(struct cctx *c, const struct spec_node *n, json_t *svc)
@@ -1284,7 +1297,7 @@ static int import_doc(struct cctx *c, const struct spec_node *root, char **ret, 
     const struct spec_node *services = root && root->kind == N_MAP ? mget(root, "services") : NULL;
 
     if (!services || services->kind != N_MAP)
-        return berth_error_set(err, EINVAL, "no services: mapping: not a Compose file");
+        return berth_error_set(err, 0, "no services: mapping: not a Compose file");
     json_t *out = json_pack("{s:i,s:{}}", "version", 1, "services");
     json_t *svcs = json_object_get(out, "services");
     _cleanup_free_ struct pair *v = NULL;
@@ -1335,7 +1348,7 @@ int berth_compose_import(const char *path, const struct berth_compose_options *o
         if (strchr(*e, '='))
             berth_strv_push(&c.vars, &c.nvars, *e);
     if (spec_yaml_load(&doc, data, len, &yerr) < 0) {
-        berth_error_set(err, EINVAL, "%s:%u:%u: %s", path, yerr.line, yerr.col, yerr.msg);
+        berth_error_set(err, 0, "%s:%u:%u: %s", path, yerr.line, yerr.col, yerr.msg);
         goto out;
     }
     r = import_doc(&c, doc.root, ret, err);

@@ -735,7 +735,7 @@ int berth_export_systemd(const struct berth_service *s, const struct berth_syste
     if (unit_run(f, s, opt, notes) < 0) {
         fclose(f);
         free(buf);
-        return berth_error_set(err, EINVAL, "'%s' cannot be run by berth run", s->name);
+        return berth_error_set(err, 0, "'%s' cannot be run by berth run", s->name);
     }
     _cleanup_free_ char *sec = ms_text(s->backoff.initial_ms);
     /* berth run turns SIGTERM into the stop signal and kills after the stop

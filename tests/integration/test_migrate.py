@@ -890,3 +890,45 @@ def test_compose_to_berth_to_kubernetes_keeps_the_service(berth, tmp_path, regis
                 float(lim["cpus"])
         if "pids" in lim:
             assert f"'{name}': limits.pids:" in r.stderr
+
+
+def test_odd_compose_values_are_reported_not_fatal(berth, tmp_path, registry):
+    """Values of the wrong shape, complex keys, merges of scalars: each is a
+    note, the service is still imported, and the result is valid."""
+    f = tmp_path / "docker-compose.yml"
+    f.write_text(
+        "x-s: &s 5\n"
+        "services:\n"
+        "  ? [complex, key]\n"
+        "  : {image: busybox:1.36}\n"
+        "  odd:\n"
+        "    <<: [*s, {user: '1000'}]\n"
+        "    image: busybox:1.36\n"
+        "    environment: [~, A, {B: 1}, C=3]\n"
+        "    volumes: [~, {type: tmpfs}, {target: /x, type: npipe}, {type: tmpfs, target: /t,"
+        " tmpfs: {size: lots}}]\n"
+        "    healthcheck: {test: [], interval: never}\n"
+        "    deploy: 3\n"
+        "    ports: 80\n"
+        "    cap_add: [NOT_A_CAP, net_admin]\n"
+        "    mem_limit: huge\n"
+        "    cpus: -1\n"
+        "    stop_grace_period: soon\n"
+        "    restart: sometimes\n"
+        "    command: 'a \"b c\" ''d e'' \\\\f'\n")
+    r = berth.run("import", "compose", *import_args(registry, str(tmp_path / "v")), str(f),
+                  "-o", str(tmp_path / "out.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert berth.run("validate", str(tmp_path / "out.yaml")).returncode == 0
+    svc = yaml.safe_load(open(tmp_path / "out.yaml"))["services"]["odd"]
+    assert svc["user"] == "1000" and svc["env"] == {"C": "3"}
+    assert svc["command"] == ["a", "b c", "d e", "\\f"]
+    assert svc["capabilities"] == {"add": ["NET_ADMIN"]}
+    assert svc["mounts"] == [{"type": "tmpfs", "target": "/t"}]
+    for line in ("'odd': environment: 'A' has no value", "'odd': cap_add: unknown capability",
+                 "'odd': mem_limit: 'huge'", "'odd': stop_grace_period: 'soon'",
+                 "'odd': restart: unknown restart policy", "'odd': volumes: a 'npipe' mount",
+                 "'odd': healthcheck.test: expected CMD", "'odd': volumes: tmpfs size 'lots'",
+                 "'odd': deploy: expected a mapping", "'odd': ports: '80' not imported",
+                 "'odd': environment: an empty value", "'odd': volumes: an empty value"):
+        assert line in r.stderr, (line, r.stderr)
