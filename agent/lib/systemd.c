@@ -3,9 +3,12 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
@@ -39,8 +42,7 @@
     X(int, sd_bus_process, (sd_bus * bus, sd_bus_message * *r))                                  \
     X(int, sd_bus_wait, (sd_bus * bus, uint64_t timeout_usec))                                   \
     X(void, sd_bus_error_free, (sd_bus_error * e))                                               \
-    X(int, sd_bus_error_has_name, (const sd_bus_error *e, const char *name))                     \
-    X(int, sd_notify, (int unset_environment, const char *state))
+    X(int, sd_bus_error_has_name, (const sd_bus_error *e, const char *name))
 
 static struct {
 #define FIELD(ret, name, args) ret(*name) args;
@@ -73,10 +75,29 @@ bool berth_systemd_booted(void)
     return access("/run/systemd/system", F_OK) == 0;
 }
 
+/* The notify protocol is one datagram to the AF_UNIX socket that
+ * $NOTIFY_SOCKET names ("@" for the abstract namespace; sd_notify(3)),
+ * written here: libsystemd and what it loads (liblzma, libzstd, liblz4,
+ * libgcrypt) added 1.1 MB to the agent's RSS for a few bytes. systemd takes
+ * the sender's pid from the socket's credentials. */
 void berth_systemd_notify(const char *state)
 {
-    if (getenv("NOTIFY_SOCKET") && load())
-        sd.sd_notify(0, state);
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t n = path ? strlen(path) : 0;
+    int fd;
+
+    if (n < 2 || n >= sizeof(sa.sun_path) || (path[0] != '/' && path[0] != '@'))
+        return;
+    memcpy(sa.sun_path, path, n);
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0';
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    (void)!sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+                  (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
+    close(fd);
 }
 
 /* systemd's own socket first: it needs no D-Bus daemon (systemctl does the
