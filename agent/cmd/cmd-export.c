@@ -19,9 +19,10 @@ static const char usage_text[] =
     "pod template; on the host network (berth's default), the image by digest,\n"
     "command, env, user, mounts (hostPath, tmpfs as emptyDir in memory), limits,\n"
     "capabilities (exactly berth's set), the health check as a probe, the stop\n"
-    "timeout as terminationGracePeriodSeconds. A service whose image is not in a\n"
-    "registry cannot be named by Kubernetes: it is reported, and berth exits 1\n"
-    "unless --skip-unmappable.\n"
+    "timeout as terminationGracePeriodSeconds; a user given by name is looked up\n"
+    "in the image when the store under --root has it. A service whose image is\n"
+    "not in a registry cannot be named by Kubernetes: it is reported, and berth\n"
+    "exits 1 unless --skip-unmappable.\n"
     "\n"
     "systemd: a unit that runs the service with 'berth run' (the same settings,\n"
     "the image fetched and verified by digest first), for hosts that keep their\n"
@@ -66,8 +67,8 @@ static void print_notes(const struct berth_notes *notes, bool skip)
     }
 }
 
-static int export_kube(const char *file, struct berth_spec *spec, char **names, size_t nnames,
-                       const struct export_opts *o)
+static int export_kube(const struct berth_globals *g, struct berth_spec *spec, char **names,
+                       size_t nnames, const struct export_opts *o)
 {
     struct berth_notes notes = BERTH_NOTES_INIT;
     berth_error err = BERTH_ERROR_INIT;
@@ -81,7 +82,7 @@ static int export_kube(const char *file, struct berth_spec *spec, char **names, 
         for (size_t i = 0; i < nnames; i++) {
             const struct berth_service *s = berth_spec_find(spec, names[i]);
             if (!s) {
-                berth_die_msg("export", "no service '%s' in '%s'", names[i], file);
+                berth_die_msg("export", "no service '%s' in '%s'", names[i], g->config);
                 return EXIT_FAIL;
             }
             picked[i] = *s; /* a shallow copy: spec owns the strings */
@@ -89,8 +90,8 @@ static int export_kube(const char *file, struct berth_spec *spec, char **names, 
         svcs = picked;
         n = nnames;
     }
-    if (berth_export_kube(svcs, n, (enum berth_kube_kind)o->kind, o->json, &text, &notes, &err) <
-        0) {
+    if (berth_export_kube(svcs, n, (enum berth_kube_kind)o->kind, o->json, g->root, &text, &notes,
+                          &err) < 0) {
         berth_print_error("export", &err);
         berth_notes_release(&notes);
         return EXIT_FAIL;
@@ -201,7 +202,7 @@ int cmd_export(int argc, char **argv, struct berth_globals *g)
     if (berth_load_spec(g->config, &spec) < 0)
         return EXIT_FAIL;
     if (!strcmp(o.target, "kube"))
-        r = export_kube(g->config, &spec, argv + optind, (size_t)(argc - optind), &o);
+        r = export_kube(g, &spec, argv + optind, (size_t)(argc - optind), &o);
     else
         r = export_systemd(g, &spec, argv[optind], &o);
     berth_spec_release(&spec);

@@ -7,9 +7,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "caps.h"
 #include "registry.h"
+#include "user.h"
 #include "util.h"
 #include "yaml-emit.h"
 
@@ -242,7 +244,26 @@ static bool numeric(const char *s, size_t n)
     return true;
 }
 
-static void kube_security(const struct berth_service *s, json_t *c, struct berth_notes *notes)
+/* A user name, as berth would resolve it: in the image's /etc/passwd, if
+ * the image is in the store. */
+static bool user_from_image(const struct berth_service *s, const char *root, json_t *sc)
+{
+    struct berth_user u = {0};
+    berth_error err = BERTH_ERROR_INIT;
+
+    if (!root)
+        return false;
+    _cleanup_free_ char *rootfs = xasprintf("%s/images/%s/rootfs", root, s->image.digest + 7);
+    if (access(rootfs, F_OK) < 0 || berth_user_resolve(rootfs, s->user, &u, &err) < 0)
+        return false;
+    json_object_set_new(sc, "runAsUser", json_integer(u.uid));
+    json_object_set_new(sc, "runAsGroup", json_integer(u.gid));
+    berth_user_release(&u);
+    return true;
+}
+
+static void kube_security(const struct berth_service *s, const char *root, json_t *c,
+                          struct berth_notes *notes)
 {
     json_t *sc = json_object();
 
@@ -253,10 +274,11 @@ static void kube_security(const struct berth_service *s, json_t *c, struct berth
             json_object_set_new(sc, "runAsUser", json_integer(strtoll(s->user, NULL, 10)));
             if (colon)
                 json_object_set_new(sc, "runAsGroup", json_integer(strtoll(colon + 1, NULL, 10)));
-        } else {
+        } else if (!user_from_image(s, root, sc)) {
             berth_notes_add(notes, s->name, "user", false,
-                            "'%s' names a user of the image; Kubernetes takes only numbers "
-                            "(runAsUser, runAsGroup): not exported, the image's user applies",
+                            "'%s' names a user of the image, which is not in the store under "
+                            "--root; Kubernetes takes only numbers (runAsUser, runAsGroup): not "
+                            "exported, the image's user applies",
                             s->user);
         }
     }
@@ -382,7 +404,7 @@ static void kube_stop(const struct berth_service *s, json_t *c, json_t *pod,
 }
 
 static json_t *kube_container(const struct berth_service *s, const char *kname, const char *image,
-                              json_t *pod, struct berth_notes *notes)
+                              const char *root, json_t *pod, struct berth_notes *notes)
 {
     json_t *c = json_pack("{s:s,s:s}", "name", kname, "image", image);
 
@@ -406,7 +428,7 @@ static json_t *kube_container(const struct berth_service *s, const char *kname, 
     kube_mounts(s, c, pod);
     kube_health(s, c, notes);
     kube_stop(s, c, pod, notes);
-    kube_security(s, c, notes);
+    kube_security(s, root, c, notes);
     return c;
 }
 
@@ -446,7 +468,7 @@ static void kube_notes_service(const struct berth_service *s, enum berth_kube_ki
 }
 
 static json_t *kube_pod_spec(const struct berth_service *s, const char *kname, const char *image,
-                             enum berth_kube_kind kind, struct berth_notes *notes)
+                             const char *root, enum berth_kube_kind kind, struct berth_notes *notes)
 {
     json_t *pod = json_object();
 
@@ -460,19 +482,19 @@ static json_t *kube_pod_spec(const struct berth_service *s, const char *kname, c
     json_object_set_new(
         pod, "restartPolicy",
         json_string(kind == BERTH_KUBE_POD ? restart_policies[s->restart] : "Always"));
-    json_t *c = kube_container(s, kname, image, pod, notes);
+    json_t *c = kube_container(s, kname, image, root, pod, notes);
     json_object_set_new(pod, "containers", json_pack("[o]", c));
     kube_notes_service(s, kind, notes);
     return pod;
 }
 
 static json_t *kube_object(const struct berth_service *s, const char *kname, const char *image,
-                           enum berth_kube_kind kind, struct berth_notes *notes)
+                           const char *root, enum berth_kube_kind kind, struct berth_notes *notes)
 {
     json_t *labels = json_pack("{s:s}", "app.kubernetes.io/name", kname);
     json_t *meta = json_pack("{s:s,s:O,s:{s:s}}", "name", kname, "labels", labels, "annotations",
                              "berth.example/service", s->name);
-    json_t *spec = kube_pod_spec(s, kname, image, kind, notes);
+    json_t *spec = kube_pod_spec(s, kname, image, root, kind, notes);
 
     if (kind == BERTH_KUBE_POD) {
         json_decref(labels);
@@ -502,7 +524,8 @@ static json_t *kube_deny_all(const char *kname)
 }
 
 int berth_export_kube(const struct berth_service *svcs, size_t n, enum berth_kube_kind kind,
-                      bool json, char **ret, struct berth_notes *notes, berth_error *err)
+                      bool json, const char *root, char **ret, struct berth_notes *notes,
+                      berth_error *err)
 {
     json_t **docs = NULL;
     size_t ndocs = 0;
@@ -518,7 +541,7 @@ int berth_export_kube(const struct berth_service *svcs, size_t n, enum berth_kub
             berth_notes_add(notes, s->name, "name", false,
                             "named '%s' in Kubernetes (names take no '_' or '.')", kname);
         docs = xrealloc(docs, (ndocs + 2) * sizeof(*docs));
-        docs[ndocs++] = kube_object(s, kname, image, kind, notes);
+        docs[ndocs++] = kube_object(s, kname, image, root, kind, notes);
         if (s->network == BERTH_NETWORK_NONE)
             docs[ndocs++] = kube_deny_all(kname);
     }

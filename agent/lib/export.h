@@ -69,11 +69,15 @@ char *berth_kube_name(const char *service);
  * a NetworkPolicy that denies all ingress and egress of its pods. A
  * service Kubernetes cannot run (an image that is an HTTP(S) tarball: a
  * node pulls from registries only) gets a fatal note and no manifest;
- * the others are exported. Returns 0 with the text in `ret` (malloc'ed;
+ * the others are exported. A user given by name is looked up in the
+ * image's /etc/passwd when the image is in the store under `root` (NULL:
+ * never), since Kubernetes takes numbers only. Returns 0 with the text in
+ * `ret` (malloc'ed;
  * "" when every service was fatal), -1 only when the text could not be
  * made. */
 int berth_export_kube(const struct berth_service *svcs, size_t n, enum berth_kube_kind kind,
-                      bool json, char **ret, struct berth_notes *notes, berth_error *err);
+                      bool json, const char *root, char **ret, struct berth_notes *notes,
+                      berth_error *err);
 
 /* ---- systemd --------------------------------------------------------- */
 

@@ -474,15 +474,22 @@ def podman(tmp_path):
 
 def test_a_pod_under_podman_sees_what_the_service_sees_under_berth(berth, tmp_path, registry,
                                                                     dirs, podman):
-    svc = probe_service(registry, dirs)
+    # a user by name: Kubernetes takes numbers, found in the image berth pulled
+    svc = probe_service(registry, dirs, user="app")
+    path = write_yaml(tmp_path / "s.yaml", {"version": 1, "services": {"probe": svc}})
+    r = export(berth, path, "kube")
+    assert "'probe': user: 'app' names a user of the image, which is not in the store" \
+        in r.stderr
     host = Host(berth, None, tmp_path)
     try:
         under_berth = berth_report(host, svc)
     finally:
         host.teardown()
-    path = write_yaml(tmp_path / "s.yaml", {"version": 1, "services": {"probe": svc}})
     r = export(berth, path, "kube")
     assert "'probe': image.url: '127.0.0.1:" in r.stderr  # plain http: said
+    assert "'probe': user:" not in r.stderr
+    sc = yaml.safe_load(r.stdout)["spec"]["containers"][0]["securityContext"]
+    assert (sc["runAsUser"], sc["runAsGroup"]) == (1000, 1000)
     pod_yaml = tmp_path / "pod.yaml"
     pod_yaml.write_text(r.stdout)
     r = podman.run("kube", "play", "--tls-verify=false", str(pod_yaml))

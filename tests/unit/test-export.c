@@ -107,7 +107,7 @@ static void test_kube(void **state)
 
     parse(two_services, &spec);
     assert_int_equal(berth_export_kube(spec.services, spec.nservices, BERTH_KUBE_DEPLOYMENT, false,
-                                       &text, &notes, &err),
+                                       NULL, &text, &notes, &err),
                      0);
     assert_non_null(strstr(text, "kind: Deployment\n"));
     assert_non_null(strstr(text, "name: web-1\n"));
