@@ -109,7 +109,7 @@ int cmd_logs(int argc, char **argv, struct berth_globals *g)
     struct berth_log_read_options ro = {.lines = -1};
     struct print_opts po = {0};
     berth_error err = BERTH_ERROR_INIT;
-    uint64_t end;
+    struct berth_log_pos end;
     bool fol = false;
     int c;
 
@@ -168,7 +168,7 @@ int cmd_logs(int argc, char **argv, struct berth_globals *g)
         return EXIT_FAIL;
     }
     fflush(stdout);
-    if (fol && berth_log_follow(logdir, end, flush_line, &po, &err) < 0) {
+    if (fol && berth_log_follow(logdir, &end, flush_line, &po, &err) < 0) {
         berth_print_error("logs", &err);
         return EXIT_FAIL;
     }

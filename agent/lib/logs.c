@@ -78,14 +78,15 @@ static bool wanted(const struct berth_log_read_options *o, int64_t t)
 }
 
 int berth_log_read(const char *logdir, const struct berth_log_read_options *o, berth_log_fn fn,
-                   void *ud, uint64_t *ret_end, berth_error *err)
+                   void *ud, struct berth_log_pos *ret_end, berth_error *err)
 {
     _cleanup_free_ char *all = xstrdup("");
     struct stamps st = {0};
     size_t len = 0, total = 0, skip = 0;
+    struct stat cur = {0};
 
     if (ret_end)
-        *ret_end = 0;
+        *ret_end = (struct berth_log_pos){0};
     if (access(logdir, F_OK) < 0)
         return berth_error_set(err, errno, "reading the log in '%s'", logdir);
     /* the rotated files, oldest first, then current */
@@ -95,9 +96,14 @@ int berth_log_read(const char *logdir, const struct berth_log_read_options *o, b
         _cleanup_free_ char *tp =
             i ? xasprintf("%s/times.%d", logdir, i) : xasprintf("%s/times", logdir);
         _cleanup_free_ char *data = NULL;
+        _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
         size_t n = 0;
         berth_error e = BERTH_ERROR_INIT;
-        if (berth_read_file(p, 1ULL << 32, &data, &n, &e) < 0)
+        if (fd < 0 || fstat(fd, &cur) < 0)
+            continue;
+        /* this very file: its inode tells a follower whether it was rotated since */
+        _cleanup_free_ char *self = xasprintf("/proc/self/fd/%d", fd);
+        if (berth_read_file(self, 1ULL << 32, &data, &n, &e) < 0)
             continue;
         _cleanup_close_ int tfd = open(tp, O_RDONLY | O_CLOEXEC);
         stamps_begin_file(&st, len);
@@ -107,8 +113,10 @@ int berth_log_read(const char *logdir, const struct berth_log_read_options *o, b
         len += n;
         all[len] = '\0';
         if (i == 0 && ret_end)
-            *ret_end = n;
+            *ret_end = (struct berth_log_pos){(uint64_t)cur.st_ino, n, true};
     }
+    if (ret_end)
+        ret_end->line_start = len == 0 || all[len - 1] == '\n';
     /* which lines: those since, and of them the last N */
     for (size_t p = 0; p < len;) {
         const char *nl = memchr(all + p, '\n', len - p);
@@ -137,6 +145,7 @@ int berth_log_read(const char *logdir, const struct berth_log_read_options *o, b
 /* One file of the log as it grows, with its index. */
 struct tail {
     const char *logdir;
+    const char *suffix; /* "" for current and times, ".1" for current.1 and times.1 */
     int fd, tfd;
     ino_t ino;
     uint64_t pos;
@@ -146,8 +155,8 @@ struct tail {
 
 static void tail_open(struct tail *t)
 {
-    _cleanup_free_ char *cur = xasprintf("%s/current", t->logdir);
-    _cleanup_free_ char *times = xasprintf("%s/times", t->logdir);
+    _cleanup_free_ char *cur = xasprintf("%s/current%s", t->logdir, t->suffix);
+    _cleanup_free_ char *times = xasprintf("%s/times%s", t->logdir, t->suffix);
     struct stat s;
 
     t->fd = open(cur, O_RDONLY | O_CLOEXEC);
@@ -176,7 +185,7 @@ static void tail_drain(struct tail *t, berth_log_fn fn, void *ud)
 
     while (t->fd >= 0 && (n = pread(t->fd, buf, sizeof(buf), (off_t)t->pos)) > 0) {
         if (t->tfd < 0) {
-            _cleanup_free_ char *times = xasprintf("%s/times", t->logdir);
+            _cleanup_free_ char *times = xasprintf("%s/times%s", t->logdir, t->suffix);
             t->tfd = open(times, O_RDONLY | O_CLOEXEC);
         }
         stamps_add(&t->st, t->tfd);
@@ -192,18 +201,41 @@ static void tail_drain(struct tail *t, berth_log_fn fn, void *ud)
     }
 }
 
-int berth_log_follow(const char *logdir, uint64_t from, berth_log_fn fn, void *ud, berth_error *err)
+/* The file that was read is no longer `current`: the rest of it (now
+ * current.1, unless rotated further: then it is gone from view) first. */
+static void tail_catch_up(const char *logdir, const struct berth_log_pos *from, bool *line_start,
+                          berth_log_fn fn, void *ud)
+{
+    struct tail old = {.logdir = logdir, .suffix = ".1", .fd = -1, .tfd = -1};
+
+    tail_open(&old);
+    old.line_start = from->line_start;
+    if (old.fd >= 0 && old.ino == from->ino) {
+        old.pos = from->offset;
+        tail_drain(&old, fn, ud);
+        *line_start = old.line_start;
+    }
+    tail_close(&old);
+    free(old.st.v);
+}
+
+int berth_log_follow(const char *logdir, const struct berth_log_pos *from, berth_log_fn fn,
+                     void *ud, berth_error *err)
 {
     _cleanup_close_ int in = inotify_init1(IN_CLOEXEC);
     _cleanup_free_ char *cur = xasprintf("%s/current", logdir);
-    struct tail t = {.logdir = logdir, .fd = -1, .tfd = -1, .line_start = true};
+    struct tail t = {
+        .logdir = logdir, .suffix = "", .fd = -1, .tfd = -1, .line_start = from->line_start};
     char ev[4096];
     int r = 0;
 
     if (in < 0 || inotify_add_watch(in, logdir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0)
         return berth_error_set(err, errno, "watching '%s'", logdir);
     tail_open(&t);
-    t.pos = from;
+    if (from->ino && t.ino != from->ino)
+        tail_catch_up(logdir, from, &t.line_start, fn, ud);
+    else
+        t.pos = from->offset;
     for (;;) {
         struct stat s;
         tail_drain(&t, fn, ud);

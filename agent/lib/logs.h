@@ -49,15 +49,25 @@ struct berth_log_read_options {
     long lines;       /* < 0: all; else only the last N (of those since) */
 };
 
-/* Every line of the log in `logdir`, oldest first, rotated files joined
- * (a rotation may split a line). *ret_end (may be NULL): the size of
- * `current` as read, where berth_log_follow() goes on. */
-int berth_log_read(const char *logdir, const struct berth_log_read_options *o, berth_log_fn fn,
-                   void *ud, uint64_t *ret_end, berth_error *err);
+/* Where a reader stopped in `current`: the file (its inode: a rotation
+ * may have renamed it since), the offset, and whether that offset starts
+ * a line (a rotation can split one). */
+struct berth_log_pos {
+    uint64_t ino; /* 0: no file */
+    uint64_t offset;
+    bool line_start;
+};
 
-/* What is appended to `current` from offset `from` on, as it comes, across
- * rotations (the rest of the rotated file first), until an error. */
-int berth_log_follow(const char *logdir, uint64_t from, berth_log_fn fn, void *ud,
-                     berth_error *err);
+/* Every line of the log in `logdir`, oldest first, rotated files joined
+ * (a rotation may split a line). *ret_end (may be NULL): the end of what
+ * was read, where berth_log_follow() goes on. */
+int berth_log_read(const char *logdir, const struct berth_log_read_options *o, berth_log_fn fn,
+                   void *ud, struct berth_log_pos *ret_end, berth_error *err);
+
+/* What is written to the log after `from`, as it comes, across rotations
+ * (the rest of a rotated file first, also of one rotated since `from`),
+ * until an error. */
+int berth_log_follow(const char *logdir, const struct berth_log_pos *from, berth_log_fn fn,
+                     void *ud, berth_error *err);
 
 #endif

@@ -162,7 +162,7 @@ static void test_log_reader(void **state)
     const char *cur = "lit\nc\n";
     struct berth_log_stamp cur_ts[] = {{4, T0 + 3000}};
     struct got g = {0};
-    uint64_t end;
+    struct berth_log_pos end;
 
     write_file(dir, "current.1", old, strlen(old));
     write_file(dir, "times.1", old_ts, sizeof(old_ts));
@@ -175,7 +175,8 @@ static void test_log_reader(void **state)
     struct berth_log_read_options all = {.lines = -1};
     assert_int_equal(berth_log_read(dir, &all, collect, &g, &end, &err), 0);
     assert_string_equal(g.text, "a0\na1\nb-split\nc\n");
-    assert_int_equal(end, strlen(cur));
+    assert_int_equal(end.offset, strlen(cur));
+    assert_true(end.line_start && end.ino);
     assert_int_equal(g.n, 4);
     assert_true(g.times[0] == 0 && g.times[1] == T0 + 1000 && g.times[2] == T0 + 2000 &&
                 g.times[3] == T0 + 3000);
