@@ -852,9 +852,7 @@ def test_compose_specifics(berth, tmp_path, registry, corpus_dir):
 
 # --- round trip ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("rel", ["celery-worker/docker-compose.yml",
-                                 "django-postgres/docker-compose.yml",
-                                 "gitea/docker-compose.yml"])
+@pytest.mark.parametrize("rel", corpus_files())
 def test_compose_to_berth_to_kubernetes_keeps_the_service(berth, tmp_path, registry, corpus_dir,
                                                           kube_validate, rel):
     out = str(tmp_path / "services.yaml")
@@ -867,8 +865,13 @@ def test_compose_to_berth_to_kubernetes_keeps_the_service(berth, tmp_path, regis
     docs = [d for d in yaml.safe_load_all(r.stdout) if d]
     for res in kube_validate(docs):
         assert res["errors"] == [], res
-    assert len(docs) == len(spec)
-    for d in docs:
+    workloads = [d for d in docs if d["kind"] == "Deployment"]
+    assert len(workloads) == len(spec)
+    for name, b in spec.items():
+        if b.get("network") == "none":
+            assert any(d["kind"] == "NetworkPolicy" and d["spec"]["podSelector"]["matchLabels"]
+                       == {"app.kubernetes.io/name": name} for d in docs)
+    for d in workloads:
         name = d["metadata"]["annotations"]["berth.example/service"]
         b = spec[name]
         ps = pod_spec(d)
