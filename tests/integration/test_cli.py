@@ -16,7 +16,7 @@ ESC = "\033["
 
 # every verb but the internal keeper; run and exec stop at their operand
 VERBS = ["validate", "diff", "apply", "agent", "ps", "status", "logs", "stop", "restart",
-         "fetch", "pin", "images", "gc", "schema", "export", "import", "stats"]
+         "fetch", "pin", "images", "gc", "schema", "export", "import", "stats", "events"]
 
 
 def up(host, services):
@@ -71,6 +71,10 @@ def test_options_after_operands_work_as_before_them(host, image, http_dir, tmp_p
         (["--root", R, "status", "--format", "prometheus", "db"],
          ["status", "db", "--format", "prometheus", "--root", R]),
         (["--root", R, "logs", "-n", "1", "web"], ["logs", "web", "-n", "1", "--root", R]),
+        (["--root", R, "logs", "-t", "--since", "1h", "web"],
+         ["logs", "web", "--since", "1h", "-t", "--root", R]),
+        (["--root", R, "events", "--json", "--since", "1h", "web"],
+         ["events", "web", "--since", "1h", "--json", "--root", R]),
         (["--root", R, "images", "--json"], ["images", "--json", "--root", R]),
         (["--root", R, "gc", "--dry-run"], ["gc", "--dry-run", "--root", R]),
         (["schema", "-q"], ["schema", "-q"]),
@@ -87,6 +91,8 @@ def test_options_after_operands_work_as_before_them(host, image, http_dir, tmp_p
     st = json.loads(raw(b, "status", "web", "--json", "--root", R).stdout)
     assert [s["name"] for s in st["services"]] == ["web"]
     assert raw(b, "logs", "web", "-n", "1", "--root", R).stdout == "three\n"
+    assert raw(b, "logs", "web", "-t", "--since", "1h", "--root", R).stdout.endswith("Z three\n")
+    assert '"cause":"start"' in raw(b, "events", "web", "--json", "--root", R).stdout
     assert 'service="db"' in raw(b, "status", "db", "--format", "prometheus", "--root", R).stdout
     assert raw(b, "apply", "-f", F, "-q", "--root", R).stdout == ""
 
