@@ -759,7 +759,10 @@ static void deploy(struct cctx *c, const struct spec_node *n, json_t *svc, json_
                      "berth restarts without a limit of attempts (with a growing backoff)");
         } else if (!strcmp(k, "replicas")) {
             _cleanup_free_ char *r = sval(c, val, "deploy.replicas");
-            if (r && strcmp(r, "1"))
+            if (r && !strcmp(r, "0")) {
+                json_object_set_new(svc, "enabled", json_false());
+                NOTE(c, "deploy.replicas", "0 replicas: imported with enabled: false");
+            } else if (r && strcmp(r, "1"))
                 NOTE(c, "deploy.replicas",
                      "%s replicas: berth runs one container per service; copy the service "
                      "under other names (on other ports) for more",
@@ -949,7 +952,6 @@ static const struct {
     {"container_name", "the container is named after the service"},
     {"labels", "berth keeps no labels"},
     {"logging", "berth captures the output itself (log.max_size, log.max_files)"},
-    {"profiles", "every service in the file runs (enabled: false turns one off)"},
     {"privileged", "berth has no privileged mode: add the capabilities it needs (cap_add)"},
     {"devices", "berth's /dev has only null, zero, full, random, urandom and tty"},
     {"extra_hosts", "the container uses the host's /etc/hosts"},
@@ -1143,21 +1145,37 @@ static void scalars(struct cctx *c, const struct spec_node *svcn, json_t *svc)
 }
 
 static const char *const handled[] = {
-    "image",           "build",
-    "command",         "entrypoint",
-    "environment",     "env_file",
-    "working_dir",     "user",
-    "hostname",        "volumes",
-    "tmpfs",           "read_only",
-    "cap_add",         "cap_drop",
-    "mem_limit",       "memswap_limit",
-    "mem_reservation", "cpus",
-    "cpu_count",       "pids_limit",
-    "deploy",          "ulimits",
-    "healthcheck",     "restart",
-    "stop_signal",     "stop_grace_period",
-    "network_mode",    "ports",
-    "security_opt",    NULL,
+    "image",
+    "build",
+    "command",
+    "entrypoint",
+    "environment",
+    "env_file",
+    "working_dir",
+    "user",
+    "hostname",
+    "volumes",
+    "tmpfs",
+    "read_only",
+    "cap_add",
+    "cap_drop",
+    "mem_limit",
+    "memswap_limit",
+    "mem_reservation",
+    "cpus",
+    "cpu_count",
+    "pids_limit",
+    "deploy",
+    "ulimits",
+    "healthcheck",
+    "restart",
+    "stop_signal",
+    "stop_grace_period",
+    "network_mode",
+    "ports",
+    "security_opt",
+    "profiles",
+    NULL,
 };
 
 static bool is_handled(const char *k)
@@ -1200,8 +1218,25 @@ static json_t *service(struct cctx *c, const struct spec_node *n)
     scalars(c, n, svc);
     network_mode(c, n, svc);
     mounts(c, n, svc);
-    if (mget(n, "restart"))
+    if (mget(n, "restart")) {
         restart(c, mget(n, "restart"), svc);
+    } else {
+        /* Compose restarts nothing unless asked (deploy.restart_policy, read
+         * below, is Swarm's, whose default is any) */
+        const struct spec_node *d = mget(n, "deploy");
+        if (!d || !mget(d, "restart_policy")) {
+            json_object_set_new(svc, "restart", json_string("never"));
+            NOTE(c, "restart",
+                 "none in the Compose file, where that means \"no\": imported as never (berth's "
+                 "default is always)");
+        }
+    }
+    if (mget(n, "profiles")) {
+        json_object_set_new(svc, "enabled", json_false());
+        NOTE(c, "profiles",
+             "Compose starts it only for its profiles: imported with enabled: false (set true "
+             "to run it)");
+    }
     if (mget(n, "mem_limit"))
         set_memory(c, limits, mget(n, "mem_limit"), "mem_limit");
     if (mget(n, "cpus"))

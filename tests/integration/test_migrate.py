@@ -72,7 +72,7 @@ CORPUS_IMAGES = {
     "example/django-web:2.3.1": None,
     "library/postgres:16-alpine": None,
     "example/flask-counter:latest": None,
-    "library/redis:7-alpine": None,
+    "library/redis:7-alpine": ["docker-entrypoint.sh"],
     "shop/backend:1.12.0": None,
     "library/rabbitmq:3.12-management": None,
     "library/redis:7": None,
@@ -766,11 +766,14 @@ def test_compose_corpus_imports_validates_and_applies(berth, tmp_path, registry,
         r = host.apply(timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
 
+        enabled = [n for n, v in spec["services"].items() if v.get("enabled", True)]
+
         def running():
             st = host.status()
-            return all(st.get(n, {}).get("state") == "running" for n in spec["services"])
+            return all(st.get(n, {}).get("state") == "running" for n in enabled)
         wait_for(running, timeout=60, what="every imported service running")
-        for name, svc in spec["services"].items():
+        for name in enabled:
+            svc = spec["services"][name]
             if svc.get("command", [""])[0].split("/")[-1] in STUB_NAMES:
                 wait_for(lambda: "stub " in host.berth.run("logs", name).stdout, timeout=30,
                          what=f"{name}'s command")
@@ -829,6 +832,11 @@ def test_compose_specifics(berth, tmp_path, registry, corpus_dir):
     assert svcs["sync"]["stop_timeout"] == "2s"
     assert "'report': tmpfs: tmpfs option 'mode=1777'" in err
     assert "'custom': skipped: build: no image" in err
+    # Compose starts a service with profiles only when asked
+    assert svcs["debug"]["enabled"] is False and "'debug': profiles:" in err
+    # no restart: in Compose means no restarts
+    svcs, err = imp("flask-redis/compose.yaml")
+    assert svcs["web"]["restart"] == "never" and "'web': restart: none in the Compose file" in err
     # ulimits, pids, secrets, sysctls
     svcs, err = imp("gitea/docker-compose.yml")
     assert svcs["server"]["limits"] == {"memory": "512M", "cpus": 1, "pids": 512,
@@ -942,3 +950,22 @@ def test_odd_compose_values_are_reported_not_fatal(berth, tmp_path, registry):
                  "'odd': deploy: expected a mapping", "'odd': ports: '80' not imported",
                  "'odd': environment: an empty value", "'odd': volumes: an empty value"):
         assert line in r.stderr, (line, r.stderr)
+
+
+def test_the_readme_compose_example_is_what_berth_prints(berth, tmp_path, registry):
+    text = open(os.path.join(TOP, "README.md")).read()
+    compose = re.search(r"\$ cat docker-compose.yml\n(.*?)\$ berth import", text, re.S).group(1)
+    notes = re.search(r"-o services.yaml\n(.*?)\$ cat services.yaml\n", text, re.S).group(1)
+    output = re.search(r"\$ cat services.yaml\n(.*?)```", text, re.S).group(1)
+    f = tmp_path / "docker-compose.yml"
+    f.write_text(compose)
+    r = berth.run("import", "compose", "--registry", f"docker.io=oci+http://{registry.host}",
+                  "--volumes-dir", "/srv/volumes", str(f), "-o", str(tmp_path / "s.yaml"))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == notes
+    got = open(tmp_path / "s.yaml").read()
+    digest = yaml.safe_load(got)["services"]["redis"]["image"]["digest"]
+    got = got.replace(f"oci+http://{registry.host}/", "oci://docker.io/")
+    got = got.replace(f"@{digest}", "@sha256:<the tag's digest today>")
+    got = got.replace(f"digest: {digest}", "digest: sha256:<the same>")
+    assert got == output
