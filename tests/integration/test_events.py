@@ -199,6 +199,10 @@ def test_rollback_is_recorded_and_events_follow_a_removed_service(host, agents):
     removed = os.listdir(os.path.join(host.berth.root, "removed"))
     assert len(removed) == 1 and "events" in os.listdir(
         os.path.join(host.berth.root, "removed", removed[0]))
+    # and its log with its times
+    lines = stamped(host, "web")
+    assert any("started 'web'" in t for _, t in lines), lines
+    assert [w for w, _ in lines] == sorted(w for w, _ in lines)
 
 
 def test_the_events_file_is_bounded_and_rotated(host):
