@@ -31,7 +31,8 @@ static const char usage_text[] =
     "took its running container over), apply, rollback.\n"
     "Read from ROOT/services/NAME/events (and events.1: each service keeps the\n"
     "last 64 to 128 KiB); needs no daemon. A removed service's events are kept\n"
-    "with its log in ROOT/removed/NAME@TIME/: NAME then shows the newest.\n"
+    "with its log in ROOT/removed/NAME@TIME/ for 7 days: without NAME they are\n"
+    "among the others; NAME of a removed service shows its newest.\n"
     "\n"
     "Options:\n"
     "      --since TIME  only events from TIME on: RFC 3339\n"
@@ -163,6 +164,18 @@ static int find_sources(const char *root, char **names, int nnames, struct sourc
         while (d && (de = readdir(d)))
             if (de->d_name[0] != '.')
                 add_source(srcs, n, de->d_name, berth_service_dir(root, de->d_name), true);
+        if (d)
+            closedir(d);
+        /* and what is kept of removed services (NAME@TIME), read once */
+        _cleanup_free_ char *removed = xasprintf("%s/removed", root);
+        d = opendir(removed);
+        while (d && (de = readdir(d))) {
+            char *at = strrchr(de->d_name, '@');
+            if (de->d_name[0] == '.' || !at)
+                continue;
+            _cleanup_free_ char *name = strndup(de->d_name, (size_t)(at - de->d_name));
+            add_source(srcs, n, name, xasprintf("%s/%s", removed, de->d_name), false);
+        }
         if (d)
             closedir(d);
         return 0;

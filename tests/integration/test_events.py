@@ -193,6 +193,7 @@ def test_rollback_is_recorded_and_events_follow_a_removed_service(host, agents):
     assert host.apply().returncode == 0
     assert not os.path.exists(os.path.join(host.berth.root, "services", "web"))
     kept = events(host, "web")
+    assert events(host) == kept  # without NAME too: the only service there was
     assert kept[:len(ev)] == ev[:len(kept[:len(ev)])]
     assert kept[-1]["cause"] == "stop" or kept[-1]["action"] == "remove", kept[-3:]
     assert any(e.get("action") == "remove" and e["to"] == "removed" for e in kept), kept[-3:]
