@@ -59,7 +59,8 @@ struct kwatch {
  * open for each replacement it made, then how the converge went. One
  * record per write(), below PIPE_BUF: never torn. */
 struct child_msg {
-    char kind; /* 's': settle, 'd': done */
+    char kind; /* 's': settle, 'd': done; 'v' valid, 'e' invalid: `len` bytes follow */
+    size_t len;
     char name[64];
     bool has_health;
     unsigned restarts0;
@@ -77,7 +78,8 @@ struct agent {
     char *dir, *base; /* of the file */
     int ino, sig, debounce, resync, settle_timer, summary, ep;
     int dir_wd;
-    struct berth_spec valid; /* the last valid file */
+    char *valid_text; /* the last valid file's bytes */
+    size_t valid_len;
     bool have_valid;
     int64_t invalid_since; /* 0: the file on disk is valid */
     char *invalid_errors;  /* JSON array text of the current errors */
@@ -139,41 +141,26 @@ static void write_agent_status(struct agent *a)
     free(text);
 }
 
-/* Parse the file; on success it becomes the last valid state. */
-static bool load(struct agent *a)
+/* In the agent: what a converge child found the file to be. Valid, its
+ * bytes (`payload`, taken over) are the last valid state from now on;
+ * invalid, `payload` is the JSON array of its errors. */
+static void on_parsed(struct agent *a, char kind, char *payload, size_t len)
 {
-    struct berth_spec spec = BERTH_SPEC_INIT;
-    struct berth_spec_errors errs = BERTH_SPEC_ERRORS_INIT;
-
-    if (berth_spec_parse_file(a->o->file, &spec, &errs) == 0) {
-        if (a->invalid_since)
-            berth_log(BERTH_LOG_INFO, "'%s' is valid again", a->o->file);
-        berth_spec_release(&a->valid);
-        a->valid = spec;
+    if (kind == 'v') {
+        free(a->valid_text);
+        a->valid_text = payload;
+        a->valid_len = len;
         a->have_valid = true;
         a->invalid_since = 0;
         free(a->invalid_errors);
         a->invalid_errors = NULL;
-        write_agent_status(a);
-        return true;
+    } else {
+        if (!a->invalid_since)
+            a->invalid_since = (int64_t)time(NULL);
+        free(a->invalid_errors);
+        a->invalid_errors = payload;
     }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < errs.n; i++) {
-        char *line = berth_spec_error_format(&errs.v[i]);
-        berth_log(BERTH_LOG_ERROR, "%s", line);
-        json_array_append_new(arr, json_string(line));
-        free(line);
-    }
-    berth_log(BERTH_LOG_ERROR, "'%s' is invalid: nothing changed; %s", a->o->file,
-              a->have_valid ? "the last valid state stays in force" : "no valid state yet");
-    if (!a->invalid_since)
-        a->invalid_since = (int64_t)time(NULL);
-    free(a->invalid_errors);
-    a->invalid_errors = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    berth_spec_errors_release(&errs);
     write_agent_status(a);
-    return false;
 }
 
 static void settle_remove(struct agent *a, size_t i)
@@ -217,6 +204,45 @@ static void send_msg(struct agent *a, const struct child_msg *m)
 {
     if (write(a->msg_fd, m, sizeof(*m)) != (ssize_t)sizeof(*m))
         berth_log(BERTH_LOG_ERROR, "telling the agent: %s", strerror(errno));
+}
+
+static void send_payload(struct agent *a, char kind, const char *data, size_t len)
+{
+    struct child_msg m = {.kind = kind, .len = len};
+
+    send_msg(a, &m);
+    while (len) {
+        ssize_t n = write(a->msg_fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            berth_log(BERTH_LOG_ERROR, "telling the agent: %s", strerror(errno));
+            _exit(1);
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+/* In the agent: the `len` bytes after a record, NUL-terminated; NULL when
+ * the child died before writing them all. */
+static char *read_payload(int fd, size_t len)
+{
+    char *buf = xmalloc(len + 1);
+    size_t got = 0;
+
+    while (got < len) {
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            free(buf);
+            return NULL;
+        }
+        got += (size_t)n;
+    }
+    buf[len] = '\0';
+    return buf;
 }
 
 /* In a converge child, after a replacement: the settle window starts now,
@@ -271,7 +297,12 @@ static int in_child(struct agent *a, void (*fn)(struct agent *, const void *), c
         if (n != (ssize_t)sizeof(m))
             break;
         m.name[sizeof(m.name) - 1] = '\0';
-        if (m.kind == 's')
+        if (m.kind == 'v' || m.kind == 'e') {
+            char *payload = read_payload(p[0], m.len);
+            if (!payload)
+                break;
+            on_parsed(a, m.kind, payload, m.len);
+        } else if (m.kind == 's')
             settle_add(a, &m);
         else if (m.kind == 'd')
             *ret_done = m;
@@ -514,23 +545,84 @@ static void converged(struct agent *a, uint64_t t0, const char *result, size_t f
     write_agent_status(a);
 }
 
-/* In a converge child: plan against the last valid file, apply, and tell
- * the agent how it went. `retry_failed` (a bool): start again the services
- * whose spec failed to start for a set-up reason (not on the periodic
- * resync: see berth_plan_hold_failed). */
-static void converge(struct agent *a, const void *retry_failed)
+struct converge_arg {
+    bool file_event;
+    /* start again the services whose spec failed to start for a set-up
+     * reason (not on the periodic resync: see berth_plan_hold_failed) */
+    bool retry_failed;
+};
+
+/* In a converge child: parse the file into *ret and tell the agent what it
+ * is. An invalid edit changes nothing; the resync keeps the last valid
+ * state in force (repairing drift), parsed again from the bytes the agent
+ * kept. False: nothing to converge. */
+static bool parse(struct agent *a, bool file_event, struct berth_spec *ret)
 {
+    berth_error err = BERTH_ERROR_INIT;
+    struct berth_spec_errors errs = BERTH_SPEC_ERRORS_INIT;
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    int r;
+
+    if (berth_read_file(a->o->file, BERTH_SPEC_MAX_SIZE, &data, &len, &err) == 0) {
+        r = berth_spec_parse_buffer(data, len, a->o->file, ret, &errs);
+    } else if ((r = berth_spec_parse_file(a->o->file, ret, &errs)) == 0) {
+        /* the parser's own message for an unreadable file; readable now,
+         * it was just written, and its event is on its way */
+        berth_spec_release(ret);
+        return false;
+    }
+    if (r == 0) {
+        if (a->invalid_since)
+            berth_log(BERTH_LOG_INFO, "'%s' is valid again", a->o->file);
+        send_payload(a, 'v', data, len);
+        return true;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < errs.n; i++) {
+        char *line = berth_spec_error_format(&errs.v[i]);
+        berth_log(BERTH_LOG_ERROR, "%s", line);
+        json_array_append_new(arr, json_string(line));
+        free(line);
+    }
+    berth_spec_errors_release(&errs);
+    berth_log(BERTH_LOG_ERROR, "'%s' is invalid: nothing changed; %s", a->o->file,
+              a->have_valid ? "the last valid state stays in force" : "no valid state yet");
+    char *text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    send_payload(a, 'e', text ? text : "[]", text ? strlen(text) : 2);
+    free(text);
+    if (file_event || !a->have_valid)
+        return false;
+    if (berth_spec_parse_buffer(a->valid_text, a->valid_len, a->o->file, ret, NULL) < 0) {
+        berth_log(BERTH_LOG_ERROR,
+                  "the last valid '%s' is no longer valid (a file it names changed): "
+                  "nothing changed",
+                  a->o->file);
+        return false;
+    }
+    return true;
+}
+
+/* In a converge child: parse, plan, apply, and tell the agent how it went. */
+static void converge(struct agent *a, const void *arg)
+{
+    const struct converge_arg *c = arg;
     struct child_msg done = {.kind = 'd', .result = 2};
+    struct berth_spec spec = BERTH_SPEC_INIT;
     struct berth_plan plan;
     berth_error err = BERTH_ERROR_INIT;
-    int lock = lock_root(a);
+    int lock;
 
+    if (!parse(a, c->file_event, &spec))
+        _exit(0);
+    lock = lock_root(a);
     if (lock < 0)
         _exit(1);
-    if (berth_plan_compute(a->o->root, &a->valid, &plan, &err) < 0) {
+    if (berth_plan_compute(a->o->root, &spec, &plan, &err) < 0) {
         berth_log(BERTH_LOG_ERROR, "%s", err.msg);
     } else {
-        if (!*(const bool *)retry_failed)
+        if (!c->retry_failed)
             done.held = berth_plan_hold_failed(&plan);
         if (!berth_plan_is_noop(&plan)) {
             struct berth_apply_options opt = {
@@ -550,24 +642,21 @@ static void converge(struct agent *a, const void *retry_failed)
             berth_log(BERTH_LOG_WARN, "%s", err.msg);
         berth_plan_release(&plan);
     }
+    berth_spec_release(&spec);
     close(lock);
     send_msg(a, &done);
 }
 
 static void reconcile(struct agent *a, bool file_event, bool retry_failed)
 {
+    struct converge_arg arg = {file_event, retry_failed};
     struct child_msg done;
-    uint64_t t0;
-    int status;
+    uint64_t t0 = berth_now_ms();
+    int status = in_child(a, converge, &arg, &done);
 
-    /* an invalid edit changes nothing; the resync keeps the last valid
-     * state in force (repairing drift) */
-    if (!load(a) && (file_event || !a->have_valid))
-        return;
-    t0 = berth_now_ms();
-    status = in_child(a, converge, &retry_failed, &done);
     if (done.kind != 'd') {
-        /* it could not lock the root (and said why), or it died */
+        /* the file is invalid, or the root could not be locked (it said
+         * why), or it died */
         if (status != 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 1))
             converged(a, t0, "error", 0);
         return;
@@ -577,8 +666,8 @@ static void reconcile(struct agent *a, bool file_event, bool retry_failed)
     converged(a, t0, converge_results[done.result], done.failed + done.held);
     watch_services(a);
     watch_keepers(a);
-    /* the parse's and agent.json's garbage: give the free pages back (glibc
-     * returns only a free top above M_TRIM_THRESHOLD by itself) */
+    /* agent.json's and the status records' garbage: give the free pages
+     * back (glibc returns only a free top above M_TRIM_THRESHOLD itself) */
     malloc_trim(0);
 }
 
@@ -665,7 +754,7 @@ static void teardown(struct agent *a)
     while (a->nsettles)
         settle_remove(a, 0);
     free(a->settles);
-    berth_spec_release(&a->valid);
+    free(a->valid_text);
     free(a->invalid_errors);
     free(a->dir);
     free(a->base);
@@ -682,7 +771,6 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
                       .settle_timer = -1,
                       .summary = -1,
                       .ep = -1,
-                      .valid = BERTH_SPEC_INIT,
                       .started_at = (int64_t)time(NULL)};
     _cleanup_free_ char *lockp = xasprintf("%s/agent.lock", o->root);
     _cleanup_close_ int lock = -1;

@@ -148,6 +148,22 @@ def test_sighup_forces_a_reconcile(host, agents):
     wait_for(lambda: running(host, ["web"]), 5, "SIGHUP reconcile")
 
 
+def test_a_resync_with_the_file_invalid_keeps_the_last_valid_state(host, agents):
+    """Each converge parses the file in a child; the agent keeps the last
+    valid file's bytes, so a resync while the file is invalid still repairs
+    drift with them."""
+    host.write({"web": host.svc(LOOP)})
+    agent = agents("--resync", "300ms")
+    wait_for(lambda: running(host, ["web"]), 10)
+    with open(host.file, "a") as f:
+        f.write("  broken: {image: 12}\n")
+    agent.wait_log(r"is invalid")
+    host.berth.run("stop", "web")
+    wait_for(lambda: running(host, ["web"]), 10, "web started again by a resync")
+    js = json.loads(host.berth.run("status", "--json").stdout)
+    assert js["agent"]["file_valid"] is False and "broken" in js["agent"]["errors"][0]
+
+
 def test_crashing_release_is_rolled_back_and_not_retried(host, agents):
     svcs = {"web": host.svc(LOOP, env={"V": "good"})}
     host.write(svcs)
