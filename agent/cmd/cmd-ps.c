@@ -299,6 +299,8 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
                 "                 \"manual_restarts\", \"started_at\", \"image\", \"health\",\n"
                 "                 \"last_exit\", \"keeper_pid\", \"start_error\", "
                 "\"keeper_gone\",\n"
+                "                 \"stopping\" (a stop is under way: the service is gone\n"
+                "                 once it ends, though its state says running until then),\n"
                 "                 \"last_check\": {\"result\", \"exit_code\", \"signal\",\n"
                 "                 \"timed_out\", \"output\", \"at\"}, ...}],\n"
                 "                 \"agent\": {\"running\", \"running_pid\", \"pid\", \"file\",\n"
