@@ -376,12 +376,28 @@ static void set_duration(struct cctx *c, json_t *obj, const char *key, const str
 
 /* ---- the environment ---------------------------------------------------- */
 
-static void env_set(json_t *env, const char *kv)
+/* A variable berth takes (letters, digits and '_', not starting with a
+ * digit), or a note. */
+static void env_put(struct cctx *c, json_t *env, const char *k, const char *v)
+{
+    bool ok = *k && !(*k >= '0' && *k <= '9');
+
+    for (const char *p = k; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_'))
+            ok = false;
+    if (ok)
+        json_object_set_new(env, k, json_string(v));
+    else
+        NOTE(c, "environment", "'%s' is not a variable name berth takes: left out", k);
+}
+
+static void env_set(struct cctx *c, json_t *env, const char *kv)
 {
     const char *eq = strchr(kv, '=');
     _cleanup_free_ char *k = strndup(kv, (size_t)(eq - kv));
 
-    json_object_set_new(env, k, json_string(eq + 1));
+    env_put(c, env, k, eq + 1);
 }
 
 /* KEY=VALUE lines: comments, blank lines, "export " and quotes as Compose
@@ -467,7 +483,7 @@ static void env_files(struct cctx *c, const struct spec_node *n, json_t *env)
             continue;
         }
         for (size_t k = 0; k < nv; k++)
-            env_set(env, vars[k]);
+            env_set(c, env, vars[k]);
         berth_strv_free(vars);
     }
 }
@@ -485,7 +501,7 @@ static void environment(struct cctx *c, const struct spec_node *n, json_t *env)
                      "set it in the file",
                      s);
             else
-                env_set(env, s);
+                env_set(c, env, s);
         }
         return;
     }
@@ -502,14 +518,24 @@ static void environment(struct cctx *c, const struct spec_node *n, json_t *env)
         }
         _cleanup_free_ char *s = sval(c, v[i].value, "environment");
         if (s)
-            json_object_set_new(env, k, json_string(s));
+            env_put(c, env, k, s);
     }
 }
 
 /* ---- volumes -------------------------------------------------------------- */
 
-static void add_bind(json_t *mounts, const char *src, const char *dst, bool ro)
+static bool target_ok(struct cctx *c, const char *dst)
 {
+    if (dst[0] == '/')
+        return true;
+    NOTE(c, "volumes", "target '%s' is not an absolute path: left out", dst);
+    return false;
+}
+
+static void add_bind(struct cctx *c, json_t *mounts, const char *src, const char *dst, bool ro)
+{
+    if (!target_ok(c, dst))
+        return;
     json_t *m = json_pack("{s:s,s:s}", "source", src, "target", dst);
 
     if (ro)
@@ -517,8 +543,10 @@ static void add_bind(json_t *mounts, const char *src, const char *dst, bool ro)
     json_array_append_new(mounts, m);
 }
 
-static void add_tmpfs(json_t *mounts, const char *dst, uint64_t size)
+static void add_tmpfs(struct cctx *c, json_t *mounts, const char *dst, uint64_t size)
 {
+    if (!target_ok(c, dst))
+        return;
     json_t *m = json_pack("{s:s,s:s}", "type", "tmpfs", "target", dst);
 
     if (size)
@@ -545,7 +573,7 @@ static void add_volume(struct cctx *c, json_t *mounts, const char *name, const c
         name = anon;
     }
     _cleanup_free_ char *src = xasprintf("%s/%s", c->opt->volumes_dir, name);
-    add_bind(mounts, src, dst, ro);
+    add_bind(c, mounts, src, dst, ro);
     NOTE(c, "volumes", "volume '%s' is the directory '%s' (create it; Compose's data is not moved)",
          name, src);
 }
@@ -579,7 +607,7 @@ static void volume_short(struct cctx *c, const char *spec, json_t *mounts)
     }
     if (is_path(parts[0])) {
         _cleanup_free_ char *src = rel_path(c, parts[0]);
-        add_bind(mounts, src, parts[1], ro);
+        add_bind(c, mounts, src, parts[1], ro);
     } else {
         add_volume(c, mounts, parts[0], parts[1], ro);
     }
@@ -602,7 +630,7 @@ static void volume_long(struct cctx *c, const struct spec_node *n, json_t *mount
     } else if (!strcmp(type, "bind")) {
         _cleanup_free_ char *abs = src ? rel_path(c, src) : NULL;
         if (abs)
-            add_bind(mounts, abs, dst, readonly);
+            add_bind(c, mounts, abs, dst, readonly);
     } else if (!strcmp(type, "tmpfs")) {
         const struct spec_node *t = mget(n, "tmpfs");
         const struct spec_node *sz = t ? mget(t, "size") : NULL;
@@ -610,7 +638,7 @@ static void volume_long(struct cctx *c, const struct spec_node *n, json_t *mount
         uint64_t size = 0;
         if (szs && compose_size(szs, &size) < 0)
             NOTE(c, "volumes", "tmpfs size '%s' not understood: no size", szs);
-        add_tmpfs(mounts, dst, size);
+        add_tmpfs(c, mounts, dst, size);
     } else {
         NOTE(c, "volumes", "a '%s' mount of '%s': berth has bind and tmpfs mounts only", type, dst);
     }
@@ -633,7 +661,7 @@ static void tmpfs_entries(struct cctx *c, const struct spec_node *n, json_t *mou
                 if (strncmp(o, "size=", 5) || compose_size(o + 5, &size) < 0)
                     NOTE(c, "tmpfs", "tmpfs option '%s' of '%s' ignored", o, s);
         }
-        add_tmpfs(mounts, s, size);
+        add_tmpfs(c, mounts, s, size);
     }
     json_decref(l);
 }
@@ -1373,8 +1401,13 @@ int berth_compose_import(const char *path, const struct berth_compose_options *o
 
     if (berth_read_file(path, BERTH_SPEC_MAX_SIZE, &data, &len, err) < 0)
         return berth_error_wrap(err, "reading '%s'", path);
+    /* bind sources are absolute in berth's file: the directory, resolved */
     const char *slash = strrchr(path, '/');
-    c.dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+    _cleanup_free_ char *dir =
+        slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+    c.dir = realpath(dir, NULL);
+    if (!c.dir)
+        return berth_error_set(err, errno, "resolving the directory of '%s'", path);
     _cleanup_free_ char *dotenv = xasprintf("%s/.env", c.dir);
     berth_error ignored = BERTH_ERROR_INIT;
     if (access(dotenv, F_OK) == 0 && read_env_file(dotenv, &c.vars, &c.nvars, &ignored) < 0)

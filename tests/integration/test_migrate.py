@@ -844,6 +844,23 @@ def test_compose_specifics(berth, tmp_path, registry, corpus_dir):
     for line in ("'server': ulimits: ulimit 'nproc'", "'server': secrets:", "'server': sysctls:",
                  "'db': shm_size:", "'(file)': secrets:"):
         assert line in err, err
+    # a relative FILE: bind sources still absolute
+    r = berth.run("import", "compose", *import_args(registry, volumes), "docker-compose.yml",
+                  cwd=os.path.join(corpus_dir, "nginx-static"), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert yaml.safe_load(r.stdout)["services"]["nginx"]["mounts"][0]["source"] == \
+        os.path.join(os.path.realpath(corpus_dir), "nginx-static", "site")
+    # names and paths berth cannot take are notes, and the file stays valid
+    odd = tmp_path / "odd.yml"
+    odd.write_text("services:\n  x:\n    image: busybox:1.36\n"
+                   "    environment: {'BAD NAME': 1, GOOD: 2}\n"
+                   "    volumes: ['/src:relative/target', '/a:/b']\n")
+    r = berth.run("import", "compose", *import_args(registry, volumes), str(odd))
+    assert r.returncode == 0, r.stderr
+    x = yaml.safe_load(r.stdout)["services"]["x"]
+    assert x["env"] == {"GOOD": "2"} and x["mounts"] == [{"source": "/a", "target": "/b"}]
+    assert "'x': environment: 'BAD NAME' is not a variable name" in r.stderr
+    assert "'x': volumes: target 'relative/target' is not an absolute path" in r.stderr
     # named volumes without --volumes-dir cannot be imported
     r = berth.run("import", "compose", "--retries", "0",
                   *[x for h in REGISTRY_HOSTS for x in ("--registry",
