@@ -437,11 +437,14 @@ static const char *const restart_policies[] = {"Always", "OnFailure", "Never"};
 static void kube_notes_service(const struct berth_service *s, enum berth_kube_kind kind,
                                struct berth_notes *notes)
 {
-    if (s->backoff.initial_ms != 1000 || s->backoff.max_ms != 300000 ||
+    /* berth's default (1s) is not the kubelet's either: said unless equal */
+    if (s->backoff.initial_ms != 10000 || s->backoff.max_ms != 300000 ||
         s->backoff.reset_after_ms != 600000)
         berth_notes_add(notes, s->name, "backoff", false,
                         "the kubelet's restart back-off is fixed (10s doubling to 5m, reset "
-                        "after 10m of running): berth's backoff is not exported");
+                        "after 10m of running): berth's (%llums to %llums) is not exported",
+                        (unsigned long long)s->backoff.initial_ms,
+                        (unsigned long long)s->backoff.max_ms);
     if (s->log.max_size != 10ULL << 20 || s->log.max_files != 5)
         berth_notes_add(notes, s->name, "log", false,
                         "log rotation is the kubelet's (containerLogMaxSize, "
