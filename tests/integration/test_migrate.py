@@ -215,7 +215,7 @@ def berth_report(host, svc, name="probe"):
         r = host.berth.run("logs", name)
         out["r"] = parse_report(r.stdout)
         return out["r"] is not None
-    wait_for(done, timeout=60, what="the report under berth")
+    wait_for(done, timeout=120, what="the report under berth")
     return out["r"]
 
 
@@ -771,11 +771,11 @@ def test_compose_corpus_imports_validates_and_applies(berth, tmp_path, registry,
         def running():
             st = host.status()
             return all(st.get(n, {}).get("state") == "running" for n in enabled)
-        wait_for(running, timeout=60, what="every imported service running")
+        wait_for(running, timeout=120, what="every imported service running")
         for name in enabled:
             svc = spec["services"][name]
             if svc.get("command", [""])[0].split("/")[-1] in STUB_NAMES:
-                wait_for(lambda: "stub " in host.berth.run("logs", name).stdout, timeout=30,
+                wait_for(lambda: "stub " in host.berth.run("logs", name).stdout, timeout=60,
                          what=f"{name}'s command")
                 line = [x for x in host.berth.run("logs", name).stdout.splitlines()
                         if x.startswith("stub ")][0]
