@@ -75,6 +75,7 @@ static const char *const converge_results[] = {"ok", "failed", "error"};
 struct agent {
     const struct berth_agent_options *o;
     int msg_fd;       /* in a converge child: the pipe to the agent; else -1 */
+    int agent_lock;   /* ROOT/agent.lock, held for the agent's life */
     char *dir, *base; /* of the file */
     int ino, sig, debounce, resync, settle_timer, summary, ep;
     int dir_wd;
@@ -284,6 +285,10 @@ static int in_child(struct agent *a, void (*fn)(struct agent *, const void *), c
         return -1;
     }
     if (pid == 0) {
+        /* the lock is the agent's alone: an agent killed in mid-converge
+         * frees it at once for its successor, whose converge then waits
+         * for this one's on the root's lock */
+        close(a->agent_lock);
         close(p[0]);
         a->msg_fd = p[1];
         fn(a, arg);
@@ -764,6 +769,7 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
 {
     struct agent a = {.o = o,
                       .msg_fd = -1,
+                      .agent_lock = -1,
                       .ino = -1,
                       .sig = -1,
                       .debounce = -1,
@@ -782,6 +788,7 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
     if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
         return berth_error_set(err, errno, "another agent serves '%s' ('%s' is locked)", o->root,
                                lockp);
+    a.agent_lock = lock;
     if (setup(&a, err) < 0) {
         teardown(&a);
         return -1;

@@ -164,6 +164,51 @@ def test_a_resync_with_the_file_invalid_keeps_the_last_valid_state(host, agents)
     assert js["agent"]["file_valid"] is False and "broken" in js["agent"]["errors"][0]
 
 
+def test_an_agent_killed_in_mid_converge_frees_its_lock_at_once(host, agents):
+    """The converge runs in a child that closes the agent's lock: a
+    successor starts while the killed agent's converge (here a fetch from a
+    server that never answers) goes on, and waits for it on the root's lock."""
+    import socket
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections complete in the backlog; nothing answers
+    try:
+        svc = host.svc(LOOP)
+        svc["image"] = {"url": f"http://127.0.0.1:{silent.getsockname()[1]}/img.tar",
+                        "digest": "sha256:" + "a" * 64}
+        host.write({"web": svc})
+        first = agents()
+        first.wait_log(r"agent started")
+        time.sleep(1)  # its converge child is in the fetch
+        first.p.send_signal(signal.SIGKILL)
+        first.p.wait(10)
+        second = agents()
+        second.wait_log(r"agent started")
+        time.sleep(0.5)
+        assert second.p.poll() is None, second.text()
+    finally:
+        silent.close()
+        # the killed agent's converge, still fetching, and the one waiting
+        # for it on the root's lock (which may fork its own fetch meanwhile)
+        for _ in range(50):
+            left = []
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+                except OSError:
+                    continue
+                if host.berth.root.encode() in argv and b"agent" in argv:
+                    left.append(int(pid))
+            if not left:
+                break
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
+
+
 def test_crashing_release_is_rolled_back_and_not_retried(host, agents):
     svcs = {"web": host.svc(LOOP, env={"V": "good"})}
     host.write(svcs)
