@@ -14,18 +14,7 @@
 
 static void uptime(char *buf, size_t len, int64_t since)
 {
-    int64_t s = since ? (int64_t)time(NULL) - since : -1;
-
-    if (s < 0)
-        snprintf(buf, len, "-");
-    else if (s < 120)
-        snprintf(buf, len, "%llds", (long long)s);
-    else if (s < 7200)
-        snprintf(buf, len, "%lldm", (long long)(s / 60));
-    else if (s < 172800)
-        snprintf(buf, len, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
-    else
-        snprintf(buf, len, "%lldd", (long long)(s / 86400));
+    berth_format_age(buf, len, since ? (int64_t)time(NULL) - since : -1);
 }
 
 static void print_table(const struct berth_status *v, size_t n)

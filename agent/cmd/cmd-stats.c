@@ -80,20 +80,6 @@ static void bytes(char *buf, size_t len, uint64_t v)
     snprintf(buf, len, u ? "%.1f%s" : "%.0f%s", d, unit[u]);
 }
 
-static void duration(char *buf, size_t len, int64_t s)
-{
-    if (s < 0)
-        snprintf(buf, len, "-");
-    else if (s < 120)
-        snprintf(buf, len, "%llds", (long long)s);
-    else if (s < 7200)
-        snprintf(buf, len, "%lldm", (long long)(s / 60));
-    else if (s < 172800)
-        snprintf(buf, len, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
-    else
-        snprintf(buf, len, "%lldd", (long long)(s / 86400));
-}
-
 static void u64_col(char *buf, size_t len, uint64_t v)
 {
     if (v == BERTH_STATS_NONE)
@@ -127,7 +113,7 @@ static void print_table(const struct round *r)
         bytes(peak, sizeof(peak), c->memory_peak);
         u64_col(pids, sizeof(pids), c->pids);
         u64_col(oom, sizeof(oom), c->oom_kills);
-        duration(up, sizeof(up), s->uptime_s);
+        berth_format_age(up, sizeof(up), s->uptime_s);
         printf("%-*s %-11s %7s %9s %9s %9s %6s %9s %6s %4s %8u %s\n", w, r->v[i].name,
                r->v[i].state, cpu, cput, s->running ? mem : "-", s->running ? lim : "-", memp,
                s->running ? peak : "-", pids, oom, r->v[i].restarts, up);

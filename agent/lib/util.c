@@ -564,3 +564,17 @@ void berth_env_set_arg(char ***env, size_t *n, const char *arg)
         berth_env_set(env, n, kv);
     }
 }
+
+void berth_format_age(char *buf, size_t len, int64_t s)
+{
+    if (s < 0)
+        snprintf(buf, len, "-");
+    else if (s < 120)
+        snprintf(buf, len, "%llds", (long long)s);
+    else if (s < 7200)
+        snprintf(buf, len, "%lldm", (long long)(s / 60));
+    else if (s < 172800)
+        snprintf(buf, len, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+    else
+        snprintf(buf, len, "%lldd", (long long)(s / 86400));
+}

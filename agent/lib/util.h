@@ -56,6 +56,10 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A span of `s` seconds as ps shows it: "45s", "12m", "3h07m", "4d";
+ * "-" when negative (unknown). */
+void berth_format_age(char *buf, size_t len, int64_t s);
+
 /* Write `len` bytes to `path` atomically: a temporary file in the same
  * directory, fsync, rename, fsync of the directory. */
 int berth_write_file_atomic(const char *path, const void *data, size_t len, int mode,
