@@ -74,14 +74,8 @@ static void print_event(const struct berth_event *ev, bool json)
     putchar('\n');
     /* a failing check's output says why */
     const char *out = ev->health && !strcmp(ev->health, "unhealthy") ? ev->health_output : NULL;
-    while (out && *out) {
-        const char *nl = strchr(out, '\n');
-        int len = nl ? (int)(nl - out) : (int)strlen(out);
-        fputs("    | ", stdout);
-        berth_print_container_text(out, (size_t)len);
-        putchar('\n');
-        out += len + (nl ? 1 : 0);
-    }
+    if (out)
+        berth_print_container_lines(out);
 }
 
 /* Read what was appended since the last call: its complete lines. */

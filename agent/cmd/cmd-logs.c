@@ -65,6 +65,18 @@ void berth_print_container_text(const char *buf, size_t len)
     }
 }
 
+void berth_print_container_lines(const char *text)
+{
+    while (*text) {
+        const char *nl = strchr(text, '\n');
+        size_t len = nl ? (size_t)(nl - text) : strlen(text);
+        fputs("    | ", stdout);
+        berth_print_container_text(text, len);
+        putchar('\n');
+        text += len + (nl ? 1 : 0);
+    }
+}
+
 struct print_opts {
     bool timestamps;
 };

@@ -133,14 +133,7 @@ static void print_details(const char *root, const struct berth_status *v, size_t
             const char *out = s->check_output ? s->check_output : "";
             if (*out)
                 printf("  %-13s\n", "check output:");
-            while (*out) {
-                const char *nl = strchr(out, '\n');
-                int len = nl ? (int)(nl - out) : (int)strlen(out);
-                fputs("    | ", stdout);
-                berth_print_container_text(out, (size_t)len);
-                putchar('\n');
-                out += len + (nl ? 1 : 0);
-            }
+            berth_print_container_lines(out);
         }
     }
 }

@@ -82,6 +82,8 @@ int cmd_events(int argc, char **argv, struct berth_globals *g);
 /* Print what a container wrote (a log, a health check's output): on a
  * terminal its control characters show as \xNN (cmd-logs.c). */
 void berth_print_container_text(const char *buf, size_t len);
+/* The same, line by line, each after "    | " (a health check's output). */
+void berth_print_container_lines(const char *text);
 
 int cmd_stop(int argc, char **argv, struct berth_globals *g);
 int cmd_restart(int argc, char **argv, struct berth_globals *g);
