@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import TOP, keeper_pids, wait_for
+from conftest import TOP, berth_processes, keeper_pids, wait_for
 from test_apply import LOOP
 
 
@@ -190,16 +190,21 @@ def test_an_agent_killed_in_mid_converge_frees_its_lock_at_once(host, agents):
         silent.close()
         # the killed agent's converge, still fetching, and the one waiting
         # for it on the root's lock (which may fork its own fetch meanwhile)
-        for _ in range(50):
+        # (their fetch and unpack children too): every process of this
+        # berth under this root, until none has been seen for a second, so
+        # that no fetch lives on into later tests that count berth processes
+        quiet = 0
+        for _ in range(200):
             left = []
-            for pid in filter(str.isdigit, os.listdir("/proc")):
+            for pid in berth_processes(host.berth.binary):
                 try:
                     argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
                 except OSError:
                     continue
-                if host.berth.root.encode() in argv and b"agent" in argv:
-                    left.append(int(pid))
-            if not left:
+                if host.berth.root.encode() in argv:
+                    left.append(pid)
+            quiet = 0 if left else quiet + 1
+            if quiet >= 10:
                 break
             for pid in left:
                 try:
