@@ -113,12 +113,17 @@ int berth_child_chdir(int fd, const char *path, berth_error *err)
     return 0;
 }
 
+void berth_child_default_signals(void)
+{
+    for (int sig = 1; sig < NSIG; sig++)
+        signal(sig, SIG_DFL);
+}
+
 void berth_child_reset_signals(void)
 {
     sigset_t none;
 
-    for (int sig = 1; sig < NSIG; sig++)
-        signal(sig, SIG_DFL);
+    berth_child_default_signals();
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 }

@@ -54,6 +54,9 @@ int berth_child_open_workdir(const char *path, bool create);
  * "unreachable". `path` names it in the error. */
 int berth_child_chdir(int fd, const char *path, berth_error *err);
 
+/* Reset every signal disposition to the default (the mask stays). */
+void berth_child_default_signals(void);
+
 /* Reset every signal disposition and the mask to the defaults. */
 void berth_child_reset_signals(void);
 

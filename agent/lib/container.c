@@ -344,14 +344,48 @@ static __attribute__((noreturn)) void exec_service(const struct berth_container_
 {
     berth_error err = BERTH_ERROR_INIT;
 
+    sigset_t none;
+
     for (int i = 0; i < 3; i++)
         if (handover[i] >= 0)
             close(handover[i]);
-    berth_child_reset_signals();
+    /* the dispositions are the defaults already (container_child) */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     if ((cfg->redirect_stdio && berth_child_stdio(stdio, &err) < 0) ||
         berth_child_chdir(workdir, cfg->workdir ? cfg->workdir : "/", &err) < 0)
         berth_child_fail_error(errfd, &err);
     berth_child_exec(errfd, cfg->argv, cfg->env, "the image");
+}
+
+struct service_start {
+    const struct berth_container_config *cfg;
+    int errfd;
+    const int *stdio;
+    int workdir;
+    const int *handover;
+};
+
+static int service_main(void *arg)
+{
+    const struct service_start *s = arg;
+
+    exec_service(s->cfg, s->errfd, s->stdio, s->workdir, s->handover);
+}
+
+/* The service shares our memory until its exec, and we wait for that
+ * (CLONE_VFORK): no copy of berth's page tables, which a fork spends more
+ * time on than the service's whole set-up. It runs on a stack of its own,
+ * writes nothing of ours but that stack, errno and environ (the init uses
+ * neither), and has no signal handler that could run on our memory: the
+ * set-up process reset them all. */
+static pid_t spawn_service(const struct berth_container_config *cfg, int errfd, const int stdio[3],
+                           int workdir, const int handover[3])
+{
+    static char stack[128 * 1024] __attribute__((aligned(16)));
+    struct service_start s = {cfg, errfd, stdio, workdir, handover};
+
+    return clone(service_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &s);
 }
 
 /* With handover, the service is gone: end what it left behind (what we
@@ -450,6 +484,9 @@ static __attribute__((noreturn)) void container_child(const struct berth_contain
      * the caller's terminal (TIOCSTI) or take it as its controlling one */
     if (setsid() < 0)
         FAIL("creating a session");
+    /* berth's handlers are not the container's, and spawn_service() needs
+     * none (the mask stays: the init waits for the signals it blocks) */
+    berth_child_default_signals();
     /* Wait until the parent has put us in our cgroup: the cgroup namespace
      * made next is rooted there, and everything the set-up allocates is
      * charged to the container. */
@@ -484,11 +521,9 @@ static __attribute__((noreturn)) void container_child(const struct berth_contain
      * ~0.7 ms each time), and what is left to do is allowed by it. */
     if (berth_child_become(&cred, &err) < 0)
         berth_child_fail_error(errfd, &err);
-    service = fork();
+    service = spawn_service(cfg, errfd, stdio, workdir, handover);
     if (service < 0)
-        FAIL("forking the service");
-    if (service == 0)
-        exec_service(cfg, errfd, stdio, workdir, handover);
+        FAIL("starting the service");
     /* what the container sees of its pid 1, not the command line of the
      * berth it was forked from (the service has its own copy of that
      * memory, which its config points into: `berth run`'s command) */
