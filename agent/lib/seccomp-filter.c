@@ -21,10 +21,6 @@
  * default.json (agent/gen/seccomp-gen.c) */
 #include "berth-seccomp-default.h"
 
-/* libseccomp's filter layout (SCMP_FLTATR_CTL_OPTIMIZE): 2 is a binary
- * tree; part of the cache key, as the filter it gives differs */
-#define BERTH_SECCOMP_OPTIMIZE 2
-
 /* The running kernel's major << 16 | minor */
 static uint32_t kernel_version(void)
 {
@@ -168,8 +164,7 @@ static uint64_t filter_key(const struct berth_seccomp_profile *p, uint64_t caps)
     uint32_t arch = native_goarch(), kernel = kernel_version();
     uint32_t head[] = {v->major,          v->minor,
                        v->micro,          seccomp_arch_native(),
-                       p->default_action, (uint32_t)p->arches_explicit,
-                       BERTH_SECCOMP_OPTIMIZE};
+                       p->default_action, (uint32_t)p->arches_explicit};
     const char *g = p->arch_groups;
     uint64_t h = fnv(0xcbf29ce484222325ULL, head, sizeof(head));
 
@@ -284,10 +279,6 @@ static int compile(const struct berth_seccomp_profile *p, uint64_t caps,
         return berth_error_set(err, EINVAL, "creating the seccomp filter");
     /* no_new_privs is berth_child_become()'s, not the filter's */
     r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
-    /* a binary tree of the syscall numbers, not a list: every syscall of
-     * the container walks the filter, in a few jumps instead of hundreds */
-    if (r == 0)
-        r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, BERTH_SECCOMP_OPTIMIZE);
     if (r < 0)
         berth_error_set(err, -r, "creating the seccomp filter");
     if (r == 0)
