@@ -1,10 +1,32 @@
 /* berth error reporting, after crun's libcrun_error_t.
  *
- * Library functions return < 0 on failure and fill a caller-owned
- * `berth_error` with the errno (0 when none applies) and a message. Callers
- * add context on the way up with berth_error_wrap(), so the user sees the
- * whole chain: "running 'web': mounting '/proc': Operation not permitted".
- * Only agent/cmd prints errors and picks exit codes.
+ * The contract, for every function of agent/lib:
+ *
+ * The single call. `int berth_x(..., berth_error *err)` returns 0 (or a
+ * count, a pid, an fd: >= 0) on success and -1 on failure, having filled
+ * the caller-owned `err` with the errno of the root cause (0 when none
+ * applies) and a message. Nothing else is a failure value: no -2, no
+ * errno in the return value, no NULL without `err`. Callers add context
+ * on the way up with berth_error_wrap(), so the user sees the whole chain:
+ * "running 'web': mounting '/proc': Operation not permitted". Such
+ * functions are declared BERTH_MUST_CHECK: a result cannot be dropped
+ * silently, only on purpose with a comment saying why.
+ *
+ * Predicates and look-ups that cannot fail in a way the caller must tell
+ * apart (is this keeper alive? what is this capability's number?) return
+ * bool or a value, and say in their header what an error reads as.
+ *
+ * The batch. A function that acts on many items (apply a plan, stop every
+ * service) does not stop at the first failure: it reports each item's
+ * outcome (a callback or an array with a berth_error per item, as its
+ * header says) and returns how many failed.
+ *
+ * The file. The desired-state file's errors are positional and many:
+ * struct berth_spec_errors (spec.h) collects every error of a file with
+ * its line, column and path, up to BERTH_SPEC_MAX_ERRORS.
+ *
+ * Only agent/cmd prints errors and picks exit codes. A failure of the
+ * process itself (out of memory) ends it: xmalloc() and friends (util.h).
  */
 #ifndef BERTH_ERROR_H
 #define BERTH_ERROR_H
@@ -12,6 +34,9 @@
 #include <stddef.h>
 
 #define BERTH_ERROR_MAX 2048
+
+/* on every `int berth_*(..., berth_error *)`: its -1 must be looked at */
+#define BERTH_MUST_CHECK __attribute__((warn_unused_result))
 
 typedef struct berth_error {
     int code;                  /* errno of the root cause, or 0 */
