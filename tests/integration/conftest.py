@@ -184,6 +184,20 @@ def berth_processes(binary):
     return pids
 
 
+def describe_processes(pids):
+    """pid, parent, state and command line of each, for a failure message:
+    which test left a process behind is told by what it runs."""
+    out = []
+    for pid in pids:
+        try:
+            stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            cmd = open(f"/proc/{pid}/cmdline").read().replace("\0", " ").strip()
+        except OSError:
+            continue
+        out.append(f"{pid} (parent {stat[1]}, state {stat[0]}): {cmd[:200]}")
+    return "; ".join(out) or "gone by now"
+
+
 def mountinfo():
     with open("/proc/self/mountinfo") as f:
         return sorted(line.split(" ", 4)[4] for line in f)

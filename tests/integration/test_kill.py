@@ -11,7 +11,7 @@ import time
 import pytest
 
 import imagekit
-from conftest import berth_processes
+from conftest import berth_processes, describe_processes
 from faultserver import FaultServer
 
 
@@ -32,8 +32,9 @@ def big(tmp_path_factory):
 def wait_gone(binary, timeout=20):
     """The killed berth and its unpacker child (which dies with it) are gone."""
     deadline = time.monotonic() + timeout
-    while berth_processes(binary):
-        assert time.monotonic() < deadline, "berth processes survived SIGKILL"
+    while pids := berth_processes(binary):
+        assert time.monotonic() < deadline, \
+            f"berth processes survived SIGKILL: {describe_processes(pids)}"
         time.sleep(0.02)
 
 

@@ -4,7 +4,8 @@ import signal
 import subprocess
 import time
 
-from conftest import berth_cgroups, berth_processes, mountinfo, root_cgroups
+from conftest import (berth_cgroups, berth_processes, describe_processes, mountinfo,
+                      root_cgroups)
 
 
 def read_line(stream, timeout=10):
@@ -153,7 +154,8 @@ def test_200_sequential_runs_leave_nothing_behind(berth, rootfs, berth_bin):
     assert mountinfo() == mounts_before
     assert root_cgroups(berth.root) == []
     assert os.listdir(os.path.join(berth.root, "run")) == []
-    assert berth_processes(berth_bin) == []
+    left = berth_processes(berth_bin)
+    assert left == [], describe_processes(left)
 
 
 # --- bad input ----------------------------------------------------------------
