@@ -212,6 +212,117 @@ static int prometheus(const char *verb, const char *root, const struct berth_sta
     return EXIT_OK;
 }
 
+/* %s: the verb (ps or status) */
+static const char usage_fmt[] =
+    "Usage: berth %s [--json|--format FORMAT] [--textfile DIR] [--root DIR] "
+    "[NAME...]\n"
+    "\n"
+    "The services berth runs: state (running, starting, backoff, stopped,\n"
+    "failed, rolled-back), the service's pid (its main process; INIT: the\n"
+    "container's pid 1, berth-init; both as the host sees them), uptime,\n"
+    "restarts by the restart policy (crashes, exits, unhealthy) and manual\n"
+    "ones (MANUAL: berth restart), health, the last exit code and the image\n"
+    "digest. Reads ROOT/services; needs no daemon.\n"
+    "'failed' means the service's keeper is gone although it should run,\n"
+    "and its container with it, or that it cannot start for a set-up reason\n"
+    "(a mount, its user, its working directory, its command: \"start_error\"\n"
+    "in --json): it is not retried until the file changes or 'berth apply'\n"
+    "or 'berth restart' try again. A keeper that is gone while its container\n"
+    "runs on is named below the table (\"keeper_gone\": true in JSON); the\n"
+    "agent or `berth apply` starts a keeper that adopts the container.\n"
+    "\n"
+    "A warning heads the table while the agent finds the file on disk\n"
+    "invalid (the last valid state stays in force). 'berth status NAME...'\n"
+    "shows each service in full: why it cannot start, its last health check\n"
+    "(exit code, signal or timeout) and that check's output (the first\n"
+    "4096 bytes; \"last_check\" in --json), and its last 5 exits with their\n"
+    "causes (exit, signal, oom, unhealthy, stop, ...: 'berth events NAME').\n"
+    "\n"
+    "Options:\n"
+    "      --json     {\"services\": [{\"name\", \"state\", \"pid\" (the init's, as\n"
+    "                 \"init_pid\"), \"service_pid\", \"restarts\",\n"
+    "                 \"manual_restarts\", \"started_at\", \"image\", \"health\",\n"
+    "                 \"last_exit\", \"keeper_pid\", \"start_error\", "
+    "\"keeper_gone\",\n"
+    "                 \"stopping\" (a stop is under way: the service is gone\n"
+    "                 once it ends, though its state says running until then),\n"
+    "                 \"last_check\": {\"result\", \"exit_code\", \"signal\",\n"
+    "                 \"timed_out\", \"output\", \"at\"}, ...}],\n"
+    "                 \"agent\": {\"running\", \"running_pid\", \"pid\", \"file\",\n"
+    "                 \"file_valid\", \"invalid_since\", \"started_at\",\n"
+    "                 \"converges\", \"converge_failures\", \"last_converge\":\n"
+    "                 {\"at_ms\", \"duration_ms\", \"result\" (ok, failed,\n"
+    "                 error), \"failed\"}, ...}}: running is whether an agent\n"
+    "                 serves ROOT now (it holds ROOT/agent.lock); pid is the\n"
+    "                 last agent's\n"
+    "      --format table|json|prometheus   prometheus: the Prometheus text\n"
+    "                 format (node_exporter's textfile collector): berth_build_info;\n"
+    "                 the agent's berth_agent_running, berth_file_valid,\n"
+    "                 berth_converge_last_{time,duration}_seconds,\n"
+    "                 berth_converge_last_success, berth_converges_total; per\n"
+    "                 service berth_service_info{image}, berth_service_up,\n"
+    "                 berth_service_state{state} (one 0/1 series per state),\n"
+    "                 restarts, health, and while its container runs the figures\n"
+    "                 of 'berth stats' (memory, CPU seconds, pids, OOM kills)\n"
+    "      --textfile DIR   write the prometheus format to DIR/berth.prom\n"
+    "                 atomically (a temporary file, fsync, rename) instead of\n"
+    "                 stdout; packaging's berth-textfile.timer runs it\n"
+    "      --root DIR state directory (default " BERTH_DEFAULT_ROOT "); one that\n"
+    "                 does not exist is an error (exit 1), and for metrics one\n"
+    "                 that berth has not used (no services/, lock, agent.json)\n";
+
+/* NAME... narrows the list */
+static void keep_named(struct berth_status *v, size_t *n, char **names, int nnames)
+{
+    size_t k = 0;
+
+    if (!nnames)
+        return;
+    for (size_t i = 0; i < *n; i++) {
+        bool keep = false;
+        for (int a = 0; a < nnames; a++)
+            keep |= !strcmp(v[i].name, names[a]);
+        if (keep)
+            v[k++] = v[i];
+        else
+            berth_status_release(&v[i]);
+    }
+    *n = k;
+}
+
+static void print_json(const struct berth_status *v, size_t n, json_t *agent)
+{
+    char *text = berth_status_json(v, n);
+    json_t *o = json_loads(text, 0, NULL);
+
+    free(text);
+    if (agent)
+        json_object_set(o, "agent", agent);
+    text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    puts(text);
+    free(text);
+    json_decref(o);
+}
+
+/* The list with the agent's state: as JSON, in full (status NAME...) or
+ * as a table, after the warnings an operator must not miss. */
+static void show(const char *root, const struct berth_status *v, size_t n, bool json, bool details)
+{
+    json_t *agent = agent_state(root);
+
+    if (json) {
+        print_json(v, n, agent);
+    } else {
+        warn_agent(agent);
+        warn_invalid(agent);
+        if (details)
+            print_details(root, v, n);
+        else
+            print_table(v, n);
+    }
+    json_decref(agent);
+}
+
 static int list(int argc, char **argv, struct berth_globals *g, const char *verb, bool json)
 {
     static const struct option longopts[] = {
@@ -227,7 +338,6 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
     berth_error err = BERTH_ERROR_INIT;
     bool prom = false;
     const char *textfile = NULL;
-    json_t *agent;
     int c;
 
     while ((c = getopt_long(argc, argv, "hqv", longopts, NULL)) != -1) {
@@ -250,64 +360,7 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
             prom = true;
             break;
         case 'h':
-            printf(
-                "Usage: berth %s [--json|--format FORMAT] [--textfile DIR] [--root DIR] "
-                "[NAME...]\n"
-                "\n"
-                "The services berth runs: state (running, starting, backoff, stopped,\n"
-                "failed, rolled-back), the service's pid (its main process; INIT: the\n"
-                "container's pid 1, berth-init; both as the host sees them), uptime,\n"
-                "restarts by the restart policy (crashes, exits, unhealthy) and manual\n"
-                "ones (MANUAL: berth restart), health, the last exit code and the image\n"
-                "digest. Reads ROOT/services; needs no daemon.\n"
-                "'failed' means the service's keeper is gone although it should run,\n"
-                "and its container with it, or that it cannot start for a set-up reason\n"
-                "(a mount, its user, its working directory, its command: \"start_error\"\n"
-                "in --json): it is not retried until the file changes or 'berth apply'\n"
-                "or 'berth restart' try again. A keeper that is gone while its container\n"
-                "runs on is named below the table (\"keeper_gone\": true in JSON); the\n"
-                "agent or `berth apply` starts a keeper that adopts the container.\n"
-                "\n"
-                "A warning heads the table while the agent finds the file on disk\n"
-                "invalid (the last valid state stays in force). 'berth status NAME...'\n"
-                "shows each service in full: why it cannot start, its last health check\n"
-                "(exit code, signal or timeout) and that check's output (the first\n"
-                "4096 bytes; \"last_check\" in --json), and its last 5 exits with their\n"
-                "causes (exit, signal, oom, unhealthy, stop, ...: 'berth events NAME').\n"
-                "\n"
-                "Options:\n"
-                "      --json     {\"services\": [{\"name\", \"state\", \"pid\" (the init's, as\n"
-                "                 \"init_pid\"), \"service_pid\", \"restarts\",\n"
-                "                 \"manual_restarts\", \"started_at\", \"image\", \"health\",\n"
-                "                 \"last_exit\", \"keeper_pid\", \"start_error\", "
-                "\"keeper_gone\",\n"
-                "                 \"stopping\" (a stop is under way: the service is gone\n"
-                "                 once it ends, though its state says running until then),\n"
-                "                 \"last_check\": {\"result\", \"exit_code\", \"signal\",\n"
-                "                 \"timed_out\", \"output\", \"at\"}, ...}],\n"
-                "                 \"agent\": {\"running\", \"running_pid\", \"pid\", \"file\",\n"
-                "                 \"file_valid\", \"invalid_since\", \"started_at\",\n"
-                "                 \"converges\", \"converge_failures\", \"last_converge\":\n"
-                "                 {\"at_ms\", \"duration_ms\", \"result\" (ok, failed,\n"
-                "                 error), \"failed\"}, ...}}: running is whether an agent\n"
-                "                 serves ROOT now (it holds ROOT/agent.lock); pid is the\n"
-                "                 last agent's\n"
-                "      --format table|json|prometheus   prometheus: the Prometheus text\n"
-                "                 format (node_exporter's textfile collector): berth_build_info;\n"
-                "                 the agent's berth_agent_running, berth_file_valid,\n"
-                "                 berth_converge_last_{time,duration}_seconds,\n"
-                "                 berth_converge_last_success, berth_converges_total; per\n"
-                "                 service berth_service_info{image}, berth_service_up,\n"
-                "                 berth_service_state{state} (one 0/1 series per state),\n"
-                "                 restarts, health, and while its container runs the figures\n"
-                "                 of 'berth stats' (memory, CPU seconds, pids, OOM kills)\n"
-                "      --textfile DIR   write the prometheus format to DIR/berth.prom\n"
-                "                 atomically (a temporary file, fsync, rename) instead of\n"
-                "                 stdout; packaging's berth-textfile.timer runs it\n"
-                "      --root DIR state directory (default " BERTH_DEFAULT_ROOT "); one that\n"
-                "                 does not exist is an error (exit 1), and for metrics one\n"
-                "                 that berth has not used (no services/, lock, agent.json)\n",
-                verb);
+            printf(usage_fmt, verb);
             return EXIT_OK;
         default:
             return berth_usage_error(verb, "unknown option '%s'", argv[optind - 1]);
@@ -323,46 +376,13 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
         berth_print_error(verb, &err);
         return EXIT_FAIL;
     }
-    /* NAME... narrows the list */
-    if (optind < argc) {
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-            bool keep = false;
-            for (int a = optind; a < argc; a++)
-                keep |= !strcmp(v[i].name, argv[a]);
-            if (keep)
-                v[k++] = v[i];
-            else
-                berth_status_release(&v[i]);
-        }
-        n = k;
-    }
+    keep_named(v, &n, argv + optind, argc - optind);
     if (prom) {
         int r = prometheus(verb, g->root, v, n, textfile);
         berth_status_list_free(v, n);
         return r;
     }
-    agent = agent_state(g->root);
-    if (json) {
-        char *text = berth_status_json(v, n);
-        json_t *o = json_loads(text, 0, NULL);
-        free(text);
-        if (agent)
-            json_object_set(o, "agent", agent);
-        text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        puts(text);
-        free(text);
-        json_decref(o);
-    } else if (!strcmp(verb, "status") && optind < argc) {
-        warn_agent(agent);
-        warn_invalid(agent);
-        print_details(g->root, v, n);
-    } else {
-        warn_agent(agent);
-        warn_invalid(agent);
-        print_table(v, n);
-    }
-    json_decref(agent);
+    show(g->root, v, n, json, !strcmp(verb, "status") && optind < argc);
     berth_status_list_free(v, n);
     return EXIT_OK;
 }
