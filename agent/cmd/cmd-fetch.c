@@ -69,7 +69,21 @@ char *berth_cmd_load_public_key(const char *arg, berth_error *err)
     return data;
 }
 
-int cmd_fetch(int argc, char **argv, struct berth_globals *g)
+struct fetch_args {
+    struct berth_fetch_options opt;
+    struct berth_image_ref ref;
+    const char **urls; /* urls[0]: the URL argument, then each --mirror */
+    size_t nurls;
+    const char *pubkey;
+};
+
+#define STOP(code) return (*ret_exit = (code), false)
+#define BAD(...)   STOP(berth_usage_error("fetch", __VA_ARGS__))
+
+/* The options, into `a`: true to go on, else false with the exit status
+ * of the usage error or --help that ends the command. */
+static bool parse_args(int argc, char **argv, struct berth_globals *g, struct fetch_args *a,
+                       int *ret_exit)
 {
     static const struct option longopts[] = {
         BERTH_GLOBAL_LONGOPTS,
@@ -84,94 +98,115 @@ int cmd_fetch(int argc, char **argv, struct berth_globals *g)
         {"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
         {NULL, 0, NULL, 0},
     };
-    struct berth_fetch_options opt;
-    struct berth_image_ref ref = {0};
-    _cleanup_free_ const char **urls = xcalloc((size_t)argc + 1, sizeof(char *));
-    _cleanup_free_ char *key = NULL, *digest_buf = NULL;
-    const char *pubkey = NULL;
-    size_t nurls = 0;
-    berth_error err = BERTH_ERROR_INIT;
+    struct berth_image_ref *ref = &a->ref;
     int c, f;
 
-    berth_fetch_options_init(&opt);
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":hqv", longopts, NULL)) != -1) {
         if (berth_global_option(c, optarg, g))
             continue;
-        int r = berth_fetch_option("fetch", c, optarg, &opt);
+        int r = berth_fetch_option("fetch", c, optarg, &a->opt);
         if (r < 0)
-            return EXIT_USAGE;
+            STOP(EXIT_USAGE);
         if (r > 0)
             continue;
         switch (c) {
         case 'h':
             fputs(usage_text, stdout);
-            return EXIT_OK;
+            STOP(EXIT_OK);
         case OPT_DIGEST:
-            ref.digest = optarg;
+            ref->digest = optarg;
             break;
         case OPT_MIRROR:
-            urls[1 + nurls++] = optarg; /* urls[0] is the URL argument */
+            a->urls[1 + a->nurls++] = optarg;
             break;
         case OPT_FORMAT:
             if ((f = berth_image_format_from_name(optarg)) < 0)
-                return berth_usage_error("fetch",
-                                         "invalid --format '%s': expected auto, "
-                                         "rootfs, oci or docker",
-                                         optarg);
-            ref.format = (enum berth_image_format)f;
+                BAD("invalid --format '%s': expected auto, "
+                    "rootfs, oci or docker",
+                    optarg);
+            ref->format = (enum berth_image_format)f;
             break;
         case OPT_SIGNATURE:
-            ref.signature_url = optarg;
+            ref->signature_url = optarg;
             break;
         case OPT_PUBKEY:
-            pubkey = optarg;
+            a->pubkey = optarg;
             break;
         case OPT_MAX_SIZE:
-            if (berth_parse_size(optarg, &ref.max_unpacked_bytes) < 0 || !ref.max_unpacked_bytes)
-                return berth_usage_error("fetch", "invalid --max-unpacked-size '%s'", optarg);
+            if (berth_parse_size(optarg, &ref->max_unpacked_bytes) < 0 || !ref->max_unpacked_bytes)
+                BAD("invalid --max-unpacked-size '%s'", optarg);
             break;
         case OPT_MAX_ENTRIES:
-            if (berth_parse_size(optarg, &ref.max_entries) < 0 || !ref.max_entries)
-                return berth_usage_error("fetch", "invalid --max-entries '%s'", optarg);
+            if (berth_parse_size(optarg, &ref->max_entries) < 0 || !ref->max_entries)
+                BAD("invalid --max-entries '%s'", optarg);
             break;
         case ':':
-            return berth_usage_error("fetch", "option '%s' needs a value", argv[optind - 1]);
+            BAD("option '%s' needs a value", argv[optind - 1]);
         default:
-            return berth_usage_error("fetch", "unknown option '%s'", argv[optind - 1]);
+            BAD("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind + 1 != argc)
-        return berth_usage_error("fetch", optind >= argc ? "no URL given"
-                                                         : "one URL only "
-                                                           "(use --mirror)");
+        BAD(optind >= argc ? "no URL given"
+                           : "one URL only "
+                             "(use --mirror)");
+    return true;
+}
+
+/* A registry URL names its digest (@sha256:HEX) unless --digest does;
+ * returns the copy it made of it, or an exit status in *ret_rc. */
+static char *registry_digest(const char *url, struct berth_image_ref *ref, int *ret_rc)
+{
     struct berth_registry_ref rr = {0};
-    if (berth_registry_is_url(argv[optind])) {
-        if (berth_registry_ref_parse(argv[optind], &rr, &err) < 0)
-            return berth_usage_error("fetch", "%s", err.msg);
-        if (!ref.digest && !rr.digest)
-            return berth_usage_error("fetch", "a registry URL needs @sha256:HEX or --digest "
-                                              "(berth pin resolves a tag)");
-        if (!ref.digest)
-            ref.digest = digest_buf = xstrdup(rr.digest);
-        berth_registry_ref_release(&rr);
+    berth_error err = BERTH_ERROR_INIT;
+    char *digest = NULL;
+
+    *ret_rc = 0;
+    if (!berth_registry_is_url(url))
+        return NULL;
+    if (berth_registry_ref_parse(url, &rr, &err) < 0) {
+        *ret_rc = berth_usage_error("fetch", "%s", err.msg);
+        return NULL;
     }
-    if (!ref.digest)
+    if (!ref->digest && !rr.digest)
+        *ret_rc = berth_usage_error("fetch", "a registry URL needs @sha256:HEX or --digest "
+                                             "(berth pin resolves a tag)");
+    else if (!ref->digest)
+        ref->digest = digest = xstrdup(rr.digest);
+    berth_registry_ref_release(&rr);
+    return digest;
+}
+
+int cmd_fetch(int argc, char **argv, struct berth_globals *g)
+{
+    _cleanup_free_ const char **urls = xcalloc((size_t)argc + 1, sizeof(char *));
+    struct fetch_args a = {.urls = urls};
+    _cleanup_free_ char *key = NULL, *digest_buf = NULL;
+    berth_error err = BERTH_ERROR_INIT;
+    struct berth_image img;
+    int rc;
+
+    berth_fetch_options_init(&a.opt);
+    if (!parse_args(argc, argv, g, &a, &rc))
+        return rc;
+    digest_buf = registry_digest(argv[optind], &a.ref, &rc);
+    if (rc)
+        return rc;
+    if (!a.ref.digest)
         return berth_usage_error("fetch", "--digest sha256:HEX is required");
-    if (!!ref.signature_url != !!pubkey)
+    if (!!a.ref.signature_url != !!a.pubkey)
         return berth_usage_error("fetch", "--signature and --public-key go together");
-    if (pubkey && !(key = berth_cmd_load_public_key(pubkey, &err))) {
+    if (a.pubkey && !(key = berth_cmd_load_public_key(a.pubkey, &err))) {
         berth_print_error("fetch", &err);
         return EXIT_FAIL;
     }
     urls[0] = argv[optind];
-    ref.urls = urls;
-    ref.nurls = nurls + 1;
-    ref.public_key = key;
-    berth_progress_attach(&opt);
-
-    struct berth_image img;
-    if (berth_store_ensure_image(g->root, &ref, &opt, &img, &err) < 0) {
+    a.ref.urls = urls;
+    a.ref.nurls = a.nurls + 1;
+    a.ref.public_key = key;
+    berth_progress_attach(&a.opt);
+    if (berth_store_ensure_image(g->root, &a.ref, &a.opt, &img, &err) < 0) {
         berth_print_error("fetch", &err);
         return EXIT_FAIL;
     }
