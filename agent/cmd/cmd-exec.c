@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "container.h"
 #include "exec.h"
 #include "keeper.h"
 #include "seccomp-profile.h"
@@ -318,8 +319,6 @@ static int wait_command(struct waiter *w, const char *name)
     return code;
 }
 
-static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
-
 static int spawn_fail(const berth_error *err, int r)
 {
     berth_print_error("exec", err);
@@ -396,8 +395,8 @@ int cmd_exec(int argc, char **argv, struct berth_globals *g)
     signal(SIGPIPE, SIG_IGN);
     /* block before CMD exists so that no signal is lost */
     sigemptyset(&block);
-    for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
-        sigaddset(&block, forwarded[i]);
+    for (size_t i = 0; i < berth_n_forwarded_signals; i++)
+        sigaddset(&block, berth_forwarded_signals[i]);
     sigprocmask(SIG_BLOCK, &block, &old);
     sfd = signalfd(-1, &block, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0) {

@@ -115,7 +115,8 @@ struct berth_exit {
     bool stop_timed_out; /* it ignored the stop signal and was killed */
 };
 
-/* The signals berth forwards to the service (through its init). */
+/* The signals berth forwards: to the service (through its init), and from
+ * `berth exec` to its command. */
 extern const int berth_forwarded_signals[];
 extern const size_t berth_n_forwarded_signals;
 
