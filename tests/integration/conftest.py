@@ -7,6 +7,7 @@ temporary --root.
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -328,6 +329,12 @@ class Host:
         return {n: s["pid"] for n, s in self.status().items()}
 
     def teardown(self):
+        # An agent's converge runs in a child that outlives an agent killed
+        # with SIGKILL (agent.c, in_child) and may start keepers after the
+        # services were stopped: such children go first, and whatever is
+        # left under this root last, so that nothing lives on into later
+        # tests that count berth processes.
+        self.kill_root_processes(keepers=False)
         services = os.path.join(self.berth.root, "services")
         if os.path.isdir(services):
             for name in os.listdir(services):
@@ -337,6 +344,31 @@ class Host:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
+        self.kill_root_processes(keepers=True)
+
+    def kill_root_processes(self, keepers):
+        """SIGKILL every process of this berth binary whose command line
+        names this root (keepers only when asked), until none is seen for
+        0.2 s."""
+        root = self.berth.root.encode()
+        deadline = time.monotonic() + 20
+        quiet = 0
+        while quiet < 10 and time.monotonic() < deadline:
+            left = []
+            for pid in berth_processes(self.berth.binary):
+                try:
+                    cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+                except OSError:
+                    continue
+                if root in cmd and (keepers or not is_keeper_cmdline(cmd, self.berth.root)):
+                    left.append(pid)
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            quiet = 0 if left else quiet + 1
+            time.sleep(0.02)
 
 
 @pytest.fixture
