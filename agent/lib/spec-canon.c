@@ -319,7 +319,7 @@ static void field_add(struct fields *f, const char *path, char *value)
 }
 
 /* A scalar or an array of scalars as the writer above writes it; false for
- * what it never writes (reals, negative numbers, objects in arrays). */
+ * numbers it never writes (reals, negative ones). */
 static bool put_leaf(struct buf *b, const json_t *v)
 {
     switch (json_typeof(v)) {
@@ -383,7 +383,7 @@ static bool flatten(struct fields *f, struct buf *path, const json_t *v)
         struct buf val = {0};
         ok = put_leaf(&val, v);
         if (ok)
-            field_add(f, path->s ? path->s : "", val.s ? val.s : xstrdup(""));
+            field_add(f, path->s ? path->s : "", val.s);
         else
             free(val.s);
         return ok;
