@@ -2,7 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -211,17 +211,14 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
 {
     struct record *recs;
     size_t nrecs, i = 0, j = 0;
-    EVP_MD_CTX *ctx;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen;
+    struct sha256_ctx ctx;
+    uint8_t md[SHA256_DIGEST_SIZE];
     char hex[65];
 
     memset(p, 0, sizeof(*p));
     if (read_records(root, &recs, &nrecs, err) < 0)
         return berth_error_wrap(err, "reading the services under '%s'", root);
-    ctx = EVP_MD_CTX_new();
-    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
-        abort();
+    sha256_init(&ctx);
     /* services are sorted by name, and so are records: merge them */
     while (i < spec->nservices || j < nrecs) {
         const struct berth_service *svc = i < spec->nservices ? &spec->services[i] : NULL;
@@ -237,9 +234,9 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
             it = add_item(p, svc->name, decide(svc, hash, c == 0 ? r : NULL));
             it->desired = svc;
             memcpy(it->hash, hash, sizeof(hash));
-            EVP_DigestUpdate(ctx, svc->name, strlen(svc->name) + 1);
-            EVP_DigestUpdate(ctx, hash, 64);
-            EVP_DigestUpdate(ctx, svc->enabled ? "1" : "0", 1);
+            sha256_update(&ctx, strlen(svc->name) + 1, (const uint8_t *)svc->name);
+            sha256_update(&ctx, 64, (const uint8_t *)hash);
+            sha256_update(&ctx, 1, (const uint8_t *)(svc->enabled ? "1" : "0"));
             if (it->action == BERTH_ACTION_REPLACE) {
                 /* only replacements need the stored spec */
                 _cleanup_free_ char *path = xasprintf("%s/services/%s/spec.json", root, r->name);
@@ -259,18 +256,17 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
             it->state = xstrdup(r->state);
             if (it->action == BERTH_ACTION_START && r->start_error && !strcmp(r->hash, it->hash))
                 it->start_error = xstrdup(r->start_error);
-            EVP_DigestUpdate(ctx, "|", 1);
-            EVP_DigestUpdate(ctx, r->name, strlen(r->name) + 1);
-            EVP_DigestUpdate(ctx, r->hash, strlen(r->hash) + 1);
-            EVP_DigestUpdate(ctx, r->running ? "1" : "0", 1);
+            sha256_update(&ctx, 1, (const uint8_t *)"|");
+            sha256_update(&ctx, strlen(r->name) + 1, (const uint8_t *)r->name);
+            sha256_update(&ctx, strlen(r->hash) + 1, (const uint8_t *)r->hash);
+            sha256_update(&ctx, 1, (const uint8_t *)(r->running ? "1" : "0"));
             j++;
         }
         p->counts[it->action]++;
-        EVP_DigestUpdate(ctx, ";", 1);
+        sha256_update(&ctx, 1, (const uint8_t *)";");
     }
-    EVP_DigestFinal_ex(ctx, md, &mdlen);
-    EVP_MD_CTX_free(ctx);
-    berth_hex(md, mdlen, hex);
+    sha256_digest(&ctx, sizeof(md), md);
+    berth_hex(md, sizeof(md), hex);
     memcpy(p->id, hex, 12);
     p->id[12] = '\0';
     free_records(recs, nrecs);

@@ -17,7 +17,7 @@
  * holds specs written before, byte for byte.
  */
 #include <jansson.h>
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 #include <string.h>
 
 #include "spec.h"
@@ -287,18 +287,14 @@ char *berth_service_canonical_json(const struct berth_service *svc)
 
 void berth_service_hash(const struct berth_service *svc, char out[65])
 {
-    /* fetched once: EVP_Digest with EVP_sha256() looks the provider's
-     * implementation up at every call */
-    static EVP_MD *sha256;
     _cleanup_free_ char *json = berth_service_canonical_json(svc);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
+    struct sha256_ctx ctx;
+    uint8_t md[SHA256_DIGEST_SIZE];
 
-    if (!sha256)
-        sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (!sha256 || !EVP_Digest(json, strlen(json), md, &mdlen, sha256, NULL) || mdlen != 32)
-        abort(); /* sha256 of memory cannot fail short of OOM */
-    berth_hex(md, 32, out);
+    sha256_init(&ctx);
+    sha256_update(&ctx, strlen(json), (const uint8_t *)json);
+    sha256_digest(&ctx, sizeof(md), md);
+    berth_hex(md, sizeof(md), out);
 }
 
 /* ---- Fields ------------------------------------------------------------- */
