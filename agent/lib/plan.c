@@ -206,6 +206,11 @@ static enum berth_action decide(const struct berth_service *svc, const char *has
     return r->running ? BERTH_ACTION_UNCHANGED : BERTH_ACTION_START;
 }
 
+static void id_add(struct sha256_ctx *ctx, const void *data, size_t len)
+{
+    sha256_update(ctx, len, data);
+}
+
 int berth_plan_compute(const char *root, const struct berth_spec *spec, struct berth_plan *p,
                        berth_error *err)
 {
@@ -234,9 +239,9 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
             it = add_item(p, svc->name, decide(svc, hash, c == 0 ? r : NULL));
             it->desired = svc;
             memcpy(it->hash, hash, sizeof(hash));
-            sha256_update(&ctx, strlen(svc->name) + 1, (const uint8_t *)svc->name);
-            sha256_update(&ctx, 64, (const uint8_t *)hash);
-            sha256_update(&ctx, 1, (const uint8_t *)(svc->enabled ? "1" : "0"));
+            id_add(&ctx, svc->name, strlen(svc->name) + 1);
+            id_add(&ctx, hash, 64);
+            id_add(&ctx, svc->enabled ? "1" : "0", 1);
             if (it->action == BERTH_ACTION_REPLACE) {
                 /* only replacements need the stored spec */
                 _cleanup_free_ char *path = xasprintf("%s/services/%s/spec.json", root, r->name);
@@ -256,14 +261,14 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
             it->state = xstrdup(r->state);
             if (it->action == BERTH_ACTION_START && r->start_error && !strcmp(r->hash, it->hash))
                 it->start_error = xstrdup(r->start_error);
-            sha256_update(&ctx, 1, (const uint8_t *)"|");
-            sha256_update(&ctx, strlen(r->name) + 1, (const uint8_t *)r->name);
-            sha256_update(&ctx, strlen(r->hash) + 1, (const uint8_t *)r->hash);
-            sha256_update(&ctx, 1, (const uint8_t *)(r->running ? "1" : "0"));
+            id_add(&ctx, "|", 1);
+            id_add(&ctx, r->name, strlen(r->name) + 1);
+            id_add(&ctx, r->hash, strlen(r->hash) + 1);
+            id_add(&ctx, r->running ? "1" : "0", 1);
             j++;
         }
         p->counts[it->action]++;
-        sha256_update(&ctx, 1, (const uint8_t *)";");
+        id_add(&ctx, ";", 1);
     }
     sha256_digest(&ctx, sizeof(md), md);
     berth_hex(md, sizeof(md), hex);
