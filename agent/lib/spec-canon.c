@@ -13,8 +13,8 @@
  * by an upgrade. And the writer runs for every service at every diff and
  * converge: for a service of bench/reconcile, a jansson tree dumped with
  * sorted keys costs about 124,000 instructions, writing the text directly
- * about 10,000 (the sha256 after it about 25,000). tests/unit/test-canon.c
- * holds specs written before, byte for byte.
+ * (some 600 bytes) about 10,000; their sha256 takes 0.7 us here.
+ * tests/unit/test-canon.c holds specs written before, byte for byte.
  */
 #include <jansson.h>
 #include <nettle/sha2.h>
