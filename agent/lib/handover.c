@@ -42,17 +42,24 @@ int berth_handover_record_write(const char *dir, const struct berth_handover_rec
 int berth_handover_record_read(const char *dir, struct berth_handover_record *r, berth_error *err)
 {
     _cleanup_free_ char *path = record_path(dir);
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    berth_error e = BERTH_ERROR_INIT;
     json_error_t jerr;
     json_t *o;
     const char *cg;
 
     memset(r, 0, sizeof(*r));
-    o = json_load_file(path, 0, &jerr);
-    if (!o) {
-        if (access(path, F_OK) < 0)
-            return berth_error_set(err, ENOENT, "no container record '%s'", path);
-        return berth_error_set(err, EINVAL, "reading '%s': %s", path, jerr.text);
+    /* one failed open when there is none (every service not running, at
+     * every diff), not json_load_file's and an access() */
+    if (berth_read_file(path, 1 << 20, &text, &len, err ? &e : NULL) < 0) {
+        if (e.code && e.code != ENOENT)
+            return berth_error_set(err, EINVAL, "%s", e.msg);
+        return berth_error_set(err, ENOENT, "no container record '%s'", path);
     }
+    o = json_loadb(text, len, 0, &jerr);
+    if (!o)
+        return berth_error_set(err, EINVAL, "reading '%s': %s", path, jerr.text);
     r->init_pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
     r->init_start = (uint64_t)json_integer_value(json_object_get(o, "start_time"));
     cg = json_string_value(json_object_get(o, "cgroup"));
@@ -125,7 +132,7 @@ bool berth_handover_orphan(const char *dir)
     berth_error e = BERTH_ERROR_INIT;
     int fd;
 
-    if (berth_handover_record_read(dir, &r, &e) < 0)
+    if (berth_handover_record_read(dir, &r, NULL) < 0)
         return false;
     fd = berth_handover_open_init(&r, &e);
     berth_handover_record_release(&r);

@@ -1,9 +1,11 @@
 #include "plan.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
+#include <fcntl.h>
+#include <nettle/sha2.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "handover.h"
 #include "keeper.h"
@@ -101,26 +103,36 @@ struct record {
     bool orphaned;
 };
 
+/* A spec.sha256-like file's 64 hex digits into `out` ("" when it is
+ * missing, shorter or over 128 bytes): one open, one read, one close, with
+ * no error message made, as a diff does it twice for every service. */
+static void read_hash(const char *dir, const char *file, char out[65])
+{
+    _cleanup_free_ char *path = xasprintf("%s/%s", dir, file);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char buf[130];
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+    out[0] = '\0';
+    /* a regular file reads whole up to the count asked for */
+    if (n < 0 || n > 128)
+        return;
+    buf[n] = '\0';
+    if (strlen(buf) >= 64) {
+        memcpy(out, buf, 64);
+        out[64] = '\0';
+    }
+}
+
 static void read_record(const char *root, const struct berth_status *st, struct record *r)
 {
     const char *name = st->name;
     _cleanup_free_ char *dir = berth_service_dir(root, name);
-    _cleanup_free_ char *hashp = xasprintf("%s/spec.sha256", dir);
-    _cleanup_free_ char *rejp = xasprintf("%s/rejected.sha256", dir);
-    _cleanup_free_ char *hash = NULL;
-    _cleanup_free_ char *rej = NULL;
-    berth_error e = BERTH_ERROR_INIT;
 
     memset(r, 0, sizeof(*r));
     r->name = xstrdup(name);
-    if (berth_read_file(hashp, 128, &hash, NULL, &e) == 0 && strlen(hash) >= 64) {
-        memcpy(r->hash, hash, 64);
-        r->hash[64] = '\0';
-    }
-    if (berth_read_file(rejp, 128, &rej, NULL, &e) == 0 && strlen(rej) >= 64) {
-        memcpy(r->rejected, rej, 64);
-        r->rejected[64] = '\0';
-    }
+    read_hash(dir, "spec.sha256", r->hash);
+    read_hash(dir, "rejected.sha256", r->rejected);
     r->state = xstrdup(st->state);
     /* a keeper on its way out (a stop asked for by a berth killed since)
      * is not running the service for long: a start waits for it */
@@ -194,22 +206,24 @@ static enum berth_action decide(const struct berth_service *svc, const char *has
     return r->running ? BERTH_ACTION_UNCHANGED : BERTH_ACTION_START;
 }
 
+static void id_add(struct sha256_ctx *ctx, const void *data, size_t len)
+{
+    sha256_update(ctx, len, data);
+}
+
 int berth_plan_compute(const char *root, const struct berth_spec *spec, struct berth_plan *p,
                        berth_error *err)
 {
     struct record *recs;
     size_t nrecs, i = 0, j = 0;
-    EVP_MD_CTX *ctx;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen;
+    struct sha256_ctx ctx;
+    uint8_t md[SHA256_DIGEST_SIZE];
     char hex[65];
 
     memset(p, 0, sizeof(*p));
     if (read_records(root, &recs, &nrecs, err) < 0)
         return berth_error_wrap(err, "reading the services under '%s'", root);
-    ctx = EVP_MD_CTX_new();
-    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
-        abort();
+    sha256_init(&ctx);
     /* services are sorted by name, and so are records: merge them */
     while (i < spec->nservices || j < nrecs) {
         const struct berth_service *svc = i < spec->nservices ? &spec->services[i] : NULL;
@@ -225,9 +239,9 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
             it = add_item(p, svc->name, decide(svc, hash, c == 0 ? r : NULL));
             it->desired = svc;
             memcpy(it->hash, hash, sizeof(hash));
-            EVP_DigestUpdate(ctx, svc->name, strlen(svc->name) + 1);
-            EVP_DigestUpdate(ctx, hash, 64);
-            EVP_DigestUpdate(ctx, svc->enabled ? "1" : "0", 1);
+            id_add(&ctx, svc->name, strlen(svc->name) + 1);
+            id_add(&ctx, hash, 64);
+            id_add(&ctx, svc->enabled ? "1" : "0", 1);
             if (it->action == BERTH_ACTION_REPLACE) {
                 /* only replacements need the stored spec */
                 _cleanup_free_ char *path = xasprintf("%s/services/%s/spec.json", root, r->name);
@@ -247,18 +261,17 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
             it->state = xstrdup(r->state);
             if (it->action == BERTH_ACTION_START && r->start_error && !strcmp(r->hash, it->hash))
                 it->start_error = xstrdup(r->start_error);
-            EVP_DigestUpdate(ctx, "|", 1);
-            EVP_DigestUpdate(ctx, r->name, strlen(r->name) + 1);
-            EVP_DigestUpdate(ctx, r->hash, strlen(r->hash) + 1);
-            EVP_DigestUpdate(ctx, r->running ? "1" : "0", 1);
+            id_add(&ctx, "|", 1);
+            id_add(&ctx, r->name, strlen(r->name) + 1);
+            id_add(&ctx, r->hash, strlen(r->hash) + 1);
+            id_add(&ctx, r->running ? "1" : "0", 1);
             j++;
         }
         p->counts[it->action]++;
-        EVP_DigestUpdate(ctx, ";", 1);
+        id_add(&ctx, ";", 1);
     }
-    EVP_DigestFinal_ex(ctx, md, &mdlen);
-    EVP_MD_CTX_free(ctx);
-    berth_hex(md, mdlen, hex);
+    sha256_digest(&ctx, sizeof(md), md);
+    berth_hex(md, sizeof(md), hex);
     memcpy(p->id, hex, 12);
     p->id[12] = '\0';
     free_records(recs, nrecs);

@@ -7,10 +7,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-enum nkind { N_SCALAR, N_SEQ, N_MAP };
+/* packed, with 32-bit sizes (a file is at most 16 MiB and 2,000,000
+ * nodes): a node takes 48 bytes, not 72, and a diff of many services
+ * faults in a third fewer pages for its tree */
+enum __attribute__((packed)) nkind { N_SCALAR, N_SEQ, N_MAP };
 /* YAML 1.1 implicit type of a plain scalar, as PyYAML resolves it */
-enum skind { S_STR, S_NULL, S_BOOL, S_INT, S_FLOAT };
+enum __attribute__((packed)) skind { S_STR, S_NULL, S_BOOL, S_INT, S_FLOAT };
 
 struct spec_node {
     enum nkind kind;
@@ -18,12 +22,14 @@ struct spec_node {
     bool decimal; /* S_INT written in plain decimal; S_FLOAT finite, no '_' */
     bool bval;
     unsigned line, col; /* 1-based */
-    char *text;         /* scalars */
-    size_t len;
+    uint32_t len;
+    uint32_t n, cap;
+    uint32_t weight;          /* nodes in the subtree, aliases expanded */
+    char *text;               /* scalars */
     struct spec_node **items; /* seq: items; map: key, value, key, value... */
-    size_t n, cap;
-    size_t weight; /* nodes in the subtree, aliases expanded */
 };
+
+_Static_assert(sizeof(struct spec_node) == 48, "a node of the tree takes 48 bytes");
 
 struct spec_anchor {
     char *name;

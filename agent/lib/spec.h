@@ -222,8 +222,9 @@ void berth_fields_free(struct berth_field *fields, size_t n);
 
 /* Canonical JSON text → same fields as berth_service_fields(), so the
  * reconciler can diff against a stored services/<name>/spec.json without
- * re-parsing YAML. Returns the count, or -1 when `json` is not canonical
- * JSON as written by berth_service_canonical_json(). */
+ * re-parsing YAML. Returns the count, or -1 when `json` is not a JSON
+ * object made of what berth_service_canonical_json() writes (objects,
+ * arrays, strings, integers >= 0, true, false, null). */
 long berth_canonical_json_fields(const char *json, struct berth_field **ret);
 
 #endif

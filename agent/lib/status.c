@@ -165,18 +165,23 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
 {
     _cleanup_free_ char *dir = berth_service_dir(root, name);
     _cleanup_free_ char *path = xasprintf("%s/status.json", dir);
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    berth_error e = BERTH_ERROR_INIT;
     json_error_t jerr;
     json_t *o, *last;
     pid_t keeper = 0;
 
     memset(st, 0, sizeof(*st));
-    o = json_load_file(path, 0, &jerr);
-    if (!o) {
-        if (access(path, F_OK) < 0)
-            return berth_error_set(err, errno, "reading '%s'", path);
+    /* read whole rather than with json_load_file: a missing file (a record
+     * being created, a service never started) costs one failed open, not
+     * that and an access(), at every service of every diff */
+    if (berth_read_file(path, 1 << 20, &text, &len, err ? &e : NULL) < 0)
+        return berth_error_set(err, e.code, "reading '%s'", path);
+    o = json_loadb(text, len, 0, &jerr);
+    if (!o)
         return berth_error_set(err, EINVAL, "'%s':%d:%d: %s", path, jerr.line, jerr.column,
                                jerr.text);
-    }
     st->name = xstrdup(name);
     st->state = dup_str(o, "state");
     st->pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
@@ -259,11 +264,10 @@ int berth_status_list(const char *root, struct berth_status **ret, size_t *ret_n
     if (!d)
         return errno == ENOENT ? 0 : berth_error_set(err, errno, "opening '%s'", dir);
     while ((de = readdir(d))) {
-        berth_error e = BERTH_ERROR_INIT;
         struct berth_status st;
         if (de->d_name[0] == '.')
             continue;
-        if (berth_status_read(root, de->d_name, &st, &e) < 0) {
+        if (berth_status_read(root, de->d_name, &st, NULL) < 0) {
             /* a record being created: spec.json before the first status */
             memset(&st, 0, sizeof(st));
             st.name = xstrdup(de->d_name);

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -1291,8 +1292,6 @@ int berth_store_import(const char *root, const char *path, struct berth_image *r
 }
 
 /* ---- listing and garbage collection ------------------------------------ */
-
-#include <jansson.h>
 
 /* The digest an "image" member names: {"digest": "sha256:..."} or the
  * string itself (status files write "image": "sha256:..."). */
