@@ -19,6 +19,7 @@
 
 #include "container.h"
 #include "keeper.h"
+#include "record.h"
 #include "status.h"
 #include "user.h"
 #include "util.h"
@@ -243,8 +244,8 @@ static int attach_prepare(const char *root, const char *name,
                           const struct berth_exec_attach_options *o, bool tty, struct attach *a,
                           berth_error *err)
 {
-    _cleanup_free_ char *dir = berth_service_dir(root, name);
-    _cleanup_free_ char *cfgpath = xasprintf("%s/container.json", dir);
+    _cleanup_free_ char *dir = berth_record_dir(root, name);
+    _cleanup_free_ char *cfgpath = berth_record_path(dir, BERTH_RECORD_CONTAINER);
 
     if (access(dir, F_OK) < 0)
         return berth_error_set(err, 0, "no service '%s' under '%s'", name, root);

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "record.h"
 #include "util.h"
 
 #ifndef SYS_pidfd_getfd
@@ -17,7 +18,7 @@
 
 static char *record_path(const char *dir)
 {
-    return xasprintf("%s/init.json", dir);
+    return berth_record_path(dir, BERTH_RECORD_INIT);
 }
 
 int berth_handover_record_write(const char *dir, const struct berth_handover_record *r,

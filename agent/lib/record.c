@@ -132,16 +132,24 @@ int berth_record_write(const char *root, const char *name, const struct berth_re
     return berth_write_file_atomic(hashp, hashline, strlen(hashline), 0644, err);
 }
 
+/* one open, one read, one close, with no error message made: a diff
+ * reads two of these for every service */
 bool berth_record_read_hash(const char *dir, enum berth_record_file f, char ret[65])
 {
     _cleanup_free_ char *path = berth_record_path(dir, f);
-    _cleanup_free_ char *text = NULL;
-    berth_error e = BERTH_ERROR_INIT;
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char buf[130];
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
 
     ret[0] = '\0';
-    if (berth_read_file(path, 128, &text, NULL, &e) < 0 || strlen(text) < 64)
+    /* a regular file reads whole up to the count asked for; more than 128
+     * bytes is no hash */
+    if (n < 0 || n > 128)
         return false;
-    memcpy(ret, text, 64);
+    buf[n] = '\0';
+    if (strlen(buf) < 64)
+        return false;
+    memcpy(ret, buf, 64);
     ret[64] = '\0';
     return true;
 }
@@ -212,14 +220,22 @@ int berth_record_status_write(const char *root, const char *name, const char *te
 int berth_record_status_load(const char *root, const char *name, json_t **ret, berth_error *err)
 {
     _cleanup_free_ char *path = record_path(root, name, BERTH_RECORD_STATUS);
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    berth_error e = BERTH_ERROR_INIT;
     json_error_t jerr;
 
-    *ret = json_load_file(path, 0, &jerr);
-    if (*ret)
-        return 0;
-    if (access(path, F_OK) < 0)
-        return berth_error_set(err, errno, "reading '%s'", path);
-    return berth_error_set(err, EINVAL, "'%s':%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+    /* read whole rather than with json_load_file: a missing file (a record
+     * being created, a service never started) costs one failed open, not
+     * that and an access(), at every service of every diff */
+    *ret = NULL;
+    if (berth_read_file(path, 1 << 20, &text, &len, err ? &e : NULL) < 0)
+        return berth_error_set(err, e.code, "reading '%s'", path);
+    *ret = json_loadb(text, len, 0, &jerr);
+    if (!*ret)
+        return berth_error_set(err, EINVAL, "'%s':%d:%d: %s", path, jerr.line, jerr.column,
+                               jerr.text);
+    return 0;
 }
 
 int berth_record_keeper_lock(const char *dir, int *ret_fd, berth_error *err)
