@@ -17,7 +17,7 @@
  * access to its container's init). Nothing else passes between keepers:
  * no socket to connect to, no helper process that could die in turn.
  *
- * ROOT/services/<name>/init.json says where the container is: the init's
+ * The record's init.json (record.h) says where the container is: the init's
  * pid and start time (against pid reuse) and the service's cgroup (a
  * systemd scope or berth's subtree), written by the keeper between the
  * clone and the container's set-up, removed when the container is gone.
@@ -55,7 +55,7 @@ struct berth_handover_record {
     int64_t started_at; /* unix seconds: when the container started */
 };
 
-/* ROOT/services/<name>/init.json (atomically). */
+/* The init.json of record directory `dir` (atomically). */
 int berth_handover_record_write(const char *dir, const struct berth_handover_record *r,
                                 berth_error *err);
 /* 0 and *ret filled; -1 with ENOENT when there is none. */
