@@ -495,17 +495,12 @@ static void record_rollback(const char *root, const char *name, const char *why)
 int berth_apply_rollback(const char *root, const char *name, const char *why, const char *exe,
                          berth_error *err)
 {
-    _cleanup_free_ char *dir = berth_record_dir(root, name);
-
     if (berth_record_check_previous(root, name, err) < 0)
         return -1;
     record_rollback(root, name, why);
     if (berth_keeper_stop(root, name, err) < 0)
         return -1;
-    /* the previous version starts from a clean writable layer, which is
-     * there before the record is complete again */
-    if (berth_container_layer_remove(dir, err) < 0 ||
-        berth_record_restore_previous(root, name, err) < 0)
+    if (berth_record_restore_previous(root, name, err) < 0)
         return berth_error_wrap(err, "rolling '%s' back", name);
     remove_stale(root, name);
     return berth_keeper_spawn(root, name, exe, NULL, err);

@@ -354,7 +354,7 @@ int berth_keeper_stop_begin(const char *root, const char *name, int *ret_fd, ber
     *ret_fd = -1;
     if (!berth_record_keeper_alive(root, name, NULL)) {
         _cleanup_free_ char *dir = berth_record_dir(root, name);
-        if (!berth_handover_orphan(dir))
+        if (!berth_record_orphaned(dir))
             return 0;
         /* its container runs on without a keeper: a new one adopts it, and
          * stops it as any other (stop signal, timeout, exit recorded) */
@@ -579,6 +579,7 @@ struct health_check {
 struct keeper {
     const char *root;
     char *dir;
+    char *init_path; /* the record's init.json (handover.h) */
     struct berth_keeper_config cfg;
     const struct berth_seccomp_profile *seccomp; /* cfg's; NULL: unconfined */
     struct berth_seccomp_profile *seccomp_owned; /* a profile file's */
@@ -902,7 +903,7 @@ static void record_init(const struct berth_container *c, void *ud)
         .started_at = (int64_t)time(NULL),
     };
 
-    if (berth_handover_record_write(k->dir, &r, &err) < 0)
+    if (berth_handover_record_write(k->init_path, &r, &err) < 0)
         klog(k, "warning: %s; a keeper after this one cannot adopt '%s'", err.msg, k->cfg.name);
 }
 
@@ -968,7 +969,7 @@ static void start_service(struct keeper *k, int from)
             return;
         }
     }
-    berth_handover_record_remove(k->dir);
+    berth_handover_record_remove(k->init_path);
     start_failed(k, from, &err);
 }
 
@@ -1247,7 +1248,7 @@ static void on_exit_code(struct keeper *k, int code, bool oom_count_rose)
             klog(k, "cleaning up: %s", err.msg);
         k->has_container = false;
         k->watch_report = false;
-        berth_handover_record_remove(k->dir);
+        berth_handover_record_remove(k->init_path);
     }
     if (k->logr_adopted >= 0) {
         close(k->logr_adopted);
@@ -1482,9 +1483,9 @@ static int adopt_find(struct keeper *k, berth_error *err)
     berth_error e = BERTH_ERROR_INIT;
     int pidfd;
 
-    if (berth_handover_record_read(k->dir, r, &e) < 0) {
+    if (berth_handover_record_read(k->init_path, r, &e) < 0) {
         if (e.code != ENOENT)
-            berth_handover_record_remove(k->dir);
+            berth_handover_record_remove(k->init_path);
         return 0;
     }
     pidfd = berth_handover_open_init(r, &e);
@@ -1504,7 +1505,7 @@ static int adopt_find(struct keeper *k, berth_error *err)
         }
     }
     if (pidfd < 0) {
-        berth_handover_record_remove(k->dir);
+        berth_handover_record_remove(k->init_path);
         berth_handover_record_release(r);
         return 0;
     }
@@ -1774,11 +1775,13 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
     int lockfd = -1;
 
     k.dir = berth_record_dir(root, name);
+    k.init_path = berth_record_path(k.dir, BERTH_RECORD_INIT);
     if (setup(&k, &lockfd, err) < 0) {
         if (ready_fd >= 0)
             dprintf(ready_fd, "error: %s\n", err->msg);
         unplace_keeper(&k);
         free(k.dir);
+        free(k.init_path);
         return -1;
     }
     find_predecessor(&k);
@@ -1851,6 +1854,7 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
     free(k.seccomp_cache);
     berth_user_release(&k.user);
     free(k.dir);
+    free(k.init_path);
     free(k.first_from);
     if (ready_fd >= 0) {
         close(lockfd);

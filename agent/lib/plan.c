@@ -5,7 +5,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "handover.h"
 #include "record.h"
 #include "status.h"
 #include "util.h"
@@ -115,7 +114,7 @@ static void read_record(const char *root, const struct berth_status *st, struct 
      * is not running the service for long: a start waits for it */
     bool alive = berth_record_keeper_alive(root, name, NULL);
     r->running = alive && !st->stopping;
-    r->orphaned = !alive && berth_handover_orphan(dir);
+    r->orphaned = !alive && berth_record_orphaned(dir);
     if (!strcmp(st->state, "failed") && st->start_error && st->spec_hash && r->hash[0] &&
         !strcmp(st->spec_hash, r->hash))
         r->start_error = xstrdup(st->start_error);

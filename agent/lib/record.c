@@ -8,6 +8,8 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include "container.h"
+#include "handover.h"
 #include "store.h"
 #include "util.h"
 
@@ -207,6 +209,9 @@ int berth_record_restore_previous(const char *root, const char *name, berth_erro
         if (copy_file(from, to, err) < 0)
             return -1;
     }
+    /* a fresh writable layer before the record is complete again */
+    if (berth_container_layer_remove(dir, err) < 0)
+        return -1;
     return copy_file(prev_hash, hashp, err);
 }
 
@@ -270,6 +275,12 @@ bool berth_record_keeper_alive(const char *root, const char *name, pid_t *ret_pi
         *ret_pid = n > 0 ? (pid_t)atoi(buf) : 0;
     }
     return true;
+}
+
+bool berth_record_orphaned(const char *dir)
+{
+    _cleanup_free_ char *path = berth_record_path(dir, BERTH_RECORD_INIT);
+    return berth_handover_orphan(path);
 }
 
 /* "sha256:<hex>" of an "image" member (a string or {"digest": ...}): the hex */

@@ -16,8 +16,9 @@
  *   upper/ work/ rootfs/   the container's writable layer (container.h)
  * The formats are their owners'; this module names the files, writes a
  * new record in an order that a killed berth cannot tear, and keeps and
- * restores the previous version. Below keeper, status, plan and apply;
- * it never starts or stops anything.
+ * restores the previous version. Below keeper, status, plan and apply
+ * (and above the container, whose writable layer it may remove); it
+ * never starts or stops anything.
  */
 #ifndef BERTH_RECORD_H
 #define BERTH_RECORD_H
@@ -90,7 +91,8 @@ int berth_record_check_previous(const char *root, const char *name, berth_error 
 
 /* Make the previous version the current one: the current spec becomes
  * the rejected one (rejected.sha256), previous/'s container.json and
- * spec.json are copied back, its spec.sha256 last. */
+ * spec.json are copied back, the writable layer is removed
+ * (container.h), and previous/spec.sha256 is copied last. */
 int berth_record_restore_previous(const char *root, const char *name, berth_error *err);
 
 /* status.json of `name`: written atomically (the text the keeper made of
@@ -109,6 +111,11 @@ int berth_record_keeper_lock(const char *dir, int *ret_fd, berth_error *err);
  * probe never takes the lock from a live keeper: a shared lock is granted
  * only once it is gone. */
 bool berth_record_keeper_alive(const char *root, const char *name, pid_t *ret_pid);
+
+/* Whether the container of record directory `dir` runs on without a
+ * keeper: its init.json (handover.h) names an init that still runs (the
+ * caller knows no keeper holds the lock). */
+bool berth_record_orphaned(const char *dir);
 
 /* The images the records use: every "image" digest that spec.json and
  * previous/spec.json name, "name" or "name (previous)" as the user. A spec

@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "handover.h"
 #include "record.h"
 #include "util.h"
 
@@ -199,7 +198,7 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
     if (berth_status_state_live(st->state) && !berth_record_keeper_alive(root, name, &keeper)) {
         st->keeper_gone = true;
         st->keeper_pid = 0;
-        if (!berth_handover_orphan(dir)) {
+        if (!berth_record_orphaned(dir)) {
             free(st->state);
             st->state = xstrdup("failed");
             st->pid = 0;
