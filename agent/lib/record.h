@@ -69,9 +69,9 @@ struct berth_record_version {
 
 /* Write the record of `name` (creating its directory). With
  * `keep_previous`, the version there is kept in previous/ first (when it
- * is complete). spec.sha256 goes first and comes back last, so a berth
- * killed in between leaves an incomplete record; a rejection is forgotten
- * (a new spec). */
+ * is complete). spec.sha256 is removed first and written last, so a
+ * berth killed in between leaves an incomplete record (plan.h); a
+ * rejection is forgotten (a new spec). */
 int berth_record_write(const char *root, const char *name, const struct berth_record_version *v,
                        bool keep_previous, berth_error *err);
 
