@@ -1,7 +1,7 @@
 /* berth exec's side of running a command in a service's container
- * (exec.h): the service's recorded configuration, a pty of the container,
+ * (exec-attach.h): the service's recorded configuration, a pty of the container,
  * the relay between it and our terminal, the forwarded signals. */
-#include "exec.h"
+#include "exec-attach.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "exec.h"
 #include "keeper.h"
 #include "record.h"
 #include "status.h"

@@ -2,11 +2,10 @@
 """No include cycles among the modules of agent/lib (STYLE.md: "Headers
 include only what they use; no include cycles").
 
-A module is a header and the sources that implement it: foo.h and foo.c;
-foo-part.h and foo-part.c when foo.h exists (spec-yaml.h, the spec
-module's private YAML layer; spec-canon.c; registry-ref.c); and a source
-without a header of its own (seccomp-json.c) belongs to the header that
-declares most of the functions it defines. A
+A module is a header and the sources that implement it: foo.h and foo.c,
+and a source without a header of its own name (spec-canon.c,
+registry-ref.c, seccomp-json.c) belongs to the header that declares most
+of the functions it defines. A
 module depends on another when any of its files includes the other's
 header; a cycle is a strongly connected set of two or more modules (so
 status.c including keeper.h while keeper.c includes status.h is one, though
@@ -26,9 +25,6 @@ DEFINITION = re.compile(r'^(?!static\b)[A-Za-z_][\w \*]*?\b(berth_\w+)\s*\([^;]*
 
 def module_of(path, headers, texts):
     base = path[:-2]
-    prefix = base.split("-")[0]
-    if prefix != base and prefix in headers:
-        return prefix
     if base in headers:
         return base
     defined = set(DEFINITION.findall(texts[path]))
