@@ -13,7 +13,7 @@
 #include "apply.h"
 #include "cmd.h"
 #include "events.h"
-#include "keeper.h"
+#include "record.h"
 #include "util.h"
 
 static const char usage_text[] =
@@ -157,7 +157,7 @@ static int find_sources(const char *root, char **names, int nnames, struct sourc
         struct dirent *de;
         while (d && (de = readdir(d)))
             if (de->d_name[0] != '.')
-                add_source(srcs, n, de->d_name, berth_service_dir(root, de->d_name), true);
+                add_source(srcs, n, de->d_name, berth_record_dir(root, de->d_name), true);
         if (d)
             closedir(d);
         /* and what is kept of removed services (NAME@TIME), read once */
@@ -175,7 +175,7 @@ static int find_sources(const char *root, char **names, int nnames, struct sourc
         return 0;
     }
     for (int i = 0; i < nnames; i++) {
-        char *dir = berth_service_dir(root, names[i]);
+        char *dir = berth_record_dir(root, names[i]);
         if (access(dir, F_OK) == 0) {
             add_source(srcs, n, names[i], dir, true);
             continue;
@@ -229,7 +229,7 @@ static int follow(const char *root, struct source **srcs, size_t *nsrcs, bool al
                     known = !strcmp((*srcs)[i].name, de->d_name);
                 if (known)
                     continue;
-                add_source(srcs, nsrcs, de->d_name, berth_service_dir(root, de->d_name), true);
+                add_source(srcs, nsrcs, de->d_name, berth_record_dir(root, de->d_name), true);
                 inotify_add_watch(in, (*srcs)[*nsrcs - 1].dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO);
                 read_old(&(*srcs)[*nsrcs - 1], since, &v, &n);
             }

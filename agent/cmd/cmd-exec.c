@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "exec.h"
+#include "exec-attach.h"
 #include "util.h"
 
 static const char usage_text[] =

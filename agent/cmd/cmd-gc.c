@@ -6,6 +6,7 @@
 
 #include "apply.h"
 #include "cmd.h"
+#include "record.h"
 #include "store.h"
 
 static const char usage_text[] =
@@ -81,7 +82,13 @@ int cmd_gc(int argc, char **argv, struct berth_globals *g)
             berth_print_error("gc", &err);
         return EXIT_FAIL;
     }
-    int r = berth_store_gc(g->root, p.dry_run, report, &p, &err);
+    struct berth_store_users users;
+    int r = berth_record_images(g->root, &users, &err);
+    if (r < 0)
+        berth_error_wrap(&err, "collecting garbage");
+    else
+        r = berth_store_gc(g->root, &users, p.dry_run, report, &p, &err);
+    berth_store_users_release(&users);
     close(lock);
     if (r < 0) {
         berth_print_error("gc", &err);

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "cmd.h"
+#include "record.h"
 #include "store.h"
 #include "util.h"
 
@@ -133,10 +134,13 @@ int cmd_images(int argc, char **argv, struct berth_globals *g)
     }
     if (optind != argc)
         return berth_usage_error("images", "unexpected argument '%s'", argv[optind]);
-    if (berth_store_list(g->root, &es, &n, &err) < 0) {
+    struct berth_store_users users;
+    if (berth_record_images(g->root, &users, &err) < 0) {
         berth_print_error("images", &err);
         return EXIT_FAIL;
     }
+    berth_store_list(g->root, &users, &es, &n);
+    berth_store_users_release(&users);
     if (json)
         print_json(es, n);
     else

@@ -7,7 +7,7 @@
 #include "apply.h"
 #include "cmd.h"
 #include "events.h"
-#include "keeper.h"
+#include "record.h"
 #include "logs.h"
 #include "util.h"
 
@@ -158,8 +158,8 @@ int cmd_logs(int argc, char **argv, struct berth_globals *g)
     }
     if (optind + 1 != argc)
         return berth_usage_error("logs", "expected one service name");
-    _cleanup_free_ char *dir = berth_service_dir(g->root, argv[optind]);
-    _cleanup_free_ char *logdir = xasprintf("%s/log", dir);
+    _cleanup_free_ char *dir = berth_record_dir(g->root, argv[optind]);
+    _cleanup_free_ char *logdir = berth_record_path(dir, BERTH_RECORD_LOG);
     if (access(dir, F_OK) < 0) {
         int64_t when;
         free(logdir);

@@ -8,6 +8,7 @@
 #include "cmd.h"
 #include "events.h"
 #include "metrics.h"
+#include "record.h"
 #include "stats.h"
 #include "status.h"
 #include "util.h"
@@ -68,7 +69,7 @@ static void print_time(const char *label, int64_t t)
  * history (events.h). */
 static void print_last_exits(const char *root, const char *name)
 {
-    _cleanup_free_ char *dir = xasprintf("%s/services/%s", root, name);
+    _cleanup_free_ char *dir = berth_record_dir(root, name);
     struct berth_event *v;
     size_t n, shown = 0;
     berth_error err = BERTH_ERROR_INIT;

@@ -9,6 +9,7 @@
 #include "apply.h"
 #include "cmd.h"
 #include "keeper.h"
+#include "record.h"
 #include "status.h"
 #include "util.h"
 
@@ -142,7 +143,7 @@ static int stop_one(struct berth_globals *g, const char *name, const struct serv
     int fd;
 
     if (o->no_wait) {
-        if (!berth_keeper_alive(g->root, name, NULL)) {
+        if (!berth_record_keeper_alive(g->root, name, NULL)) {
             printf("'%s' is not running\n", name);
             return 0;
         }
@@ -164,7 +165,7 @@ static int restart_one(struct berth_globals *g, const char *name, const struct s
 {
     pid_t pid = 0;
 
-    if (!berth_keeper_alive(g->root, name, NULL)) {
+    if (!berth_record_keeper_alive(g->root, name, NULL)) {
         if (berth_keeper_spawn(g->root, name, "/proc/self/exe", NULL, err) < 0)
             return -1;
         printf("started '%s'\n", name);
@@ -191,7 +192,7 @@ static int one(int argc, char **argv, struct berth_globals *g, const char *verb)
     if (o.all)
         return stop_all(g, &o);
     const char *name = argv[optind];
-    _cleanup_free_ char *dir = berth_service_dir(g->root, name);
+    _cleanup_free_ char *dir = berth_record_dir(g->root, name);
     if (access(dir, F_OK) < 0) {
         berth_die_msg(verb, "no service '%s' under '%s'", name, g->root);
         return EXIT_FAIL;

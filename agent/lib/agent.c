@@ -1,6 +1,5 @@
 #include "agent.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -25,6 +24,7 @@
 #include "keeper.h"
 #include "log.h"
 #include "plan.h"
+#include "record.h"
 #include "spec.h"
 #include "status.h"
 #include "systemd.h"
@@ -424,19 +424,17 @@ static void report(void *ud, const struct berth_plan_item *it, int rc, const cha
  * directory watched twice the same watch, and drops it with the directory. */
 static void watch_services(struct agent *a)
 {
-    _cleanup_free_ char *dir = xasprintf("%s/services", a->o->root);
-    DIR *d = opendir(dir);
-    struct dirent *de;
+    berth_error e = BERTH_ERROR_INIT;
+    char **names;
+    size_t n;
 
-    if (!d)
+    if (berth_record_list(a->o->root, &names, &n, &e) < 0)
         return;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        _cleanup_free_ char *sd = xasprintf("%s/%s", dir, de->d_name);
+    for (size_t i = 0; i < n; i++) {
+        _cleanup_free_ char *sd = berth_record_dir(a->o->root, names[i]);
         inotify_add_watch(a->ino, sd, IN_MOVED_TO);
     }
-    closedir(d);
+    berth_strv_free(names);
 }
 
 /* systemd's view (systemctl status): what the last reconcile did */
@@ -463,26 +461,26 @@ static void kwatch_remove(struct agent *a, size_t i)
 /* Watch every live keeper under the root (a pidfd each, in the epoll set). */
 static void watch_keepers(struct agent *a)
 {
-    _cleanup_free_ char *dir = xasprintf("%s/services", a->o->root);
-    DIR *d = opendir(dir);
-    struct dirent *de;
+    berth_error e = BERTH_ERROR_INIT;
+    char **names;
+    size_t n;
 
     for (size_t i = 0; i < a->nkw;) {
         pid_t pid = 0;
-        if (!berth_keeper_alive(a->o->root, a->kw[i].name, &pid) || pid != a->kw[i].pid)
+        if (!berth_record_keeper_alive(a->o->root, a->kw[i].name, &pid) || pid != a->kw[i].pid)
             kwatch_remove(a, i);
         else
             i++;
     }
-    if (!d)
+    if (berth_record_list(a->o->root, &names, &n, &e) < 0)
         return;
-    while ((de = readdir(d))) {
+    for (size_t j = 0; j < n; j++) {
         pid_t pid = 0;
         bool known = false;
-        if (de->d_name[0] == '.' || !berth_keeper_alive(a->o->root, de->d_name, &pid) || pid <= 0)
+        if (!berth_record_keeper_alive(a->o->root, names[j], &pid) || pid <= 0)
             continue;
         for (size_t i = 0; i < a->nkw; i++)
-            known |= !strcmp(a->kw[i].name, de->d_name);
+            known |= !strcmp(a->kw[i].name, names[j]);
         if (known)
             continue;
         int fd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -494,9 +492,9 @@ static void watch_keepers(struct agent *a)
             continue;
         }
         a->kw = xrealloc(a->kw, (a->nkw + 1) * sizeof(*a->kw));
-        a->kw[a->nkw++] = (struct kwatch){xstrdup(de->d_name), pid, fd};
+        a->kw[a->nkw++] = (struct kwatch){xstrdup(names[j]), pid, fd};
     }
-    closedir(d);
+    berth_strv_free(names);
 }
 
 static void reconcile(struct agent *a, bool file_event, bool retry_failed);
@@ -687,7 +685,8 @@ static void on_inotify(struct agent *a)
             struct inotify_event *ev = (struct inotify_event *)p;
             if (ev->wd == a->dir_wd && ev->len && !strcmp(ev->name, a->base))
                 file = true;
-            else if (ev->wd != a->dir_wd && ev->len && !strcmp(ev->name, "status.json"))
+            else if (ev->wd != a->dir_wd && ev->len &&
+                     !strcmp(ev->name, berth_record_file_name(BERTH_RECORD_STATUS)))
                 status = true;
             p += sizeof(*ev) + ev->len;
         }

@@ -13,6 +13,7 @@
 #include "cgroup.h"
 #include "events.h"
 #include "keeper.h"
+#include "record.h"
 #include "status.h"
 #include "store.h"
 #include "user.h"
@@ -170,72 +171,25 @@ static int resolve(const struct berth_service *svc, const struct berth_image *im
  * goes away by itself once empty. */
 static void remove_stale(const char *root, const char *name)
 {
-    _cleanup_free_ char *cgname = berth_service_cgroup_name(root, name);
-    _cleanup_free_ char *container = xasprintf("berth/%s/container", cgname);
-    _cleanup_free_ char *keeper = xasprintf("berth/%s/keeper", cgname);
+    _cleanup_free_ char *cgroup = berth_cgroup_service_path(root, name);
+    _cleanup_free_ char *container = xasprintf("%s/container", cgroup);
+    _cleanup_free_ char *keeper = xasprintf("%s/keeper", cgroup);
 
     berth_cgroup_remove(BERTH_CGROUP_FSROOT, container, 1);
     berth_cgroup_remove(BERTH_CGROUP_FSROOT, keeper, 2);
 }
 
-/* Keep the running version as services/<name>/previous/ (container.json,
- * spec.json, spec.sha256) for rollback; its image stays in the store (gc
- * keeps what previous/spec.json names). The new directory is complete
- * before it replaces the old one. */
-static int keep_previous(const char *dir, berth_error *err)
-{
-    static const char *const files[] = {"container.json", "spec.json", "spec.sha256"};
-    _cleanup_free_ char *tmp = xasprintf("%s/previous.tmp", dir);
-    _cleanup_free_ char *prev = xasprintf("%s/previous", dir);
-    _cleanup_free_ char *old = xasprintf("%s/previous.old", dir);
-
-    /* an incomplete record is nothing to go back to */
-    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-        _cleanup_free_ char *p = xasprintf("%s/%s", dir, files[i]);
-        if (access(p, F_OK) < 0)
-            return 0;
-    }
-    if (berth_rm_rf(tmp, err) < 0 || berth_rm_rf(old, err) < 0)
-        return -1;
-    if (mkdir(tmp, 0700) < 0)
-        return berth_error_set(err, errno, "creating '%s'", tmp);
-    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-        _cleanup_free_ char *from = xasprintf("%s/%s", dir, files[i]);
-        _cleanup_free_ char *to = xasprintf("%s/%s", tmp, files[i]);
-        if (link(from, to) < 0)
-            return berth_error_set(err, errno, "keeping '%s' for rollback", from);
-    }
-    if (rename(prev, old) < 0 && errno != ENOENT)
-        return berth_error_set(err, errno, "renaming '%s'", prev);
-    if (rename(tmp, prev) < 0)
-        return berth_error_set(err, errno, "renaming '%s'", tmp);
-    return berth_rm_rf(old, err);
-}
-
 static int write_record(const char *root, const struct berth_plan_item *it,
                         const struct berth_keeper_config *k, berth_error *err)
 {
-    _cleanup_free_ char *dir = berth_service_dir(root, it->name);
-    _cleanup_free_ char *conf = xasprintf("%s/container.json", dir);
-    _cleanup_free_ char *spec = xasprintf("%s/spec.json", dir);
-    _cleanup_free_ char *hashp = xasprintf("%s/spec.sha256", dir);
-    _cleanup_free_ char *rejected = xasprintf("%s/rejected.sha256", dir);
-    _cleanup_free_ char *json = NULL;
-    _cleanup_free_ char *hashline = xasprintf("%s\n", it->hash);
+    _cleanup_free_ char *conf = berth_keeper_config_json(k, err);
+    _cleanup_free_ char *spec = NULL;
 
-    if (berth_mkdir_p(dir, 0700, err) < 0 ||
-        (it->action == BERTH_ACTION_REPLACE && keep_previous(dir, err) < 0))
+    if (!conf)
         return -1;
-    /* from here until spec.sha256 is written the record is incomplete, and
-     * a berth killed meanwhile is followed by a replace */
-    unlink(hashp);
-    unlink(rejected); /* a new spec: the rolled-back one no longer applies */
-    if (berth_keeper_config_write(conf, k, err) < 0)
-        return -1;
-    json = berth_service_canonical_json(it->desired);
-    if (berth_write_file_atomic(spec, json, strlen(json), 0644, err) < 0)
-        return -1;
-    return berth_write_file_atomic(hashp, hashline, strlen(hashline), 0644, err);
+    spec = berth_service_canonical_json(it->desired);
+    struct berth_record_version v = {.container_json = conf, .spec_json = spec, .hash = it->hash};
+    return berth_record_write(root, it->name, &v, it->action == BERTH_ACTION_REPLACE, err);
 }
 
 /* A keeper alive when apply starts one was left by an earlier berth, killed
@@ -244,7 +198,7 @@ static int write_record(const char *root, const struct berth_plan_item *it,
  * then. Either way it goes, once its service is gone. */
 static int stop_leftover_keeper(const char *root, const char *name, berth_error *err)
 {
-    if (!berth_keeper_alive(root, name, NULL))
+    if (!berth_record_keeper_alive(root, name, NULL))
         return 0;
     if (berth_keeper_stop(root, name, err) < 0)
         return berth_error_wrap(err, "stopping the keeper of '%s' that an earlier berth started",
@@ -260,7 +214,7 @@ static int start_keeper(const char *root, const struct berth_plan_item *it, cons
     remove_stale(root, it->name);
     if (berth_keeper_spawn(root, it->name, exe, NULL, err) == 0)
         return 0;
-    if (!berth_keeper_alive(root, it->name, NULL))
+    if (!berth_record_keeper_alive(root, it->name, NULL))
         return -1;
     /* a keeper spawned by a killed berth took the lock after the check */
     memset(err, 0, sizeof(*err));
@@ -274,11 +228,10 @@ static int start_keeper(const char *root, const struct berth_plan_item *it, cons
  * ROOT/removed/NAME@TIME/, pruned after BERTH_REMOVED_LOG_RETENTION. */
 static int keep_removed_log(const char *root, const char *name, berth_error *err)
 {
-    _cleanup_free_ char *from = xasprintf("%s/services/%s/log", root, name);
+    _cleanup_free_ char *svc = berth_record_dir(root, name);
+    _cleanup_free_ char *from = berth_record_path(svc, BERTH_RECORD_LOG);
     _cleanup_free_ char *dir = xasprintf("%s/removed", root);
     _cleanup_free_ char *to = xasprintf("%s/%s@%lld", dir, name, (long long)time(NULL));
-
-    _cleanup_free_ char *svc = berth_service_dir(root, name);
 
     if (access(from, F_OK) < 0)
         return 0;
@@ -381,7 +334,7 @@ static int act(const char *root, const struct berth_plan_item *it, const struct 
                const struct berth_apply_options *opt, berth_error *err)
 {
     const char *exe = opt->exe;
-    _cleanup_free_ char *dir = berth_service_dir(root, it->name);
+    _cleanup_free_ char *dir = berth_record_dir(root, it->name);
     struct berth_keeper_config k = {0};
     int r;
 
@@ -412,11 +365,9 @@ static int act(const char *root, const struct berth_plan_item *it, const struct 
         return -1;
     if (it->action == BERTH_ACTION_REPLACE) {
         record_action(dir, it);
-        _cleanup_free_ char *upper = xasprintf("%s/upper", dir);
-        _cleanup_free_ char *work = xasprintf("%s/work", dir);
         /* a new spec starts from a clean writable layer */
-        if (berth_keeper_stop(root, it->name, err) < 0 || berth_rm_rf(upper, err) < 0 ||
-            berth_rm_rf(work, err) < 0) {
+        if (berth_keeper_stop(root, it->name, err) < 0 ||
+            berth_container_layer_remove(dir, err) < 0) {
             berth_keeper_config_release(&k);
             return -1;
         }
@@ -433,11 +384,8 @@ static int act(const char *root, const struct berth_plan_item *it, const struct 
 void berth_apply_forget_rejections(const char *root, const struct berth_plan *plan)
 {
     for (size_t i = 0; i < plan->n; i++) {
-        if (!plan->items[i].forget_rejection)
-            continue;
-        _cleanup_free_ char *p =
-            xasprintf("%s/services/%s/rejected.sha256", root, plan->items[i].name);
-        unlink(p);
+        if (plan->items[i].forget_rejection)
+            berth_record_forget_rejection(root, plan->items[i].name);
     }
 }
 
@@ -515,32 +463,18 @@ size_t berth_apply_plan(const char *root, const struct berth_plan *plan,
     return failed;
 }
 
-static int copy_file(const char *from, const char *to, berth_error *err)
-{
-    _cleanup_free_ char *data = NULL;
-    size_t len;
-
-    if (berth_read_file(from, 64 << 20, &data, &len, err) < 0)
-        return -1;
-    return berth_write_file_atomic(to, data, len, 0644, err);
-}
-
 /* The rollback in the service's history, before the stop it causes. */
 static void record_rollback(const char *root, const char *name, const char *why)
 {
-    _cleanup_free_ char *dir = berth_service_dir(root, name);
-    _cleanup_free_ char *hashp = xasprintf("%s/spec.sha256", dir);
-    _cleanup_free_ char *prevp = xasprintf("%s/previous/spec.sha256", dir);
-    _cleanup_free_ char *rejected = NULL, *prev = NULL, *msg = NULL;
-    size_t len;
+    _cleanup_free_ char *dir = berth_record_dir(root, name);
+    _cleanup_free_ char *msg = NULL;
+    char rejected[65], prev[65];
     berth_error e = BERTH_ERROR_INIT;
     struct berth_status st;
     bool has_st = berth_status_read(root, name, &st, &e) == 0;
+    bool has_rejected = berth_record_read_hash(dir, BERTH_RECORD_HASH, rejected);
+    bool has_prev = berth_record_read_hash(dir, BERTH_RECORD_PREVIOUS_HASH, prev);
 
-    if (berth_read_file(hashp, 128, &rejected, &len, &e) == 0)
-        rejected[strcspn(rejected, "\n")] = '\0';
-    if (berth_read_file(prevp, 128, &prev, &len, &e) == 0)
-        prev[strcspn(prev, "\n")] = '\0';
     msg = xasprintf("'%s' %s after its replacement: rolled back to its previous version; the new "
                     "spec is not tried again until the file changes",
                     name, why ? why : "failed");
@@ -550,8 +484,8 @@ static void record_rollback(const char *root, const char *name, const char *why)
         .from = has_st ? st.state : NULL,
         .to = (char *)"rolled-back",
         .message = msg,
-        .spec = prev,
-        .rejected = rejected,
+        .spec = has_prev ? prev : NULL,
+        .rejected = has_rejected ? rejected : NULL,
     };
     berth_event_record_quiet(dir, &ev);
     if (has_st)
@@ -561,32 +495,12 @@ static void record_rollback(const char *root, const char *name, const char *why)
 int berth_apply_rollback(const char *root, const char *name, const char *why, const char *exe,
                          berth_error *err)
 {
-    _cleanup_free_ char *dir = berth_service_dir(root, name);
-    _cleanup_free_ char *prev = xasprintf("%s/previous", dir);
-    _cleanup_free_ char *hashp = xasprintf("%s/spec.sha256", dir);
-    _cleanup_free_ char *prev_hash = xasprintf("%s/previous/spec.sha256", dir);
-    _cleanup_free_ char *rejected = xasprintf("%s/rejected.sha256", dir);
-    _cleanup_free_ char *upper = xasprintf("%s/upper", dir);
-    _cleanup_free_ char *work = xasprintf("%s/work", dir);
-    static const char *const files[] = {"container.json", "spec.json"};
-
-    if (access(prev_hash, F_OK) < 0)
-        return berth_error_set(err, errno, "'%s' has no previous version to roll back to", name);
+    if (berth_record_check_previous(root, name, err) < 0)
+        return -1;
     record_rollback(root, name, why);
     if (berth_keeper_stop(root, name, err) < 0)
         return -1;
-    /* remember what failed: the planner leaves that spec alone until the
-     * file asks for something else */
-    if (rename(hashp, rejected) < 0)
-        return berth_error_set(err, errno, "marking the spec of '%s' rejected", name);
-    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-        _cleanup_free_ char *from = xasprintf("%s/%s", prev, files[i]);
-        _cleanup_free_ char *to = xasprintf("%s/%s", dir, files[i]);
-        if (copy_file(from, to, err) < 0)
-            return berth_error_wrap(err, "rolling '%s' back", name);
-    }
-    if (berth_rm_rf(upper, err) < 0 || berth_rm_rf(work, err) < 0 ||
-        copy_file(prev_hash, hashp, err) < 0)
+    if (berth_record_restore_previous(root, name, err) < 0)
         return berth_error_wrap(err, "rolling '%s' back", name);
     remove_stale(root, name);
     return berth_keeper_spawn(root, name, exe, NULL, err);

@@ -37,18 +37,17 @@ char *berth_removed_log_dir(const char *root, const char *name, int64_t *ret_rem
 size_t berth_apply_plan(const char *root, const struct berth_plan *plan,
                         const struct berth_apply_options *opt);
 
-/* Remove the rejected.sha256 of every service whose file no longer asks
+/* Forget the rejection (record.h) of every service whose file no longer asks
  * for the spec it was rolled back from (forget_rejection): it is no longer
  * "rolled-back". berth_apply_plan() does it first; a caller that skips an
  * empty plan calls it itself. */
 void berth_apply_forget_rejections(const char *root, const struct berth_plan *plan);
 
-/* Go back to the version kept in services/<name>/previous/ after a failed
+/* Go back to the version the record kept (record.h) after a failed
  * replacement (`why`: "crashed", "turned unhealthy", ... for its history,
- * events.h): stop the new one, mark its spec rejected
- * (rejected.sha256: the planner does not try it again until the file
- * changes), restore the previous records with a fresh writable layer, start
- * it. */
+ * events.h): stop the new one, mark its spec rejected (the planner does
+ * not try it again until the file changes), restore the previous version
+ * with a fresh writable layer, start it. */
 int berth_apply_rollback(const char *root, const char *name, const char *why, const char *exe,
                          berth_error *err);
 

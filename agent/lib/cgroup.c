@@ -488,3 +488,34 @@ int berth_cgroup_destroy(struct berth_cgroup *cg, berth_error *err)
     }
     return r;
 }
+
+/* "<name>", or "<name>@<FNV-1a of the root>" under any root but the default */
+static char *service_name(const char *root, const char *name)
+{
+    _cleanup_free_ char *real = realpath(root, NULL);
+    const char *r = real ? real : root;
+    uint32_t h = 2166136261u; /* FNV-1a: no need for libcrypto on `berth run`'s path */
+
+    if (!strcmp(r, "/var/lib/berth"))
+        return xstrdup(name);
+    for (const unsigned char *p = (const unsigned char *)r; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return xasprintf("%s@%08x", name, h);
+}
+
+char *berth_cgroup_service_path(const char *root, const char *name)
+{
+    _cleanup_free_ char *n = service_name(root, name);
+    return xasprintf("berth/%s", n);
+}
+
+char *berth_cgroup_service_scope(const char *root, const char *name)
+{
+    _cleanup_free_ char *n = service_name(root, name);
+    char *at = strchr(n, '@');
+
+    /* "@" would make it a template instance's name */
+    if (at)
+        *at = '-';
+    return xasprintf("berth-%s.scope", n);
+}

@@ -3,10 +3,10 @@
  * such as Debian's with systemd.unified_cgroup_hierarchy=0), on v1.
  *
  * A cgroup is named by its path relative to the hierarchy's root (v2), or
- * to each controller's mount (v1: "<fsroot>/memory/<path>"). Where a
- * service's cgroups are (a systemd scope, or berth's own subtree) is the
- * keeper's business (keeper.c); this file only creates, fills, joins and
- * removes them. The filesystem root is a parameter so that tests can point
+ * to each controller's mount (v1: "<fsroot>/memory/<path>"). Which of a
+ * service's cgroups is used (a systemd scope, or berth's own subtree) is
+ * the keeper's business (keeper.c); this file names them, and creates,
+ * fills, joins and removes them. The filesystem root is a parameter so that tests can point
  * it at a fake tree.
  */
 #ifndef BERTH_CGROUP_H
@@ -91,5 +91,19 @@ uint64_t berth_cgroup_oom_kills(const struct berth_cgroup *cg);
 
 /* Kill what is left in the cgroup(s), remove them and free `cg`. */
 int berth_cgroup_destroy(struct berth_cgroup *cg, berth_error *err);
+
+/* The cgroup of service `name` in berth's own subtree: "berth/<name>"
+ * under the default root (/var/lib/berth), "berth/<name>@<8 hex digits:
+ * FNV-1a of the root>" under any other, so that berths with different
+ * roots on one host (tests, a second installation) never share, and so
+ * never kill, each other's cgroups. "@" cannot occur in a service name.
+ * Its keeper and container are the leaves "keeper" and "container" below
+ * it. Malloc'ed. */
+char *berth_cgroup_service_path(const char *root, const char *name);
+
+/* The systemd scope of a service, used instead of that path where systemd
+ * runs: "berth-<name>.scope", "berth-<name>-<8 hex digits>.scope" under
+ * another root. Malloc'ed. */
+char *berth_cgroup_service_scope(const char *root, const char *name);
 
 #endif

@@ -804,6 +804,19 @@ bool berth_container_on_report(struct berth_container *c)
     return r == 0;
 }
 
+int berth_container_layer_remove(const char *rundir, berth_error *err)
+{
+    static const char *const layer[] = {"upper", "work"};
+    int r = 0;
+
+    for (size_t i = 0; i < ARRAY_SIZE(layer); i++) {
+        _cleanup_free_ char *p = xasprintf("%s/%s", rundir, layer[i]);
+        if (berth_rm_rf(p, err) < 0)
+            r = -1;
+    }
+    return r;
+}
+
 int berth_container_release(struct berth_container *c, berth_error *err)
 {
     int r = 0;
@@ -820,12 +833,11 @@ int berth_container_release(struct berth_container *c, berth_error *err)
         r = -1;
     c->has_cgroup = false;
     if (c->rundir) {
-        static const char *const subdirs[] = {"rootfs", "upper", "work"};
-        for (size_t i = 0; i < (c->keep_layer ? 1 : ARRAY_SIZE(subdirs)); i++) {
-            _cleanup_free_ char *p = xasprintf("%s/%s", c->rundir, subdirs[i]);
-            if (berth_rm_rf(p, err) < 0)
-                r = -1;
-        }
+        _cleanup_free_ char *p = xasprintf("%s/rootfs", c->rundir);
+        if (berth_rm_rf(p, err) < 0)
+            r = -1;
+        if (!c->keep_layer && berth_container_layer_remove(c->rundir, err) < 0)
+            r = -1;
         free(c->rundir);
         c->rundir = NULL;
     }

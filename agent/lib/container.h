@@ -120,6 +120,10 @@ struct berth_exit {
 extern const int berth_forwarded_signals[];
 extern const size_t berth_n_forwarded_signals;
 
+/* Remove the writable layer (upper/ and work/) of run directory `rundir`:
+ * the next start begins from the image. */
+int berth_container_layer_remove(const char *rundir, berth_error *err);
+
 /* Start the container. The caller must have blocked the forwarded signals
  * and SIGCHLD (berth_container_wait() reads them with a signalfd).
  * On failure nothing is left behind and `err` says which step failed. */

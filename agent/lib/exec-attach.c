@@ -1,7 +1,7 @@
 /* berth exec's side of running a command in a service's container
- * (exec.h): the service's recorded configuration, a pty of the container,
+ * (exec-attach.h): the service's recorded configuration, a pty of the container,
  * the relay between it and our terminal, the forwarded signals. */
-#include "exec.h"
+#include "exec-attach.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "exec.h"
 #include "keeper.h"
+#include "record.h"
 #include "status.h"
 #include "user.h"
 #include "util.h"
@@ -243,8 +245,8 @@ static int attach_prepare(const char *root, const char *name,
                           const struct berth_exec_attach_options *o, bool tty, struct attach *a,
                           berth_error *err)
 {
-    _cleanup_free_ char *dir = berth_service_dir(root, name);
-    _cleanup_free_ char *cfgpath = xasprintf("%s/container.json", dir);
+    _cleanup_free_ char *dir = berth_record_dir(root, name);
+    _cleanup_free_ char *cfgpath = berth_record_path(dir, BERTH_RECORD_CONTAINER);
 
     if (access(dir, F_OK) < 0)
         return berth_error_set(err, 0, "no service '%s' under '%s'", name, root);

@@ -15,15 +15,9 @@
 #define SYS_pidfd_getfd 438
 #endif
 
-static char *record_path(const char *dir)
-{
-    return xasprintf("%s/init.json", dir);
-}
-
-int berth_handover_record_write(const char *dir, const struct berth_handover_record *r,
+int berth_handover_record_write(const char *path, const struct berth_handover_record *r,
                                 berth_error *err)
 {
-    _cleanup_free_ char *path = record_path(dir);
     json_t *o =
         json_pack("{s:i, s:I, s:s, s:i, s:I}", "pid", (int)r->init_pid, "start_time",
                   (json_int_t)r->init_start, "cgroup", r->cgroup ? r->cgroup : "", "cgroup_levels",
@@ -39,9 +33,8 @@ int berth_handover_record_write(const char *dir, const struct berth_handover_rec
     return ret;
 }
 
-int berth_handover_record_read(const char *dir, struct berth_handover_record *r, berth_error *err)
+int berth_handover_record_read(const char *path, struct berth_handover_record *r, berth_error *err)
 {
-    _cleanup_free_ char *path = record_path(dir);
     _cleanup_free_ char *text = NULL;
     size_t len;
     berth_error e = BERTH_ERROR_INIT;
@@ -74,10 +67,8 @@ int berth_handover_record_read(const char *dir, struct berth_handover_record *r,
     return 0;
 }
 
-void berth_handover_record_remove(const char *dir)
+void berth_handover_record_remove(const char *path)
 {
-    _cleanup_free_ char *path = record_path(dir);
-
     unlink(path);
 }
 
@@ -126,13 +117,13 @@ int berth_handover_open_init(const struct berth_handover_record *r, berth_error 
     return fd;
 }
 
-bool berth_handover_orphan(const char *dir)
+bool berth_handover_orphan(const char *path)
 {
     struct berth_handover_record r;
     berth_error e = BERTH_ERROR_INIT;
     int fd;
 
-    if (berth_handover_record_read(dir, &r, NULL) < 0)
+    if (berth_handover_record_read(path, &r, NULL) < 0)
         return false;
     fd = berth_handover_open_init(&r, &e);
     berth_handover_record_release(&r);

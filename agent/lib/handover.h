@@ -17,7 +17,7 @@
  * access to its container's init). Nothing else passes between keepers:
  * no socket to connect to, no helper process that could die in turn.
  *
- * ROOT/services/<name>/init.json says where the container is: the init's
+ * The record's init.json (record.h) says where the container is: the init's
  * pid and start time (against pid reuse) and the service's cgroup (a
  * systemd scope or berth's subtree), written by the keeper between the
  * clone and the container's set-up, removed when the container is gone.
@@ -55,13 +55,14 @@ struct berth_handover_record {
     int64_t started_at; /* unix seconds: when the container started */
 };
 
-/* ROOT/services/<name>/init.json (atomically). */
-int berth_handover_record_write(const char *dir, const struct berth_handover_record *r,
+/* The record at `path` (the service record's init.json, record.h),
+ * written atomically. */
+int berth_handover_record_write(const char *path, const struct berth_handover_record *r,
                                 berth_error *err);
 /* 0 and *ret filled; -1 with ENOENT when there is none. */
-int berth_handover_record_read(const char *dir, struct berth_handover_record *ret,
+int berth_handover_record_read(const char *path, struct berth_handover_record *ret,
                                berth_error *err);
-void berth_handover_record_remove(const char *dir);
+void berth_handover_record_remove(const char *path);
 void berth_handover_record_release(struct berth_handover_record *r);
 
 /* The starttime field of /proc/PID/stat; 0 when the process is gone. */
@@ -71,9 +72,9 @@ uint64_t berth_handover_start_time(pid_t pid);
  * process: its start time matches); -1 with ESRCH when it does not. */
 int berth_handover_open_init(const struct berth_handover_record *r, berth_error *err);
 
-/* Whether service dir `dir` has a container whose keeper is gone (the
- * caller knows no keeper holds the lock). */
-bool berth_handover_orphan(const char *dir);
+/* Whether the record at `path` names a container that runs (its keeper
+ * is gone when the caller knows no keeper holds the lock). */
+bool berth_handover_orphan(const char *path);
 
 /* Take the init's output pipe and report socket over (pidfd_getfd). */
 int berth_handover_take(int init_pidfd, int *ret_logr, int *ret_statusfd, berth_error *err);

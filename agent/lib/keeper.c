@@ -23,40 +23,12 @@
 #include "exec.h"
 #include "handover.h"
 #include "logs.h"
+#include "record.h"
 #include "seccomp-profile.h"
 #include "status.h"
 #include "systemd.h"
 #include "user.h"
 #include "util.h"
-
-char *berth_service_dir(const char *root, const char *name)
-{
-    return xasprintf("%s/services/%s", root, name);
-}
-
-char *berth_service_scope_name(const char *root, const char *name)
-{
-    _cleanup_free_ char *cg = berth_service_cgroup_name(root, name);
-    char *at = strchr(cg, '@');
-
-    /* "@" would make it a template instance's name */
-    if (at)
-        *at = '-';
-    return xasprintf("berth-%s.scope", cg);
-}
-
-char *berth_service_cgroup_name(const char *root, const char *name)
-{
-    _cleanup_free_ char *real = realpath(root, NULL);
-    const char *r = real ? real : root;
-    uint32_t h = 2166136261u; /* FNV-1a: no need for libcrypto on `berth run`'s path */
-
-    if (!strcmp(r, "/var/lib/berth"))
-        return xstrdup(name);
-    for (const unsigned char *p = (const unsigned char *)r; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return xasprintf("%s@%08x", name, h);
-}
 
 /* ---- container.json ------------------------------------------------------ */
 
@@ -84,13 +56,11 @@ static json_t *opt_str(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-int berth_keeper_config_write(const char *path, const struct berth_keeper_config *c,
-                              berth_error *err)
+char *berth_keeper_config_json(const struct berth_keeper_config *c, berth_error *err)
 {
     json_t *mounts = json_array();
     json_t *o;
     char *text;
-    int r;
 
     for (size_t i = 0; i < c->nmounts; i++) {
         const struct berth_mount *m = &c->mounts[i];
@@ -104,8 +74,10 @@ int berth_keeper_config_write(const char *path, const struct berth_keeper_config
                   c->image_rootfs, "argv", strv_json(c->argv), "env", strv_json(c->env), "workdir",
                   opt_str(c->workdir), "user", opt_str(c->user), "hostname", opt_str(c->hostname),
                   "network_none", c->network_none, "readonly", c->readonly, "mounts", mounts);
-    if (!o)
-        return berth_error_set(err, EINVAL, "encoding the container of '%s'", c->name);
+    if (!o) {
+        berth_error_set(err, EINVAL, "encoding the container of '%s'", c->name);
+        return NULL;
+    }
     json_object_set_new(o, "limits",
                         json_pack("{s:I, s:I, s:I, s:I}", "memory", (json_int_t)c->limits.memory,
                                   "cpus_milli", (json_int_t)c->limits.cpus_milli, "pids",
@@ -117,7 +89,8 @@ int berth_keeper_config_write(const char *path, const struct berth_keeper_config
         json_t *prof = json_loads(c->seccomp_profile, 0, NULL);
         if (!prof) {
             json_decref(o);
-            return berth_error_set(err, EINVAL, "encoding the seccomp profile of '%s'", c->name);
+            berth_error_set(err, EINVAL, "encoding the seccomp profile of '%s'", c->name);
+            return NULL;
         }
         json_object_set_new(o, "seccomp_profile", prof);
     }
@@ -141,10 +114,8 @@ int berth_keeper_config_write(const char *path, const struct berth_keeper_config
     text = json_dumps(o, JSON_SORT_KEYS | JSON_INDENT(2));
     json_decref(o);
     if (!text)
-        return berth_error_set(err, ENOMEM, "encoding the container of '%s'", c->name);
-    r = berth_write_file_atomic(path, text, strlen(text), 0600, err);
-    free(text);
-    return r;
+        berth_error_set(err, ENOMEM, "encoding the container of '%s'", c->name);
+    return text;
 }
 
 static uint64_t u64(json_t *o, const char *key)
@@ -277,32 +248,14 @@ void berth_keeper_config_release(struct berth_keeper_config *c)
 
 /* ---- liveness and control ------------------------------------------------ */
 
-bool berth_keeper_alive(const char *root, const char *name, pid_t *ret_pid)
-{
-    _cleanup_free_ char *path = xasprintf("%s/services/%s/keeper.lock", root, name);
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char buf[32] = "";
-
-    if (fd < 0)
-        return false;
-    /* the live keeper holds LOCK_EX; a shared lock is only granted when it is gone */
-    if (flock(fd, LOCK_SH | LOCK_NB) == 0)
-        return false;
-    if (ret_pid) {
-        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-        *ret_pid = n > 0 ? (pid_t)atoi(buf) : 0;
-    }
-    return true;
-}
-
 /* A unix socket address for a path of any length: through the directory's
  * fd in /proc, which keeps sun_path short. */
 static int sock_addr(int dirfd, struct sockaddr_un *sa)
 {
     memset(sa, 0, sizeof(*sa));
     sa->sun_family = AF_UNIX;
-    return snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/keeper.sock", dirfd) <
-                   (int)sizeof(sa->sun_path)
+    return snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s", dirfd,
+                    berth_record_file_name(BERTH_RECORD_KEEPER_SOCK)) < (int)sizeof(sa->sun_path)
                ? 0
                : -1;
 }
@@ -343,7 +296,7 @@ static void wait_pid_exit(pid_t pid, int ms)
 
 static int connect_keeper(const char *root, const char *name, berth_error *err)
 {
-    _cleanup_free_ char *dir = berth_service_dir(root, name);
+    _cleanup_free_ char *dir = berth_record_dir(root, name);
     _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     struct sockaddr_un sa;
 
@@ -363,7 +316,7 @@ static int connect_keeper(const char *root, const char *name, berth_error *err)
             return fd;
         int e = errno;
         close(fd);
-        if (!berth_keeper_alive(root, name, &pid))
+        if (!berth_record_keeper_alive(root, name, &pid))
             return berth_error_set(err, ESRCH, "service '%s' has no keeper running", name);
         if (attempt == 50)
             return berth_error_set(err, e, "the keeper of '%s' (pid %d) does not answer", name,
@@ -399,14 +352,14 @@ int berth_keeper_stop_begin(const char *root, const char *name, int *ret_fd, ber
     berth_error e = BERTH_ERROR_INIT;
 
     *ret_fd = -1;
-    if (!berth_keeper_alive(root, name, NULL)) {
-        _cleanup_free_ char *dir = berth_service_dir(root, name);
-        if (!berth_handover_orphan(dir))
+    if (!berth_record_keeper_alive(root, name, NULL)) {
+        _cleanup_free_ char *dir = berth_record_dir(root, name);
+        if (!berth_record_orphaned(dir))
             return 0;
         /* its container runs on without a keeper: a new one adopts it, and
          * stops it as any other (stop signal, timeout, exit recorded) */
         if (berth_keeper_spawn(root, name, "/proc/self/exe", NULL, &e) < 0 &&
-            !berth_keeper_alive(root, name, NULL)) { /* else: another adopted it meanwhile */
+            !berth_record_keeper_alive(root, name, NULL)) { /* else: another adopted it meanwhile */
             *err = e;
             return berth_error_wrap(err, "adopting '%s' to stop it", name);
         }
@@ -626,6 +579,7 @@ struct health_check {
 struct keeper {
     const char *root;
     char *dir;
+    char *init_path; /* the record's init.json (handover.h) */
     struct berth_keeper_config cfg;
     const struct berth_seccomp_profile *seccomp; /* cfg's; NULL: unconfined */
     struct berth_seccomp_profile *seccomp_owned; /* a profile file's */
@@ -949,7 +903,7 @@ static void record_init(const struct berth_container *c, void *ud)
         .started_at = (int64_t)time(NULL),
     };
 
-    if (berth_handover_record_write(k->dir, &r, &err) < 0)
+    if (berth_handover_record_write(k->init_path, &r, &err) < 0)
         klog(k, "warning: %s; a keeper after this one cannot adopt '%s'", err.msg, k->cfg.name);
 }
 
@@ -1015,7 +969,7 @@ static void start_service(struct keeper *k, int from)
             return;
         }
     }
-    berth_handover_record_remove(k->dir);
+    berth_handover_record_remove(k->init_path);
     start_failed(k, from, &err);
 }
 
@@ -1294,7 +1248,7 @@ static void on_exit_code(struct keeper *k, int code, bool oom_count_rose)
             klog(k, "cleaning up: %s", err.msg);
         k->has_container = false;
         k->watch_report = false;
-        berth_handover_record_remove(k->dir);
+        berth_handover_record_remove(k->init_path);
     }
     if (k->logr_adopted >= 0) {
         close(k->logr_adopted);
@@ -1529,9 +1483,9 @@ static int adopt_find(struct keeper *k, berth_error *err)
     berth_error e = BERTH_ERROR_INIT;
     int pidfd;
 
-    if (berth_handover_record_read(k->dir, r, &e) < 0) {
+    if (berth_handover_record_read(k->init_path, r, &e) < 0) {
         if (e.code != ENOENT)
-            berth_handover_record_remove(k->dir);
+            berth_handover_record_remove(k->init_path);
         return 0;
     }
     pidfd = berth_handover_open_init(r, &e);
@@ -1551,7 +1505,7 @@ static int adopt_find(struct keeper *k, berth_error *err)
         }
     }
     if (pidfd < 0) {
-        berth_handover_record_remove(k->dir);
+        berth_handover_record_remove(k->init_path);
         berth_handover_record_release(r);
         return 0;
     }
@@ -1637,7 +1591,6 @@ static void adopt_finish(struct keeper *k)
  * them only in cgroups without processes of their own). */
 static int place_keeper(struct keeper *k, berth_error *err)
 {
-    _cleanup_free_ char *cgname = berth_service_cgroup_name(k->root, k->cfg.name);
     _cleanup_free_ char *leaf = NULL;
     const char *fsroot = BERTH_CGROUP_FSROOT;
 
@@ -1648,7 +1601,7 @@ static int place_keeper(struct keeper *k, berth_error *err)
         k->cgroup_levels = k->adopted.cgroup_levels ? k->adopted.cgroup_levels : 2;
     }
     if (!k->cgroup && berth_cgroup_detect(fsroot) == BERTH_CGROUP_V2 && berth_systemd_booted()) {
-        _cleanup_free_ char *unit = berth_service_scope_name(k->root, k->cfg.name);
+        _cleanup_free_ char *unit = berth_cgroup_service_scope(k->root, k->cfg.name);
         _cleanup_free_ char *desc = xasprintf("berth service '%s' (%s)", k->cfg.name, k->root);
         berth_error e = BERTH_ERROR_INIT;
         if (berth_systemd_start_scope(unit, desc, &e) == 0) {
@@ -1660,7 +1613,7 @@ static int place_keeper(struct keeper *k, berth_error *err)
                  e.msg[0] ? e.msg : "the scope has no cgroup");
     }
     if (!k->cgroup) {
-        k->cgroup = xasprintf("berth/%s", cgname);
+        k->cgroup = berth_cgroup_service_path(k->root, k->cfg.name);
         k->cgroup_levels = 2;
     }
     leaf = xasprintf("%s/keeper", k->cgroup);
@@ -1692,23 +1645,16 @@ static void raise_nofile(void)
 
 static int setup(struct keeper *k, int *lockfd, berth_error *err)
 {
-    _cleanup_free_ char *lock = xasprintf("%s/keeper.lock", k->dir);
-    _cleanup_free_ char *conf = xasprintf("%s/container.json", k->dir);
-    _cleanup_free_ char *logdir = xasprintf("%s/log", k->dir);
+    _cleanup_free_ char *conf = berth_record_path(k->dir, BERTH_RECORD_CONTAINER);
+    _cleanup_free_ char *logdir = berth_record_path(k->dir, BERTH_RECORD_LOG);
+    _cleanup_free_ char *sock = berth_record_path(k->dir, BERTH_RECORD_KEEPER_SOCK);
     _cleanup_close_ int dfd = open(k->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     struct sockaddr_un sa;
     sigset_t set;
     int pipefd[2];
-    char pid[32];
 
-    *lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (*lockfd < 0)
-        return berth_error_set(err, errno, "opening '%s'", lock);
-    if (flock(*lockfd, LOCK_EX | LOCK_NB) < 0)
-        return berth_error_set(err, errno, "another keeper runs '%s'", k->dir);
-    snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-    if (ftruncate(*lockfd, 0) < 0 || pwrite(*lockfd, pid, strlen(pid), 0) < 0)
-        return berth_error_set(err, errno, "writing '%s'", lock);
+    if (berth_record_keeper_lock(k->dir, lockfd, err) < 0)
+        return -1;
     if (berth_keeper_config_read(conf, &k->cfg, err) < 0 ||
         berth_keeper_config_seccomp(&k->cfg, &k->seccomp, &k->seccomp_owned, err) < 0)
         return -1;
@@ -1756,9 +1702,9 @@ static int setup(struct keeper *k, int *lockfd, berth_error *err)
     k->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (k->lfd < 0 || dfd < 0 || sock_addr(dfd, &sa) < 0)
         return berth_error_set(err, errno, "creating the control socket");
-    unlinkat(dfd, "keeper.sock", 0);
+    unlink(sock);
     if (bind(k->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(k->lfd, 16) < 0)
-        return berth_error_set(err, errno, "listening on '%s/keeper.sock'", k->dir);
+        return berth_error_set(err, errno, "listening on '%s'", sock);
     raise_nofile();
     if (adopt_find(k, err) < 0)
         return -1;
@@ -1828,12 +1774,14 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
     size_t nheld = 0;
     int lockfd = -1;
 
-    k.dir = berth_service_dir(root, name);
+    k.dir = berth_record_dir(root, name);
+    k.init_path = berth_record_path(k.dir, BERTH_RECORD_INIT);
     if (setup(&k, &lockfd, err) < 0) {
         if (ready_fd >= 0)
             dprintf(ready_fd, "error: %s\n", err->msg);
         unplace_keeper(&k);
         free(k.dir);
+        free(k.init_path);
         return -1;
     }
     find_predecessor(&k);
@@ -1896,7 +1844,7 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
             on_health_timer(&k);
     }
     {
-        _cleanup_free_ char *sock = xasprintf("%s/keeper.sock", k.dir);
+        _cleanup_free_ char *sock = berth_record_path(k.dir, BERTH_RECORD_KEEPER_SOCK);
         unlink(sock);
     }
     unplace_keeper(&k);
@@ -1906,6 +1854,7 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
     free(k.seccomp_cache);
     berth_user_release(&k.user);
     free(k.dir);
+    free(k.init_path);
     free(k.first_from);
     if (ready_fd >= 0) {
         close(lockfd);

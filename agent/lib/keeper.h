@@ -3,14 +3,11 @@
  * service should run. Agents and `berth apply` come and go; keepers stay,
  * like runit's runsv or podman's conmon.
  *
- * Everything of a service lives in ROOT/services/<name>/:
- *   container.json  the resolved container the keeper runs (this file's format)
- *   spec.json       the canonical spec it came from (written by apply)
- *   status.json     written atomically by the keeper after every transition
- *   keeper.lock     flock()ed by the live keeper: the liveness test
- *   keeper.sock     control socket: "stop", "restart", "restart-wait", "status"
- *   log/current, log/current.1 ...   the service's stdout+stderr, rotated
- *   upper/ work/ rootfs/             the service's writable layer
+ * A keeper works in its service's record (record.h): it runs the record's
+ * container (this file's struct), holds its lock for as long as it lives,
+ * listens on its control socket ("stop", "restart", "restart-wait",
+ * "status"), writes its status after every transition and its output to
+ * its log.
  *
  * The keeper is a small state machine (as s6-supervise): states starting,
  * running, backoff, stopping, stopped, failed; events: the container
@@ -74,8 +71,9 @@ struct berth_keeper_config {
     bool health_restart; /* restart the service when it turns unhealthy */
 };
 
-int berth_keeper_config_write(const char *path, const struct berth_keeper_config *c,
-                              berth_error *err);
+/* container.json (record.h) is the JSON of this struct: the text
+ * (malloc'ed; NULL on failure), and read back. */
+char *berth_keeper_config_json(const struct berth_keeper_config *c, berth_error *err);
 int berth_keeper_config_read(const char *path, struct berth_keeper_config *ret, berth_error *err);
 void berth_keeper_config_release(struct berth_keeper_config *c);
 
@@ -86,20 +84,6 @@ struct berth_seccomp_profile;
 int berth_keeper_config_seccomp(const struct berth_keeper_config *c,
                                 const struct berth_seccomp_profile **ret,
                                 struct berth_seccomp_profile **ret_owned, berth_error *err);
-
-/* ROOT/services/<name> (malloc'ed). */
-char *berth_service_dir(const char *root, const char *name);
-
-/* The cgroup of a service, below "berth/": its name under the default root
- * (/var/lib/berth), "<name>@<8 hex digits: FNV-1a of the root>" under any
- * other, so that berths with different roots on one host (tests, a second
- * installation) never share, and so never kill, each other's cgroups.
- * "@" cannot occur in a service name. Malloc'ed. */
-char *berth_service_cgroup_name(const char *root, const char *name);
-
-/* The systemd scope of a service: "berth-<cgroup name>.scope", with "-"
- * for the "@". Malloc'ed. */
-char *berth_service_scope_name(const char *root, const char *name);
 
 /* The keeper's main loop; `ready_fd` (or -1) receives one line once the
  * keeper holds its lock, listens and has tried the first start of its
@@ -116,9 +100,6 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
  * that start failed (see berth_keeper_main for whether the keeper stays). */
 int berth_keeper_spawn(const char *root, const char *name, const char *exe, pid_t *ret_pid,
                        berth_error *err);
-
-/* Whether a keeper holds the service's lock; its pid when it does. */
-bool berth_keeper_alive(const char *root, const char *name, pid_t *ret_pid);
 
 /* Send a request ("stop", "restart", "status") and read the one-line reply
  * into `reply` (may be NULL). */

@@ -5,8 +5,20 @@
 #define BERTH_OCI_H
 
 #include "error.h"
-#include "store.h"
 #include "unpack.h"
+
+/* An image's defaults, from the OCI/docker config (all empty for rootfs).
+ * The string vectors are NULL-terminated, never NULL themselves. */
+struct berth_image_config {
+    char **entrypoint;
+    char **cmd;
+    char **env;
+    char *workdir; /* "" when unset, as the strings below */
+    char *user;
+    char *stop_signal;
+    char **blobs; /* the store's blobs the image was made of (a registry image's
+                     manifests, config and layers): gc keeps them with it */
+};
 
 /* Apply the image in the extracted layout `layout` (`format` oci or
  * docker) onto the empty directory `rootfs`: for OCI, the manifest for

@@ -1,14 +1,11 @@
 #include "plan.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <nettle/sha2.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
-#include "handover.h"
-#include "keeper.h"
+#include "record.h"
 #include "status.h"
 #include "util.h"
 
@@ -103,42 +100,21 @@ struct record {
     bool orphaned;
 };
 
-/* A spec.sha256-like file's 64 hex digits into `out` ("" when it is
- * missing, shorter or over 128 bytes): one open, one read, one close, with
- * no error message made, as a diff does it twice for every service. */
-static void read_hash(const char *dir, const char *file, char out[65])
-{
-    _cleanup_free_ char *path = xasprintf("%s/%s", dir, file);
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char buf[130];
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-
-    out[0] = '\0';
-    /* a regular file reads whole up to the count asked for */
-    if (n < 0 || n > 128)
-        return;
-    buf[n] = '\0';
-    if (strlen(buf) >= 64) {
-        memcpy(out, buf, 64);
-        out[64] = '\0';
-    }
-}
-
 static void read_record(const char *root, const struct berth_status *st, struct record *r)
 {
     const char *name = st->name;
-    _cleanup_free_ char *dir = berth_service_dir(root, name);
+    _cleanup_free_ char *dir = berth_record_dir(root, name);
 
     memset(r, 0, sizeof(*r));
     r->name = xstrdup(name);
-    read_hash(dir, "spec.sha256", r->hash);
-    read_hash(dir, "rejected.sha256", r->rejected);
+    berth_record_read_hash(dir, BERTH_RECORD_HASH, r->hash);
+    berth_record_read_hash(dir, BERTH_RECORD_REJECTED, r->rejected);
     r->state = xstrdup(st->state);
     /* a keeper on its way out (a stop asked for by a berth killed since)
      * is not running the service for long: a start waits for it */
-    bool alive = berth_keeper_alive(root, name, NULL);
+    bool alive = berth_record_keeper_alive(root, name, NULL);
     r->running = alive && !st->stopping;
-    r->orphaned = !alive && berth_handover_orphan(dir);
+    r->orphaned = !alive && berth_record_orphaned(dir);
     if (!strcmp(st->state, "failed") && st->start_error && st->spec_hash && r->hash[0] &&
         !strcmp(st->spec_hash, r->hash))
         r->start_error = xstrdup(st->start_error);
@@ -244,11 +220,7 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
             id_add(&ctx, svc->enabled ? "1" : "0", 1);
             if (it->action == BERTH_ACTION_REPLACE) {
                 /* only replacements need the stored spec */
-                _cleanup_free_ char *path = xasprintf("%s/services/%s/spec.json", root, r->name);
-                _cleanup_free_ char *stored = NULL;
-                berth_error e = BERTH_ERROR_INIT;
-                if (berth_read_file(path, 16 << 20, &stored, NULL, &e) < 0)
-                    stored = NULL;
+                _cleanup_free_ char *stored = berth_record_read_spec(root, r->name);
                 diff_fields(it, stored, svc);
             }
             i++;

@@ -5,8 +5,8 @@
  * A service's identity for change detection is its "shape hash": the hash
  * of its canonical form with `enabled` left out, so that enabling or
  * disabling a service starts or stops it instead of replacing it. The
- * record keeps it in services/<name>/spec.sha256, written last, so a record
- * without it is incomplete (a killed apply) and gets replaced.
+ * record keeps it (record.h), written last, so a record without it is
+ * incomplete (a killed apply) and gets replaced.
  */
 #ifndef BERTH_PLAN_H
 #define BERTH_PLAN_H

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "caps.h"
-#include "keeper.h"
+#include "cgroup.h"
 #include "log.h"
 #include "registry.h"
 #include "seccomp-profile.h"
@@ -239,8 +239,8 @@ static int prepare(const char *root, struct berth_run_options *o, const char *so
     /* a cgroup for the limits; "_" cannot start a service name: no clash
      * with a keeper's cgroup */
     if (berth_limits_need_cgroup(&o->limits)) {
-        _cleanup_free_ char *unique = berth_service_cgroup_name(root, o->name);
-        r->cgroup = xasprintf("berth/_run-%s", unique);
+        _cleanup_free_ char *run = xasprintf("_run-%s", o->name);
+        r->cgroup = berth_cgroup_service_path(root, run);
     }
     return 0;
 }

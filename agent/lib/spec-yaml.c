@@ -10,7 +10,6 @@
 #include <yaml.h>
 
 #include "spec-yaml.h"
-#include "spec.h"
 #include "util.h"
 
 #define ARENA_BLOCK 1024

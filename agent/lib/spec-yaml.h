@@ -9,6 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The tree's bounds (spec.h has the file's size and errors): */
+#define BERTH_SPEC_MAX_DEPTH 64 /* nested mappings/sequences */
+#define BERTH_SPEC_MAX_NODES \
+    2000000 /* nodes, counting every alias expansion; a full service is ~110 */
+
 /* packed, with 32-bit sizes (a file is at most 16 MiB and 2,000,000
  * nodes): a node takes 48 bytes, not 72, and a diff of many services
  * faults in a third fewer pages for its tree */

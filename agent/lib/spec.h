@@ -27,13 +27,11 @@
 #include <stdint.h>
 
 /* Resource bounds: a file beyond any of them is rejected quickly with one
- * clear error instead of consuming memory or time. */
-#define BERTH_SPEC_MAX_SIZE  (16u << 20) /* bytes of YAML */
-#define BERTH_SPEC_MAX_DEPTH 64          /* nested mappings/sequences */
-#define BERTH_SPEC_MAX_NODES                                                 \
-    2000000                        /* nodes, counting every alias expansion; \
-                                    * a full service is ~110 nodes */
-#define BERTH_SPEC_MAX_ERRORS 1000 /* errors collected, then one "too many" */
+ * clear error instead of consuming memory or time. The YAML tree's, its
+ * depth and node count, are spec-yaml.h's (BERTH_SPEC_MAX_DEPTH,
+ * BERTH_SPEC_MAX_NODES), which enforces them. */
+#define BERTH_SPEC_MAX_SIZE   (16u << 20) /* bytes of YAML */
+#define BERTH_SPEC_MAX_ERRORS 1000        /* errors collected, then one "too many" */
 
 #define BERTH_SPEC_VERSION 1
 

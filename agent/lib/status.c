@@ -1,14 +1,12 @@
 #include "status.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
-#include "handover.h"
-#include "keeper.h"
+#include "record.h"
 #include "util.h"
 
 bool berth_status_state_live(const char *state)
@@ -141,18 +139,13 @@ static json_t *to_json(const struct berth_status *st)
 
 int berth_status_write(const char *root, const struct berth_status *st, berth_error *err)
 {
-    _cleanup_free_ char *dir = berth_service_dir(root, st->name);
-    _cleanup_free_ char *path = xasprintf("%s/status.json", dir);
     json_t *o = to_json(st);
-    char *text = json_dumps(o, JSON_SORT_KEYS | JSON_INDENT(2));
-    int r;
+    _cleanup_free_ char *text = json_dumps(o, JSON_SORT_KEYS | JSON_INDENT(2));
 
     json_decref(o);
     if (!text)
         return berth_error_set(err, ENOMEM, "encoding the status of '%s'", st->name);
-    r = berth_write_file_atomic(path, text, strlen(text), 0644, err);
-    free(text);
-    return r;
+    return berth_record_status_write(root, st->name, text, err);
 }
 
 static char *dup_str(json_t *o, const char *key)
@@ -163,25 +156,14 @@ static char *dup_str(json_t *o, const char *key)
 
 int berth_status_read(const char *root, const char *name, struct berth_status *st, berth_error *err)
 {
-    _cleanup_free_ char *dir = berth_service_dir(root, name);
-    _cleanup_free_ char *path = xasprintf("%s/status.json", dir);
-    _cleanup_free_ char *text = NULL;
-    size_t len;
-    berth_error e = BERTH_ERROR_INIT;
-    json_error_t jerr;
+    _cleanup_free_ char *dir = berth_record_dir(root, name);
     json_t *o, *last;
     pid_t keeper = 0;
+    char rejected[65];
 
     memset(st, 0, sizeof(*st));
-    /* read whole rather than with json_load_file: a missing file (a record
-     * being created, a service never started) costs one failed open, not
-     * that and an access(), at every service of every diff */
-    if (berth_read_file(path, 1 << 20, &text, &len, err ? &e : NULL) < 0)
-        return berth_error_set(err, e.code, "reading '%s'", path);
-    o = json_loadb(text, len, 0, &jerr);
-    if (!o)
-        return berth_error_set(err, EINVAL, "'%s':%d:%d: %s", path, jerr.line, jerr.column,
-                               jerr.text);
+    if (berth_record_status_load(root, name, &o, err) < 0)
+        return -1;
     st->name = xstrdup(name);
     st->state = dup_str(o, "state");
     st->pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
@@ -207,18 +189,16 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
     if (!st->state)
         st->state = xstrdup("stopped");
     /* running the version it was rolled back to */
-    if (!strcmp(st->state, "running")) {
-        _cleanup_free_ char *rej = xasprintf("%s/rejected.sha256", dir);
-        if (access(rej, F_OK) == 0) {
-            free(st->state);
-            st->state = xstrdup("rolled-back");
-        }
+    if (!strcmp(st->state, "running") &&
+        berth_record_read_hash(dir, BERTH_RECORD_REJECTED, rejected)) {
+        free(st->state);
+        st->state = xstrdup("rolled-back");
     }
     /* the record says alive, the lock says the keeper is gone */
-    if (berth_status_state_live(st->state) && !berth_keeper_alive(root, name, &keeper)) {
+    if (berth_status_state_live(st->state) && !berth_record_keeper_alive(root, name, &keeper)) {
         st->keeper_gone = true;
         st->keeper_pid = 0;
-        if (!berth_handover_orphan(dir)) {
+        if (!berth_record_orphaned(dir)) {
             free(st->state);
             st->state = xstrdup("failed");
             st->pid = 0;
@@ -246,39 +226,26 @@ void berth_status_release(struct berth_status *st)
     memset(st, 0, sizeof(*st));
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(((const struct berth_status *)a)->name, ((const struct berth_status *)b)->name);
-}
-
 int berth_status_list(const char *root, struct berth_status **ret, size_t *ret_n, berth_error *err)
 {
-    _cleanup_free_ char *dir = xasprintf("%s/services", root);
-    struct berth_status *v = NULL;
-    size_t n = 0;
-    DIR *d = opendir(dir);
-    struct dirent *de;
+    char **names;
+    struct berth_status *v;
+    size_t n;
 
     *ret = NULL;
     *ret_n = 0;
-    if (!d)
-        return errno == ENOENT ? 0 : berth_error_set(err, errno, "opening '%s'", dir);
-    while ((de = readdir(d))) {
-        struct berth_status st;
-        if (de->d_name[0] == '.')
-            continue;
-        if (berth_status_read(root, de->d_name, &st, NULL) < 0) {
-            /* a record being created: spec.json before the first status */
-            memset(&st, 0, sizeof(st));
-            st.name = xstrdup(de->d_name);
-            st.state = xstrdup("stopped");
+    if (berth_record_list(root, &names, &n, err) < 0)
+        return -1;
+    v = xcalloc(n, sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        if (berth_status_read(root, names[i], &v[i], NULL) < 0) {
+            /* a record being created: its spec before the first status */
+            memset(&v[i], 0, sizeof(v[i]));
+            v[i].name = xstrdup(names[i]);
+            v[i].state = xstrdup("stopped");
         }
-        v = xrealloc(v, (n + 1) * sizeof(*v));
-        v[n++] = st;
     }
-    closedir(d);
-    if (n > 1)
-        qsort(v, n, sizeof(*v), cmp_name);
+    berth_strv_free(names);
     *ret = v;
     *ret_n = n;
     return 0;

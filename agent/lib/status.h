@@ -1,4 +1,4 @@
-/* Service status records (ROOT/services/<name>/status.json), written
+/* Service status records (the record's status file, record.h), written
  * atomically by the keeper after every transition and read by `berth ps`,
  * `berth status` and the planner without any daemon. */
 #ifndef BERTH_STATUS_H

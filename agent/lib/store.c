@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -1293,94 +1292,24 @@ int berth_store_import(const char *root, const char *path, struct berth_image *r
 
 /* ---- listing and garbage collection ------------------------------------ */
 
-/* The digest an "image" member names: {"digest": "sha256:..."} or the
- * string itself (status files write "image": "sha256:..."). */
-static const char *image_digest(json_t *image)
+void berth_store_users_add(struct berth_store_users *u, const char *hex, const char *name)
 {
-    const char *d = json_is_string(image) ? json_string_value(image)
-                                          : json_string_value(json_object_get(image, "digest"));
-    return d && !strncmp(d, "sha256:", 7) && strlen(d) == 71 ? d + 7 : NULL;
+    u->digests = xrealloc(u->digests, (u->n + 1) * sizeof(char *));
+    u->names = xrealloc(u->names, (u->n + 1) * sizeof(char *));
+    u->digests[u->n] = xstrdup(hex);
+    u->names[u->n] = xstrdup(name);
+    u->n++;
 }
 
-/* Every "image" member anywhere in `j`: the spec format may nest it. */
-static void collect_images(json_t *j, const char *who, char ***digests, char ***names, size_t *n,
-                           int depth)
+void berth_store_users_release(struct berth_store_users *u)
 {
-    const char *key;
-    json_t *v;
-    size_t i;
-
-    if (depth > 16)
-        return;
-    if (json_is_object(j)) {
-        json_object_foreach(j, key, v)
-        {
-            const char *d = !strcmp(key, "image") ? image_digest(v) : NULL;
-            if (d) {
-                *digests = xrealloc(*digests, (*n + 1) * sizeof(char *));
-                *names = xrealloc(*names, (*n + 1) * sizeof(char *));
-                (*digests)[*n] = xstrdup(d);
-                (*names)[*n] = xstrdup(who);
-                (*n)++;
-            } else
-                collect_images(v, who, digests, names, n, depth + 1);
-        }
-    } else if (json_is_array(j)) {
-        json_array_foreach(j, i, v) collect_images(v, who, digests, names, n, depth + 1);
+    for (size_t i = 0; i < u->n; i++) {
+        free(u->digests[i]);
+        free(u->names[i]);
     }
-}
-
-int berth_store_referenced(const char *root, char ***ret_digests, char ***ret_names, size_t *ret_n,
-                           berth_error *err)
-{
-    static const char *const files[] = {"spec.json", "previous/spec.json"};
-    _cleanup_free_ char *sdir = xasprintf("%s/services", root);
-    DIR *d = opendir(sdir);
-    struct dirent *de;
-
-    *ret_digests = *ret_names = NULL;
-    *ret_n = 0;
-    if (!d)
-        return errno == ENOENT ? 0 : berth_error_set(err, errno, "reading '%s'", sdir);
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-            _cleanup_free_ char *p = xasprintf("%s/%s/%s", sdir, de->d_name, files[i]);
-            _cleanup_free_ char *who =
-                i ? xasprintf("%s (previous)", de->d_name) : xstrdup(de->d_name);
-            _cleanup_free_ char *data = NULL;
-            size_t len;
-            berth_error e = BERTH_ERROR_INIT;
-            if (berth_read_file(p, 16u << 20, &data, &len, &e) < 0) {
-                if (e.code == ENOENT)
-                    continue;
-                closedir(d);
-                *err = e;
-                return -1;
-            }
-            json_error_t je;
-            json_t *j = json_loadb(data, len, 0, &je);
-            if (!j) {
-                /* a service file we cannot read must keep everything alive:
-                 * better a full disk than a deleted running image */
-                closedir(d);
-                return berth_error_set(err, EINVAL, "parsing '%s': line %d: %s", p, je.line,
-                                       je.text);
-            }
-            collect_images(j, who, ret_digests, ret_names, ret_n, 0);
-            json_decref(j);
-        }
-    }
-    closedir(d);
-    return 0;
-}
-
-static void strv_free(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
+    free(u->digests);
+    free(u->names);
+    memset(u, 0, sizeof(*u));
 }
 
 static uint64_t tree_bytes(int dirfd, const char *name, int depth)
@@ -1452,22 +1381,19 @@ static bool hex64(const char *s)
     return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
 }
 
-int berth_store_list(const char *root, struct berth_store_entry **ret, size_t *ret_n,
-                     berth_error *err)
+void berth_store_list(const char *root, const struct berth_store_users *users,
+                      struct berth_store_entry **ret, size_t *ret_n)
 {
     _cleanup_free_ char *bdir = xasprintf("%s/blobs/sha256", root);
     _cleanup_free_ char *idir = xasprintf("%s/images", root);
     struct berth_store_entry *es = NULL;
-    size_t n = 0, nref = 0, nparts = 0;
-    char **refs = NULL, **names = NULL;
+    size_t n = 0, nparts = 0;
     struct {
         char *image, *blob;
     } *parts = NULL;
     struct dirent *de;
     DIR *d;
 
-    if (berth_store_referenced(root, &refs, &names, &nref, err) < 0)
-        return -1;
     if ((d = opendir(bdir))) {
         while ((de = readdir(d))) {
             if (!hex64(de->d_name))
@@ -1508,10 +1434,10 @@ int berth_store_list(const char *root, struct berth_store_entry **ret, size_t *r
     }
     for (size_t i = 0; i < n; i++) {
         size_t k = 0;
-        es[i].services = xcalloc(nref + 1, sizeof(char *));
-        for (size_t r = 0; r < nref; r++)
-            if (!strcmp(refs[r], es[i].digest))
-                es[i].services[k++] = xstrdup(names[r]);
+        es[i].services = xcalloc(users->n + 1, sizeof(char *));
+        for (size_t r = 0; r < users->n; r++)
+            if (!strcmp(users->digests[r], es[i].digest))
+                es[i].services[k++] = xstrdup(users->names[r]);
     }
     /* the blobs of a registry image (its manifests, config, layers) are used
      * by whatever uses the image; gc keeps them with it */
@@ -1529,13 +1455,10 @@ int berth_store_list(const char *root, struct berth_store_entry **ret, size_t *r
         free(parts[q].blob);
     }
     free(parts);
-    strv_free(refs, nref);
-    strv_free(names, nref);
     if (n > 1)
         qsort(es, n, sizeof(*es), cmp_entry);
     *ret = es;
     *ret_n = n;
-    return 0;
 }
 
 void berth_store_entries_free(struct berth_store_entry *es, size_t n)
@@ -1548,7 +1471,7 @@ void berth_store_entries_free(struct berth_store_entry *es, size_t n)
     free(es);
 }
 
-int berth_store_gc(const char *root, bool dry_run,
+int berth_store_gc(const char *root, const struct berth_store_users *users, bool dry_run,
                    void (*cb)(void *ud, const char *what, const char *name, uint64_t bytes),
                    void *ud, berth_error *err)
 {
@@ -1557,8 +1480,7 @@ int berth_store_gc(const char *root, bool dry_run,
     _cleanup_free_ char *pdir = xasprintf("%s/blobs/.partial", root);
     _cleanup_free_ char *idir = xasprintf("%s/images", root);
 
-    if (berth_store_list(root, &es, &n, err) < 0)
-        return berth_error_wrap(err, "collecting garbage");
+    berth_store_list(root, users, &es, &n);
     sweep_some(pdir, dry_run, true, cb, ud);
     sweep(idir, dry_run, cb, ud);
     for (size_t i = 0; i < n; i++) {

@@ -20,6 +20,7 @@
 
 #include "error.h"
 #include "fetch.h"
+#include "oci.h"
 #include "unpack.h"
 
 /* What to fetch: plain C types, so that any front end (the spec parser,
@@ -33,19 +34,6 @@ struct berth_image_ref {
     const char *public_key;      /* minisign public key, required with a signature */
     uint64_t max_unpacked_bytes; /* 0: BERTH_UNPACK_MAX_BYTES */
     uint64_t max_entries;        /* 0: BERTH_UNPACK_MAX_ENTRIES */
-};
-
-/* An image's defaults, from the OCI/docker config (all empty for rootfs).
- * The string vectors are NULL-terminated, never NULL themselves. */
-struct berth_image_config {
-    char **entrypoint;
-    char **cmd;
-    char **env;
-    char *workdir; /* "" when unset, as the strings below */
-    char *user;
-    char *stop_signal;
-    char **blobs; /* the store's blobs the image was made of (a registry image's
-                     manifests, config and layers): gc keeps them with it */
 };
 
 struct berth_image {
@@ -116,21 +104,27 @@ struct berth_store_entry {
     char **services;     /* NULL-terminated names using it (spec or previous) */
 };
 
-/* Everything in the store, sorted by digest. Free with berth_store_entries_free. */
-int berth_store_list(const char *root, struct berth_store_entry **ret, size_t *ret_n,
-                     berth_error *err);
+/* What uses the store's images: digests[i] (hex) is used by names[i]
+ * ("web", "web (previous)": record.h's berth_record_images). */
+struct berth_store_users {
+    char **digests;
+    char **names;
+    size_t n;
+};
+void berth_store_users_add(struct berth_store_users *u, const char *hex, const char *name);
+void berth_store_users_release(struct berth_store_users *u);
+
+/* Everything in the store, sorted by digest, with its users (an image's
+ * blobs are used by whatever uses the image). Free with
+ * berth_store_entries_free. */
+void berth_store_list(const char *root, const struct berth_store_users *users,
+                      struct berth_store_entry **ret, size_t *ret_n);
 void berth_store_entries_free(struct berth_store_entry *e, size_t n);
 
-/* The digests (hex) that services/<name>/spec.json and previous/spec.json
- * under `root` name in "image": {"digest": ...}, with the service names.
- * `ret_names[i]` is "name" or "name (previous)". */
-int berth_store_referenced(const char *root, char ***ret_digests, char ***ret_names, size_t *ret_n,
-                           berth_error *err);
-
-/* Remove blobs and images no service references, and what killed berths
- * left behind. `cb` (may be NULL) sees each digest removed (or that would
- * be with `dry_run`) and what it was ("blob", "image", "partial"). */
-int berth_store_gc(const char *root, bool dry_run,
+/* Remove blobs and images that `users` does not use, and what killed
+ * berths left behind. `cb` (may be NULL) sees each digest removed (or that
+ * would be with `dry_run`) and what it was ("blob", "image", "partial"). */
+int berth_store_gc(const char *root, const struct berth_store_users *users, bool dry_run,
                    void (*cb)(void *ud, const char *what, const char *name, uint64_t bytes),
                    void *ud, berth_error *err);
 

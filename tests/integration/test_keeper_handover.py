@@ -22,7 +22,7 @@ SEQ = re.compile(r"^seq (\d+)$")
 
 def keeper_of(root, name):
     """The pid of the keeper holding the service's lock, None when none
-    does (what berth_keeper_alive() tells)."""
+    does (what berth_record_keeper_alive() tells)."""
     path = os.path.join(root, "services", name, "keeper.lock")
     try:
         fd = os.open(path, os.O_RDONLY)

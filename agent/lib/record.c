@@ -1,0 +1,361 @@
+#include "record.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include "container.h"
+#include "handover.h"
+#include "store.h"
+#include "util.h"
+
+const char *berth_record_file_name(enum berth_record_file f)
+{
+    static const char *const names[] = {
+        [BERTH_RECORD_CONTAINER] = "container.json",
+        [BERTH_RECORD_SPEC] = "spec.json",
+        [BERTH_RECORD_HASH] = "spec.sha256",
+        [BERTH_RECORD_PREVIOUS] = "previous",
+        [BERTH_RECORD_PREVIOUS_SPEC] = "previous/spec.json",
+        [BERTH_RECORD_PREVIOUS_HASH] = "previous/spec.sha256",
+        [BERTH_RECORD_REJECTED] = "rejected.sha256",
+        [BERTH_RECORD_STATUS] = "status.json",
+        [BERTH_RECORD_KEEPER_LOCK] = "keeper.lock",
+        [BERTH_RECORD_KEEPER_SOCK] = "keeper.sock",
+        [BERTH_RECORD_INIT] = "init.json",
+        [BERTH_RECORD_LOG] = "log",
+    };
+    return names[f];
+}
+
+char *berth_record_dir(const char *root, const char *name)
+{
+    return xasprintf("%s/services/%s", root, name);
+}
+
+char *berth_record_path(const char *dir, enum berth_record_file f)
+{
+    return xasprintf("%s/%s", dir, berth_record_file_name(f));
+}
+
+static char *record_path(const char *root, const char *name, enum berth_record_file f)
+{
+    _cleanup_free_ char *dir = berth_record_dir(root, name);
+    return berth_record_path(dir, f);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int berth_record_list(const char *root, char ***ret_names, size_t *ret_n, berth_error *err)
+{
+    _cleanup_free_ char *dir = xasprintf("%s/services", root);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char **v = NULL;
+    size_t n = 0;
+
+    *ret_names = NULL;
+    *ret_n = 0;
+    if (!d)
+        return errno == ENOENT ? 0 : berth_error_set(err, errno, "opening '%s'", dir);
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.')
+            berth_strv_push(&v, &n, de->d_name);
+    closedir(d);
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_str);
+    *ret_names = v;
+    *ret_n = n;
+    return 0;
+}
+
+/* Keep the running version as previous/ (container.json, spec.json,
+ * spec.sha256) for rollback; its image stays in the store (gc keeps what
+ * previous/spec.json names). The new directory is complete before it
+ * replaces the old one. */
+static int keep_previous(const char *dir, berth_error *err)
+{
+    static const enum berth_record_file files[] = {BERTH_RECORD_CONTAINER, BERTH_RECORD_SPEC,
+                                                   BERTH_RECORD_HASH};
+    _cleanup_free_ char *prev = berth_record_path(dir, BERTH_RECORD_PREVIOUS);
+    _cleanup_free_ char *tmp = xasprintf("%s.tmp", prev);
+    _cleanup_free_ char *old = xasprintf("%s.old", prev);
+
+    /* an incomplete record is nothing to go back to */
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        _cleanup_free_ char *p = berth_record_path(dir, files[i]);
+        if (access(p, F_OK) < 0)
+            return 0;
+    }
+    if (berth_rm_rf(tmp, err) < 0 || berth_rm_rf(old, err) < 0)
+        return -1;
+    if (mkdir(tmp, 0700) < 0)
+        return berth_error_set(err, errno, "creating '%s'", tmp);
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        _cleanup_free_ char *from = berth_record_path(dir, files[i]);
+        _cleanup_free_ char *to = berth_record_path(tmp, files[i]);
+        if (link(from, to) < 0)
+            return berth_error_set(err, errno, "keeping '%s' for rollback", from);
+    }
+    if (rename(prev, old) < 0 && errno != ENOENT)
+        return berth_error_set(err, errno, "renaming '%s'", prev);
+    if (rename(tmp, prev) < 0)
+        return berth_error_set(err, errno, "renaming '%s'", tmp);
+    return berth_rm_rf(old, err);
+}
+
+int berth_record_write(const char *root, const char *name, const struct berth_record_version *v,
+                       bool keep_previous_version, berth_error *err)
+{
+    _cleanup_free_ char *dir = berth_record_dir(root, name);
+    _cleanup_free_ char *conf = berth_record_path(dir, BERTH_RECORD_CONTAINER);
+    _cleanup_free_ char *spec = berth_record_path(dir, BERTH_RECORD_SPEC);
+    _cleanup_free_ char *hashp = berth_record_path(dir, BERTH_RECORD_HASH);
+    _cleanup_free_ char *rejected = berth_record_path(dir, BERTH_RECORD_REJECTED);
+    _cleanup_free_ char *hashline = xasprintf("%s\n", v->hash);
+
+    if (berth_mkdir_p(dir, 0700, err) < 0 || (keep_previous_version && keep_previous(dir, err) < 0))
+        return -1;
+    /* from here until spec.sha256 is written the record is incomplete, and
+     * a berth killed meanwhile is followed by a replace */
+    unlink(hashp);
+    unlink(rejected); /* a new spec: the rolled-back one no longer applies */
+    if (berth_write_file_atomic(conf, v->container_json, strlen(v->container_json), 0600, err) <
+            0 ||
+        berth_write_file_atomic(spec, v->spec_json, strlen(v->spec_json), 0644, err) < 0)
+        return -1;
+    return berth_write_file_atomic(hashp, hashline, strlen(hashline), 0644, err);
+}
+
+/* one open, one read, one close, with no error message made: a diff
+ * reads two of these for every service */
+bool berth_record_read_hash(const char *dir, enum berth_record_file f, char ret[65])
+{
+    _cleanup_free_ char *path = berth_record_path(dir, f);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char buf[130];
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+    ret[0] = '\0';
+    /* a regular file reads whole up to the count asked for; more than 128
+     * bytes is no hash */
+    if (n < 0 || n > 128)
+        return false;
+    buf[n] = '\0';
+    if (strlen(buf) < 64)
+        return false;
+    memcpy(ret, buf, 64);
+    ret[64] = '\0';
+    return true;
+}
+
+char *berth_record_read_spec(const char *root, const char *name)
+{
+    _cleanup_free_ char *path = record_path(root, name, BERTH_RECORD_SPEC);
+    char *text = NULL;
+    berth_error e = BERTH_ERROR_INIT;
+
+    return berth_read_file(path, 16 << 20, &text, NULL, &e) < 0 ? NULL : text;
+}
+
+void berth_record_forget_rejection(const char *root, const char *name)
+{
+    _cleanup_free_ char *path = record_path(root, name, BERTH_RECORD_REJECTED);
+    unlink(path);
+}
+
+int berth_record_check_previous(const char *root, const char *name, berth_error *err)
+{
+    _cleanup_free_ char *path = record_path(root, name, BERTH_RECORD_PREVIOUS_HASH);
+
+    if (access(path, F_OK) < 0)
+        return berth_error_set(err, errno, "'%s' has no previous version to roll back to", name);
+    return 0;
+}
+
+static int copy_file(const char *from, const char *to, berth_error *err)
+{
+    _cleanup_free_ char *data = NULL;
+    size_t len;
+
+    if (berth_read_file(from, 64 << 20, &data, &len, err) < 0)
+        return -1;
+    return berth_write_file_atomic(to, data, len, 0644, err);
+}
+
+int berth_record_restore_previous(const char *root, const char *name, berth_error *err)
+{
+    static const enum berth_record_file files[] = {BERTH_RECORD_CONTAINER, BERTH_RECORD_SPEC};
+    _cleanup_free_ char *dir = berth_record_dir(root, name);
+    _cleanup_free_ char *prev = berth_record_path(dir, BERTH_RECORD_PREVIOUS);
+    _cleanup_free_ char *hashp = berth_record_path(dir, BERTH_RECORD_HASH);
+    _cleanup_free_ char *prev_hash = berth_record_path(dir, BERTH_RECORD_PREVIOUS_HASH);
+    _cleanup_free_ char *rejected = berth_record_path(dir, BERTH_RECORD_REJECTED);
+
+    /* remember what failed: the planner leaves that spec alone until the
+     * file asks for something else */
+    if (rename(hashp, rejected) < 0)
+        return berth_error_set(err, errno, "marking the spec of '%s' rejected", name);
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        _cleanup_free_ char *from = berth_record_path(prev, files[i]);
+        _cleanup_free_ char *to = berth_record_path(dir, files[i]);
+        if (copy_file(from, to, err) < 0)
+            return -1;
+    }
+    /* a fresh writable layer before the record is complete again */
+    if (berth_container_layer_remove(dir, err) < 0)
+        return -1;
+    return copy_file(prev_hash, hashp, err);
+}
+
+int berth_record_status_write(const char *root, const char *name, const char *text,
+                              berth_error *err)
+{
+    _cleanup_free_ char *path = record_path(root, name, BERTH_RECORD_STATUS);
+    return berth_write_file_atomic(path, text, strlen(text), 0644, err);
+}
+
+int berth_record_status_load(const char *root, const char *name, json_t **ret, berth_error *err)
+{
+    _cleanup_free_ char *path = record_path(root, name, BERTH_RECORD_STATUS);
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    berth_error e = BERTH_ERROR_INIT;
+    json_error_t jerr;
+
+    /* read whole rather than with json_load_file: a missing file (a record
+     * being created, a service never started) costs one failed open, not
+     * that and an access(), at every service of every diff */
+    *ret = NULL;
+    if (berth_read_file(path, 1 << 20, &text, &len, err ? &e : NULL) < 0)
+        return berth_error_set(err, e.code, "reading '%s'", path);
+    *ret = json_loadb(text, len, 0, &jerr);
+    if (!*ret)
+        return berth_error_set(err, EINVAL, "'%s':%d:%d: %s", path, jerr.line, jerr.column,
+                               jerr.text);
+    return 0;
+}
+
+int berth_record_keeper_lock(const char *dir, int *ret_fd, berth_error *err)
+{
+    _cleanup_free_ char *lock = berth_record_path(dir, BERTH_RECORD_KEEPER_LOCK);
+    char pid[32];
+
+    *ret_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*ret_fd < 0)
+        return berth_error_set(err, errno, "opening '%s'", lock);
+    if (flock(*ret_fd, LOCK_EX | LOCK_NB) < 0)
+        return berth_error_set(err, errno, "another keeper runs '%s'", dir);
+    snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (ftruncate(*ret_fd, 0) < 0 || pwrite(*ret_fd, pid, strlen(pid), 0) < 0)
+        return berth_error_set(err, errno, "writing '%s'", lock);
+    return 0;
+}
+
+bool berth_record_keeper_alive(const char *root, const char *name, pid_t *ret_pid)
+{
+    _cleanup_free_ char *path = record_path(root, name, BERTH_RECORD_KEEPER_LOCK);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char buf[32] = "";
+
+    if (fd < 0)
+        return false;
+    /* the live keeper holds LOCK_EX; a shared lock is only granted when it is gone */
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+        return false;
+    if (ret_pid) {
+        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+        *ret_pid = n > 0 ? (pid_t)atoi(buf) : 0;
+    }
+    return true;
+}
+
+bool berth_record_orphaned(const char *dir)
+{
+    _cleanup_free_ char *path = berth_record_path(dir, BERTH_RECORD_INIT);
+    return berth_handover_orphan(path);
+}
+
+/* "sha256:<hex>" of an "image" member (a string or {"digest": ...}): the hex */
+static const char *image_digest(json_t *image)
+{
+    const char *d = json_is_string(image) ? json_string_value(image)
+                                          : json_string_value(json_object_get(image, "digest"));
+    return d && !strncmp(d, "sha256:", 7) && strlen(d) == 71 ? d + 7 : NULL;
+}
+
+/* Every "image" member anywhere in `j`: the spec format may nest it. */
+static void collect_images(json_t *j, const char *who, struct berth_store_users *u, int depth)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+
+    if (depth > 16)
+        return;
+    if (json_is_object(j)) {
+        json_object_foreach(j, key, v)
+        {
+            const char *d = !strcmp(key, "image") ? image_digest(v) : NULL;
+            if (d)
+                berth_store_users_add(u, d, who);
+            else
+                collect_images(v, who, u, depth + 1);
+        }
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v) collect_images(v, who, u, depth + 1);
+    }
+}
+
+static int spec_images(const char *root, const char *name, enum berth_record_file f,
+                       struct berth_store_users *u, berth_error *err)
+{
+    _cleanup_free_ char *dir = berth_record_dir(root, name);
+    _cleanup_free_ char *p = berth_record_path(dir, f);
+    _cleanup_free_ char *who =
+        f == BERTH_RECORD_SPEC ? xstrdup(name) : xasprintf("%s (previous)", name);
+    _cleanup_free_ char *data = NULL;
+    size_t len;
+    berth_error e = BERTH_ERROR_INIT;
+    json_error_t je;
+    json_t *j;
+
+    if (berth_read_file(p, 16u << 20, &data, &len, &e) < 0) {
+        if (e.code == ENOENT)
+            return 0;
+        *err = e;
+        return -1;
+    }
+    j = json_loadb(data, len, 0, &je);
+    if (!j)
+        return berth_error_set(err, EINVAL, "parsing '%s': line %d: %s", p, je.line, je.text);
+    collect_images(j, who, u, 0);
+    json_decref(j);
+    return 0;
+}
+
+int berth_record_images(const char *root, struct berth_store_users *ret, berth_error *err)
+{
+    char **names;
+    size_t n;
+    int r = 0;
+
+    memset(ret, 0, sizeof(*ret));
+    if (berth_record_list(root, &names, &n, err) < 0)
+        return -1;
+    for (size_t i = 0; i < n && r == 0; i++)
+        if (spec_images(root, names[i], BERTH_RECORD_SPEC, ret, err) < 0 ||
+            spec_images(root, names[i], BERTH_RECORD_PREVIOUS_SPEC, ret, err) < 0)
+            r = -1;
+    berth_strv_free(names);
+    if (r < 0)
+        berth_store_users_release(ret);
+    return r;
+}
