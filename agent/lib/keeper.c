@@ -544,12 +544,6 @@ int berth_keeper_spawn(const char *root, const char *name, const char *exe, pid_
 
 /* ---- the keeper itself --------------------------------------------------- */
 
-/* K_FAILED: the last start failed in its set-up, for a reason a retry does
- * not change (start_failed()); the keeper exits */
-enum kstate { K_STARTING, K_RUNNING, K_BACKOFF, K_STOPPING, K_STOPPED, K_FAILED };
-static const char *const kstate_name[] = {"starting", "running", "backoff",
-                                          "stopping", "stopped", "failed"};
-
 struct logw {
     int dirfd;
     int fd;
@@ -584,7 +578,7 @@ struct keeper {
     const struct berth_seccomp_profile *seccomp; /* cfg's; NULL: unconfined */
     struct berth_seccomp_profile *seccomp_owned; /* a profile file's */
     char *seccomp_cache;
-    enum kstate state;
+    enum berth_state state;
     struct berth_container c;
     bool has_container;
     pid_t service_pid;        /* the init's child running the service, 0: not known yet */
@@ -601,9 +595,9 @@ struct keeper {
     bool exit_oom;
     int64_t exit_at;
     bool stop_requested, restart_requested, done;
-    bool unhealthy_kill; /* the running stop is for being unhealthy */
-    pid_t init_pid;      /* of the container that runs or ran last (k->c's is 0 once reaped) */
-    char *first_from;    /* the recorded state this keeper found (its first event's "from") */
+    bool unhealthy_kill;    /* the running stop is for being unhealthy */
+    pid_t init_pid;         /* of the container that runs or ran last (k->c's is 0 once reaped) */
+    const char *first_from; /* the recorded state this keeper found (its first event's "from") */
     /* health checks: run in the container every interval, each with a
      * timeout; `retries` failures in a row make the service unhealthy */
     enum { H_NONE, H_STARTING, H_HEALTHY, H_UNHEALTHY } health;
@@ -785,8 +779,8 @@ static void transition(struct keeper *k, int from, const char *cause, const stru
         klog(k, "%s", msg);
     e.service = k->cfg.name;
     e.cause = (char *)cause;
-    e.from = (char *)(from >= 0 ? kstate_name[from] : k->first_from);
-    e.to = (char *)kstate_name[k->state];
+    e.from = (char *)(from >= 0 ? berth_state_name((enum berth_state)from) : k->first_from);
+    e.to = (char *)berth_state_name(k->state);
     e.message = msg;
     if (!e.pid && k->has_container)
         e.pid = k->c.pid;
@@ -826,7 +820,7 @@ static void write_status(struct keeper *k)
         .check_result = result,
         .name = k->cfg.name,
         /* DESIGN.md's states: a service in its stop grace period still runs */
-        .state = (char *)kstate_name[k->state == K_STOPPING ? K_RUNNING : k->state],
+        .state = k->state == BERTH_STATE_STOPPING ? BERTH_STATE_RUNNING : k->state,
         .pid = k->has_container ? k->c.pid : 0,
         .service_pid = k->service_pid,
         .keeper_pid = k->done ? 0 : getpid(),
@@ -858,10 +852,10 @@ static void tell_restart_waiters(struct keeper *k, const char *why)
 {
     for (size_t i = 0; i < k->nrestart_waiters; i++) {
         int fd = k->restart_waiters[i];
-        if (k->state == K_RUNNING)
+        if (k->state == BERTH_STATE_RUNNING)
             dprintf(fd, "done running %d\n", (int)k->c.pid);
         else
-            dprintf(fd, "done %s %s\n", kstate_name[k->state], why ? why : "");
+            dprintf(fd, "done %s %s\n", berth_state_name(k->state), why ? why : "");
         close(fd);
     }
     k->nrestart_waiters = 0;
@@ -913,7 +907,7 @@ static void start_service(struct keeper *k, int from)
 {
     berth_error err = BERTH_ERROR_INIT;
 
-    k->state = K_STARTING;
+    k->state = BERTH_STATE_STARTING;
     k->unhealthy_kill = false;
     k->start_error[0] = '\0';
     write_status(k);
@@ -953,7 +947,7 @@ static void start_service(struct keeper *k, int from)
         if (berth_container_start(&cc, &k->c, &err) == 0) {
             k->has_container = true;
             k->watch_report = true;
-            k->state = K_RUNNING;
+            k->state = BERTH_STATE_RUNNING;
             k->init_pid = k->c.pid;
             k->started_mono = berth_now_ms();
             k->started_at = (int64_t)time(NULL);
@@ -1070,10 +1064,10 @@ static void health_result(struct keeper *k, int code)
         transition(k, k->state, health_name[k->health], &ev, true, "'%s' is %s", k->cfg.name,
                    health_name[k->health]);
     write_status(k);
-    if (k->health == H_UNHEALTHY && k->cfg.health_restart && k->state == K_RUNNING) {
-        k->state = K_STOPPING;
+    if (k->health == H_UNHEALTHY && k->cfg.health_restart && k->state == BERTH_STATE_RUNNING) {
+        k->state = BERTH_STATE_STOPPING;
         k->unhealthy_kill = true;
-        transition(k, K_RUNNING, "unhealthy", &ev, true,
+        transition(k, BERTH_STATE_RUNNING, "unhealthy", &ev, true,
                    "restarting '%s' because it is unhealthy: sending %s, SIGKILL after %llu ms",
                    k->cfg.name, berth_signal_name(k->cfg.stop_signal),
                    (unsigned long long)k->cfg.stop_timeout_ms);
@@ -1090,7 +1084,8 @@ static void on_health_timer(struct keeper *k)
     berth_error err = BERTH_ERROR_INIT;
     pid_t pid;
 
-    if (read(k->health_timer, &expirations, sizeof(expirations)) < 0 || k->state != K_RUNNING)
+    if (read(k->health_timer, &expirations, sizeof(expirations)) < 0 ||
+        k->state != BERTH_STATE_RUNNING)
         return;
     if (k->health_pidfd >= 0) {
         health_result(k, health_collect(k, true));
@@ -1153,7 +1148,7 @@ static void on_health_exit(struct keeper *k)
 
 static void finish(struct keeper *k)
 {
-    k->state = K_STOPPED;
+    k->state = BERTH_STATE_STOPPED;
     k->done = true;
     disarm_timer(k);
     write_status(k);
@@ -1176,7 +1171,7 @@ static void restart_later(struct keeper *k, int from, const char *cause,
     uint64_t delay = backoff_delay(k);
 
     k->failures++;
-    k->state = K_BACKOFF;
+    k->state = BERTH_STATE_BACKOFF;
     transition(k, from, cause, ev, true, "'%s' %s; restarting in %llu ms", k->cfg.name, what,
                (unsigned long long)delay);
     arm_timer(k, delay);
@@ -1259,7 +1254,7 @@ static void on_exit_code(struct keeper *k, int code, bool oom_count_rose)
         klog(k, "'%s' was killed by the OOM killer (memory limit %llu bytes)", k->cfg.name,
              (unsigned long long)k->cfg.limits.memory);
     if (k->stop_requested) {
-        k->state = K_STOPPED;
+        k->state = BERTH_STATE_STOPPED;
         transition(k, from, cause, &ev, true, "stopped '%s' (exit code %d)", k->cfg.name, code);
         finish(k);
         return;
@@ -1268,15 +1263,15 @@ static void on_exit_code(struct keeper *k, int code, bool oom_count_rose)
         k->restart_requested = false;
         k->failures = 0;
         k->manual_restarts++;
-        k->state = K_STARTING;
+        k->state = BERTH_STATE_STARTING;
         transition(k, from, cause, &ev, false, "'%s' %s; starting it again as asked", k->cfg.name,
                    what);
-        start_service(k, K_STARTING);
+        start_service(k, BERTH_STATE_STARTING);
         return;
     }
     if (k->cfg.restart == BERTH_POLICY_NEVER ||
         (k->cfg.restart == BERTH_POLICY_ON_FAILURE && code == 0)) {
-        k->state = K_STOPPED;
+        k->state = BERTH_STATE_STOPPED;
         transition(k, from, cause, &ev, true, "'%s' %s; restart policy says stay stopped",
                    k->cfg.name, what);
         finish(k);
@@ -1318,7 +1313,7 @@ static void start_failed(struct keeper *k, int from, const berth_error *err)
     snprintf(k->start_error, sizeof(k->start_error), "%s", err->msg);
     disarm_timer(k);
     if (k->stop_requested) {
-        k->state = K_STOPPED;
+        k->state = BERTH_STATE_STOPPED;
         transition(k, from, "stop", NULL, true, "stopped '%s' (its start failed: %s)", k->cfg.name,
                    err->msg);
         finish(k);
@@ -1329,7 +1324,7 @@ static void start_failed(struct keeper *k, int from, const berth_error *err)
         restart_later(k, from, "start-failed", NULL, what);
         return;
     }
-    k->state = K_FAILED;
+    k->state = BERTH_STATE_FAILED;
     transition(k, from, "start-failed", NULL, true,
                "'%s' cannot start: %s; it stays failed until the file changes or 'berth apply' "
                "or 'berth restart' tries again",
@@ -1346,8 +1341,8 @@ static void request_stop(struct keeper *k, const char *why)
 
     k->stop_requested = true;
     switch (k->state) {
-    case K_RUNNING:
-        k->state = K_STOPPING;
+    case BERTH_STATE_RUNNING:
+        k->state = BERTH_STATE_STOPPING;
         transition(k, from, "stop", NULL, false,
                    "stopping '%s' (%s): sending %s, SIGKILL after %llu ms", k->cfg.name, why,
                    berth_signal_name(k->cfg.stop_signal),
@@ -1356,12 +1351,12 @@ static void request_stop(struct keeper *k, const char *why)
         arm_timer(k, k->cfg.stop_timeout_ms);
         write_status(k);
         break;
-    case K_STOPPING:
+    case BERTH_STATE_STOPPING:
         break;
     default:
-        k->state = K_STOPPED;
+        k->state = BERTH_STATE_STOPPED;
         transition(k, from, "stop", NULL, true, "stopped '%s' (it was %s)", k->cfg.name,
-                   kstate_name[from]);
+                   berth_state_name(from));
         finish(k);
     }
 }
@@ -1369,10 +1364,10 @@ static void request_stop(struct keeper *k, const char *why)
 static void request_restart(struct keeper *k)
 {
     switch (k->state) {
-    case K_RUNNING:
+    case BERTH_STATE_RUNNING:
         k->restart_requested = true;
-        k->state = K_STOPPING;
-        transition(k, K_RUNNING, "restart", NULL, false,
+        k->state = BERTH_STATE_STOPPING;
+        transition(k, BERTH_STATE_RUNNING, "restart", NULL, false,
                    "restarting '%s' as asked: sending %s, SIGKILL after %llu ms", k->cfg.name,
                    berth_signal_name(k->cfg.stop_signal),
                    (unsigned long long)k->cfg.stop_timeout_ms);
@@ -1380,13 +1375,13 @@ static void request_restart(struct keeper *k)
         arm_timer(k, k->cfg.stop_timeout_ms);
         write_status(k);
         break;
-    case K_BACKOFF:
+    case BERTH_STATE_BACKOFF:
         disarm_timer(k);
         k->failures = 0;
         k->manual_restarts++;
-        start_service(k, K_BACKOFF);
+        start_service(k, BERTH_STATE_BACKOFF);
         break;
-    case K_STOPPING:
+    case BERTH_STATE_STOPPING:
         /* stopping because it turned unhealthy: start again at once */
         if (!k->stop_requested)
             k->restart_requested = true;
@@ -1402,11 +1397,11 @@ static void on_timer(struct keeper *k)
 
     if (read(k->timerfd, &expirations, sizeof(expirations)) < 0)
         return;
-    if (k->state == K_BACKOFF) {
+    if (k->state == BERTH_STATE_BACKOFF) {
         k->restarts++;
-        start_service(k, K_BACKOFF);
-    } else if (k->state == K_STOPPING && k->has_container) {
-        transition(k, K_STOPPING, "stop-timeout", NULL, true,
+        start_service(k, BERTH_STATE_BACKOFF);
+    } else if (k->state == BERTH_STATE_STOPPING && k->has_container) {
+        transition(k, BERTH_STATE_STOPPING, "stop-timeout", NULL, true,
                    "'%s' did not stop within %llu ms; sending SIGKILL", k->cfg.name,
                    (unsigned long long)k->cfg.stop_timeout_ms);
         berth_container_kill(&k->c, SIGKILL);
@@ -1434,7 +1429,7 @@ static void on_client(struct keeper *k, int *held, size_t *nheld)
         }
     } else if (!strcmp(buf, "restart")) {
         request_restart(k);
-        dprintf(fd, "ok %s\n", kstate_name[k->state]);
+        dprintf(fd, "ok %s\n", berth_state_name(k->state));
     } else if (!strcmp(buf, "restart-wait")) {
         if (k->stop_requested) {
             dprintf(fd, "error: '%s' is being stopped\n", k->cfg.name);
@@ -1449,8 +1444,8 @@ static void on_client(struct keeper *k, int *held, size_t *nheld)
             return;
         }
     } else if (!strcmp(buf, "status")) {
-        dprintf(fd, "ok %s %d %u %u\n", kstate_name[k->state], k->has_container ? (int)k->c.pid : 0,
-                k->restarts, k->manual_restarts);
+        dprintf(fd, "ok %s %d %u %u\n", berth_state_name(k->state),
+                k->has_container ? (int)k->c.pid : 0, k->restarts, k->manual_restarts);
     } else {
         dprintf(fd, "error: unknown request '%s'\n", buf);
     }
@@ -1567,7 +1562,7 @@ static void adopt_finish(struct keeper *k)
     }
     k->has_container = true;
     k->watch_report = true;
-    k->state = K_RUNNING;
+    k->state = BERTH_STATE_RUNNING;
     k->init_pid = k->c.pid;
     k->started_at = k->adopted.started_at ? k->adopted.started_at : (int64_t)time(NULL);
     age = (uint64_t)((int64_t)time(NULL) - k->started_at) * 1000;
@@ -1722,7 +1717,7 @@ static void find_predecessor(struct keeper *k)
 
     if (berth_status_read(k->root, k->cfg.name, &st, &e) < 0)
         return;
-    if (berth_status_state_live(st.state) && st.keeper_pid && st.keeper_pid != getpid()) {
+    if (berth_state_live(st.state) && st.keeper_pid && st.keeper_pid != getpid()) {
         _cleanup_free_ char *msg = xasprintf(
             "the last keeper of '%s' (pid %d) is gone without having stopped it (killed, or "
             "it crashed); %s",
@@ -1732,14 +1727,14 @@ static void find_predecessor(struct keeper *k)
         struct berth_event ev = {
             .restarts = (int)st.restarts,
             .cause = (char *)"keeper-gone",
-            .from = st.state,
-            .to = st.state,
+            .from = (char *)berth_state_name(st.state),
+            .to = (char *)berth_state_name(st.state),
             .message = msg,
             .pid = k->adopting ? k->adopted.init_pid : 0,
         };
         berth_event_record_quiet(k->dir, &ev);
     }
-    k->first_from = TAKE_PTR(st.state);
+    k->first_from = berth_state_name(st.state);
     berth_status_release(&st);
 }
 
@@ -1855,7 +1850,6 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
     berth_user_release(&k.user);
     free(k.dir);
     free(k.init_path);
-    free(k.first_from);
     if (ready_fd >= 0) {
         close(lockfd);
         tell_ready(&k, ready_fd);
