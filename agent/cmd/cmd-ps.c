@@ -41,6 +41,9 @@ static void print_table(const struct berth_status *v, size_t n)
                v[i].health ? v[i].health : "none", last, v[i].image ? v[i].image : "-");
     }
     for (size_t i = 0; i < n; i++) {
+        if (v[i].keeper_error)
+            printf("WARNING: the keeper of '%s' could not go on: %s\n", v[i].name,
+                   v[i].keeper_error);
         if (!v[i].keeper_gone)
             continue;
         if (v[i].pid)
@@ -109,6 +112,8 @@ static void print_details(const char *root, const struct berth_status *v, size_t
         printf("  %-13s %s\n", "state:", berth_state_name(s->state));
         if (s->start_error)
             printf("  %-13s %s\n", "start error:", s->start_error);
+        if (s->keeper_error)
+            printf("  %-13s %s\n", "keeper error:", s->keeper_error);
         if (s->pid && s->service_pid)
             printf("  %-13s %d\n", "pid:", (int)s->service_pid);
         if (s->pid)
@@ -231,6 +236,9 @@ static const char usage_fmt[] =
     "or 'berth restart' try again. A keeper that is gone while its container\n"
     "runs on is named below the table (\"keeper_gone\": true in JSON); the\n"
     "agent or `berth apply` starts a keeper that adopts the container.\n"
+    "A keeper that could not go on (it failed to wait for events or to\n"
+    "reap its container) is named below the table with its reason\n"
+    "(\"keeper_error\" in JSON, present only then).\n"
     "\n"
     "A warning heads the table while the agent finds the file on disk\n"
     "invalid (the last valid state stays in force). 'berth status NAME...'\n"

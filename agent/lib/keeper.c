@@ -602,8 +602,9 @@ struct keeper {
     unsigned health_failures;
     struct health_check check; /* the running one's output, then the last one's */
     struct health_check last_check;
-    struct berth_user user;            /* of the running container */
-    char start_error[BERTH_ERROR_MAX]; /* why the last start failed, "" when it did not */
+    struct berth_user user;             /* of the running container */
+    char start_error[BERTH_ERROR_MAX];  /* why the last start failed, "" when it did not */
+    char keeper_error[BERTH_ERROR_MAX]; /* why this keeper cannot go on (keeper.h), "" */
     int timerfd, sigfd, lfd, logr, logwr, devnull;
     struct logw log;
     /* adopted from a keeper that died (handover.h): the init's record, the
@@ -832,8 +833,11 @@ static void write_status(struct keeper *k)
         .exit_oom = k->exit_oom,
         .exit_at = k->exit_at,
         .start_error = k->start_error[0] ? k->start_error : NULL,
+        .keeper_error = k->keeper_error[0] ? k->keeper_error : NULL,
     };
-    berth_status_write(k->root, &st, &err);
+    if (berth_status_write(k->root, &st, &err) < 0)
+        klog(k, "warning: the status of '%s' (%s) is not recorded: %s", k->cfg.name,
+             berth_state_name(state), err.msg);
 }
 
 /* The end of a restart for the clients waiting for it: "done running
@@ -1613,24 +1617,26 @@ static int tell_ready(const struct keeper *k, int ready_fd)
 }
 
 /* The container's init ended: what the service wrote just before comes
- * first, then its exit. */
-static void on_container_exit(struct keeper *k)
+ * first, then its exit. -1 when it cannot be reaped. */
+static int on_container_exit(struct keeper *k, berth_error *err)
 {
     const int pipes[] = {k->logr, k->logr_adopted};
     struct berth_exit ex = {0};
-    berth_error e = BERTH_ERROR_INIT;
 
     for (size_t i = 0; i < ARRAY_SIZE(pipes); i++) {
         struct pollfd lp = {pipes[i], POLLIN, 0};
         while (pipes[i] >= 0 && poll(&lp, 1, 0) == 1 && (lp.revents & POLLIN))
             log_pump(&k->log, pipes[i]);
     }
-    if (berth_container_reap(&k->c, &ex, &e) == 0)
-        on_exit_code(k, ex.code, ex.oom_killed);
+    if (berth_container_reap(&k->c, &ex, err) < 0)
+        return berth_error_wrap(err, "reaping the container of '%s' (init pid %d)", k->cfg.name,
+                                (int)k->init_pid);
+    on_exit_code(k, ex.code, ex.oom_killed);
+    return 0;
 }
 
-/* Until the service is stopped for good. */
-static void serve(struct keeper *k, int *held, size_t *nheld)
+/* Until the service is stopped for good; -1 when the keeper cannot go on. */
+static int serve(struct keeper *k, int *held, size_t *nheld, berth_error *err)
 {
     while (!berth_keeper_fsm_done(&k->fsm)) {
         struct pollfd p[10] = {
@@ -1648,7 +1654,7 @@ static void serve(struct keeper *k, int *held, size_t *nheld)
         if (poll(p, 10, -1) < 0) {
             if (errno == EINTR)
                 continue;
-            return;
+            return berth_error_set(err, errno, "waiting for the events of '%s'", k->cfg.name);
         }
         if (p[3].revents & POLLIN)
             on_log(k);
@@ -1656,8 +1662,8 @@ static void serve(struct keeper *k, int *held, size_t *nheld)
             log_pump(&k->log, k->logr_adopted);
         if (p[7].revents && !berth_container_on_report(&k->c))
             k->watch_report = false;
-        if (p[4].revents)
-            on_container_exit(k);
+        if (p[4].revents && on_container_exit(k, err) < 0)
+            return -1;
         if (p[0].revents)
             on_signal(k);
         if (p[1].revents)
@@ -1671,6 +1677,19 @@ static void serve(struct keeper *k, int *held, size_t *nheld)
         if (p[5].revents)
             on_health_timer(k);
     }
+    return 0;
+}
+
+/* The keeper cannot go on: said in the log and in the status, where
+ * `berth ps` shows it; its container is left to the next keeper. */
+static void give_up(struct keeper *k, const berth_error *err)
+{
+    klog(k,
+         "the keeper of '%s' cannot go on: %s; it exits, its container (if any) is left to "
+         "the next keeper",
+         k->cfg.name, err->msg);
+    snprintf(k->keeper_error, sizeof(k->keeper_error), "%s", err->msg);
+    write_status(k);
 }
 
 static void keeper_release(struct keeper *k)
@@ -1705,6 +1724,7 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
     int held[64];
     size_t nheld = 0;
     int lockfd = -1;
+    int r;
 
     k.dir = berth_record_dir(root, name);
     k.init_path = berth_record_path(k.dir, BERTH_RECORD_INIT);
@@ -1735,12 +1755,14 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
      * cannot start, once this keeper is gone (not alive for the planner) */
     if (!berth_keeper_fsm_done(&k.fsm))
         ready_fd = tell_ready(&k, ready_fd);
-    serve(&k, held, &nheld);
+    r = serve(&k, held, &nheld, err);
+    if (r < 0)
+        give_up(&k, err);
     keeper_release(&k);
     if (ready_fd >= 0) {
         close(lockfd);
         tell_ready(&k, ready_fd);
     }
     /* the held stop clients, the lock and the rest close with us */
-    return 0;
+    return r;
 }

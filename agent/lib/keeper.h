@@ -14,7 +14,13 @@
  * failed; events: the container started, failed to start or exited, stop
  * and restart requests, the timer, the health checks. It exits once the
  * service is stopped for good (stop request, or the restart policy says
- * so) or cannot start for a set-up reason (failed).
+ * so) or cannot start for a set-up reason (failed), with 0.
+ *
+ * A keeper that cannot go on (poll() fails, the container's init cannot
+ * be reaped) says why in the service's log, records it as "keeper_error"
+ * in its status and exits with 1, leaving its container to a successor
+ * (handover.h): `berth ps` shows the keeper as gone, and why. A status it
+ * cannot write is said in the log; the keeper goes on.
  */
 #ifndef BERTH_KEEPER_H
 #define BERTH_KEEPER_H

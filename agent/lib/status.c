@@ -153,6 +153,8 @@ static json_t *to_json(const struct berth_status *st)
     json_object_set_new(o, "start_error",
                         st->start_error ? json_string(st->start_error) : json_null());
     json_object_set_new(o, "keeper_gone", json_boolean(st->keeper_gone));
+    if (st->keeper_error)
+        json_object_set_new(o, "keeper_error", json_string(st->keeper_error));
     json_object_set_new(o, "stopping", json_boolean(st->stopping));
     json_object_set_new(o, "last_check", check_json(st));
     return o;
@@ -198,6 +200,7 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
     st->health = dup_str(o, "health");
     st->spec_hash = dup_str(o, "spec_hash");
     st->start_error = dup_str(o, "start_error");
+    st->keeper_error = dup_str(o, "keeper_error");
     st->stopping = json_is_true(json_object_get(o, "stopping"));
     check_parse(json_object_get(o, "last_check"), st);
     last = json_object_get(o, "last_exit");
@@ -237,6 +240,7 @@ void berth_status_release(struct berth_status *st)
     free(st->health);
     free(st->spec_hash);
     free(st->start_error);
+    free(st->keeper_error);
     free(st->check_result);
     free(st->check_output);
     memset(st, 0, sizeof(*st));

@@ -52,6 +52,10 @@ struct berth_status {
     bool exit_oom;
     int64_t exit_at;
     char *start_error; /* why the last start failed (set-up, exec); NULL when it did not */
+    /* why its keeper exited without having stopped it (keeper.h: poll or
+     * reap failed); NULL when it did not. "keeper_error" in JSON, only
+     * when set */
+    char *keeper_error;
     /* a stop was asked for: the keeper exits once the service is gone (its
      * state stays "running" through the stop's grace period) */
     bool stopping;

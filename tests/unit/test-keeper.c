@@ -7,10 +7,13 @@
 #include <cmocka.h>
 
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "keeper-fsm.h"
 #include "status.h"
+#include "util.h"
 
 enum {
     DISARM = BERTH_KEEPER_DISARM,
@@ -416,6 +419,42 @@ static void test_inert_cells(void **state)
     }
 }
 
+/* A keeper that gave up (keeper.h) left its reason in its status: the
+ * reader shows it with the keeper gone; a status without one has no key. */
+static void test_keeper_error_in_status(void **state)
+{
+    (void)state;
+    char tmpl[] = "/tmp/berth-test-keeper-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    _cleanup_free_ char *services = xasprintf("%s/services", tmpl);
+    _cleanup_free_ char *dir = xasprintf("%s/web", services);
+    _cleanup_free_ char *path = xasprintf("%s/status.json", dir);
+    berth_error err = BERTH_ERROR_INIT;
+    struct berth_status st = {.name = (char *)"web", .state = BERTH_STATE_RUNNING, .keeper_pid = 1};
+    struct berth_status got;
+
+    assert_int_equal(mkdir(services, 0700), 0);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(berth_status_write(tmpl, &st, &err), 0);
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    assert_int_equal(berth_read_file(path, 1 << 20, &text, &len, &err), 0);
+    assert_null(strstr(text, "keeper_error"));
+    assert_non_null(strstr(text, "\"state\": \"running\""));
+
+    st.keeper_error = (char *)"waiting for the events of 'web': Bad file descriptor";
+    assert_int_equal(berth_status_write(tmpl, &st, &err), 0);
+    assert_int_equal(berth_status_read(tmpl, "web", &got, &err), 0);
+    assert_string_equal(got.keeper_error, st.keeper_error);
+    assert_true(got.keeper_gone); /* no keeper holds the lock */
+    assert_int_equal(got.state, BERTH_STATE_FAILED);
+    _cleanup_free_ char *json = berth_status_json(&got, 1);
+    assert_non_null(strstr(json, "\"keeper_error\": \"waiting for the events of 'web'"));
+    berth_status_release(&got);
+    _cleanup_free_ char *rm = xasprintf("rm -rf '%s'", tmpl);
+    assert_int_equal(system(rm), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_adopt),
         cmocka_unit_test(test_inert_cells),
+        cmocka_unit_test(test_keeper_error_in_status),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
