@@ -4,12 +4,14 @@
  * an exit, a timer, a request on its socket, a health result) into an
  * event, feeds it here and performs the step's actions.
  *
- *   state \ event  start/adopt  start-ok  start-failed  exit     timer       stop      restart
- * unhealthy starting       start/running running  (1)           -        -           stopped   - -
- *   running        -            -         -             (2)      -           stopping  stopping
- * stopping (3) backoff        -            -         -             -        starting    stopped
- * starting  - stopping       -            -         -             (2)      SIGKILL     (4) (5) -
- *   stopped, failed: the keeper exits; nothing happens to them
+ *            start     adopt    start-ok  start-  exit  timer     stop      restart   unhealthy
+ *                                          failed
+ * starting   starting  running  running   (1)     -     -         stopped   -         -
+ * running    -         -        -         -       (2)   -         stopping  stopping  (3)
+ * backoff    -         -        -         -       -     starting  stopped   starting  -
+ * stopping   -         -        -         -       (2)   SIGKILL   (4)       (5)       -
+ * stopped, failed: the keeper exits; nothing happens to them.
+ * "starting" means the container starts: its end is start-ok or start-failed.
  *
  * (1) stopped if a stop was asked for; backoff for a transient error
  *     (restart policy not never); failed otherwise.
@@ -17,9 +19,10 @@
  *     stopped if the restart policy says so (never; on-failure and code 0);
  *     backoff otherwise, the delay doubling from backoff.initial up to
  *     backoff.max, starting over once the service ran backoff.reset_after.
- * (3) only with healthcheck.restart; else it runs on, unhealthy.
- * (4) the stop wins over a restart under way.
- * (5) a restart under way for being unhealthy, unless stopping for good.
+ * (3) stopping, only with healthcheck.restart; else it runs on, unhealthy.
+ * (4) it stops for good: the stop wins over a restart under way.
+ * (5) it starts again once it ended (it was stopping for being
+ *     unhealthy), unless it is stopping for good.
  */
 #ifndef BERTH_KEEPER_FSM_H
 #define BERTH_KEEPER_FSM_H
@@ -71,8 +74,7 @@ enum {
     BERTH_KEEPER_ARM_BACKOFF = 1 << 3,  /* the timer to delay_ms */
     BERTH_KEEPER_WRITE_STATUS = 1 << 4, /* write the status */
     BERTH_KEEPER_TELL = 1 << 5,         /* answer the clients waiting for a restart (why) */
-    BERTH_KEEPER_START = 1 << 6,        /* write the status, start the container, feed START_OK or
-                                         * START_FAILED */
+    BERTH_KEEPER_START = 1 << 6,        /* start the container; then START_OK or START_FAILED */
 };
 
 /* What the machine does not change: the service's config. */
