@@ -297,6 +297,10 @@ static handler *const table[BERTH_STATE_N][BERTH_KEEPER_EV_N] = {
             [BERTH_KEEPER_EV_STOP] = stop_stopping,
             [BERTH_KEEPER_EV_RESTART] = restart_stopping,
         },
+    /* the keeper is done, but a stop that came in the same wake-up as the
+     * end is still answered: the service is stopped, as asked */
+    [BERTH_STATE_STOPPED] = {[BERTH_KEEPER_EV_STOP] = stop_now},
+    [BERTH_STATE_FAILED] = {[BERTH_KEEPER_EV_STOP] = stop_now},
 };
 
 void berth_keeper_fsm_init(struct berth_keeper_fsm *m, const struct berth_keeper_rules *rules)

@@ -10,7 +10,8 @@
  * running    -         -        -         -       (2)   -         stopping  stopping  (3)
  * backoff    -         -        -         -       -     starting  stopped   starting  -
  * stopping   -         -        -         -       (2)   SIGKILL   (4)       (5)       -
- * stopped, failed: the keeper exits; nothing happens to them.
+ * stopped, failed: the keeper exits; only a stop that came in the same
+ * wake-up moves them (to stopped: "stopped 'web' (it was failed)").
  * "starting" means the container starts: its end is start-ok or start-failed.
  *
  * (1) stopped if a stop was asked for; backoff for a transient error

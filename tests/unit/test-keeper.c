@@ -244,6 +244,22 @@ static void test_stop_during_backoff(void **state)
     assert_true(berth_keeper_fsm_done(&m));
 }
 
+/* A stop in the same wake-up as the end that made the keeper done: the
+ * service is stopped, as asked (the keeper exits either way). */
+static void test_stop_when_done(void **state)
+{
+    (void)state;
+    struct berth_keeper_fsm m;
+    berth_keeper_fsm_init(&m, &rules);
+    ev(&m, BERTH_KEEPER_EV_START);
+    fail_start(&m, false);
+    ev(&m, BERTH_KEEPER_EV_STOP);
+    expect(&m, BERTH_STATE_STOPPED, DISARM | STATUS | TELL, "stop");
+    assert_int_equal(step.from, BERTH_STATE_FAILED);
+    assert_string_equal(step.message, "stopped 'web' (it was failed)");
+    assert_true(berth_keeper_fsm_done(&m));
+}
+
 static void test_restart(void **state)
 {
     (void)state;
@@ -395,9 +411,9 @@ static void test_inert_cells(void **state)
         {BERTH_STATE_BACKOFF, BERTH_KEEPER_EV_START_OK},
         {BERTH_STATE_STOPPING, BERTH_KEEPER_EV_START},
         {BERTH_STATE_STOPPING, BERTH_KEEPER_EV_ADOPT},
-        {BERTH_STATE_FAILED, BERTH_KEEPER_EV_STOP},
         {BERTH_STATE_FAILED, BERTH_KEEPER_EV_TIMER},
-        {BERTH_STATE_STOPPED, BERTH_KEEPER_EV_STOP},
+        {BERTH_STATE_STOPPED, BERTH_KEEPER_EV_RESTART},
+        {BERTH_STATE_FAILED, BERTH_KEEPER_EV_RESTART},
         {BERTH_STATE_STARTING, BERTH_KEEPER_EV_TIMER},
         {BERTH_STATE_STARTING, BERTH_KEEPER_EV_EXIT},
     };
@@ -466,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_oom),
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_stop_during_backoff),
+        cmocka_unit_test(test_stop_when_done),
         cmocka_unit_test(test_restart),
         cmocka_unit_test(test_restart_during_backoff),
         cmocka_unit_test(test_unhealthy),
