@@ -29,18 +29,21 @@ static void print_table(const struct berth_status *v, size_t n)
     for (size_t i = 0; i < n; i++) {
         char up[32], pid[16], init[16], last[32];
         pid_t svc = v[i].pid && v[i].service_pid ? v[i].service_pid : 0;
-        uptime(up, sizeof(up), berth_status_state_live(v[i].state) ? v[i].started_at : 0);
+        uptime(up, sizeof(up), berth_state_live(v[i].state) ? v[i].started_at : 0);
         snprintf(pid, sizeof(pid), svc ? "%d" : "-", (int)svc);
         snprintf(init, sizeof(init), v[i].pid ? "%d" : "-", (int)v[i].pid);
         if (v[i].has_exit)
             snprintf(last, sizeof(last), "%d%s", v[i].exit_code, v[i].exit_oom ? " (OOM)" : "");
         else
             snprintf(last, sizeof(last), "-");
-        printf("%-*s %-11s %-8s %-8s %-8s %-8u %-6u %-9s %-10s %.19s\n", w, v[i].name, v[i].state,
-               pid, init, up, v[i].restarts, v[i].manual_restarts,
+        printf("%-*s %-11s %-8s %-8s %-8s %-8u %-6u %-9s %-10s %.19s\n", w, v[i].name,
+               berth_state_name(v[i].state), pid, init, up, v[i].restarts, v[i].manual_restarts,
                v[i].health ? v[i].health : "none", last, v[i].image ? v[i].image : "-");
     }
     for (size_t i = 0; i < n; i++) {
+        if (v[i].keeper_error)
+            printf("WARNING: the keeper of '%s' could not go on: %s\n", v[i].name,
+                   v[i].keeper_error);
         if (!v[i].keeper_gone)
             continue;
         if (v[i].pid)
@@ -106,20 +109,22 @@ static void print_details(const char *root, const struct berth_status *v, size_t
         if (i)
             printf("\n");
         printf("%s\n", s->name);
-        printf("  %-13s %s\n", "state:", s->state);
+        printf("  %-13s %s\n", "state:", berth_state_name(s->state));
         if (s->start_error)
             printf("  %-13s %s\n", "start error:", s->start_error);
+        if (s->keeper_error)
+            printf("  %-13s %s\n", "keeper error:", s->keeper_error);
         if (s->pid && s->service_pid)
             printf("  %-13s %d\n", "pid:", (int)s->service_pid);
         if (s->pid)
             printf("  %-13s %d\n", "init pid:", (int)s->pid);
         if (s->keeper_pid)
             printf("  %-13s %d\n", "keeper pid:", (int)s->keeper_pid);
-        if (berth_status_state_live(s->state) && s->started_at) {
+        if (berth_state_live(s->state) && s->started_at) {
             uptime(up, sizeof(up), s->started_at);
             printf("  %-13s %s\n", "uptime:", up);
         }
-        print_time("started:", berth_status_state_live(s->state) ? s->started_at : 0);
+        print_time("started:", berth_state_live(s->state) ? s->started_at : 0);
         printf("  %-13s %u (and %u manual)\n", "restarts:", s->restarts, s->manual_restarts);
         printf("  %-13s %s\n", "image:", s->image ? s->image : "-");
         if (s->has_exit)
@@ -231,6 +236,9 @@ static const char usage_fmt[] =
     "or 'berth restart' try again. A keeper that is gone while its container\n"
     "runs on is named below the table (\"keeper_gone\": true in JSON); the\n"
     "agent or `berth apply` starts a keeper that adopts the container.\n"
+    "A keeper that could not go on (it failed to wait for events or to\n"
+    "reap its container) is named below the table with its reason\n"
+    "(\"keeper_error\" in JSON, present only then).\n"
     "\n"
     "A warning heads the table while the agent finds the file on disk\n"
     "invalid (the last valid state stays in force). 'berth status NAME...'\n"

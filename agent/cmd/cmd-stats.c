@@ -115,8 +115,9 @@ static void print_table(const struct round *r)
         u64_col(oom, sizeof(oom), c->oom_kills);
         berth_format_age(up, sizeof(up), s->uptime_s);
         printf("%-*s %-11s %7s %9s %9s %9s %6s %9s %6s %4s %8u %s\n", w, r->v[i].name,
-               r->v[i].state, cpu, cput, s->running ? mem : "-", s->running ? lim : "-", memp,
-               s->running ? peak : "-", pids, oom, r->v[i].restarts, up);
+               berth_state_name(r->v[i].state), cpu, cput, s->running ? mem : "-",
+               s->running ? lim : "-", memp, s->running ? peak : "-", pids, oom, r->v[i].restarts,
+               up);
     }
 }
 

@@ -371,8 +371,8 @@ static bool settle_check(struct agent *a, struct settle *s)
 
     if (berth_status_read(a->o->root, s->name, &st, &e) < 0)
         return true; /* removed meanwhile */
-    if (st.restarts > s->restarts0 || !strcmp(st.state, "backoff") ||
-        !strcmp(st.state, "stopped") || !strcmp(st.state, "failed"))
+    if (st.restarts > s->restarts0 || st.state == BERTH_STATE_BACKOFF ||
+        st.state == BERTH_STATE_STOPPED || st.state == BERTH_STATE_FAILED)
         why = "crashed";
     else if (st.health && !strcmp(st.health, "unhealthy"))
         why = "turned unhealthy";

@@ -324,7 +324,7 @@ static void record_action(const char *dir, const struct berth_plan_item *it)
         .action = (char *)berth_action_name(it->action),
         .message = (char *)msg,
         .spec = it->hash[0] ? (char *)it->hash : NULL,
-        .from = it->state,
+        .from = (char *)it->state,
         .to = it->action == BERTH_ACTION_REMOVE ? (char *)"removed" : NULL,
     };
     berth_event_record_quiet(dir, &ev);
@@ -481,7 +481,7 @@ static void record_rollback(const char *root, const char *name, const char *why)
     struct berth_event ev = {
         .restarts = has_st ? (int)st.restarts : -1,
         .cause = (char *)"rollback",
-        .from = has_st ? st.state : NULL,
+        .from = has_st ? (char *)berth_state_name(st.state) : NULL,
         .to = (char *)"rolled-back",
         .message = msg,
         .spec = has_prev ? prev : NULL,

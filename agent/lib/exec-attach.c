@@ -76,7 +76,7 @@ static int open_init(const char *root, const char *name, pid_t *ret_pid, int *re
     if (berth_status_read(root, name, &st, &e) < 0)
         return berth_error_set(err, 0, "service '%s' is not running (it has not started yet)",
                                name);
-    running = st.state && !strcmp(st.state, "running") && st.pid > 0;
+    running = st.state == BERTH_STATE_RUNNING && st.pid > 0;
     if (running)
         fd = (int)syscall(SYS_pidfd_open, st.pid, 0);
     if (fd >= 0) {
@@ -89,9 +89,7 @@ static int open_init(const char *root, const char *name, pid_t *ret_pid, int *re
     }
     if (fd < 0) {
         berth_error_set(err, 0, "service '%s' is not running (state: %s)", name,
-                        running    ? "exited"
-                        : st.state ? st.state
-                                   : "unknown");
+                        running ? "exited" : berth_state_name(st.state));
         berth_status_release(&st);
         return -1;
     }

@@ -544,12 +544,6 @@ int berth_keeper_spawn(const char *root, const char *name, const char *exe, pid_
 
 /* ---- the keeper itself --------------------------------------------------- */
 
-/* K_FAILED: the last start failed in its set-up, for a reason a retry does
- * not change (start_failed()); the keeper exits */
-enum kstate { K_STARTING, K_RUNNING, K_BACKOFF, K_STOPPING, K_STOPPED, K_FAILED };
-static const char *const kstate_name[] = {"starting", "running", "backoff",
-                                          "stopping", "stopped", "failed"};
-
 struct logw {
     int dirfd;
     int fd;
@@ -584,26 +578,21 @@ struct keeper {
     const struct berth_seccomp_profile *seccomp; /* cfg's; NULL: unconfined */
     struct berth_seccomp_profile *seccomp_owned; /* a profile file's */
     char *seccomp_cache;
-    enum kstate state;
+    struct berth_keeper_fsm fsm; /* the state, the requests, the restart counts */
     struct berth_container c;
     bool has_container;
-    pid_t service_pid;        /* the init's child running the service, 0: not known yet */
-    unsigned restarts;        /* by the restart policy: crashes, exits, unhealthy */
-    unsigned manual_restarts; /* asked for (berth restart) */
+    pid_t service_pid; /* the init's child running the service, 0: not known yet */
     /* clients of "restart-wait", answered when the restart is over */
     int restart_waiters[16];
     size_t nrestart_waiters;
-    unsigned failures; /* consecutive, for the backoff */
     uint64_t started_mono;
     int64_t started_at;
     bool has_exit;
     int exit_code;
     bool exit_oom;
     int64_t exit_at;
-    bool stop_requested, restart_requested, done;
-    bool unhealthy_kill; /* the running stop is for being unhealthy */
-    pid_t init_pid;      /* of the container that runs or ran last (k->c's is 0 once reaped) */
-    char *first_from;    /* the recorded state this keeper found (its first event's "from") */
+    pid_t init_pid;         /* of the container that runs or ran last (k->c's is 0 once reaped) */
+    const char *first_from; /* the recorded state this keeper found (its first event's "from") */
     /* health checks: run in the container every interval, each with a
      * timeout; `retries` failures in a row make the service unhealthy */
     enum { H_NONE, H_STARTING, H_HEALTHY, H_UNHEALTHY } health;
@@ -613,8 +602,9 @@ struct keeper {
     unsigned health_failures;
     struct health_check check; /* the running one's output, then the last one's */
     struct health_check last_check;
-    struct berth_user user;            /* of the running container */
-    char start_error[BERTH_ERROR_MAX]; /* why the last start failed, "" when it did not */
+    struct berth_user user;             /* of the running container */
+    char start_error[BERTH_ERROR_MAX];  /* why the last start failed, "" when it did not */
+    char keeper_error[BERTH_ERROR_MAX]; /* why this keeper cannot go on (keeper.h), "" */
     int timerfd, sigfd, lfd, logr, logwr, devnull;
     struct logw log;
     /* adopted from a keeper that died (handover.h): the init's record, the
@@ -764,33 +754,26 @@ static void klog(struct keeper *k, const char *fmt, ...)
 
 static const char *const health_name[] = {"none", "starting", "healthy", "unhealthy"};
 
-/* A transition from `from` (-1: the state this keeper found) to the
- * current state, for the service's history (events.h) and, with `log`,
- * its log: the same line in both. `ev` (may be NULL) has the details. */
-static void transition(struct keeper *k, int from, const char *cause, const struct berth_event *ev,
-                       bool log, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static void transition(struct keeper *k, int from, const char *cause, const struct berth_event *ev,
-                       bool log, const char *fmt, ...)
+/* A transition from `from` to the current state, for the service's
+ * history (events.h) and, with `log`, its log: the same line in both.
+ * `ev` (may be NULL) has the details. */
+static void transition(struct keeper *k, const char *from, const char *cause,
+                       const struct berth_event *ev, bool log, const char *msg)
 {
     struct berth_event e = {.restarts = -1};
-    char msg[1024];
-    va_list ap;
 
     if (ev)
         e = *ev;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     if (log)
         klog(k, "%s", msg);
     e.service = k->cfg.name;
     e.cause = (char *)cause;
-    e.from = (char *)(from >= 0 ? kstate_name[from] : k->first_from);
-    e.to = (char *)kstate_name[k->state];
-    e.message = msg;
+    e.from = (char *)from;
+    e.to = (char *)berth_state_name(k->fsm.state);
+    e.message = (char *)msg;
     if (!e.pid && k->has_container)
         e.pid = k->c.pid;
-    e.restarts = (int)k->restarts;
+    e.restarts = (int)k->fsm.restarts;
     berth_event_record_quiet(k->dir, &e);
 }
 
@@ -817,6 +800,8 @@ static void write_status(struct keeper *k)
 {
     berth_error err = BERTH_ERROR_INIT;
     _cleanup_free_ char *result = check_result(k);
+    enum berth_state state = k->fsm.state;
+    bool done = berth_keeper_fsm_done(&k->fsm);
 
     if (!k->has_container)
         k->service_pid = 0;
@@ -826,13 +811,13 @@ static void write_status(struct keeper *k)
         .check_result = result,
         .name = k->cfg.name,
         /* DESIGN.md's states: a service in its stop grace period still runs */
-        .state = (char *)kstate_name[k->state == K_STOPPING ? K_RUNNING : k->state],
+        .state = state == BERTH_STATE_STOPPING ? BERTH_STATE_RUNNING : state,
         .pid = k->has_container ? k->c.pid : 0,
         .service_pid = k->service_pid,
-        .keeper_pid = k->done ? 0 : getpid(),
-        .stopping = k->stop_requested,
-        .restarts = k->restarts,
-        .manual_restarts = k->manual_restarts,
+        .keeper_pid = done ? 0 : getpid(),
+        .stopping = k->fsm.stop_requested,
+        .restarts = k->fsm.restarts,
+        .manual_restarts = k->fsm.manual_restarts,
         .started_at = k->has_container ? k->started_at : 0,
         .image = k->cfg.image_digest,
         .health = (char *)health_name[k->health],
@@ -848,8 +833,11 @@ static void write_status(struct keeper *k)
         .exit_oom = k->exit_oom,
         .exit_at = k->exit_at,
         .start_error = k->start_error[0] ? k->start_error : NULL,
+        .keeper_error = k->keeper_error[0] ? k->keeper_error : NULL,
     };
-    berth_status_write(k->root, &st, &err);
+    if (berth_status_write(k->root, &st, &err) < 0)
+        klog(k, "warning: the status of '%s' (%s) is not recorded: %s", k->cfg.name,
+             berth_state_name(state), err.msg);
 }
 
 /* The end of a restart for the clients waiting for it: "done running
@@ -858,10 +846,10 @@ static void tell_restart_waiters(struct keeper *k, const char *why)
 {
     for (size_t i = 0; i < k->nrestart_waiters; i++) {
         int fd = k->restart_waiters[i];
-        if (k->state == K_RUNNING)
+        if (k->fsm.state == BERTH_STATE_RUNNING)
             dprintf(fd, "done running %d\n", (int)k->c.pid);
         else
-            dprintf(fd, "done %s %s\n", kstate_name[k->state], why ? why : "");
+            dprintf(fd, "done %s %s\n", berth_state_name(k->fsm.state), why);
         close(fd);
     }
     k->nrestart_waiters = 0;
@@ -884,10 +872,44 @@ static void disarm_timer(struct keeper *k)
     timerfd_settime(k->timerfd, 0, &its, NULL);
 }
 
-static void on_exit_code(struct keeper *k, int code, bool oom);
-static void start_failed(struct keeper *k, int from, const berth_error *err);
-
 static void health_arm(struct keeper *k, uint64_t ms);
+static void start_service(struct keeper *k);
+
+/* Do what a step of the table (keeper-fsm.h) says, in its order. `ev`
+ * (may be NULL) has the transition's details for the history. */
+static void perform(struct keeper *k, const struct berth_keeper_step *s,
+                    const struct berth_event *ev)
+{
+    if (s->cause)
+        transition(k, s->from_predecessor ? k->first_from : berth_state_name(s->from), s->cause, ev,
+                   s->log, s->message);
+    if (s->actions & BERTH_KEEPER_DISARM)
+        disarm_timer(k);
+    if (s->actions & BERTH_KEEPER_KILL) {
+        berth_container_kill(&k->c, k->cfg.stop_signal);
+        arm_timer(k, k->cfg.stop_timeout_ms);
+    }
+    if ((s->actions & BERTH_KEEPER_KILL_HARD) && k->has_container)
+        berth_container_kill(&k->c, SIGKILL);
+    if (s->actions & BERTH_KEEPER_ARM_BACKOFF)
+        arm_timer(k, s->delay_ms);
+    if (s->actions & BERTH_KEEPER_WRITE_STATUS)
+        write_status(k);
+    if (s->actions & BERTH_KEEPER_TELL)
+        tell_restart_waiters(k, s->why);
+    if (s->actions & BERTH_KEEPER_START)
+        start_service(k);
+}
+
+/* One event for the table, and what it says done. */
+static void feed(struct keeper *k, const struct berth_keeper_input *in,
+                 const struct berth_event *ev)
+{
+    struct berth_keeper_step s;
+
+    berth_keeper_fsm_step(&k->fsm, in, &s);
+    perform(k, &s, ev);
+}
 
 /* Between the clone and the container's set-up: where a successor finds
  * the container, should we die (handover.h). */
@@ -907,70 +929,101 @@ static void record_init(const struct berth_container *c, void *ud)
         klog(k, "warning: %s; a keeper after this one cannot adopt '%s'", err.msg, k->cfg.name);
 }
 
-/* Start the container; `from`: the state before (-1: what this keeper
- * found), for the history. */
-static void start_service(struct keeper *k, int from)
+static int container_start(struct keeper *k, berth_error *err)
+{
+    struct berth_container_config cc = {
+        .name = k->cfg.name,
+        .cgroup = k->container_cgroup,
+        .image = k->cfg.image_rootfs,
+        .rundir = k->dir,
+        .argv = k->cfg.argv,
+        .env = k->cfg.env,
+        .workdir = k->cfg.workdir,
+        .uid = k->user.uid,
+        .gid = k->user.gid,
+        .groups = k->user.groups,
+        .ngroups = k->user.ngroups,
+        .hostname = k->cfg.hostname,
+        .network_none = k->cfg.network_none,
+        .readonly = k->cfg.readonly,
+        .mounts = k->cfg.mounts,
+        .nmounts = k->cfg.nmounts,
+        .limits = k->cfg.limits,
+        .caps = k->cfg.caps,
+        .seccomp = k->seccomp,
+        .seccomp_cache = k->seccomp_cache,
+        .stop_signal = k->cfg.stop_signal,
+        .stop_timeout_ms = k->cfg.stop_timeout_ms,
+        .redirect_stdio = true,
+        .stdio = {k->devnull, k->logwr, k->logwr},
+        .keep_layer = true,
+        .handover = true,
+        .handover_logr = k->logr,
+        .on_clone = record_init,
+        .on_clone_ud = k,
+    };
+
+    return berth_container_start(&cc, &k->c, err);
+}
+
+/* Errors of a start that a retry may not meet again: a shortage of memory,
+ * processes, descriptors or space, an interrupted or dying set-up. */
+static bool start_error_transient(int code)
+{
+    switch (code) {
+    case EAGAIN:
+    case ENOMEM:
+    case EBUSY:
+    case EINTR:
+    case EIO:
+    case EMFILE:
+    case ENFILE:
+    case ENOSPC:
+    case EDQUOT:
+    case ETIMEDOUT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The table's START: the status says starting, the container starts, and
+ * how that went is the next event. A start can fail before the service
+ * runs, in its set-up (a mount, the user, the working directory, the
+ * command's exec): the table retries it with the backoff only for a
+ * shortage (start_error_transient()); for a reason in the file, the image
+ * or the host's paths the service is failed with that reason and its
+ * keeper exits, until the file changes or `berth apply` or `berth restart`
+ * try again. */
+static void start_service(struct keeper *k)
 {
     berth_error err = BERTH_ERROR_INIT;
+    struct berth_keeper_input in = {.type = BERTH_KEEPER_EV_START_OK};
 
-    k->state = K_STARTING;
-    k->unhealthy_kill = false;
     k->start_error[0] = '\0';
     write_status(k);
     berth_user_release(&k->user);
-    if (berth_user_resolve(k->cfg.image_rootfs, k->cfg.user, &k->user, &err) == 0) {
-        struct berth_container_config cc = {
-            .name = k->cfg.name,
-            .cgroup = k->container_cgroup,
-            .image = k->cfg.image_rootfs,
-            .rundir = k->dir,
-            .argv = k->cfg.argv,
-            .env = k->cfg.env,
-            .workdir = k->cfg.workdir,
-            .uid = k->user.uid,
-            .gid = k->user.gid,
-            .groups = k->user.groups,
-            .ngroups = k->user.ngroups,
-            .hostname = k->cfg.hostname,
-            .network_none = k->cfg.network_none,
-            .readonly = k->cfg.readonly,
-            .mounts = k->cfg.mounts,
-            .nmounts = k->cfg.nmounts,
-            .limits = k->cfg.limits,
-            .caps = k->cfg.caps,
-            .seccomp = k->seccomp,
-            .seccomp_cache = k->seccomp_cache,
-            .stop_signal = k->cfg.stop_signal,
-            .stop_timeout_ms = k->cfg.stop_timeout_ms,
-            .redirect_stdio = true,
-            .stdio = {k->devnull, k->logwr, k->logwr},
-            .keep_layer = true,
-            .handover = true,
-            .handover_logr = k->logr,
-            .on_clone = record_init,
-            .on_clone_ud = k,
-        };
-        if (berth_container_start(&cc, &k->c, &err) == 0) {
-            k->has_container = true;
-            k->watch_report = true;
-            k->state = K_RUNNING;
-            k->init_pid = k->c.pid;
-            k->started_mono = berth_now_ms();
-            k->started_at = (int64_t)time(NULL);
-            if (k->cfg.health_argv) {
-                k->health = H_STARTING;
-                k->health_failures = 0;
-                health_arm(k, k->cfg.health_interval_ms);
-            }
-            transition(k, from, "start", NULL, true, "started '%s' (pid %d)", k->cfg.name,
-                       (int)k->c.pid);
-            write_status(k);
-            tell_restart_waiters(k, NULL);
-            return;
+    if (berth_user_resolve(k->cfg.image_rootfs, k->cfg.user, &k->user, &err) == 0 &&
+        container_start(k, &err) == 0) {
+        k->has_container = true;
+        k->watch_report = true;
+        k->init_pid = k->c.pid;
+        k->started_mono = berth_now_ms();
+        k->started_at = (int64_t)time(NULL);
+        if (k->cfg.health_argv) {
+            k->health = H_STARTING;
+            k->health_failures = 0;
+            health_arm(k, k->cfg.health_interval_ms);
         }
+        in.pid = k->c.pid;
+    } else {
+        berth_handover_record_remove(k->init_path);
+        snprintf(k->start_error, sizeof(k->start_error), "%s", err.msg);
+        in.type = BERTH_KEEPER_EV_START_FAILED;
+        in.error = err.msg;
+        in.transient = start_error_transient(err.code);
     }
-    berth_handover_record_remove(k->init_path);
-    start_failed(k, from, &err);
+    feed(k, &in, NULL);
 }
 
 /* ---- health checks ---- */
@@ -1062,25 +1115,17 @@ static void health_result(struct keeper *k, int code)
         .health_result = last,
         .health_output = code ? k->last_check.output : NULL,
     };
+    char msg[1024];
     if (k->health == H_UNHEALTHY)
-        transition(k, k->state, "unhealthy", &ev, true,
-                   "'%s' is unhealthy: %u checks in a row failed (last: %s)", k->cfg.name,
-                   k->health_failures, last);
+        snprintf(msg, sizeof(msg), "'%s' is unhealthy: %u checks in a row failed (last: %s)",
+                 k->cfg.name, k->health_failures, last);
     else
-        transition(k, k->state, health_name[k->health], &ev, true, "'%s' is %s", k->cfg.name,
-                   health_name[k->health]);
+        snprintf(msg, sizeof(msg), "'%s' is %s", k->cfg.name, health_name[k->health]);
+    transition(k, berth_state_name(k->fsm.state), ev.health, &ev, true, msg);
     write_status(k);
-    if (k->health == H_UNHEALTHY && k->cfg.health_restart && k->state == K_RUNNING) {
-        k->state = K_STOPPING;
-        k->unhealthy_kill = true;
-        transition(k, K_RUNNING, "unhealthy", &ev, true,
-                   "restarting '%s' because it is unhealthy: sending %s, SIGKILL after %llu ms",
-                   k->cfg.name, berth_signal_name(k->cfg.stop_signal),
-                   (unsigned long long)k->cfg.stop_timeout_ms);
-        berth_container_kill(&k->c, k->cfg.stop_signal);
-        arm_timer(k, k->cfg.stop_timeout_ms);
-        write_status(k);
-    }
+    /* the table restarts it, if the service says so and it runs */
+    if (k->health == H_UNHEALTHY)
+        feed(k, &(struct berth_keeper_input){.type = BERTH_KEEPER_EV_UNHEALTHY}, &ev);
 }
 
 /* The health timer: start a check, or time the running one out. */
@@ -1090,7 +1135,8 @@ static void on_health_timer(struct keeper *k)
     berth_error err = BERTH_ERROR_INIT;
     pid_t pid;
 
-    if (read(k->health_timer, &expirations, sizeof(expirations)) < 0 || k->state != K_RUNNING)
+    if (read(k->health_timer, &expirations, sizeof(expirations)) < 0 ||
+        k->fsm.state != BERTH_STATE_RUNNING)
         return;
     if (k->health_pidfd >= 0) {
         health_result(k, health_collect(k, true));
@@ -1151,96 +1197,18 @@ static void on_health_exit(struct keeper *k)
     health_arm(k, k->cfg.health_interval_ms);
 }
 
-static void finish(struct keeper *k)
+/* The container is gone: let go of its health check, its cgroup, its
+ * handover record and the output pipe of an adopted one. */
+static void container_gone(struct keeper *k)
 {
-    k->state = K_STOPPED;
-    k->done = true;
-    disarm_timer(k);
-    write_status(k);
-    tell_restart_waiters(k, "it was stopped");
-}
+    struct itimerspec off = {0};
 
-static uint64_t backoff_delay(struct keeper *k)
-{
-    uint64_t d = k->cfg.backoff_initial_ms ? k->cfg.backoff_initial_ms : 1000;
-
-    for (unsigned i = 0; i < k->failures && d < k->cfg.backoff_max_ms; i++)
-        d *= 2;
-    return d < k->cfg.backoff_max_ms ? d : k->cfg.backoff_max_ms;
-}
-
-/* The restart policy's next attempt, after the backoff delay. */
-static void restart_later(struct keeper *k, int from, const char *cause,
-                          const struct berth_event *ev, const char *what)
-{
-    uint64_t delay = backoff_delay(k);
-
-    k->failures++;
-    k->state = K_BACKOFF;
-    transition(k, from, cause, ev, true, "'%s' %s; restarting in %llu ms", k->cfg.name, what,
-               (unsigned long long)delay);
-    arm_timer(k, delay);
-    write_status(k);
-    tell_restart_waiters(k, what);
-}
-
-/* Why the container ended, for the history: the OOM killer (a SIGKILL
- * while the cgroup's OOM kill count rose: berth_exit's oom_killed), what
- * berth asked for, or the service itself. */
-static const char *exit_cause(const struct keeper *k, int sig, bool oom)
-{
-    if (oom)
-        return "oom";
-    if (k->stop_requested)
-        return "stop";
-    if (k->unhealthy_kill)
-        return "unhealthy";
-    if (k->restart_requested)
-        return "restart";
-    return sig ? "signal" : "exit";
-}
-
-static void on_exit_code(struct keeper *k, int code, bool oom_count_rose)
-{
-    uint64_t ran = k->has_container ? berth_now_ms() - k->started_mono : 0;
-    int sig = code > 128 && code < 128 + 65 ? code - 128 : 0;
-    bool oom = oom_count_rose && sig == SIGKILL;
-    int from = k->state;
-    const char *cause = exit_cause(k, sig, oom);
-    char what[128];
-
-    if (sig)
-        snprintf(what, sizeof(what), "exited with code %d (%s%s)", code, berth_signal_name(sig),
-                 oom ? ", killed by the OOM killer" : "");
-    else
-        snprintf(what, sizeof(what), "exited with code %d", code);
-    struct berth_event ev = {
-        .restarts = -1,
-        .has_exit = true,
-        .exit_code = code,
-        .exit_signal = sig,
-        .exit_oom = oom,
-        .pid = k->init_pid,
-    };
-    /* stopped for being unhealthy: the check that said so */
-    _cleanup_free_ char *last = k->unhealthy_kill ? check_result(k) : NULL;
-    if (last && !strcmp(cause, "unhealthy")) {
-        ev.health = (char *)"unhealthy";
-        ev.health_result = last;
-        ev.health_output = k->last_check.output;
-    }
-    k->has_exit = true;
-    k->exit_code = code;
-    k->exit_oom = oom;
     if (k->health_pidfd >= 0)
         health_collect(k, false);
     /* no container, no health; the last check stays to be read */
     k->health = H_NONE;
     k->health_failures = 0;
-    {
-        struct itimerspec off = {0};
-        timerfd_settime(k->health_timer, 0, &off, NULL);
-    }
+    timerfd_settime(k->health_timer, 0, &off, NULL);
     k->exit_at = (int64_t)time(NULL);
     if (k->has_container) {
         berth_error err = BERTH_ERROR_INIT;
@@ -1254,146 +1222,48 @@ static void on_exit_code(struct keeper *k, int code, bool oom_count_rose)
         close(k->logr_adopted);
         k->logr_adopted = -1;
     }
-    disarm_timer(k);
-    if (oom)
+}
+
+static void on_exit_code(struct keeper *k, int code, bool oom_count_rose)
+{
+    struct berth_keeper_input in = {
+        .type = BERTH_KEEPER_EV_EXIT,
+        .code = code,
+        .oom = oom_count_rose,
+        .ran_ms = k->has_container ? berth_now_ms() - k->started_mono : 0,
+    };
+    /* stopped for being unhealthy: the check that said so */
+    _cleanup_free_ char *last = k->fsm.unhealthy_kill ? check_result(k) : NULL;
+    struct berth_keeper_step s;
+
+    berth_keeper_fsm_step(&k->fsm, &in, &s);
+    struct berth_event ev = {
+        .restarts = -1,
+        .has_exit = true,
+        .exit_code = code,
+        .exit_signal = s.exit_signal,
+        .exit_oom = s.exit_oom,
+        .pid = k->init_pid,
+    };
+    if (last && s.cause && !strcmp(s.cause, "unhealthy")) {
+        ev.health = (char *)"unhealthy";
+        ev.health_result = last;
+        ev.health_output = k->last_check.output;
+    }
+    k->has_exit = true;
+    k->exit_code = code;
+    k->exit_oom = s.exit_oom;
+    container_gone(k);
+    if (s.exit_oom)
         klog(k, "'%s' was killed by the OOM killer (memory limit %llu bytes)", k->cfg.name,
              (unsigned long long)k->cfg.limits.memory);
-    if (k->stop_requested) {
-        k->state = K_STOPPED;
-        transition(k, from, cause, &ev, true, "stopped '%s' (exit code %d)", k->cfg.name, code);
-        finish(k);
-        return;
-    }
-    if (k->restart_requested) {
-        k->restart_requested = false;
-        k->failures = 0;
-        k->manual_restarts++;
-        k->state = K_STARTING;
-        transition(k, from, cause, &ev, false, "'%s' %s; starting it again as asked", k->cfg.name,
-                   what);
-        start_service(k, K_STARTING);
-        return;
-    }
-    if (k->cfg.restart == BERTH_POLICY_NEVER ||
-        (k->cfg.restart == BERTH_POLICY_ON_FAILURE && code == 0)) {
-        k->state = K_STOPPED;
-        transition(k, from, cause, &ev, true, "'%s' %s; restart policy says stay stopped",
-                   k->cfg.name, what);
-        finish(k);
-        return;
-    }
-    if (ran >= k->cfg.backoff_reset_ms)
-        k->failures = 0;
-    restart_later(k, from, cause, &ev, what);
-}
-
-/* Errors of a start that a retry may not meet again: a shortage of memory,
- * processes, descriptors or space, an interrupted or dying set-up. */
-static bool start_error_transient(int code)
-{
-    switch (code) {
-    case EAGAIN:
-    case ENOMEM:
-    case EBUSY:
-    case EINTR:
-    case EIO:
-    case EMFILE:
-    case ENFILE:
-    case ENOSPC:
-    case EDQUOT:
-    case ETIMEDOUT:
-        return true;
-    default:
-        return false;
-    }
-}
-
-/* A start failed before the service ran: its set-up (a mount, the user,
- * the working directory, the command's exec). For a reason in the file,
- * the image or the host's paths, retrying with the backoff would only
- * repeat it: the service is failed with that reason and its keeper exits,
- * until the file changes or `berth apply` or `berth restart` try again. */
-static void start_failed(struct keeper *k, int from, const berth_error *err)
-{
-    snprintf(k->start_error, sizeof(k->start_error), "%s", err->msg);
-    disarm_timer(k);
-    if (k->stop_requested) {
-        k->state = K_STOPPED;
-        transition(k, from, "stop", NULL, true, "stopped '%s' (its start failed: %s)", k->cfg.name,
-                   err->msg);
-        finish(k);
-        return;
-    }
-    if (start_error_transient(err->code) && k->cfg.restart != BERTH_POLICY_NEVER) {
-        _cleanup_free_ char *what = xasprintf("could not start (%s)", err->msg);
-        restart_later(k, from, "start-failed", NULL, what);
-        return;
-    }
-    k->state = K_FAILED;
-    transition(k, from, "start-failed", NULL, true,
-               "'%s' cannot start: %s; it stays failed until the file changes or 'berth apply' "
-               "or 'berth restart' tries again",
-               k->cfg.name, err->msg);
-    k->done = true;
-    write_status(k);
-    tell_restart_waiters(k, err->msg);
+    perform(k, &s, &ev);
 }
 
 /* `why`: who asked ("a stop request", "SIGTERM"), for the history */
 static void request_stop(struct keeper *k, const char *why)
 {
-    int from = k->state;
-
-    k->stop_requested = true;
-    switch (k->state) {
-    case K_RUNNING:
-        k->state = K_STOPPING;
-        transition(k, from, "stop", NULL, false,
-                   "stopping '%s' (%s): sending %s, SIGKILL after %llu ms", k->cfg.name, why,
-                   berth_signal_name(k->cfg.stop_signal),
-                   (unsigned long long)k->cfg.stop_timeout_ms);
-        berth_container_kill(&k->c, k->cfg.stop_signal);
-        arm_timer(k, k->cfg.stop_timeout_ms);
-        write_status(k);
-        break;
-    case K_STOPPING:
-        break;
-    default:
-        k->state = K_STOPPED;
-        transition(k, from, "stop", NULL, true, "stopped '%s' (it was %s)", k->cfg.name,
-                   kstate_name[from]);
-        finish(k);
-    }
-}
-
-static void request_restart(struct keeper *k)
-{
-    switch (k->state) {
-    case K_RUNNING:
-        k->restart_requested = true;
-        k->state = K_STOPPING;
-        transition(k, K_RUNNING, "restart", NULL, false,
-                   "restarting '%s' as asked: sending %s, SIGKILL after %llu ms", k->cfg.name,
-                   berth_signal_name(k->cfg.stop_signal),
-                   (unsigned long long)k->cfg.stop_timeout_ms);
-        berth_container_kill(&k->c, k->cfg.stop_signal);
-        arm_timer(k, k->cfg.stop_timeout_ms);
-        write_status(k);
-        break;
-    case K_BACKOFF:
-        disarm_timer(k);
-        k->failures = 0;
-        k->manual_restarts++;
-        start_service(k, K_BACKOFF);
-        break;
-    case K_STOPPING:
-        /* stopping because it turned unhealthy: start again at once */
-        if (!k->stop_requested)
-            k->restart_requested = true;
-        break;
-    default:
-        break;
-    }
+    feed(k, &(struct berth_keeper_input){.type = BERTH_KEEPER_EV_STOP, .why = why}, NULL);
 }
 
 static void on_timer(struct keeper *k)
@@ -1402,15 +1272,7 @@ static void on_timer(struct keeper *k)
 
     if (read(k->timerfd, &expirations, sizeof(expirations)) < 0)
         return;
-    if (k->state == K_BACKOFF) {
-        k->restarts++;
-        start_service(k, K_BACKOFF);
-    } else if (k->state == K_STOPPING && k->has_container) {
-        transition(k, K_STOPPING, "stop-timeout", NULL, true,
-                   "'%s' did not stop within %llu ms; sending SIGKILL", k->cfg.name,
-                   (unsigned long long)k->cfg.stop_timeout_ms);
-        berth_container_kill(&k->c, SIGKILL);
-    }
+    feed(k, &(struct berth_keeper_input){.type = BERTH_KEEPER_EV_TIMER}, NULL);
 }
 
 static void on_client(struct keeper *k, int *held, size_t *nheld)
@@ -1433,10 +1295,10 @@ static void on_client(struct keeper *k, int *held, size_t *nheld)
             return;
         }
     } else if (!strcmp(buf, "restart")) {
-        request_restart(k);
-        dprintf(fd, "ok %s\n", kstate_name[k->state]);
+        feed(k, &(struct berth_keeper_input){.type = BERTH_KEEPER_EV_RESTART}, NULL);
+        dprintf(fd, "ok %s\n", berth_state_name(k->fsm.state));
     } else if (!strcmp(buf, "restart-wait")) {
-        if (k->stop_requested) {
+        if (k->fsm.stop_requested) {
             dprintf(fd, "error: '%s' is being stopped\n", k->cfg.name);
         } else if (k->nrestart_waiters == ARRAY_SIZE(k->restart_waiters)) {
             dprintf(fd, "error: too many clients wait for a restart of '%s'\n", k->cfg.name);
@@ -1445,12 +1307,12 @@ static void on_client(struct keeper *k, int *held, size_t *nheld)
              * instance runs or the restart came to nothing */
             dprintf(fd, "ok restarting\n");
             k->restart_waiters[k->nrestart_waiters++] = fd;
-            request_restart(k);
+            feed(k, &(struct berth_keeper_input){.type = BERTH_KEEPER_EV_RESTART}, NULL);
             return;
         }
     } else if (!strcmp(buf, "status")) {
-        dprintf(fd, "ok %s %d %u %u\n", kstate_name[k->state], k->has_container ? (int)k->c.pid : 0,
-                k->restarts, k->manual_restarts);
+        dprintf(fd, "ok %s %d %u %u\n", berth_state_name(k->fsm.state),
+                k->has_container ? (int)k->c.pid : 0, k->fsm.restarts, k->fsm.manual_restarts);
     } else {
         dprintf(fd, "error: unknown request '%s'\n", buf);
     }
@@ -1555,8 +1417,8 @@ static void adopt_finish(struct keeper *k)
     if (berth_user_resolve(k->cfg.image_rootfs, k->cfg.user, &k->user, &e) < 0)
         klog(k, "warning: %s; health checks run as root", e.msg);
     if (berth_status_read(k->root, k->cfg.name, &st, &e) == 0) {
-        k->restarts = st.restarts;
-        k->manual_restarts = st.manual_restarts;
+        k->fsm.restarts = st.restarts;
+        k->fsm.manual_restarts = st.manual_restarts;
         adopt_last_check(k, &st);
         if (k->cfg.health_argv && st.health) {
             for (size_t i = 0; i < ARRAY_SIZE(health_name); i++)
@@ -1567,7 +1429,6 @@ static void adopt_finish(struct keeper *k)
     }
     k->has_container = true;
     k->watch_report = true;
-    k->state = K_RUNNING;
     k->init_pid = k->c.pid;
     k->started_at = k->adopted.started_at ? k->adopted.started_at : (int64_t)time(NULL);
     age = (uint64_t)((int64_t)time(NULL) - k->started_at) * 1000;
@@ -1577,11 +1438,10 @@ static void adopt_finish(struct keeper *k)
             k->health = H_STARTING;
         health_arm(k, k->cfg.health_interval_ms);
     }
-    transition(k, -1, "adopted", NULL, true,
-               "a new keeper (pid %d) adopted '%s' (init pid %d): its last keeper is gone, the "
-               "service runs on",
-               (int)getpid(), k->cfg.name, (int)k->c.pid);
-    write_status(k);
+    feed(k,
+         &(struct berth_keeper_input){
+             .type = BERTH_KEEPER_EV_ADOPT, .pid = k->c.pid, .keeper_pid = getpid()},
+         NULL);
 }
 
 /* Leave the caller's cgroup before anything runs: on a systemd host into
@@ -1722,7 +1582,7 @@ static void find_predecessor(struct keeper *k)
 
     if (berth_status_read(k->root, k->cfg.name, &st, &e) < 0)
         return;
-    if (berth_status_state_live(st.state) && st.keeper_pid && st.keeper_pid != getpid()) {
+    if (berth_state_live(st.state) && st.keeper_pid && st.keeper_pid != getpid()) {
         _cleanup_free_ char *msg = xasprintf(
             "the last keeper of '%s' (pid %d) is gone without having stopped it (killed, or "
             "it crashed); %s",
@@ -1732,14 +1592,14 @@ static void find_predecessor(struct keeper *k)
         struct berth_event ev = {
             .restarts = (int)st.restarts,
             .cause = (char *)"keeper-gone",
-            .from = st.state,
-            .to = st.state,
+            .from = (char *)berth_state_name(st.state),
+            .to = (char *)berth_state_name(st.state),
             .message = msg,
             .pid = k->adopting ? k->adopted.init_pid : 0,
         };
         berth_event_record_quiet(k->dir, &ev);
     }
-    k->first_from = TAKE_PTR(st.state);
+    k->first_from = berth_state_name(st.state);
     berth_status_release(&st);
 }
 
@@ -1754,6 +1614,97 @@ static int tell_ready(const struct keeper *k, int ready_fd)
         dprintf(ready_fd, "ok %d\n", (int)getpid());
     close(ready_fd);
     return -1;
+}
+
+/* The container's init ended: what the service wrote just before comes
+ * first, then its exit. -1 when it cannot be reaped. */
+static int on_container_exit(struct keeper *k, berth_error *err)
+{
+    const int pipes[] = {k->logr, k->logr_adopted};
+    struct berth_exit ex = {0};
+
+    for (size_t i = 0; i < ARRAY_SIZE(pipes); i++) {
+        struct pollfd lp = {pipes[i], POLLIN, 0};
+        while (pipes[i] >= 0 && poll(&lp, 1, 0) == 1 && (lp.revents & POLLIN))
+            log_pump(&k->log, pipes[i]);
+    }
+    if (berth_container_reap(&k->c, &ex, err) < 0)
+        return berth_error_wrap(err, "reaping the container of '%s' (init pid %d)", k->cfg.name,
+                                (int)k->init_pid);
+    on_exit_code(k, ex.code, ex.oom_killed);
+    return 0;
+}
+
+/* Until the service is stopped for good; -1 when the keeper cannot go on. */
+static int serve(struct keeper *k, int *held, size_t *nheld, berth_error *err)
+{
+    while (!berth_keeper_fsm_done(&k->fsm)) {
+        struct pollfd p[10] = {
+            {k->sigfd, POLLIN, 0},
+            {k->timerfd, POLLIN, 0},
+            {k->lfd, POLLIN, 0},
+            {k->logr, POLLIN, 0},
+            {k->has_container ? k->c.pidfd : -1, POLLIN, 0},
+            {k->health_timer, POLLIN, 0},
+            {k->health_pidfd, POLLIN, 0},
+            {k->has_container && k->watch_report ? k->c.statusfd : -1, POLLIN, 0},
+            {k->logr_adopted, POLLIN, 0},
+            {k->health_outfd, POLLIN, 0},
+        };
+        if (poll(p, 10, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return berth_error_set(err, errno, "waiting for the events of '%s'", k->cfg.name);
+        }
+        if (p[3].revents & POLLIN)
+            on_log(k);
+        if (p[8].revents & POLLIN)
+            log_pump(&k->log, k->logr_adopted);
+        if (p[7].revents && !berth_container_on_report(&k->c))
+            k->watch_report = false;
+        if (p[4].revents && on_container_exit(k, err) < 0)
+            return -1;
+        if (p[0].revents)
+            on_signal(k);
+        if (p[1].revents)
+            on_timer(k);
+        if (p[2].revents)
+            on_client(k, held, nheld);
+        if (p[9].revents && k->health_outfd >= 0)
+            health_read_output(k);
+        if (p[6].revents && k->health_pidfd >= 0)
+            on_health_exit(k);
+        if (p[5].revents)
+            on_health_timer(k);
+    }
+    return 0;
+}
+
+/* The keeper cannot go on: said in the log and in the status, where
+ * `berth ps` shows it; its container is left to the next keeper. */
+static void give_up(struct keeper *k, const berth_error *err)
+{
+    klog(k,
+         "the keeper of '%s' cannot go on: %s; it exits, its container (if any) is left to "
+         "the next keeper",
+         k->cfg.name, err->msg);
+    snprintf(k->keeper_error, sizeof(k->keeper_error), "%s", err->msg);
+    write_status(k);
+}
+
+static void keeper_release(struct keeper *k)
+{
+    _cleanup_free_ char *sock = berth_record_path(k->dir, BERTH_RECORD_KEEPER_SOCK);
+
+    unlink(sock);
+    unplace_keeper(k);
+    berth_handover_record_release(&k->adopted);
+    berth_keeper_config_release(&k->cfg);
+    berth_seccomp_profile_free(k->seccomp_owned);
+    free(k->seccomp_cache);
+    berth_user_release(&k->user);
+    free(k->dir);
+    free(k->init_path);
 }
 
 int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_error *err)
@@ -1773,6 +1724,7 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
     int held[64];
     size_t nheld = 0;
     int lockfd = -1;
+    int r;
 
     k.dir = berth_record_dir(root, name);
     k.init_path = berth_record_path(k.dir, BERTH_RECORD_INIT);
@@ -1784,82 +1736,33 @@ int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_er
         free(k.init_path);
         return -1;
     }
+    berth_keeper_fsm_init(&k.fsm, &(struct berth_keeper_rules){
+                                      .name = k.cfg.name,
+                                      .restart = k.cfg.restart,
+                                      .backoff_initial_ms = k.cfg.backoff_initial_ms,
+                                      .backoff_max_ms = k.cfg.backoff_max_ms,
+                                      .backoff_reset_ms = k.cfg.backoff_reset_ms,
+                                      .stop_signal = k.cfg.stop_signal,
+                                      .stop_timeout_ms = k.cfg.stop_timeout_ms,
+                                      .health_restart = k.cfg.health_restart,
+                                  });
     find_predecessor(&k);
     if (k.adopting)
         adopt_finish(&k);
     else
-        start_service(&k, -1);
+        feed(&k, &(struct berth_keeper_input){.type = BERTH_KEEPER_EV_START}, NULL);
     /* the spawner learns how the first start went; of a service that
      * cannot start, once this keeper is gone (not alive for the planner) */
-    if (!k.done)
+    if (!berth_keeper_fsm_done(&k.fsm))
         ready_fd = tell_ready(&k, ready_fd);
-    while (!k.done) {
-        struct pollfd p[10] = {
-            {k.sigfd, POLLIN, 0},
-            {k.timerfd, POLLIN, 0},
-            {k.lfd, POLLIN, 0},
-            {k.logr, POLLIN, 0},
-            {k.has_container ? k.c.pidfd : -1, POLLIN, 0},
-            {k.health_timer, POLLIN, 0},
-            {k.health_pidfd, POLLIN, 0},
-            {k.has_container && k.watch_report ? k.c.statusfd : -1, POLLIN, 0},
-            {k.logr_adopted, POLLIN, 0},
-            {k.health_outfd, POLLIN, 0},
-        };
-        if (poll(p, 10, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (p[3].revents & POLLIN)
-            on_log(&k);
-        if (p[8].revents & POLLIN)
-            log_pump(&k.log, k.logr_adopted);
-        if (p[7].revents && !berth_container_on_report(&k.c))
-            k.watch_report = false;
-        if (p[4].revents) {
-            struct berth_exit ex = {0};
-            berth_error e = BERTH_ERROR_INIT;
-            /* what the service wrote just before it exited comes first */
-            const int pipes[] = {k.logr, k.logr_adopted};
-            for (size_t i = 0; i < ARRAY_SIZE(pipes); i++) {
-                struct pollfd lp = {pipes[i], POLLIN, 0};
-                while (pipes[i] >= 0 && poll(&lp, 1, 0) == 1 && (lp.revents & POLLIN))
-                    log_pump(&k.log, pipes[i]);
-            }
-            if (berth_container_reap(&k.c, &ex, &e) == 0)
-                on_exit_code(&k, ex.code, ex.oom_killed);
-        }
-        if (p[0].revents)
-            on_signal(&k);
-        if (p[1].revents)
-            on_timer(&k);
-        if (p[2].revents)
-            on_client(&k, held, &nheld);
-        if (p[9].revents && k.health_outfd >= 0)
-            health_read_output(&k);
-        if (p[6].revents && k.health_pidfd >= 0)
-            on_health_exit(&k);
-        if (p[5].revents)
-            on_health_timer(&k);
-    }
-    {
-        _cleanup_free_ char *sock = berth_record_path(k.dir, BERTH_RECORD_KEEPER_SOCK);
-        unlink(sock);
-    }
-    unplace_keeper(&k);
-    berth_handover_record_release(&k.adopted);
-    berth_keeper_config_release(&k.cfg);
-    berth_seccomp_profile_free(k.seccomp_owned);
-    free(k.seccomp_cache);
-    berth_user_release(&k.user);
-    free(k.dir);
-    free(k.init_path);
-    free(k.first_from);
+    r = serve(&k, held, &nheld, err);
+    if (r < 0)
+        give_up(&k, err);
+    keeper_release(&k);
     if (ready_fd >= 0) {
         close(lockfd);
         tell_ready(&k, ready_fd);
     }
     /* the held stop clients, the lock and the rest close with us */
-    return 0;
+    return r;
 }

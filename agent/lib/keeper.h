@@ -9,11 +9,18 @@
  * "status"), writes its status after every transition and its output to
  * its log.
  *
- * The keeper is a small state machine (as s6-supervise): states starting,
- * running, backoff, stopping, stopped, failed; events: the container
- * exited, stop and restart requests, the timer. It exits once the service
- * is stopped for good (stop request, or the restart policy says so) or
- * cannot start for a set-up reason (failed).
+ * The keeper is a small state machine (as s6-supervise; its table is in
+ * keeper-fsm.h): states starting, running, backoff, stopping, stopped,
+ * failed; events: the container started, failed to start or exited, stop
+ * and restart requests, the timer, the health checks. It exits once the
+ * service is stopped for good (stop request, or the restart policy says
+ * so) or cannot start for a set-up reason (failed), with 0.
+ *
+ * A keeper that cannot go on (poll() fails, the container's init cannot
+ * be reaped) says why in the service's log, records it as "keeper_error"
+ * in its status and exits with 1, leaving its container to a successor
+ * (handover.h): `berth ps` shows the keeper as gone, and why. A status it
+ * cannot write is said in the log; the keeper goes on.
  */
 #ifndef BERTH_KEEPER_H
 #define BERTH_KEEPER_H
@@ -24,12 +31,7 @@
 
 #include "container.h"
 #include "error.h"
-
-enum berth_restart_policy {
-    BERTH_POLICY_ALWAYS = 0,
-    BERTH_POLICY_ON_FAILURE,
-    BERTH_POLICY_NEVER,
-};
+#include "keeper-fsm.h"
 
 /* RLIMIT_NOFILE of a service whose file sets none (podman's for root), or
  * the hard limit this host allows if lower: the keeper's own, which its

@@ -10,9 +10,11 @@
 #include "agent.h"
 #include "util.h"
 
-/* Every state a record can have: one berth_service_state series each. */
-static const char *const states[] = {"running", "starting", "backoff",    "stopping",
-                                     "stopped", "failed",   "rolled-back"};
+/* Every state a record can have: one berth_service_state series each, in
+ * this order. */
+static const enum berth_state states[] = {
+    BERTH_STATE_RUNNING, BERTH_STATE_STARTING, BERTH_STATE_BACKOFF,    BERTH_STATE_STOPPING,
+    BERTH_STATE_STOPPED, BERTH_STATE_FAILED,   BERTH_STATE_ROLLED_BACK};
 
 void berth_metrics_agent_read(const char *root, struct berth_metrics_agent *ret)
 {
@@ -143,8 +145,8 @@ static void write_states(FILE *out, const struct berth_status *v, size_t n)
         for (size_t k = 0; k < ARRAY_SIZE(states); k++) {
             fputs("berth_service_state{service=\"", out);
             label(out, v[i].name);
-            fprintf(out, "\",state=\"%s\"} %d\n", states[k],
-                    v[i].state && !strcmp(v[i].state, states[k]));
+            fprintf(out, "\",state=\"%s\"} %d\n", berth_state_name(states[k]),
+                    v[i].state == states[k]);
         }
     }
     family(out, "berth_service_restarts_total", "counter",
@@ -165,7 +167,7 @@ static void write_states(FILE *out, const struct berth_status *v, size_t n)
     family(out, "berth_service_rolled_back", "gauge", "1 when the service was rolled back.");
     for (size_t i = 0; i < n; i++)
         sample_u64(out, "berth_service_rolled_back", v[i].name,
-                   v[i].state && !strcmp(v[i].state, "rolled-back"));
+                   v[i].state == BERTH_STATE_ROLLED_BACK);
 }
 
 /* The figures of the services whose container runs; none for the others. */

@@ -94,7 +94,7 @@ struct record {
     char *name;
     char hash[65];     /* "" when the record is incomplete */
     char rejected[65]; /* a spec rolled back from, "" for none */
-    char *state;
+    enum berth_state state;
     char *start_error; /* why the recorded spec failed to start (its keeper exited) */
     bool running;
     bool orphaned;
@@ -109,13 +109,13 @@ static void read_record(const char *root, const struct berth_status *st, struct 
     r->name = xstrdup(name);
     berth_record_read_hash(dir, BERTH_RECORD_HASH, r->hash);
     berth_record_read_hash(dir, BERTH_RECORD_REJECTED, r->rejected);
-    r->state = xstrdup(st->state);
+    r->state = st->state;
     /* a keeper on its way out (a stop asked for by a berth killed since)
      * is not running the service for long: a start waits for it */
     bool alive = berth_record_keeper_alive(root, name, NULL);
     r->running = alive && !st->stopping;
     r->orphaned = !alive && berth_record_orphaned(dir);
-    if (!strcmp(st->state, "failed") && st->start_error && st->spec_hash && r->hash[0] &&
+    if (st->state == BERTH_STATE_FAILED && st->start_error && st->spec_hash && r->hash[0] &&
         !strcmp(st->spec_hash, r->hash))
         r->start_error = xstrdup(st->start_error);
 }
@@ -148,7 +148,6 @@ static void free_records(struct record *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(v[i].name);
-        free(v[i].state);
         free(v[i].start_error);
     }
     free(v);
@@ -230,7 +229,7 @@ int berth_plan_compute(const char *root, const struct berth_spec *spec, struct b
             it->orphaned = r->orphaned;
             it->rolled_back = c == 0 && !strcmp(r->rejected, it->hash);
             it->forget_rejection = c == 0 && r->rejected[0] && !it->rolled_back;
-            it->state = xstrdup(r->state);
+            it->state = berth_state_name(r->state);
             if (it->action == BERTH_ACTION_START && r->start_error && !strcmp(r->hash, it->hash))
                 it->start_error = xstrdup(r->start_error);
             id_add(&ctx, "|", 1);
@@ -282,7 +281,6 @@ void berth_plan_release(struct berth_plan *p)
         }
         free(it->changes);
         free(it->name);
-        free(it->state);
         free(it->start_error);
     }
     free(p->items);

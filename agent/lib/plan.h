@@ -48,7 +48,8 @@ struct berth_plan_item {
     /* the record has a spec rolled back from, and the file no longer asks
      * for it: the rollback is over (apply forgets it) */
     bool forget_rejection;
-    char *state; /* the record's state, NULL without record */
+    /* the record's state (status.h); NULL without record */
+    const char *state;
     /* start: this very spec failed to start for a set-up reason (a mount,
      * the user, the command...) and stays failed until tried again */
     char *start_error;

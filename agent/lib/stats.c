@@ -146,7 +146,7 @@ void berth_stats_sample(const char *fsroot, const struct berth_status *st,
     ret->uptime_s = -1;
     ret->cpu_percent = -1;
     memset(&ret->cg, 0xff, sizeof(ret->cg)); /* all BERTH_STATS_NONE */
-    if (!st->pid || !berth_status_state_live(st->state))
+    if (!st->pid || !berth_state_live(st->state))
         return;
     start_ticks = berth_handover_start_time(st->pid);
     if (!start_ticks || berth_stats_cgroup_of(fsroot, st->pid, &cg, &err) < 0)
@@ -186,7 +186,7 @@ static json_t *one_json(const struct berth_status *st, const struct berth_servic
     json_t *o = json_object();
 
     json_object_set_new(o, "name", json_string(st->name));
-    json_object_set_new(o, "state", json_string(st->state ? st->state : "stopped"));
+    json_object_set_new(o, "state", json_string(berth_state_name(st->state)));
     json_object_set_new(o, "running", json_boolean(s->running));
     json_object_set_new(o, "memory_bytes", u64_json(c->memory));
     json_object_set_new(o, "memory_peak_bytes", u64_json(c->memory_peak));

@@ -9,11 +9,32 @@
 #include "record.h"
 #include "util.h"
 
-bool berth_status_state_live(const char *state)
+static const char *const state_names[BERTH_STATE_N] = {
+    [BERTH_STATE_STOPPED] = "stopped",         [BERTH_STATE_STARTING] = "starting",
+    [BERTH_STATE_RUNNING] = "running",         [BERTH_STATE_BACKOFF] = "backoff",
+    [BERTH_STATE_STOPPING] = "stopping",       [BERTH_STATE_FAILED] = "failed",
+    [BERTH_STATE_ROLLED_BACK] = "rolled-back",
+};
+
+const char *berth_state_name(enum berth_state s)
 {
-    return state && (!strcmp(state, "running") || !strcmp(state, "starting") ||
-                     !strcmp(state, "rolled-back") || !strcmp(state, "backoff") ||
-                     !strcmp(state, "stopping"));
+    return (unsigned)s < BERTH_STATE_N ? state_names[s] : "stopped";
+}
+
+bool berth_state_parse(const char *name, enum berth_state *ret)
+{
+    for (size_t i = 0; name && i < BERTH_STATE_N; i++) {
+        if (!strcmp(name, state_names[i])) {
+            *ret = (enum berth_state)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool berth_state_live(enum berth_state s)
+{
+    return s != BERTH_STATE_STOPPED && s != BERTH_STATE_FAILED;
 }
 
 int berth_status_root_check(const char *root, bool used, berth_error *err)
@@ -114,7 +135,7 @@ static json_t *to_json(const struct berth_status *st)
         last = json_pack("{s:i, s:b, s:o}", "code", st->exit_code, "oom_killed", st->exit_oom, "at",
                          time_json(st->exit_at));
     json_object_set_new(o, "name", json_string(st->name));
-    json_object_set_new(o, "state", json_string(st->state ? st->state : "stopped"));
+    json_object_set_new(o, "state", json_string(berth_state_name(st->state)));
     /* "pid" stays the init's, as it always was (extend, never rename) */
     json_object_set_new(o, "pid", st->pid ? json_integer(st->pid) : json_null());
     json_object_set_new(o, "service_pid",
@@ -132,6 +153,8 @@ static json_t *to_json(const struct berth_status *st)
     json_object_set_new(o, "start_error",
                         st->start_error ? json_string(st->start_error) : json_null());
     json_object_set_new(o, "keeper_gone", json_boolean(st->keeper_gone));
+    if (st->keeper_error)
+        json_object_set_new(o, "keeper_error", json_string(st->keeper_error));
     json_object_set_new(o, "stopping", json_boolean(st->stopping));
     json_object_set_new(o, "last_check", check_json(st));
     return o;
@@ -165,7 +188,8 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
     if (berth_record_status_load(root, name, &o, err) < 0)
         return -1;
     st->name = xstrdup(name);
-    st->state = dup_str(o, "state");
+    if (!berth_state_parse(json_string_value(json_object_get(o, "state")), &st->state))
+        st->state = BERTH_STATE_STOPPED;
     st->pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
     st->service_pid = (pid_t)json_integer_value(json_object_get(o, "service_pid"));
     st->keeper_pid = (pid_t)json_integer_value(json_object_get(o, "keeper_pid"));
@@ -176,6 +200,7 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
     st->health = dup_str(o, "health");
     st->spec_hash = dup_str(o, "spec_hash");
     st->start_error = dup_str(o, "start_error");
+    st->keeper_error = dup_str(o, "keeper_error");
     st->stopping = json_is_true(json_object_get(o, "stopping"));
     check_parse(json_object_get(o, "last_check"), st);
     last = json_object_get(o, "last_exit");
@@ -186,27 +211,22 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
         st->exit_at = time_parse(json_object_get(last, "at"));
     }
     json_decref(o);
-    if (!st->state)
-        st->state = xstrdup("stopped");
     /* running the version it was rolled back to */
-    if (!strcmp(st->state, "running") &&
-        berth_record_read_hash(dir, BERTH_RECORD_REJECTED, rejected)) {
-        free(st->state);
-        st->state = xstrdup("rolled-back");
-    }
+    if (st->state == BERTH_STATE_RUNNING &&
+        berth_record_read_hash(dir, BERTH_RECORD_REJECTED, rejected))
+        st->state = BERTH_STATE_ROLLED_BACK;
     /* the record says alive, the lock says the keeper is gone */
-    if (berth_status_state_live(st->state) && !berth_record_keeper_alive(root, name, &keeper)) {
+    if (berth_state_live(st->state) && !berth_record_keeper_alive(root, name, &keeper)) {
         st->keeper_gone = true;
         st->keeper_pid = 0;
         if (!berth_record_orphaned(dir)) {
-            free(st->state);
-            st->state = xstrdup("failed");
+            st->state = BERTH_STATE_FAILED;
             st->pid = 0;
             st->service_pid = 0;
         }
     }
     /* no container, no health */
-    if (strcmp(st->state, "running") && strcmp(st->state, "rolled-back")) {
+    if (st->state != BERTH_STATE_RUNNING && st->state != BERTH_STATE_ROLLED_BACK) {
         free(st->health);
         st->health = xstrdup("none");
     }
@@ -216,11 +236,11 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
 void berth_status_release(struct berth_status *st)
 {
     free(st->name);
-    free(st->state);
     free(st->image);
     free(st->health);
     free(st->spec_hash);
     free(st->start_error);
+    free(st->keeper_error);
     free(st->check_result);
     free(st->check_output);
     memset(st, 0, sizeof(*st));
@@ -242,7 +262,7 @@ int berth_status_list(const char *root, struct berth_status **ret, size_t *ret_n
             /* a record being created: its spec before the first status */
             memset(&v[i], 0, sizeof(v[i]));
             v[i].name = xstrdup(names[i]);
-            v[i].state = xstrdup("stopped");
+            v[i].state = BERTH_STATE_STOPPED;
         }
     }
     berth_strv_free(names);

@@ -11,10 +11,34 @@
 
 #include "error.h"
 
+/* A service's state, as status.json's "state" spells it (DESIGN.md):
+ * stopped, starting, running, backoff, stopping (a keeper's own: its
+ * record says "running" with "stopping" true), failed, and rolled-back
+ * (running the version a rollback brought back: berth_status_read()'s,
+ * never written). */
+enum berth_state {
+    BERTH_STATE_STOPPED = 0,
+    BERTH_STATE_STARTING,
+    BERTH_STATE_RUNNING,
+    BERTH_STATE_BACKOFF,
+    BERTH_STATE_STOPPING,
+    BERTH_STATE_FAILED,
+    BERTH_STATE_ROLLED_BACK,
+    BERTH_STATE_N,
+};
+
+/* "running", "rolled-back", ... */
+const char *berth_state_name(enum berth_state s);
+/* The state a name spells; false for NULL or a name berth does not know. */
+bool berth_state_parse(const char *name, enum berth_state *ret);
+/* Whether a keeper should be alive in state `s`: starting, running,
+ * backoff, stopping, rolled-back. */
+bool berth_state_live(enum berth_state s);
+
 struct berth_status {
     char *name;
-    char *state;       /* running starting backoff stopped failed rolled-back */
-    pid_t pid;         /* the container's init on the host, 0 when none ("pid", "init_pid") */
+    enum berth_state state; /* "stopped" when the record has none, or one berth does not know */
+    pid_t pid;              /* the container's init on the host, 0 when none ("pid", "init_pid") */
     pid_t service_pid; /* its child running the service's command ("service_pid"), 0: unknown */
     pid_t keeper_pid;  /* 0 when none */
     unsigned restarts; /* by the restart policy (crashes, exits, unhealthy) */
@@ -28,6 +52,10 @@ struct berth_status {
     bool exit_oom;
     int64_t exit_at;
     char *start_error; /* why the last start failed (set-up, exec); NULL when it did not */
+    /* why its keeper exited without having stopped it (keeper.h: poll or
+     * reap failed); NULL when it did not. "keeper_error" in JSON, only
+     * when set */
+    char *keeper_error;
     /* a stop was asked for: the keeper exits once the service is gone (its
      * state stays "running" through the stop's grace period) */
     bool stopping;
@@ -66,8 +94,5 @@ char *berth_status_json(const struct berth_status *v, size_t n);
  * agent.json). ENOENT or ENOTDIR otherwise, the message naming the root:
  * a mistyped --root is an error, not an empty list. */
 int berth_status_root_check(const char *root, bool used, berth_error *err);
-
-/* Whether `state` means a keeper should be alive. */
-bool berth_status_state_live(const char *state);
 
 #endif

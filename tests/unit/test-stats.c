@@ -158,9 +158,9 @@ static void test_metrics(void **state)
 {
     (void)state;
     struct berth_status v[2] = {
-        {.name = "db", .state = "stopped", .image = "sha256:aa\"b\\c", .restarts = 2},
+        {.name = "db", .state = BERTH_STATE_STOPPED, .image = "sha256:aa\"b\\c", .restarts = 2},
         {.name = "web",
-         .state = "running",
+         .state = BERTH_STATE_RUNNING,
          .pid = 42,
          .started_at = 1700000000,
          .image = "sha256:bb",
@@ -221,7 +221,7 @@ static void test_metrics(void **state)
 static void test_json(void **state)
 {
     (void)state;
-    struct berth_status v = {.name = "web", .state = "stopped"};
+    struct berth_status v = {.name = "web", .state = BERTH_STATE_STOPPED};
     struct berth_service_stats s = none();
     _cleanup_free_ char *t = berth_stats_json(&v, &s, 1, true);
 
