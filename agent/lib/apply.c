@@ -130,15 +130,7 @@ static int resolve(const struct berth_service *svc, const struct berth_image *im
     k->network_none = svc->network == BERTH_NETWORK_NONE;
     k->readonly = svc->readonly_rootfs;
     k->nmounts = svc->nmounts;
-    k->mounts = xcalloc(svc->nmounts, sizeof(*k->mounts));
-    for (size_t i = 0; i < svc->nmounts; i++) {
-        const struct berth_spec_mount *m = &svc->mounts[i];
-        k->mounts[i].source = m->source ? xstrdup(m->source) : NULL;
-        k->mounts[i].target = xstrdup(m->target);
-        k->mounts[i].readonly = m->readonly;
-        k->mounts[i].tmpfs = m->tmpfs;
-        k->mounts[i].size = m->size;
-    }
+    k->mounts = berth_mounts_dup(svc->mounts, svc->nmounts);
     k->limits.memory = svc->limits.memory;
     k->limits.cpus_milli = svc->limits.cpus_milli;
     k->limits.pids = svc->limits.pids;
@@ -146,9 +138,7 @@ static int resolve(const struct berth_service *svc, const struct berth_image *im
     k->caps = caps_of(svc);
     k->stop_signal = svc->stop_signal;
     k->stop_timeout_ms = svc->stop_timeout_ms;
-    k->restart = svc->restart == BERTH_RESTART_NEVER        ? BERTH_POLICY_NEVER
-                 : svc->restart == BERTH_RESTART_ON_FAILURE ? BERTH_POLICY_ON_FAILURE
-                                                            : BERTH_POLICY_ALWAYS;
+    k->restart = svc->restart;
     k->backoff_initial_ms = svc->backoff.initial_ms;
     k->backoff_max_ms = svc->backoff.max_ms;
     k->backoff_reset_ms = svc->backoff.reset_after_ms;

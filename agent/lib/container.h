@@ -17,15 +17,8 @@
 
 #include "cgroup.h"
 #include "error.h"
+#include "run-config.h"
 #include "seccomp-profile.h"
-
-struct berth_mount {
-    char *source; /* host path; NULL for tmpfs */
-    char *target; /* path inside the container */
-    bool readonly;
-    bool tmpfs;
-    uint64_t size; /* tmpfs size in bytes, 0 = kernel default */
-};
 
 struct berth_container;
 

@@ -332,7 +332,7 @@ static void kube_mounts(const struct berth_service *s, json_t *c, json_t *pod)
     json_t *vols = json_array(), *vms = json_array();
 
     for (size_t i = 0; i < s->nmounts; i++) {
-        const struct berth_spec_mount *m = &s->mounts[i];
+        const struct berth_mount *m = &s->mounts[i];
         _cleanup_free_ char *name = xasprintf("mount-%zu", i);
         json_t *vm = json_pack("{s:s,s:s}", "name", name, "mountPath", m->target);
         if (m->tmpfs) {
@@ -641,7 +641,7 @@ static void unit_fetch(FILE *f, const struct berth_service *s,
 static int unit_mounts(FILE *f, const struct berth_service *s, struct berth_notes *notes)
 {
     for (size_t i = 0; i < s->nmounts; i++) {
-        const struct berth_spec_mount *m = &s->mounts[i];
+        const struct berth_mount *m = &s->mounts[i];
         _cleanup_free_ char *arg = NULL;
         if (m->tmpfs) {
             arg = m->size ? xasprintf("%s:%llu", m->target, (unsigned long long)m->size)

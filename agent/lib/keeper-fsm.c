@@ -108,7 +108,7 @@ static void start_failed(struct berth_keeper_fsm *m, const struct berth_keeper_i
         m->state = BERTH_STATE_STOPPED;
         say(s, "stop", true, "stopped '%s' (its start failed: %s)", m->rules.name, in->error);
         finish(m, s);
-    } else if (in->transient && m->rules.restart != BERTH_POLICY_NEVER) {
+    } else if (in->transient && m->rules.restart != BERTH_RESTART_NEVER) {
         char what[sizeof(s->why)];
         snprintf(what, sizeof(what), "could not start (%s)", in->error);
         backoff(m, s, "start-failed", what);
@@ -166,8 +166,8 @@ static void exited(struct berth_keeper_fsm *m, const struct berth_keeper_input *
         m->state = BERTH_STATE_STARTING;
         say(s, cause, false, "'%s' %s; starting it again as asked", m->rules.name, what);
         start(m, s);
-    } else if (m->rules.restart == BERTH_POLICY_NEVER ||
-               (m->rules.restart == BERTH_POLICY_ON_FAILURE && in->code == 0)) {
+    } else if (m->rules.restart == BERTH_RESTART_NEVER ||
+               (m->rules.restart == BERTH_RESTART_ON_FAILURE && in->code == 0)) {
         m->state = BERTH_STATE_STOPPED;
         say(s, cause, true, "'%s' %s; restart policy says stay stopped", m->rules.name, what);
         finish(m, s);

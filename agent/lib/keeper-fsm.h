@@ -33,13 +33,8 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "run-config.h"
 #include "status.h"
-
-enum berth_restart_policy {
-    BERTH_POLICY_ALWAYS = 0,
-    BERTH_POLICY_ON_FAILURE,
-    BERTH_POLICY_NEVER,
-};
 
 enum berth_keeper_event {
     BERTH_KEEPER_EV_START,        /* the keeper's first start: nothing to adopt */
@@ -81,7 +76,7 @@ enum {
 /* What the machine does not change: the service's config. */
 struct berth_keeper_rules {
     const char *name;
-    enum berth_restart_policy restart;
+    enum berth_restart restart;
     uint64_t backoff_initial_ms, backoff_max_ms, backoff_reset_ms;
     int stop_signal;
     uint64_t stop_timeout_ms;

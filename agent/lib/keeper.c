@@ -174,7 +174,7 @@ int berth_keeper_config_read(const char *path, struct berth_keeper_config *c, be
         c->seccomp_profile = json_dumps(json_object_get(o, "seccomp_profile"), JSON_COMPACT);
     c->stop_signal = (int)u64(o, "stop_signal");
     c->stop_timeout_ms = u64(o, "stop_timeout_ms");
-    c->restart = (enum berth_restart_policy)u64(o, "restart");
+    c->restart = (enum berth_restart)u64(o, "restart");
     bo = json_object_get(o, "backoff");
     c->backoff_initial_ms = u64(bo, "initial_ms");
     c->backoff_max_ms = u64(bo, "max_ms");
@@ -238,11 +238,7 @@ void berth_keeper_config_release(struct berth_keeper_config *c)
     free(c->hostname);
     free(c->seccomp);
     free(c->seccomp_profile);
-    for (size_t i = 0; i < c->nmounts; i++) {
-        free(c->mounts[i].source);
-        free(c->mounts[i].target);
-    }
-    free(c->mounts);
+    berth_mounts_free(c->mounts, c->nmounts);
     memset(c, 0, sizeof(*c));
 }
 

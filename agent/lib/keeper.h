@@ -63,7 +63,7 @@ struct berth_keeper_config {
     char *seccomp_profile; /* the JSON of that file (in container.json as an object) */
     int stop_signal;
     uint64_t stop_timeout_ms;
-    enum berth_restart_policy restart;
+    enum berth_restart restart;
     uint64_t backoff_initial_ms, backoff_max_ms, backoff_reset_ms;
     uint64_t log_max_size;
     unsigned log_max_files;

@@ -30,11 +30,7 @@ void berth_run_options_init(struct berth_run_options *o)
 
 void berth_run_options_release(struct berth_run_options *o)
 {
-    for (size_t i = 0; i < o->nmounts; i++) {
-        free(o->mounts[i].source);
-        free(o->mounts[i].target);
-    }
-    free(o->mounts);
+    berth_mounts_free(o->mounts, o->nmounts);
     free(o->env);
     o->mounts = NULL;
     o->env = NULL;

@@ -142,7 +142,7 @@ static void put_mounts(struct buf *b, const struct berth_service *s)
 {
     buf_add(b, "[", 1);
     for (size_t i = 0; i < s->nmounts; i++) {
-        const struct berth_spec_mount *m = &s->mounts[i];
+        const struct berth_mount *m = &s->mounts[i];
         if (i)
             buf_add(b, ",", 1);
         if (m->tmpfs) {

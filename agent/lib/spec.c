@@ -833,7 +833,7 @@ static void parse_env(struct ctx *c, const struct spec_node *n, struct berth_ser
     }
 }
 
-static void parse_mount(struct ctx *c, const struct spec_node *n, struct berth_spec_mount *m)
+static void parse_mount(struct ctx *c, const struct spec_node *n, struct berth_mount *m)
 {
     static const char *const keys[] = {"type", "source", "target", "readonly", "size", NULL};
     static const char *const types[] = {"bind", "tmpfs", NULL};
@@ -1324,11 +1324,7 @@ static void service_release(struct berth_service *s)
     free(s->hostname);
     free(s->seccomp);
     free(s->seccomp_sha256);
-    for (size_t i = 0; i < s->nmounts; i++) {
-        free(s->mounts[i].source);
-        free(s->mounts[i].target);
-    }
-    free(s->mounts);
+    berth_mounts_free(s->mounts, s->nmounts);
     strv_free(s->cap_add, s->ncap_add);
     strv_free(s->cap_drop, s->ncap_drop);
     strv_free(s->healthcheck.command, s->healthcheck.ncommand);

@@ -65,12 +65,7 @@ void berth_spec_errors_release(struct berth_spec_errors *errs);
 /* ---- The typed spec ---------------------------------------------------- */
 
 #include "format.h"
-
-enum berth_restart {
-    BERTH_RESTART_ALWAYS = 0, /* default */
-    BERTH_RESTART_ON_FAILURE,
-    BERTH_RESTART_NEVER,
-};
+#include "run-config.h"
 
 enum berth_network {
     BERTH_NETWORK_HOST = 0, /* default */
@@ -92,14 +87,6 @@ struct berth_env_var {
     char *value; /* the scalar as written: "8080", "true", "info" */
 };
 
-struct berth_spec_mount {
-    bool tmpfs;    /* false: bind mount */
-    char *source;  /* absolute host path; NULL for tmpfs */
-    char *target;  /* absolute path in the container */
-    bool readonly; /* bind only */
-    uint64_t size; /* tmpfs only, bytes; 0 = kernel default */
-};
-
 struct berth_service {
     char *name; /* [a-z0-9][a-z0-9_.-]{0,62} */
     struct berth_image_spec image;
@@ -110,8 +97,8 @@ struct berth_service {
     struct berth_env_var *env; /* in file order; names unique */
     size_t nenv;
     enum berth_network network;
-    char *hostname;                  /* NULL: the host's */
-    struct berth_spec_mount *mounts; /* in file order */
+    char *hostname;             /* NULL: the host's */
+    struct berth_mount *mounts; /* in file order */
     size_t nmounts;
     bool readonly_rootfs;
     enum berth_restart restart;
