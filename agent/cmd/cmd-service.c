@@ -54,7 +54,8 @@ static int stop_all(struct berth_globals *g, const struct service_opts *o)
     free(fds);
     berth_status_list_free(v, n);
     berth_error_clear(&err);
-    berth_apply_write_status_summary(g->root, &err);
+    if (berth_apply_write_status_summary(g->root, &err) < 0)
+        berth_print_error("stop", &err);
     return failed ? EXIT_FAIL : EXIT_OK;
 }
 
@@ -200,7 +201,8 @@ static int one(int argc, char **argv, struct berth_globals *g, const char *verb)
     r = !strcmp(verb, "stop") ? stop_one(g, name, &o, &err) : restart_one(g, name, &o, &err);
     /* the summary says where it is, also after a failure */
     berth_error e = BERTH_ERROR_INIT;
-    berth_apply_write_status_summary(g->root, &e);
+    if (berth_apply_write_status_summary(g->root, &e) < 0)
+        berth_print_error(verb, &e);
     if (r < 0) {
         berth_print_error(verb, &err);
         return EXIT_FAIL;

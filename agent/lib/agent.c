@@ -346,7 +346,8 @@ static void rollback(struct agent *a, const char *name, const char *why)
                   "'%s' rolled back to its previous version; its new spec is "
                   "not tried again until the file changes",
                   name);
-    berth_apply_write_status_summary(a->o->root, &err);
+    if (berth_apply_write_status_summary(a->o->root, &err) < 0)
+        berth_log(BERTH_LOG_WARN, "%s", err.msg);
     close(lock);
 }
 

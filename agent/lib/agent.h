@@ -39,13 +39,13 @@ void berth_agent_options_init(struct berth_agent_options *o);
 
 /* Run until SIGTERM or SIGINT. Fails at once when another agent serves the
  * same root. */
-int berth_agent_run(const struct berth_agent_options *o, berth_error *err);
+BERTH_MUST_CHECK int berth_agent_run(const struct berth_agent_options *o, berth_error *err);
 
 /* Whether an agent serves `root` now: one holds ROOT/agent.lock (a flock,
  * held for the agent's whole life, so a killed agent holds none). Found in
  * /proc/locks, without touching the lock, so that asking never makes an
  * agent that starts at that moment fail. Returns 1 (*ret_pid: the holder,
  * 0 when its pid is not visible here), 0 when none runs, < 0 on errors. */
-int berth_agent_alive(const char *root, pid_t *ret_pid, berth_error *err);
+BERTH_MUST_CHECK int berth_agent_alive(const char *root, pid_t *ret_pid, berth_error *err);
 
 #endif

@@ -13,6 +13,7 @@
 #include "cgroup.h"
 #include "events.h"
 #include "keeper.h"
+#include "log.h"
 #include "record.h"
 #include "status.h"
 #include "store.h"
@@ -227,7 +228,9 @@ static int keep_removed_log(const char *root, const char *name, berth_error *err
         return 0;
     if (berth_mkdir_p(dir, 0700, err) < 0)
         return -1;
-    berth_rm_rf(to, err); /* removed twice within a second */
+    /* removed twice within a second */
+    if (berth_rm_rf(to, err) < 0)
+        return berth_error_wrap(err, "keeping the log of '%s'", name);
     if (rename(from, to) < 0)
         return berth_error_set(err, errno, "keeping the log of '%s' in '%s'", name, to);
     /* its history goes with it (events.h) */
@@ -260,7 +263,8 @@ void berth_apply_prune_removed_logs(const char *root, int64_t max_age_s)
             continue;
         _cleanup_free_ char *p = xasprintf("%s/%s", dir, de->d_name);
         berth_error e = BERTH_ERROR_INIT;
-        berth_rm_rf(p, &e);
+        if (berth_rm_rf(p, &e) < 0)
+            berth_log(BERTH_LOG_WARN, "%s", e.msg);
     }
     closedir(d);
 }

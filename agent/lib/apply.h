@@ -48,15 +48,15 @@ void berth_apply_forget_rejections(const char *root, const struct berth_plan *pl
  * events.h): stop the new one, mark its spec rejected (the planner does
  * not try it again until the file changes), restore the previous version
  * with a fresh writable layer, start it. */
-int berth_apply_rollback(const char *root, const char *name, const char *why, const char *exe,
-                         berth_error *err);
+BERTH_MUST_CHECK int berth_apply_rollback(const char *root, const char *name, const char *why,
+                                          const char *exe, berth_error *err);
 
 /* Write ROOT/status.json: every service's status (for the Puppet fact and
  * monitoring), atomically. */
-int berth_apply_write_status_summary(const char *root, berth_error *err);
+BERTH_MUST_CHECK int berth_apply_write_status_summary(const char *root, berth_error *err);
 
 /* Take ROOT/lock (flock) for apply/agent. With `wait`, block until it is
  * free; otherwise fail with EWOULDBLOCK. Returns the fd to keep open. */
-int berth_lock_root(const char *root, bool wait, berth_error *err);
+BERTH_MUST_CHECK int berth_lock_root(const char *root, bool wait, berth_error *err);
 
 #endif

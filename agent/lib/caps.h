@@ -22,7 +22,7 @@ int berth_caps_from_name(const char *name);
  *   PR_SET_KEEPCAPS, setgroups, setresgid, setresuid
  *   berth_caps_set(mask)             permitted = effective = mask; inheritable
  *                                    and ambient cleared (as Docker does) */
-int berth_caps_drop_bounding(uint64_t mask, berth_error *err);
-int berth_caps_set(uint64_t mask, berth_error *err);
+BERTH_MUST_CHECK int berth_caps_drop_bounding(uint64_t mask, berth_error *err);
+BERTH_MUST_CHECK int berth_caps_set(uint64_t mask, berth_error *err);
 
 #endif

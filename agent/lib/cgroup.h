@@ -55,16 +55,18 @@ enum berth_cgroup_mode berth_cgroup_detect(const char *fsroot);
  * cpu and pids to the next wherever they are available (accounting for
  * every container, limits or not), and those that the limits need must
  * be. On failure nothing that this call created is left behind. */
-int berth_cgroup_create(struct berth_cgroup *cg, const char *fsroot, const char *path,
-                        const struct berth_limits *lim, berth_error *err);
+BERTH_MUST_CHECK int berth_cgroup_create(struct berth_cgroup *cg, const char *fsroot,
+                                         const char *path, const struct berth_limits *lim,
+                                         berth_error *err);
 
 /* Move the calling process into `path` (created as needed, no limits):
  * how a keeper leaves whatever cgroup its caller had. */
-int berth_cgroup_enter(const char *fsroot, const char *path, berth_error *err);
+BERTH_MUST_CHECK int berth_cgroup_enter(const char *fsroot, const char *path, berth_error *err);
 
 /* Move the calling process back to the root of each hierarchy and remove
  * `path` and, while they are empty, up to `levels` - 1 of its parents. */
-int berth_cgroup_leave(const char *fsroot, const char *path, unsigned levels, berth_error *err);
+BERTH_MUST_CHECK int berth_cgroup_leave(const char *fsroot, const char *path, unsigned levels,
+                                        berth_error *err);
 
 /* rmdir top/path and then its parents while they are empty, `levels`
  * directories at most. */
@@ -80,17 +82,18 @@ char *berth_cgroup_of(pid_t pid, const char *controller);
 
 /* Move process `pid` into the cgroups that process `like` is in (on v1,
  * those of memory, cpu and pids): how a command joins a container. */
-int berth_cgroup_join(pid_t pid, pid_t like, const char *fsroot, berth_error *err);
+BERTH_MUST_CHECK int berth_cgroup_join(pid_t pid, pid_t like, const char *fsroot, berth_error *err);
 
 /* Move process `pid` into the container's cgroup(s). */
-int berth_cgroup_add_pid(const struct berth_cgroup *cg, pid_t pid, berth_error *err);
+BERTH_MUST_CHECK int berth_cgroup_add_pid(const struct berth_cgroup *cg, pid_t pid,
+                                          berth_error *err);
 
 /* How many times the OOM killer killed a process of the cgroup (0 when
  * there is no memory cgroup or the kernel does not say). */
 uint64_t berth_cgroup_oom_kills(const struct berth_cgroup *cg);
 
 /* Kill what is left in the cgroup(s), remove them and free `cg`. */
-int berth_cgroup_destroy(struct berth_cgroup *cg, berth_error *err);
+BERTH_MUST_CHECK int berth_cgroup_destroy(struct berth_cgroup *cg, berth_error *err);
 
 /* The cgroup of service `name` in berth's own subtree: "berth/<name>"
  * under the default root (/var/lib/berth), "berth/<name>@<8 hex digits:

@@ -35,7 +35,7 @@ int berth_child_read(int fd, struct berth_child_msg *ret);
 
 /* The child's message as an error: its text, then the errno's unless the
  * message has it already. Returns -1. */
-int berth_child_msg_error(const struct berth_child_msg *m, berth_error *err);
+BERTH_MUST_CHECK int berth_child_msg_error(const struct berth_child_msg *m, berth_error *err);
 
 /* Keep only the descriptors *fds[0..n-1] (entries of -1 are skipped) and
  * 0, 1 and 2: they move to 3, 4, ... (the pointers are updated) and every
@@ -52,7 +52,7 @@ int berth_child_open_workdir(const char *path, bool create);
 /* fchdir to `fd` (from berth_child_open_workdir) and make sure the result
  * is inside our root (runc's check since 1.1.12): getcwd must not say
  * "unreachable". `path` names it in the error. */
-int berth_child_chdir(int fd, const char *path, berth_error *err);
+BERTH_MUST_CHECK int berth_child_chdir(int fd, const char *path, berth_error *err);
 
 /* Reset every signal disposition to the default (the mask stays). */
 void berth_child_default_signals(void);
@@ -62,7 +62,7 @@ void berth_child_reset_signals(void);
 
 /* Make stdio[0..2] the standard streams (-1: /dev/null), safe when the
  * sources are themselves 0, 1 or 2. */
-int berth_child_stdio(const int stdio[3], berth_error *err);
+BERTH_MUST_CHECK int berth_child_stdio(const int stdio[3], berth_error *err);
 
 struct berth_seccomp_bpf;
 
@@ -81,7 +81,7 @@ struct berth_credentials {
  * capabilities kept across, the capability sets, no_new_privs, and last
  * the seccomp filter: after it, only what the container may do is left
  * (the caller's fchdir, getcwd, close_range and execve are). */
-int berth_child_become(const struct berth_credentials *c, berth_error *err);
+BERTH_MUST_CHECK int berth_child_become(const struct berth_credentials *c, berth_error *err);
 
 /* Close every descriptor above stderr at exec (the error pipe too) and
  * exec argv with env, the command looked up in env's PATH; on failure

@@ -42,7 +42,7 @@ struct berth_compose_options {
  * Notes go to `notes`. Returns -1 with `err` when the file cannot be read
  * or is not a Compose file; a service whose image cannot be resolved is a
  * fatal note, not an error. */
-int berth_compose_import(const char *path, const struct berth_compose_options *opt, char **ret,
-                         struct berth_notes *notes, berth_error *err);
+BERTH_MUST_CHECK int berth_compose_import(const char *path, const struct berth_compose_options *opt,
+                                          char **ret, struct berth_notes *notes, berth_error *err);
 
 #endif

@@ -26,6 +26,6 @@
 
 #define BERTH_UNPACKER_COMM "berth-unpack"
 
-int berth_confine_unpacker(int rootfd, berth_error *err);
+BERTH_MUST_CHECK int berth_confine_unpacker(int rootfd, berth_error *err);
 
 #endif

@@ -710,7 +710,9 @@ kill:
     waitpid(pid, NULL, 0);
 fail:
     berth_seccomp_bpf_release(&bpf);
-    berth_container_release(c, &ign);
+    if (berth_container_release(c, &ign) < 0) {
+        /* the start's own error is the one to report */
+    }
     return berth_error_wrap(err, "starting container '%s'", cfg->name);
 }
 

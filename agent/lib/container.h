@@ -115,24 +115,26 @@ extern const size_t berth_n_forwarded_signals;
 
 /* Remove the writable layer (upper/ and work/) of run directory `rundir`:
  * the next start begins from the image. */
-int berth_container_layer_remove(const char *rundir, berth_error *err);
+BERTH_MUST_CHECK int berth_container_layer_remove(const char *rundir, berth_error *err);
 
 /* Start the container. The caller must have blocked the forwarded signals
  * and SIGCHLD (berth_container_wait() reads them with a signalfd).
  * On failure nothing is left behind and `err` says which step failed. */
-int berth_container_start(const struct berth_container_config *cfg, struct berth_container *ret,
-                          berth_error *err);
+BERTH_MUST_CHECK int berth_container_start(const struct berth_container_config *cfg,
+                                           struct berth_container *ret, berth_error *err);
 
 /* Wait for the container to exit. Received SIGTERM/SIGINT start a stop
  * (the stop signal, then SIGKILL after the stop timeout); the other
  * forwarded signals pass through to the service. */
-int berth_container_wait(struct berth_container *c, struct berth_exit *ret, berth_error *err);
+BERTH_MUST_CHECK int berth_container_wait(struct berth_container *c, struct berth_exit *ret,
+                                          berth_error *err);
 
 /* Collect the exit of a container whose pidfd became readable (for
  * callers that poll the pidfd in their own loop). An adopted container's
  * code is its init's report, or 128+SIGKILL when the init died without
  * one (killed). */
-int berth_container_reap(struct berth_container *c, struct berth_exit *ret, berth_error *err);
+BERTH_MUST_CHECK int berth_container_reap(struct berth_container *c, struct berth_exit *ret,
+                                          berth_error *err);
 
 /* Send the stop signal now and SIGKILL after the timeout; used by wait and
  * by supervisors that drive their own loop. */
@@ -145,7 +147,7 @@ pid_t berth_container_service_pid(pid_t init);
 /* Remove the cgroup and the per-run directories (rootfs/, and upper/ and
  * work/ unless keep_layer), not the run directory itself. Safe to call
  * twice. */
-int berth_container_release(struct berth_container *c, berth_error *err);
+BERTH_MUST_CHECK int berth_container_release(struct berth_container *c, berth_error *err);
 
 /* Read the init's report when c->statusfd is readable (handover.h):
  * false once nothing more is to come (the report is in, or the init's

@@ -277,7 +277,9 @@ void berth_event_record_quiet(const char *dir, const struct berth_event *ev)
 {
     berth_error err = BERTH_ERROR_INIT;
 
-    berth_event_record(dir, ev, &err);
+    if (berth_event_record(dir, ev, &err) < 0) {
+        /* quiet, as its callers have nobody to tell */
+    }
 }
 
 static void read_file_events(const char *path, int64_t since_us, struct berth_event **v, size_t *n)

@@ -68,7 +68,8 @@ struct berth_event {
 
 /* Append one event to the events file in service directory `dir`
  * (ROOT/services/<name>); time_us 0 is now. */
-int berth_event_record(const char *dir, const struct berth_event *ev, berth_error *err);
+BERTH_MUST_CHECK int berth_event_record(const char *dir, const struct berth_event *ev,
+                                        berth_error *err);
 
 /* The same, for callers that have no use for a failure (the history is
  * no reason to fail a start or a stop). */
@@ -76,8 +77,8 @@ void berth_event_record_quiet(const char *dir, const struct berth_event *ev);
 
 /* Every event in `dir` (events.1, then events), oldest first, from
  * `since_us` on (0: all). Lines that do not parse are skipped. */
-int berth_events_read(const char *dir, int64_t since_us, struct berth_event **ret, size_t *ret_n,
-                      berth_error *err);
+BERTH_MUST_CHECK int berth_events_read(const char *dir, int64_t since_us, struct berth_event **ret,
+                                       size_t *ret_n, berth_error *err);
 /* Parse one line; -1 when it is not an event. */
 int berth_event_parse(const char *line, size_t len, struct berth_event *ret);
 void berth_event_release(struct berth_event *ev);
@@ -100,6 +101,6 @@ int berth_parse_since(const char *s, int64_t now_us, int64_t *ret_us);
 
 /* Move the events files of the service in `dir` into `to` (a removed
  * service's kept log directory). */
-int berth_events_move(const char *dir, const char *to, berth_error *err);
+BERTH_MUST_CHECK int berth_events_move(const char *dir, const char *to, berth_error *err);
 
 #endif

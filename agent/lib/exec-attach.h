@@ -31,7 +31,8 @@ struct berth_exec_attach_options {
 /* Returns the command's exit code, or -1 with the exit status to end with
  * in *ret_exit: 124 when the command was killed at the timeout, 127 when
  * it was not found, 126 when it could not be executed, else 1. */
-int berth_exec_attach(const char *root, const char *name, char **argv,
-                      const struct berth_exec_attach_options *o, int *ret_exit, berth_error *err);
+BERTH_MUST_CHECK int berth_exec_attach(const char *root, const char *name, char **argv,
+                                       const struct berth_exec_attach_options *o, int *ret_exit,
+                                       berth_error *err);
 
 #endif

@@ -67,14 +67,15 @@ struct berth_exec_config {
  * of 'web' is not running", when the init is gone. The caller's signal mask and ignored signals are
  * reset to the defaults in the command. The command is the caller's child: a caller that reaps with
  * waitpid(-1) or ignores SIGCHLD would lose its status. */
-int berth_exec_spawn(const struct berth_exec_config *cfg, pid_t *ret_pid, int *ret_pidfd,
-                     berth_error *err);
+BERTH_MUST_CHECK int berth_exec_spawn(const struct berth_exec_config *cfg, pid_t *ret_pid,
+                                      int *ret_pidfd, berth_error *err);
 
 /* A pseudo-terminal from the container's own devpts instance (its
  * /dev/pts, reached through /proc/<init_pid>/root), so that the command
  * finds its terminal under /dev/pts inside: the master for the caller and
  * the slave to pass as stdio with `tty` set. Both close-on-exec. */
-int berth_exec_open_pty(pid_t init_pid, int *ret_master, int *ret_slave, berth_error *err);
+BERTH_MUST_CHECK int berth_exec_open_pty(pid_t init_pid, int *ret_master, int *ret_slave,
+                                         berth_error *err);
 
 /* Wait for the command of `pidfd` (a child of the caller) for at most
  * `timeout_ms` (< 0: forever). Returns 0 when it exited, with its code in
@@ -85,10 +86,11 @@ int berth_exec_open_pty(pid_t init_pid, int *ret_master, int *ret_slave, berth_e
  * An event loop (the keeper) does not block here: it polls the pidfd with
  * its own timer and calls this with timeout_ms 0 once the pidfd is
  * readable (the exit) or the timer fired (kill now). */
-int berth_exec_wait(int pidfd, int timeout_ms, int *ret_code, berth_error *err);
+BERTH_MUST_CHECK int berth_exec_wait(int pidfd, int timeout_ms, int *ret_code, berth_error *err);
 
 /* The same with the command's end as waitid(2) gave it: si_code CLD_EXITED
  * and si_status its exit code, or CLD_KILLED/CLD_DUMPED and the signal. */
-int berth_exec_wait_siginfo(int pidfd, int timeout_ms, siginfo_t *ret_si, berth_error *err);
+BERTH_MUST_CHECK int berth_exec_wait_siginfo(int pidfd, int timeout_ms, siginfo_t *ret_si,
+                                             berth_error *err);
 
 #endif

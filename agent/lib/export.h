@@ -75,9 +75,9 @@ char *berth_kube_name(const char *service);
  * `ret` (malloc'ed;
  * "" when every service was fatal), -1 only when the text could not be
  * made. */
-int berth_export_kube(const struct berth_service *svcs, size_t n, enum berth_kube_kind kind,
-                      bool json, const char *root, char **ret, struct berth_notes *notes,
-                      berth_error *err);
+BERTH_MUST_CHECK int berth_export_kube(const struct berth_service *svcs, size_t n,
+                                       enum berth_kube_kind kind, bool json, const char *root,
+                                       char **ret, struct berth_notes *notes, berth_error *err);
 
 /* ---- systemd --------------------------------------------------------- */
 
@@ -97,7 +97,8 @@ struct berth_systemd_options {
  * a margin (berth run forwards SIGTERM as the stop signal and kills after
  * the stop timeout itself). What a unit has no place for (health checks,
  * the backoff's growth, log rotation, enabled: false) is noted. */
-int berth_export_systemd(const struct berth_service *svc, const struct berth_systemd_options *opt,
-                         char **ret, struct berth_notes *notes, berth_error *err);
+BERTH_MUST_CHECK int berth_export_systemd(const struct berth_service *svc,
+                                          const struct berth_systemd_options *opt, char **ret,
+                                          struct berth_notes *notes, berth_error *err);
 
 #endif

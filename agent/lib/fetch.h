@@ -124,17 +124,20 @@ size_t berth_fetch_many(const struct berth_fetch_request *reqs, size_t n,
                         const struct berth_fetch_options *opt, struct berth_fetch_result *results);
 
 /* One request; returns 0 or -1 with err. */
-int berth_fetch(const struct berth_fetch_request *req, const struct berth_fetch_options *opt,
-                struct berth_fetch_result *ret, berth_error *err);
+BERTH_MUST_CHECK int berth_fetch(const struct berth_fetch_request *req,
+                                 const struct berth_fetch_options *opt,
+                                 struct berth_fetch_result *ret, berth_error *err);
 
 /* Fetch a small file (a signature) into memory, at most `max` bytes. */
-int berth_fetch_small(const char *url, const struct berth_fetch_options *opt, size_t max,
-                      char **ret_data, size_t *ret_len, berth_error *err);
+BERTH_MUST_CHECK int berth_fetch_small(const char *url, const struct berth_fetch_options *opt,
+                                       size_t max, char **ret_data, size_t *ret_len,
+                                       berth_error *err);
 
 /* One request into memory, at most `max` bytes; `ret` (may be NULL) gets
  * the result also when it fails (the status and headers of a 401). */
-int berth_fetch_memory(const struct berth_fetch_request *req, const struct berth_fetch_options *opt,
-                       size_t max, char **ret_data, size_t *ret_len, struct berth_fetch_result *ret,
-                       berth_error *err);
+BERTH_MUST_CHECK int berth_fetch_memory(const struct berth_fetch_request *req,
+                                        const struct berth_fetch_options *opt, size_t max,
+                                        char **ret_data, size_t *ret_len,
+                                        struct berth_fetch_result *ret, berth_error *err);
 
 #endif

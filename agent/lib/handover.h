@@ -57,11 +57,12 @@ struct berth_handover_record {
 
 /* The record at `path` (the service record's init.json, record.h),
  * written atomically. */
-int berth_handover_record_write(const char *path, const struct berth_handover_record *r,
-                                berth_error *err);
+BERTH_MUST_CHECK int berth_handover_record_write(const char *path,
+                                                 const struct berth_handover_record *r,
+                                                 berth_error *err);
 /* 0 and *ret filled; -1 with ENOENT when there is none. */
-int berth_handover_record_read(const char *path, struct berth_handover_record *ret,
-                               berth_error *err);
+BERTH_MUST_CHECK int berth_handover_record_read(const char *path, struct berth_handover_record *ret,
+                                                berth_error *err);
 void berth_handover_record_remove(const char *path);
 void berth_handover_record_release(struct berth_handover_record *r);
 
@@ -70,14 +71,16 @@ uint64_t berth_handover_start_time(pid_t pid);
 
 /* A pidfd on the init that the record names, if it still runs (the same
  * process: its start time matches); -1 with ESRCH when it does not. */
-int berth_handover_open_init(const struct berth_handover_record *r, berth_error *err);
+BERTH_MUST_CHECK int berth_handover_open_init(const struct berth_handover_record *r,
+                                              berth_error *err);
 
 /* Whether the record at `path` names a container that runs (its keeper
  * is gone when the caller knows no keeper holds the lock). */
 bool berth_handover_orphan(const char *path);
 
 /* Take the init's output pipe and report socket over (pidfd_getfd). */
-int berth_handover_take(int init_pidfd, int *ret_logr, int *ret_statusfd, berth_error *err);
+BERTH_MUST_CHECK int berth_handover_take(int init_pidfd, int *ret_logr, int *ret_statusfd,
+                                         berth_error *err);
 
 /* Read the init's report from `statusfd` once it is readable: 1 and the
  * code in *ret_code (acknowledged: the init then exits), 0 when nothing

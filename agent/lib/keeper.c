@@ -1483,7 +1483,8 @@ static void unplace_keeper(struct keeper *k)
 
     if (k->cgroup) {
         _cleanup_free_ char *leaf = xasprintf("%s/keeper", k->cgroup);
-        berth_cgroup_leave(BERTH_CGROUP_FSROOT, leaf, k->cgroup_levels + 1, &e);
+        if (berth_cgroup_leave(BERTH_CGROUP_FSROOT, leaf, k->cgroup_levels + 1, &e) < 0)
+            klog(k, "warning: %s", e.msg);
     }
     free(k->cgroup);
     free(k->container_cgroup);

@@ -76,16 +76,18 @@ struct berth_keeper_config {
 /* container.json (record.h) is the JSON of this struct: the text
  * (malloc'ed; NULL on failure), and read back. */
 char *berth_keeper_config_json(const struct berth_keeper_config *c, berth_error *err);
-int berth_keeper_config_read(const char *path, struct berth_keeper_config *ret, berth_error *err);
+BERTH_MUST_CHECK int berth_keeper_config_read(const char *path, struct berth_keeper_config *ret,
+                                              berth_error *err);
 void berth_keeper_config_release(struct berth_keeper_config *c);
 
 /* The profile a config names: &berth_seccomp_default, NULL (unconfined),
  * or its file's, parsed into *ret_owned (free with
  * berth_seccomp_profile_free()). */
 struct berth_seccomp_profile;
-int berth_keeper_config_seccomp(const struct berth_keeper_config *c,
-                                const struct berth_seccomp_profile **ret,
-                                struct berth_seccomp_profile **ret_owned, berth_error *err);
+BERTH_MUST_CHECK int berth_keeper_config_seccomp(const struct berth_keeper_config *c,
+                                                 const struct berth_seccomp_profile **ret,
+                                                 struct berth_seccomp_profile **ret_owned,
+                                                 berth_error *err);
 
 /* The keeper's main loop; `ready_fd` (or -1) receives one line once the
  * keeper holds its lock, listens and has tried the first start of its
@@ -94,31 +96,33 @@ int berth_keeper_config_seccomp(const struct berth_keeper_config *c,
  * it says so; for a shortage it goes on per the restart policy), or
  * "error: <why>" when the keeper cannot run at all.
  * Returns when the service is stopped for good. */
-int berth_keeper_main(const char *root, const char *name, int ready_fd, berth_error *err);
+BERTH_MUST_CHECK int berth_keeper_main(const char *root, const char *name, int ready_fd,
+                                       berth_error *err);
 
 /* Start a detached keeper for service `name` by executing `exe` (normally
  * "/proc/self/exe") with the verb "keeper"; returns once it holds its lock
  * and its first start of the container is over: -1 with the reason when
  * that start failed (see berth_keeper_main for whether the keeper stays). */
-int berth_keeper_spawn(const char *root, const char *name, const char *exe, pid_t *ret_pid,
-                       berth_error *err);
+BERTH_MUST_CHECK int berth_keeper_spawn(const char *root, const char *name, const char *exe,
+                                        pid_t *ret_pid, berth_error *err);
 
 /* Send a request ("stop", "restart", "status") and read the one-line reply
  * into `reply` (may be NULL). */
-int berth_keeper_request(const char *root, const char *name, const char *request, char *reply,
-                         size_t len, berth_error *err);
+BERTH_MUST_CHECK int berth_keeper_request(const char *root, const char *name, const char *request,
+                                          char *reply, size_t len, berth_error *err);
 
 /* Ask the keeper to stop its service and wait until the keeper has exited
  * (at most the stop timeout plus a margin). No keeper: nothing to do,
  * unless its container runs on (handover.h): then a new keeper adopts it
  * first. */
-int berth_keeper_stop(const char *root, const char *name, berth_error *err);
+BERTH_MUST_CHECK int berth_keeper_stop(const char *root, const char *name, berth_error *err);
 
 /* The same in two halves, to stop several services at once: send the
  * request (*ret_fd is -1 when there is no keeper), then wait on the fd
  * until the keeper has exited; the wait closes the fd. */
-int berth_keeper_stop_begin(const char *root, const char *name, int *ret_fd, berth_error *err);
-int berth_keeper_stop_wait(int fd, const char *name, berth_error *err);
+BERTH_MUST_CHECK int berth_keeper_stop_begin(const char *root, const char *name, int *ret_fd,
+                                             berth_error *err);
+BERTH_MUST_CHECK int berth_keeper_stop_wait(int fd, const char *name, berth_error *err);
 
 /* How long the waits above and berth_keeper_stop() take at most: the
  * longest stop timeout anyone sets, and then some. */
@@ -127,7 +131,8 @@ int berth_keeper_stop_wait(int fd, const char *name, berth_error *err);
 /* berth_keeper_stop_wait() until `deadline_ms` (berth_now_ms()'s clock):
  * -1 with ETIMEDOUT when the keeper is still there then (it goes on
  * stopping the service). Closes the fd either way. */
-int berth_keeper_stop_wait_until(int fd, const char *name, uint64_t deadline_ms, berth_error *err);
+BERTH_MUST_CHECK int berth_keeper_stop_wait_until(int fd, const char *name, uint64_t deadline_ms,
+                                                  berth_error *err);
 
 /* Restart the service and wait, for at most timeout_ms, until the new
  * instance runs (its init's pid in *ret_pid): the old one has stopped
@@ -136,7 +141,7 @@ int berth_keeper_stop_wait_until(int fd, const char *name, uint64_t deadline_ms,
  * (with the reason: its start failed, it was stopped meanwhile) or the wait
  * timed out (ETIMEDOUT; the keeper goes on). A service in backoff starts at
  * once. */
-int berth_keeper_restart(const char *root, const char *name, uint64_t timeout_ms, pid_t *ret_pid,
-                         berth_error *err);
+BERTH_MUST_CHECK int berth_keeper_restart(const char *root, const char *name, uint64_t timeout_ms,
+                                          pid_t *ret_pid, berth_error *err);
 
 #endif

@@ -18,6 +18,6 @@
  * that names the first one missing and the running kernel: "berth needs
  * Linux >= 5.12 for mount_setattr (...); this is 5.10.0-28-amd64". Probes
  * once per process, a few microseconds. */
-int berth_kernel_check(berth_error *err);
+BERTH_MUST_CHECK int berth_kernel_check(berth_error *err);
 
 #endif

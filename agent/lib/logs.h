@@ -61,13 +61,14 @@ struct berth_log_pos {
 /* Every line of the log in `logdir`, oldest first, rotated files joined
  * (a rotation may split a line). *ret_end (may be NULL): the end of what
  * was read, where berth_log_follow() goes on. */
-int berth_log_read(const char *logdir, const struct berth_log_read_options *o, berth_log_fn fn,
-                   void *ud, struct berth_log_pos *ret_end, berth_error *err);
+BERTH_MUST_CHECK int berth_log_read(const char *logdir, const struct berth_log_read_options *o,
+                                    berth_log_fn fn, void *ud, struct berth_log_pos *ret_end,
+                                    berth_error *err);
 
 /* What is written to the log after `from`, as it comes, across rotations
  * (the rest of a rotated file first, also of one rotated since `from`),
  * until an error. */
-int berth_log_follow(const char *logdir, const struct berth_log_pos *from, berth_log_fn fn,
-                     void *ud, berth_error *err);
+BERTH_MUST_CHECK int berth_log_follow(const char *logdir, const struct berth_log_pos *from,
+                                      berth_log_fn fn, void *ud, berth_error *err);
 
 #endif

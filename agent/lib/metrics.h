@@ -49,6 +49,7 @@ char *berth_metrics_render(const struct berth_status *v, const struct berth_serv
 
 /* DIR/berth.prom, atomically (a temporary file that the collector does not
  * read, "berth.prom.tmp.PID", fsync'ed and renamed over it). */
-int berth_metrics_write_textfile(const char *dir, const char *text, berth_error *err);
+BERTH_MUST_CHECK int berth_metrics_write_textfile(const char *dir, const char *text,
+                                                  berth_error *err);
 
 #endif

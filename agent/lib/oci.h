@@ -24,29 +24,30 @@ struct berth_image_config {
  * docker) onto the empty directory `rootfs`: for OCI, the manifest for
  * this host's platform, every blob's digest verified; the layers in order
  * with whiteouts. Fills `ret_config` from the image config. */
-int berth_oci_apply(const char *layout, enum berth_image_format format, const char *rootfs,
-                    const struct berth_unpack_limits *limits, struct berth_image_config *ret_config,
-                    struct berth_unpack_stats *ret_stats, berth_error *err);
+BERTH_MUST_CHECK int berth_oci_apply(const char *layout, enum berth_image_format format,
+                                     const char *rootfs, const struct berth_unpack_limits *limits,
+                                     struct berth_image_config *ret_config,
+                                     struct berth_unpack_stats *ret_stats, berth_error *err);
 
 /* The defaults in an image config blob (its "config" object). */
-int berth_oci_config_parse(const char *data, size_t len, struct berth_image_config *ret,
-                           berth_error *err);
+BERTH_MUST_CHECK int berth_oci_config_parse(const char *data, size_t len,
+                                            struct berth_image_config *ret, berth_error *err);
 
 /* The descriptor of the manifest for this host's platform in the image
  * index (or Docker manifest list) `data`: its "sha256:..." digest and its
  * media type ("" when it names none). */
-int berth_oci_pick_platform(const char *data, size_t len, char ret_digest[72], char *ret_media_type,
-                            size_t mtlen, berth_error *err);
+BERTH_MUST_CHECK int berth_oci_pick_platform(const char *data, size_t len, char ret_digest[72],
+                                             char *ret_media_type, size_t mtlen, berth_error *err);
 
 /* This host's platform as OCI names it ("amd64", "arm64", ...). */
 const char *berth_oci_host_arch(void);
 
 /* images/<hex>/config.json: write it (atomically), read it back. */
-int berth_image_config_write(const char *path, enum berth_image_format format,
-                             const struct berth_image_config *c, uint64_t artifact_size,
-                             berth_error *err);
-int berth_image_config_read(const char *path, enum berth_image_format *ret_format,
-                            struct berth_image_config *ret, berth_error *err);
+BERTH_MUST_CHECK int berth_image_config_write(const char *path, enum berth_image_format format,
+                                              const struct berth_image_config *c,
+                                              uint64_t artifact_size, berth_error *err);
+BERTH_MUST_CHECK int berth_image_config_read(const char *path, enum berth_image_format *ret_format,
+                                             struct berth_image_config *ret, berth_error *err);
 
 /* Empty defaults (vectors with no elements). */
 void berth_image_config_init(struct berth_image_config *c);

@@ -69,8 +69,8 @@ struct berth_plan {
  * and every record (name, stored hash, whether its keeper runs), so it
  * changes whenever the file changes or a service is started or stopped;
  * a crash-looping service (its keeper runs) does not change it. */
-int berth_plan_compute(const char *root, const struct berth_spec *spec, struct berth_plan *ret,
-                       berth_error *err);
+BERTH_MUST_CHECK int berth_plan_compute(const char *root, const struct berth_spec *spec,
+                                        struct berth_plan *ret, berth_error *err);
 void berth_plan_release(struct berth_plan *plan);
 
 /* Leave alone the services whose spec failed to start for a set-up reason

@@ -57,7 +57,8 @@ char *berth_record_path(const char *dir, enum berth_record_file f);
 
 /* The names of every record under ROOT/services, sorted (none when there
  * is no such directory). Free with berth_strv_free(). */
-int berth_record_list(const char *root, char ***ret_names, size_t *ret_n, berth_error *err);
+BERTH_MUST_CHECK int berth_record_list(const char *root, char ***ret_names, size_t *ret_n,
+                                       berth_error *err);
 
 /* A new version of a service: its container.json and spec.json texts
  * and its shape hash (64 hex digits). */
@@ -72,8 +73,9 @@ struct berth_record_version {
  * is complete). spec.sha256 is removed first and written last, so a
  * berth killed in between leaves an incomplete record (plan.h); a
  * rejection is forgotten (a new spec). */
-int berth_record_write(const char *root, const char *name, const struct berth_record_version *v,
-                       bool keep_previous, berth_error *err);
+BERTH_MUST_CHECK int berth_record_write(const char *root, const char *name,
+                                        const struct berth_record_version *v, bool keep_previous,
+                                        berth_error *err);
 
 /* The 64 hex digits in `f` (BERTH_RECORD_HASH, _PREVIOUS_HASH or
  * _REJECTED) of record directory `dir`; false when it has none. */
@@ -87,25 +89,28 @@ void berth_record_forget_rejection(const char *root, const char *name);
 
 /* Whether `name` has a complete previous version (previous/spec.sha256);
  * -1 with the reason when not. */
-int berth_record_check_previous(const char *root, const char *name, berth_error *err);
+BERTH_MUST_CHECK int berth_record_check_previous(const char *root, const char *name,
+                                                 berth_error *err);
 
 /* Make the previous version the current one: the current spec becomes
  * the rejected one (rejected.sha256), previous/'s container.json and
  * spec.json are copied back, the writable layer is removed
  * (container.h), and previous/spec.sha256 is copied last. */
-int berth_record_restore_previous(const char *root, const char *name, berth_error *err);
+BERTH_MUST_CHECK int berth_record_restore_previous(const char *root, const char *name,
+                                                   berth_error *err);
 
 /* status.json of `name`: written atomically (the text the keeper made of
  * its status), and loaded (-1 with ENOENT when there is none, EINVAL with
  * the line and column when it does not parse). */
-int berth_record_status_write(const char *root, const char *name, const char *text,
-                              berth_error *err);
-int berth_record_status_load(const char *root, const char *name, json_t **ret, berth_error *err);
+BERTH_MUST_CHECK int berth_record_status_write(const char *root, const char *name, const char *text,
+                                               berth_error *err);
+BERTH_MUST_CHECK int berth_record_status_load(const char *root, const char *name, json_t **ret,
+                                              berth_error *err);
 
 /* Take the keeper lock of record directory `dir` for good (the fd, which
  * the keeper keeps open, in *ret_fd) and write our pid into it; fails when
  * another keeper holds it. */
-int berth_record_keeper_lock(const char *dir, int *ret_fd, berth_error *err);
+BERTH_MUST_CHECK int berth_record_keeper_lock(const char *dir, int *ret_fd, berth_error *err);
 
 /* Whether a keeper holds the record's lock; its pid when it does. The
  * probe never takes the lock from a live keeper: a shared lock is granted
@@ -122,6 +127,7 @@ bool berth_record_orphaned(const char *dir);
  * that cannot be read is an error: better a full disk than a deleted
  * image that runs. */
 struct berth_store_users;
-int berth_record_images(const char *root, struct berth_store_users *ret, berth_error *err);
+BERTH_MUST_CHECK int berth_record_images(const char *root, struct berth_store_users *ret,
+                                         berth_error *err);
 
 #endif

@@ -53,7 +53,8 @@ bool berth_registry_is_url(const char *url);
 
 /* Parse a registry reference (the form above); -1 with err naming what is
  * wrong. */
-int berth_registry_ref_parse(const char *url, struct berth_registry_ref *ret, berth_error *err);
+BERTH_MUST_CHECK int berth_registry_ref_parse(const char *url, struct berth_registry_ref *ret,
+                                              berth_error *err);
 void berth_registry_ref_release(struct berth_registry_ref *r);
 
 /* A client for one repository: its authorization, kept across requests. */
@@ -82,9 +83,10 @@ void berth_registry_media_type(const char *body, size_t len, const char *content
  * sha256 (hex) and its media type (from the document, else the
  * Content-Type). A digest reference whose body hashes to anything else is
  * refused. */
-int berth_registry_get_manifest(struct berth_registry *r, const char *reference, char **ret_body,
-                                size_t *ret_len, char ret_hex[65], char *ret_media_type,
-                                size_t mtlen, berth_error *err);
+BERTH_MUST_CHECK int berth_registry_get_manifest(struct berth_registry *r, const char *reference,
+                                                 char **ret_body, size_t *ret_len, char ret_hex[65],
+                                                 char *ret_media_type, size_t mtlen,
+                                                 berth_error *err);
 
 /* One blob to download into `dest` (created; removed when it fails),
  * verified against `hex` and never longer than `size`. */
@@ -110,14 +112,16 @@ struct berth_registry_manifest {
     uint64_t *layer_sizes;
 };
 
-int berth_registry_manifest_parse(const char *body, size_t len, struct berth_registry_manifest *ret,
-                                  berth_error *err);
+BERTH_MUST_CHECK int berth_registry_manifest_parse(const char *body, size_t len,
+                                                   struct berth_registry_manifest *ret,
+                                                   berth_error *err);
 void berth_registry_manifest_release(struct berth_registry_manifest *m);
 
 /* The digest (hex) a registry reference pins: its @sha256: as the registry
  * serves it, else its tag's (latest by default); the manifest for this
  * platform, or with `index` the index itself. */
-int berth_registry_resolve(const char *url, bool index, const struct berth_fetch_options *opt,
-                           char ret_hex[65], berth_error *err);
+BERTH_MUST_CHECK int berth_registry_resolve(const char *url, bool index,
+                                            const struct berth_fetch_options *opt, char ret_hex[65],
+                                            berth_error *err);
 
 #endif

@@ -46,7 +46,8 @@ void berth_run_options_release(struct berth_run_options *o);
  * container in the foreground under ROOT/run/<o->name> and wait for it:
  * `ret` says how it ended. Returns -1 when it could not be started (or
  * waited for), having removed what it made. */
-int berth_run_foreground(const char *root, struct berth_run_options *o, const char *source,
-                         char **argv, struct berth_exit *ret, berth_error *err);
+BERTH_MUST_CHECK int berth_run_foreground(const char *root, struct berth_run_options *o,
+                                          const char *source, char **argv, struct berth_exit *ret,
+                                          berth_error *err);
 
 #endif

@@ -226,8 +226,10 @@ static void cache_write(const char *dir, uint64_t key, const struct berth_seccom
 
     memcpy(data, &key, sizeof(key));
     memcpy(data + sizeof(key), b->insns, n);
-    if (berth_mkdir_p(dir, 0700, &ign) == 0)
-        berth_write_file_atomic(path, data, sizeof(key) + n, 0600, &ign);
+    /* a cache: without it the next start compiles the filter again */
+    if (berth_mkdir_p(dir, 0700, &ign) == 0 &&
+        berth_write_file_atomic(path, data, sizeof(key) + n, 0600, &ign) < 0) {
+    }
 }
 
 /* and the last filter of this process (a keeper's restarts, health checks) */

@@ -86,8 +86,9 @@ extern const struct berth_seccomp_profile berth_seccomp_default;
  * file) names it in errors: "seccomp profile '/etc/p.json': syscalls[3]:
  * unknown action 'SCMP_ACT_FOO'". Free the result with
  * berth_seccomp_profile_free(). */
-int berth_seccomp_profile_parse(const char *text, size_t len, const char *name,
-                                struct berth_seccomp_profile **ret, berth_error *err);
+BERTH_MUST_CHECK int berth_seccomp_profile_parse(const char *text, size_t len, const char *name,
+                                                 struct berth_seccomp_profile **ret,
+                                                 berth_error *err);
 
 void berth_seccomp_profile_free(struct berth_seccomp_profile *p);
 
@@ -95,8 +96,8 @@ void berth_seccomp_profile_free(struct berth_seccomp_profile *p);
 
 /* Read and parse the profile file at `path` (a regular file, at most
  * BERTH_SECCOMP_PROFILE_MAX bytes). */
-int berth_seccomp_profile_load(const char *path, struct berth_seccomp_profile **ret,
-                               berth_error *err);
+BERTH_MUST_CHECK int
+berth_seccomp_profile_load(const char *path, struct berth_seccomp_profile **ret, berth_error *err);
 
 /* A compiled filter: BPF, ready for seccomp(2). */
 struct berth_seccomp_bpf {
@@ -114,8 +115,9 @@ struct berth_seccomp_bpf {
  * "<key>.bpf", where the key is a hash of libseccomp's version, the
  * architectures and exactly the rules that apply. A cached filter is read
  * in ~20 us. */
-int berth_seccomp_build(const struct berth_seccomp_profile *p, uint64_t caps, const char *cache_dir,
-                        struct berth_seccomp_bpf *ret, berth_error *err);
+BERTH_MUST_CHECK int berth_seccomp_build(const struct berth_seccomp_profile *p, uint64_t caps,
+                                         const char *cache_dir, struct berth_seccomp_bpf *ret,
+                                         berth_error *err);
 
 /* ROOT/cache/seccomp (malloc'ed): the cache directory under a root */
 char *berth_seccomp_cache_dir(const char *root);

@@ -29,6 +29,6 @@ bool berth_selfexe_is_readonly(void);
  * through a detached read-only mount of itself, unless it already runs
  * from a read-only mount (then returns 0). Returns -1 with err set only
  * when that cannot be done: nothing has changed then. */
-int berth_selfexe_readonly(char *const argv[], berth_error *err);
+BERTH_MUST_CHECK int berth_selfexe_readonly(char *const argv[], berth_error *err);
 
 #endif

@@ -46,13 +46,13 @@ void berth_space_human(uint64_t bytes, char *buf, size_t len);
 /* Would writing `more` bytes to the filesystem of `fd` leave less than
  * the reserve (plus BERTH_SPACE_SLACK) free? Then fail with a message
  * naming `what`, the sizes and the reserve. */
-int berth_space_check(int fd, const struct berth_space_reserve *r, uint64_t more, const char *what,
-                      berth_error *err);
+BERTH_MUST_CHECK int berth_space_check(int fd, const struct berth_space_reserve *r, uint64_t more,
+                                       const char *what, berth_error *err);
 
 /* The host settings: BERTH_MAX_ARTIFACT_SIZE into *max_artifact and
  * BERTH_MIN_FREE_SPACE into *reserve, when set; -1 with err when a value
  * is invalid. */
-int berth_space_from_env(uint64_t *max_artifact, struct berth_space_reserve *reserve,
-                         berth_error *err);
+BERTH_MUST_CHECK int berth_space_from_env(uint64_t *max_artifact,
+                                          struct berth_space_reserve *reserve, berth_error *err);
 
 #endif

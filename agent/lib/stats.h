@@ -50,8 +50,8 @@ void berth_stats_read_cgroup(const struct berth_cgroup *cg, struct berth_cgroup_
 /* The cgroup(s) of process `pid` below `fsroot` (berth_cgroup_detect's
  * mode); *ret as berth_cgroup_create leaves it, freed with
  * berth_cgroup_paths_free. ESRCH when the process is gone. */
-int berth_stats_cgroup_of(const char *fsroot, pid_t pid, struct berth_cgroup *ret,
-                          berth_error *err);
+BERTH_MUST_CHECK int berth_stats_cgroup_of(const char *fsroot, pid_t pid, struct berth_cgroup *ret,
+                                           berth_error *err);
 void berth_cgroup_paths_free(struct berth_cgroup *cg);
 
 /* One sample of one service. */

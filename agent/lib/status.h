@@ -73,17 +73,19 @@ struct berth_status {
     int64_t check_at;
 };
 
-int berth_status_write(const char *root, const struct berth_status *st, berth_error *err);
+BERTH_MUST_CHECK int berth_status_write(const char *root, const struct berth_status *st,
+                                        berth_error *err);
 
 /* Read one record. A record whose keeper is gone although its state says
  * it is alive has keeper_gone set, and is reported as "failed" (the
  * keeper was killed) unless its container runs on without it. */
-int berth_status_read(const char *root, const char *name, struct berth_status *ret,
-                      berth_error *err);
+BERTH_MUST_CHECK int berth_status_read(const char *root, const char *name, struct berth_status *ret,
+                                       berth_error *err);
 void berth_status_release(struct berth_status *st);
 
 /* Every service record under ROOT/services, sorted by name. */
-int berth_status_list(const char *root, struct berth_status **ret, size_t *ret_n, berth_error *err);
+BERTH_MUST_CHECK int berth_status_list(const char *root, struct berth_status **ret, size_t *ret_n,
+                                       berth_error *err);
 void berth_status_list_free(struct berth_status *v, size_t n);
 
 /* {"services": [...]} as DESIGN.md's `berth status --json` (malloc'ed). */
@@ -93,6 +95,6 @@ char *berth_status_json(const struct berth_status *v, size_t n);
  * with `used`, one that berth has worked in (it has services/, lock or
  * agent.json). ENOENT or ENOTDIR otherwise, the message naming the root:
  * a mistyped --root is an error, not an empty list. */
-int berth_status_root_check(const char *root, bool used, berth_error *err);
+BERTH_MUST_CHECK int berth_status_root_check(const char *root, bool used, berth_error *err);
 
 #endif

@@ -124,19 +124,24 @@ static int workdir_make(const char *root, const char *hex, struct workdir *w, be
     if (berth_mkdir_p(images, 0700, err) < 0)
         return -1;
     w->path = xasprintf("%s/.tmp-%s.%d.%u", images, hex, (int)getpid(), counter++);
-    berth_rm_rf(w->path, err);
-    w->lockfd = create_locked(w->path, true);
-    if (w->lockfd < 0)
-        return berth_error_set(err, errno, "creating '%s'", w->path);
-    return 0;
+    if (berth_rm_rf(w->path, err) == 0) {
+        w->lockfd = create_locked(w->path, true);
+        if (w->lockfd >= 0)
+            return 0;
+        berth_error_set(err, errno, "creating '%s'", w->path);
+    }
+    free(w->path);
+    w->path = NULL;
+    return -1;
 }
 
 static void workdir_drop(struct workdir *w)
 {
     berth_error ign = BERTH_ERROR_INIT;
 
-    if (w->path)
-        berth_rm_rf(w->path, &ign);
+    /* a leftover is removed by the next gc ("partial") */
+    if (w->path && berth_rm_rf(w->path, &ign) < 0) {
+    }
     if (w->lockfd >= 0)
         close(w->lockfd);
     free(w->path);
@@ -195,7 +200,8 @@ static void sweep_some(const char *dir, bool dry_run, bool all,
             cb(ud, "partial", de->d_name, 0);
         if (!dry_run) {
             berth_error ign = BERTH_ERROR_INIT;
-            berth_rm_rf(p, &ign);
+            if (berth_rm_rf(p, &ign) < 0) { /* the next gc tries again */
+            }
         }
     }
     closedir(d);

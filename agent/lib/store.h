@@ -54,9 +54,9 @@ void berth_image_release(struct berth_image *img);
  * berth_image_release) and marks the image used now. The signature is
  * checked whenever the artifact is downloaded or unpacked from its blob;
  * an image already unpacked under the digest is trusted by the digest. */
-int berth_store_ensure_image(const char *root, const struct berth_image_ref *ref,
-                             const struct berth_fetch_options *opt, struct berth_image *ret,
-                             berth_error *err);
+BERTH_MUST_CHECK int berth_store_ensure_image(const char *root, const struct berth_image_ref *ref,
+                                              const struct berth_fetch_options *opt,
+                                              struct berth_image *ret, berth_error *err);
 
 /* The same for several images at once, downloading in parallel; each gets
  * its own result: `rets[i]` on success, `errs[i]` on failure (one failure
@@ -72,26 +72,26 @@ size_t berth_store_ensure_images(const char *root, const struct berth_image_ref 
 /* Download `url` whose digest is not known yet into the store (for `berth
  * pin`): the blob is named by what arrived. Returns its hex digest and the
  * detected format. */
-int berth_store_fetch_unpinned(const char *root, const char *url,
-                               const struct berth_fetch_options *opt, char ret_hex[65],
-                               enum berth_image_format *ret_format, berth_error *err);
+BERTH_MUST_CHECK int
+berth_store_fetch_unpinned(const char *root, const char *url, const struct berth_fetch_options *opt,
+                           char ret_hex[65], enum berth_image_format *ret_format, berth_error *err);
 
 /* Load an unpacked image by hex digest; -1 with ENOENT when absent. */
-int berth_store_load_image(const char *root, const char *hex, struct berth_image *ret,
-                           berth_error *err);
+BERTH_MUST_CHECK int berth_store_load_image(const char *root, const char *hex,
+                                            struct berth_image *ret, berth_error *err);
 
 /* Import an image file into the store, its kind told by its content: an
  * OCI image layout directory (oci-layout, index.json), or a rootfs
  * tarball, OCI archive or docker save archive (tar, optionally compressed).
  * Unpacked once (reused when already there) with the default bounds;
  * anything else is an error naming what the file is. */
-int berth_store_import(const char *root, const char *path, struct berth_image *ret,
-                       berth_error *err);
+BERTH_MUST_CHECK int berth_store_import(const char *root, const char *path, struct berth_image *ret,
+                                        berth_error *err);
 
 /* Make sure an image rootfs has the directories and files the runtime
  * mounts over (/proc, /sys, /dev, /etc/resolv.conf, /etc/hosts), so that it
  * also runs with a read-only root. */
-int berth_store_prepare_rootfs(const char *rootfs, berth_error *err);
+BERTH_MUST_CHECK int berth_store_prepare_rootfs(const char *rootfs, berth_error *err);
 
 /* One row of `berth images`. */
 struct berth_store_entry {
@@ -124,8 +124,9 @@ void berth_store_entries_free(struct berth_store_entry *e, size_t n);
 /* Remove blobs and images that `users` does not use, and what killed
  * berths left behind. `cb` (may be NULL) sees each digest removed (or that
  * would be with `dry_run`) and what it was ("blob", "image", "partial"). */
-int berth_store_gc(const char *root, const struct berth_store_users *users, bool dry_run,
-                   void (*cb)(void *ud, const char *what, const char *name, uint64_t bytes),
-                   void *ud, berth_error *err);
+BERTH_MUST_CHECK int
+berth_store_gc(const char *root, const struct berth_store_users *users, bool dry_run,
+               void (*cb)(void *ud, const char *what, const char *name, uint64_t bytes), void *ud,
+               berth_error *err);
 
 #endif

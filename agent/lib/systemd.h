@@ -36,7 +36,8 @@ bool berth_systemd_booted(void);
  * berth.slice, delegated, TasksMax=infinity) and wait for systemd to have
  * done it. A scope of that name that is still going away (the previous
  * keeper's) is waited for, a few seconds at most. */
-int berth_systemd_start_scope(const char *unit, const char *description, berth_error *err);
+BERTH_MUST_CHECK int berth_systemd_start_scope(const char *unit, const char *description,
+                                               berth_error *err);
 
 /* sd_notify(): "READY=1", "STOPPING=1", "STATUS=..."; nothing happens
  * when the caller was not started by systemd with NOTIFY_SOCKET. */

@@ -46,22 +46,23 @@ struct berth_unpack_stats {
 /* Extract the tar archive at `archive` (plain, gzip, xz, zstd, bzip2 or
  * lz4) into the existing directory `dest`. `limits` may be NULL for the
  * defaults (including the default free-space reserve). */
-int berth_unpack_tar(const char *archive, const char *dest,
-                     const struct berth_unpack_limits *limits, struct berth_unpack_stats *ret_stats,
-                     berth_error *err);
+BERTH_MUST_CHECK int berth_unpack_tar(const char *archive, const char *dest,
+                                      const struct berth_unpack_limits *limits,
+                                      struct berth_unpack_stats *ret_stats, berth_error *err);
 
 /* The same from a stream (a pipe), read to its end. */
-int berth_unpack_tar_fd(int fd, const char *dest, const struct berth_unpack_limits *limits,
-                        struct berth_unpack_stats *ret_stats, berth_error *err);
+BERTH_MUST_CHECK int berth_unpack_tar_fd(int fd, const char *dest,
+                                         const struct berth_unpack_limits *limits,
+                                         struct berth_unpack_stats *ret_stats, berth_error *err);
 
 /* Apply one OCI/docker layer on top of `dest`: whiteouts (".wh.NAME")
  * remove NAME from the layers below, opaque markers (".wh..wh..opq") empty
  * their directory first, a non-directory replaces a directory. `stats`
  * accumulates over the layers of one image, and the limits apply to the
  * sum. */
-int berth_unpack_layer(const char *layer, const char *dest,
-                       const struct berth_unpack_limits *limits, struct berth_unpack_stats *stats,
-                       berth_error *err);
+BERTH_MUST_CHECK int berth_unpack_layer(const char *layer, const char *dest,
+                                        const struct berth_unpack_limits *limits,
+                                        struct berth_unpack_stats *stats, berth_error *err);
 
 #include "format.h"
 
@@ -73,6 +74,7 @@ const char *berth_image_format_name(enum berth_image_format f);
 enum berth_image_format berth_unpack_format_of(const struct berth_unpack_stats *stats);
 
 /* Read only the headers of `archive` to tell rootfs from oci/docker. */
-int berth_unpack_detect(const char *archive, enum berth_image_format *ret, berth_error *err);
+BERTH_MUST_CHECK int berth_unpack_detect(const char *archive, enum berth_image_format *ret,
+                                         berth_error *err);
 
 #endif

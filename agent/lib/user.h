@@ -18,8 +18,8 @@ struct berth_user {
 };
 
 /* NULL or "" means root. */
-int berth_user_resolve(const char *rootfs, const char *spec, struct berth_user *ret,
-                       berth_error *err);
+BERTH_MUST_CHECK int berth_user_resolve(const char *rootfs, const char *spec,
+                                        struct berth_user *ret, berth_error *err);
 void berth_user_release(struct berth_user *u);
 
 #endif

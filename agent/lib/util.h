@@ -62,23 +62,23 @@ void berth_format_age(char *buf, size_t len, int64_t s);
 
 /* Write `len` bytes to `path` atomically: a temporary file in the same
  * directory, fsync, rename, fsync of the directory. */
-int berth_write_file_atomic(const char *path, const void *data, size_t len, int mode,
-                            berth_error *err);
+BERTH_MUST_CHECK int berth_write_file_atomic(const char *path, const void *data, size_t len,
+                                             int mode, berth_error *err);
 
 /* Read a whole file (at most `max` bytes) into a NUL-terminated buffer. */
-int berth_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len,
-                    berth_error *err);
+BERTH_MUST_CHECK int berth_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len,
+                                     berth_error *err);
 
 /* Write a short string to an existing file (sysfs, cgroupfs, procfs). */
-int berth_write_string(const char *path, const char *value, berth_error *err);
+BERTH_MUST_CHECK int berth_write_string(const char *path, const char *value, berth_error *err);
 
 /* mkdir -p with `mode` for the created directories. */
-int berth_mkdir_p(const char *path, int mode, berth_error *err);
+BERTH_MUST_CHECK int berth_mkdir_p(const char *path, int mode, berth_error *err);
 
 /* rm -rf that never crosses into another filesystem (so that a stray mount
  * below `path` is not emptied) and never follows symlinks. A missing path
  * is not an error. */
-int berth_rm_rf(const char *path, berth_error *err);
+BERTH_MUST_CHECK int berth_rm_rf(const char *path, berth_error *err);
 
 /* "512M", "64k", "1G", "1024" → bytes (K/M/G/T are powers of 1024; a
  * trailing "B" or "i" is accepted: "64MiB", "10MB"). */
@@ -91,7 +91,7 @@ int berth_parse_duration(const char *s, uint64_t *ret_ms);
 void berth_hex(const unsigned char *bytes, size_t len, char *out);
 
 /* sha256 of a file as 64 lowercase hex digits. */
-int berth_sha256_file(const char *path, char ret_hex[65], berth_error *err);
+BERTH_MUST_CHECK int berth_sha256_file(const char *path, char ret_hex[65], berth_error *err);
 
 /* NULL-terminated string vectors (argv, environments). */
 #define BERTH_DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -28,7 +28,7 @@ struct berth_digest {
 };
 
 /* Start digesting; `blake2b` also computes BLAKE2b-512. */
-int berth_digest_init(struct berth_digest *d, bool blake2b, berth_error *err);
+BERTH_MUST_CHECK int berth_digest_init(struct berth_digest *d, bool blake2b, berth_error *err);
 void berth_digest_update(struct berth_digest *d, const void *buf, size_t len);
 /* Start over (a download restarted from byte 0). */
 void berth_digest_reset(struct berth_digest *d);
@@ -38,7 +38,7 @@ void berth_digest_final(struct berth_digest *d, char ret_sha256[65], unsigned ch
 void berth_digest_release(struct berth_digest *d);
 
 /* "sha256:<64 lowercase hex>" → the hex part. */
-int berth_digest_parse(const char *digest, char ret_hex[65], berth_error *err);
+BERTH_MUST_CHECK int berth_digest_parse(const char *digest, char ret_hex[65], berth_error *err);
 
 struct berth_minisign_key {
     unsigned char keynum[8];
@@ -54,24 +54,26 @@ struct berth_minisign_sig {
 };
 
 /* A public key: the base64 line alone, or a whole minisign .pub file. */
-int berth_minisign_key_parse(const char *text, struct berth_minisign_key *ret, berth_error *err);
+BERTH_MUST_CHECK int berth_minisign_key_parse(const char *text, struct berth_minisign_key *ret,
+                                              berth_error *err);
 
 /* A .minisig file's contents (`len` bytes, need not be NUL-terminated). */
-int berth_minisign_sig_parse(const char *text, size_t len, struct berth_minisign_sig *ret,
-                             berth_error *err);
+BERTH_MUST_CHECK int berth_minisign_sig_parse(const char *text, size_t len,
+                                              struct berth_minisign_sig *ret, berth_error *err);
 void berth_minisign_sig_release(struct berth_minisign_sig *sig);
 
 /* Verify `sig` by `key` for the file at `path`: the key number, the
  * signature and the trusted comment's global signature. For a prehashed
  * signature, `blake2b` (computed while downloading) is used when not NULL,
  * so the file is not read again. */
-int berth_minisign_verify_file(const struct berth_minisign_key *key,
-                               const struct berth_minisign_sig *sig, const char *path,
-                               const unsigned char *blake2b, berth_error *err);
+BERTH_MUST_CHECK int berth_minisign_verify_file(const struct berth_minisign_key *key,
+                                                const struct berth_minisign_sig *sig,
+                                                const char *path, const unsigned char *blake2b,
+                                                berth_error *err);
 
 /* The same over a buffer (the unit tests). */
-int berth_minisign_verify(const struct berth_minisign_key *key,
-                          const struct berth_minisign_sig *sig, const void *data, size_t len,
-                          berth_error *err);
+BERTH_MUST_CHECK int berth_minisign_verify(const struct berth_minisign_key *key,
+                                           const struct berth_minisign_sig *sig, const void *data,
+                                           size_t len, berth_error *err);
 
 #endif

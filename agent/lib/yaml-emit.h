@@ -14,7 +14,7 @@
 
 /* The `n` documents as one YAML stream, each started by "---" when there
  * are several. Returns 0 and a malloc'ed, NUL-terminated text in `ret`. */
-int berth_yaml_emit(json_t *const *docs, size_t n, char **ret, berth_error *err);
+BERTH_MUST_CHECK int berth_yaml_emit(json_t *const *docs, size_t n, char **ret, berth_error *err);
 
 /* Whether `s` can be written as a plain YAML 1.1 scalar and read back as
  * the same string. */

@@ -54,7 +54,7 @@ static int teardown(void **state)
 {
     berth_error err = BERTH_ERROR_INIT;
     (void)state;
-    berth_rm_rf(tmpdir, &err);
+    assert_int_equal(berth_rm_rf(tmpdir, &err), 0);
     free(tmpdir);
     return 0;
 }

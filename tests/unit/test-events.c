@@ -133,7 +133,7 @@ static void test_record_and_rotate(void **state)
     assert_int_equal(berth_events_read(dir, T0 + 1999, &v, &n, &err), 0);
     assert_int_equal(n, 1);
     berth_events_free(v, n);
-    berth_rm_rf(dir, &err);
+    assert_int_equal(berth_rm_rf(dir, &err), 0);
 }
 
 struct got {
@@ -190,7 +190,7 @@ static void test_log_reader(void **state)
     memset(&g, 0, sizeof(g));
     assert_int_equal(berth_log_read(dir, &last, collect, &g, NULL, &err), 0);
     assert_string_equal(g.text, "c\n");
-    berth_rm_rf(dir, &err);
+    assert_int_equal(berth_rm_rf(dir, &err), 0);
 }
 
 int main(void)

@@ -27,7 +27,7 @@ enum {
 
 static const struct berth_keeper_rules rules = {
     .name = "web",
-    .restart = BERTH_POLICY_ALWAYS,
+    .restart = BERTH_RESTART_ALWAYS,
     .backoff_initial_ms = 100,
     .backoff_max_ms = 1000,
     .backoff_reset_ms = 10000,
@@ -151,7 +151,7 @@ static void test_policy_on_failure(void **state)
     (void)state;
     struct berth_keeper_rules r = rules;
     struct berth_keeper_fsm m;
-    r.restart = BERTH_POLICY_ON_FAILURE;
+    r.restart = BERTH_RESTART_ON_FAILURE;
     running(&m, &r);
     exit_with(&m, 3, false, 10);
     expect(&m, BERTH_STATE_BACKOFF, DISARM | BACKOFF | STATUS | TELL, "exit");
@@ -175,7 +175,7 @@ static void test_policy_never(void **state)
     (void)state;
     struct berth_keeper_rules r = rules;
     struct berth_keeper_fsm m;
-    r.restart = BERTH_POLICY_NEVER;
+    r.restart = BERTH_RESTART_NEVER;
     running(&m, &r);
     exit_with(&m, 1, false, 10);
     expect(&m, BERTH_STATE_STOPPED, DISARM | STATUS | TELL, "exit");
@@ -364,7 +364,7 @@ static void test_start_errors(void **state)
     assert_int_equal(step.from, BERTH_STATE_BACKOFF);
     assert_int_equal(step.delay_ms, 200);
     /* transient, but the policy never restarts: failed */
-    r.restart = BERTH_POLICY_NEVER;
+    r.restart = BERTH_RESTART_NEVER;
     berth_keeper_fsm_init(&m, &r);
     ev(&m, BERTH_KEEPER_EV_START);
     fail_start(&m, true);

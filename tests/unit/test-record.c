@@ -115,7 +115,7 @@ static void test_versions(void **state)
     assert_int_equal(berth_record_write(root, "web", &v2, false, &err), 0);
     /* a new version forgets the rejection */
     assert_false(berth_record_read_hash(dir, BERTH_RECORD_REJECTED, hash));
-    berth_rm_rf(root, &err);
+    assert_int_equal(berth_rm_rf(root, &err), 0);
 }
 
 static void test_list_status_and_images(void **state)
@@ -159,7 +159,7 @@ static void test_list_status_and_images(void **state)
     assert_int_equal(berth_record_status_load(root, "web", &o, &err), 0);
     assert_string_equal(json_string_value(json_object_get(o, "state")), "running");
     json_decref(o);
-    berth_rm_rf(root, &err);
+    assert_int_equal(berth_rm_rf(root, &err), 0);
 }
 
 static void test_keeper_lock(void **state)
@@ -181,7 +181,7 @@ static void test_keeper_lock(void **state)
     close(fd2);
     close(fd);
     assert_false(berth_record_keeper_alive(root, "web", NULL));
-    berth_rm_rf(root, &err);
+    assert_int_equal(berth_rm_rf(root, &err), 0);
 }
 
 int main(void)

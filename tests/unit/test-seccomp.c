@@ -318,7 +318,8 @@ static void test_cache(void **state)
     if (pid == 0) {
         struct berth_seccomp_bpf c;
         berth_error e = BERTH_ERROR_INIT;
-        berth_seccomp_build(&berth_seccomp_default, 0, NULL, &c, &e); /* evict */
+        if (berth_seccomp_build(&berth_seccomp_default, 0, NULL, &c, &e) < 0) /* evict */
+            _exit(1);
         if (berth_seccomp_build(&berth_seccomp_default, CAP(CAP_SYS_TIME), cache, &c, &e) < 0 ||
             c.len != a.len || memcmp(c.insns, a.insns, a.len * 8u))
             _exit(1);

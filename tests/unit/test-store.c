@@ -107,7 +107,7 @@ static void test_ensure_images_parallel(void **state)
     close(in[1]); /* the server exits when stdin closes */
     fclose(f);
     waitpid(pid, NULL, 0);
-    berth_rm_rf(dir, &err);
+    assert_int_equal(berth_rm_rf(dir, &err), 0);
 }
 
 int main(void)

@@ -125,7 +125,7 @@ static void test_layers(void **state)
     assert_int_equal(berth_read_file(e, 100, &data, NULL, &err), 0);
     assert_string_equal(data, "new");
     assert_int_equal(st.whiteouts, 2);
-    berth_rm_rf(d, &err);
+    assert_int_equal(berth_rm_rf(d, &err), 0);
 }
 
 static void test_detect(void **state)
@@ -160,7 +160,7 @@ static void test_detect(void **state)
     assert_int_equal(berth_image_format_from_name("oci"), BERTH_FORMAT_OCI);
     assert_int_equal(berth_image_format_from_name("zip"), -1);
     assert_string_equal(berth_image_format_name(BERTH_FORMAT_DOCKER), "docker");
-    berth_rm_rf(d, &err);
+    assert_int_equal(berth_rm_rf(d, &err), 0);
 }
 
 /* Go's archive/tar without Close(): no padding, no end blocks */
@@ -183,7 +183,7 @@ static void test_unterminated_tar(void **state)
     assert_int_equal(mkdir(root, 0755), 0);
     assert_int_equal(berth_unpack_tar(t, root, NULL, NULL, &err), 0);
     assert_true(exists(root, "f"));
-    berth_rm_rf(d, &err);
+    assert_int_equal(berth_rm_rf(d, &err), 0);
 }
 
 static void test_caps(void **state)
@@ -203,7 +203,7 @@ static void test_caps(void **state)
     berth_error_clear(&err);
     assert_int_equal(berth_unpack_tar(t, root, &bytes, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "refusing 'b'"));
-    berth_rm_rf(d, &err);
+    assert_int_equal(berth_rm_rf(d, &err), 0);
 }
 
 int main(void)

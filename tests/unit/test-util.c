@@ -159,7 +159,7 @@ static void test_open_in_root_never_escapes(void **state)
     _cleanup_free_ char *o2 = xasprintf("%s/file", outside);
     assert_int_equal(access(o1, F_OK), -1);
     assert_int_equal(access(o2, F_OK), -1);
-    berth_rm_rf(tmpl, &err);
+    assert_int_equal(berth_rm_rf(tmpl, &err), 0);
 }
 
 int main(void)
