@@ -784,10 +784,10 @@ int berth_agent_run(const struct berth_agent_options *o, berth_error *err)
 
     if (berth_mkdir_p(o->root, 0700, err) < 0)
         return -1;
-    lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
-        return berth_error_set(err, errno, "another agent serves '%s' ('%s' is locked)", o->root,
-                               lockp);
+    lock = berth_lock_file(lockp, 0600, false, err);
+    if (lock < 0)
+        return berth_error_set(err, err->code, "another agent serves '%s' ('%s' is locked)",
+                               o->root, lockp);
     a.agent_lock = lock;
     if (setup(&a, err) < 0) {
         teardown(&a);

@@ -24,16 +24,10 @@
 int berth_lock_root(const char *root, bool wait, berth_error *err)
 {
     _cleanup_free_ char *path = xasprintf("%s/lock", root);
-    _cleanup_close_ int fd = -1;
 
     if (berth_mkdir_p(root, 0700, err) < 0)
         return -1;
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return berth_error_set(err, errno, "opening '%s'", path);
-    if (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0)
-        return berth_error_set(err, errno, "locking '%s'", path);
-    return TAKE_FD(fd);
+    return berth_lock_file(path, 0600, wait, err);
 }
 
 static bool needs_image(const struct berth_plan_item *it)

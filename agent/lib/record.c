@@ -248,11 +248,11 @@ int berth_record_keeper_lock(const char *dir, int *ret_fd, berth_error *err)
     _cleanup_free_ char *lock = berth_record_path(dir, BERTH_RECORD_KEEPER_LOCK);
     char pid[32];
 
-    *ret_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    *ret_fd = berth_lock_file(lock, 0644, false, err);
+    if (*ret_fd < 0 && err->code == EWOULDBLOCK)
+        return berth_error_set(err, EWOULDBLOCK, "another keeper runs '%s'", dir);
     if (*ret_fd < 0)
-        return berth_error_set(err, errno, "opening '%s'", lock);
-    if (flock(*ret_fd, LOCK_EX | LOCK_NB) < 0)
-        return berth_error_set(err, errno, "another keeper runs '%s'", dir);
+        return -1;
     snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
     if (ftruncate(*ret_fd, 0) < 0 || pwrite(*ret_fd, pid, strlen(pid), 0) < 0)
         return berth_error_set(err, errno, "writing '%s'", lock);

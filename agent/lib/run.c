@@ -72,12 +72,11 @@ static int make_rundir(const char *root, const char *id, char **ret_dir, int *re
 
     if (berth_mkdir_p(runroot, 0700, err) < 0)
         return -1;
-    fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    fd = berth_lock_file(lock, 0600, false, err);
+    if (fd < 0 && err->code == EWOULDBLOCK)
+        return berth_error_set(err, EBUSY, "a container named '%s' is already running", id);
     if (fd < 0)
-        return berth_error_set(err, errno, "creating '%s'", lock);
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-        return berth_error_set(err, errno == EWOULDBLOCK ? EBUSY : errno,
-                               "a container named '%s' is already running", id);
+        return -1;
     if (berth_rm_rf(dir, err) < 0 || (mkdir(dir, 0700) < 0 && errno != EEXIST))
         return berth_error_set(err, errno, "creating '%s'", dir);
     *ret_dir = TAKE_PTR(dir);

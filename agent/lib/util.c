@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -218,6 +219,17 @@ static int rm_rf_at(int dfd, const char *name, dev_t dev, berth_error *err)
     if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
         return berth_error_set(err, errno, "removing directory '%s'", name);
     return 0;
+}
+
+int berth_lock_file(const char *path, int mode, bool wait, berth_error *err)
+{
+    _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode);
+
+    if (fd < 0)
+        return berth_error_set(err, errno, "opening '%s'", path);
+    if (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0)
+        return berth_error_set(err, errno, "locking '%s'", path);
+    return TAKE_FD(fd);
 }
 
 int berth_rm_rf(const char *path, berth_error *err)

@@ -72,6 +72,11 @@ BERTH_MUST_CHECK int berth_read_file(const char *path, size_t max, char **ret_da
 /* Write a short string to an existing file (sysfs, cgroupfs, procfs). */
 BERTH_MUST_CHECK int berth_write_string(const char *path, const char *value, berth_error *err);
 
+/* Open (creating it with `mode`) and flock `path` exclusively: the fd to
+ * keep, or -1. Without `wait`, a lock held elsewhere fails at once with
+ * err->code EWOULDBLOCK, for the caller to say who holds it. */
+BERTH_MUST_CHECK int berth_lock_file(const char *path, int mode, bool wait, berth_error *err);
+
 /* mkdir -p with `mode` for the created directories. */
 BERTH_MUST_CHECK int berth_mkdir_p(const char *path, int mode, berth_error *err);
 
