@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
@@ -558,6 +559,30 @@ static void record_rollback(const char *root, const char *name, const char *why)
         berth_status_release(&st);
 }
 
+/* rejected.sha256: the refused spec's hash, then its image's digest on a
+ * second line for `status --json` (the planner reads the first 64 bytes). */
+static int mark_rejected(const char *dir, berth_error *err)
+{
+    _cleanup_free_ char *hashp = xasprintf("%s/spec.sha256", dir);
+    _cleanup_free_ char *specp = xasprintf("%s/spec.json", dir);
+    _cleanup_free_ char *rejected = xasprintf("%s/rejected.sha256", dir);
+    _cleanup_free_ char *hash = NULL, *text = NULL;
+    json_t *spec = json_load_file(specp, 0, NULL);
+    const char *image =
+        json_string_value(json_object_get(json_object_get(spec, "image"), "digest"));
+
+    if (berth_read_file(hashp, 128, &hash, NULL, err) < 0) {
+        json_decref(spec);
+        return -1;
+    }
+    hash[strcspn(hash, "\n")] = '\0';
+    text = xasprintf("%s\n%s\n", hash, image ? image : "");
+    json_decref(spec);
+    if (berth_write_file_atomic(rejected, text, strlen(text), 0644, err) < 0)
+        return -1;
+    return unlink(hashp) < 0 ? berth_error_set(err, errno, "removing '%s'", hashp) : 0;
+}
+
 int berth_apply_rollback(const char *root, const char *name, const char *why, const char *exe,
                          berth_error *err)
 {
@@ -565,7 +590,6 @@ int berth_apply_rollback(const char *root, const char *name, const char *why, co
     _cleanup_free_ char *prev = xasprintf("%s/previous", dir);
     _cleanup_free_ char *hashp = xasprintf("%s/spec.sha256", dir);
     _cleanup_free_ char *prev_hash = xasprintf("%s/previous/spec.sha256", dir);
-    _cleanup_free_ char *rejected = xasprintf("%s/rejected.sha256", dir);
     _cleanup_free_ char *upper = xasprintf("%s/upper", dir);
     _cleanup_free_ char *work = xasprintf("%s/work", dir);
     static const char *const files[] = {"container.json", "spec.json"};
@@ -577,8 +601,8 @@ int berth_apply_rollback(const char *root, const char *name, const char *why, co
         return -1;
     /* remember what failed: the planner leaves that spec alone until the
      * file asks for something else */
-    if (rename(hashp, rejected) < 0)
-        return berth_error_set(err, errno, "marking the spec of '%s' rejected", name);
+    if (mark_rejected(dir, err) < 0)
+        return berth_error_wrap(err, "marking the spec of '%s' rejected", name);
     for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
         _cleanup_free_ char *from = xasprintf("%s/%s", prev, files[i]);
         _cleanup_free_ char *to = xasprintf("%s/%s", dir, files[i]);

@@ -117,7 +117,7 @@ static void read_record(const char *root, const struct berth_status *st, struct 
         memcpy(r->hash, hash, 64);
         r->hash[64] = '\0';
     }
-    if (berth_read_file(rejp, 128, &rej, NULL, &e) == 0 && strlen(rej) >= 64) {
+    if (berth_read_file(rejp, 256, &rej, NULL, &e) == 0 && strlen(rej) >= 64) {
         memcpy(r->rejected, rej, 64);
         r->rejected[64] = '\0';
     }

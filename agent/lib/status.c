@@ -136,6 +136,12 @@ static json_t *to_json(const struct berth_status *st)
     json_object_set_new(o, "keeper_gone", json_boolean(st->keeper_gone));
     json_object_set_new(o, "stopping", json_boolean(st->stopping));
     json_object_set_new(o, "last_check", check_json(st));
+    json_object_set_new(
+        o, "rejected",
+        st->rejected_spec_hash
+            ? json_pack("{s:s, s:o}", "spec_hash", st->rejected_spec_hash, "image",
+                        st->rejected_image ? json_string(st->rejected_image) : json_null())
+            : json_null());
     return o;
 }
 
@@ -159,6 +165,24 @@ static char *dup_str(json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
     return s ? xstrdup(s) : NULL;
+}
+
+/* rejected.sha256 (apply.c): the refused spec's hash, then its image. */
+static void read_rejected(const char *dir, struct berth_status *st)
+{
+    _cleanup_free_ char *path = xasprintf("%s/rejected.sha256", dir);
+    _cleanup_free_ char *text = NULL;
+    berth_error e = BERTH_ERROR_INIT;
+    char *image;
+
+    if (berth_read_file(path, 256, &text, NULL, &e) < 0)
+        return;
+    image = text + strcspn(text, "\n");
+    if (*image)
+        *image++ = '\0';
+    image[strcspn(image, "\n")] = '\0';
+    st->rejected_spec_hash = xstrdup(text);
+    st->rejected_image = *image ? xstrdup(image) : NULL;
 }
 
 int berth_status_read(const char *root, const char *name, struct berth_status *st, berth_error *err)
@@ -201,13 +225,11 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
     json_decref(o);
     if (!st->state)
         st->state = xstrdup("stopped");
+    read_rejected(dir, st);
     /* running the version it was rolled back to */
-    if (!strcmp(st->state, "running")) {
-        _cleanup_free_ char *rej = xasprintf("%s/rejected.sha256", dir);
-        if (access(rej, F_OK) == 0) {
-            free(st->state);
-            st->state = xstrdup("rolled-back");
-        }
+    if (!strcmp(st->state, "running") && st->rejected_spec_hash) {
+        free(st->state);
+        st->state = xstrdup("rolled-back");
     }
     /* the record says alive, the lock says the keeper is gone */
     if (berth_status_state_live(st->state) && !berth_keeper_alive(root, name, &keeper)) {
@@ -236,6 +258,8 @@ void berth_status_release(struct berth_status *st)
     free(st->health);
     free(st->spec_hash);
     free(st->start_error);
+    free(st->rejected_spec_hash);
+    free(st->rejected_image);
     free(st->check_result);
     free(st->check_output);
     memset(st, 0, sizeof(*st));

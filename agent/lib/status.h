@@ -28,6 +28,9 @@ struct berth_status {
     bool exit_oom;
     int64_t exit_at;
     char *start_error; /* why the last start failed (set-up, exec); NULL when it did not */
+    /* rolled back from (rejected.sha256), "rejected" in JSON; NULL when not */
+    char *rejected_spec_hash;
+    char *rejected_image;
     /* a stop was asked for: the keeper exits once the service is gone (its
      * state stays "running" through the stop's grace period) */
     bool stopping;
