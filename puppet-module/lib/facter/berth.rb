@@ -13,8 +13,8 @@
 #                   when berth cannot be run (then "age": the file's age in
 #                   seconds: it is only as fresh as the last apply or agent),
 #     "root"     => the state directory read,
-#     "agent"    => { "running" => true|false, "file", "file_valid",
-#                     "errors", "last_converge" => "ok"|"failed"|... }: whether
+#     "agent"    => { "running" => true|false, "running_pid", "pid", "file",
+#                     "file_valid", "errors", "last_converge" => "ok"|... }: whether
 #                   an agent serves the root now (it holds <root>/agent.lock),
 #                   and what it last wrote,
 #     "group"    => the rollout group that class berth's `group` names, if any,
@@ -115,15 +115,16 @@ module BerthFact
   end
 
   # What a service reports: what it runs and how it fares, nothing that
-  # changes without a change of state (pids, start times, check output and
-  # counters of the agent's passes stay in `berth status --json`), so that
-  # PuppetDB stores a new fact set only when something happened.
+  # changes without a change of state (a service's pids and start time, its
+  # last check's output, the agent's counters and times stay in `berth status
+  # --json`), so that PuppetDB stores a new fact set only when something
+  # happened.
   def service_keys
     %w[state image spec_hash health restarts last_exit rejected start_error]
   end
 
   def agent_keys
-    %w[running file file_valid errors]
+    %w[running running_pid pid file file_valid errors]
   end
 
   def slim_agent(agent)
