@@ -123,7 +123,8 @@ class berth (
       default => ['--signature', $image['signature']['url'], '--public-key', $image['signature']['public_key']],
     }
     exec { "berth fetch ${name}":
-      command   => [$binary_path, '--root', $root, 'fetch', $image['url'], '--digest', $image['digest']] + $mirrors + $format + $signature,
+      command   => [$binary_path, '--root', $root, 'fetch', $image['url'], '--digest', $image['digest']]
+        + $mirrors + $format + $signature,
       creates   => "${root}/images/${hex}",
       logoutput => on_failure,
       timeout   => $apply_timeout,
