@@ -7,6 +7,7 @@ import concurrent.futures
 import functools
 import hashlib
 import http.server
+import io
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import tarfile
 import tempfile
 import threading
 import time
@@ -159,8 +161,6 @@ global: {{ logging-config: {d}/logback.xml }}
 def busybox_image(www, name, files):
     """A rootfs tarball of busybox-static plus `files` (path: text) under
     www/NAME.tar.gz; returns its image block."""
-    import tarfile
-    import io
     path = os.path.join(www, name + ".tar.gz")
 
     def add(tar, arcname, data=None, mode=0o755, link=None, dir=False):
@@ -324,14 +324,14 @@ usecacheonfailure = false
             return {}
         return {s["name"]: s for s in json.loads(r.stdout)["services"]}
 
-    def stop(self):
-        """The berth agent, then every service (berth stop --all), so that no
-        keeper, container, mount or cgroup remains."""
+    def stop(self, empty):
+        """The berth agent, then every service: `apply --purge` of the empty
+        file `empty` removes them, their keepers, mounts and cgroups."""
         if self.agent and self.agent.poll() is None:
             self.agent.terminate()
             self.agent.wait(30)
         if os.path.isdir(self.root):
-            subprocess.run([self.fleet.berth, "--root", self.root, "stop", "--all"],
+            subprocess.run([self.fleet.berth, "--root", self.root, "apply", "-f", empty, "--purge"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -474,10 +474,7 @@ hierarchy:
         empty = os.path.join(self.dir, "empty.yaml")
         write(empty, "version: 1\nservices: {}\n")
         for h in self.hosts:
-            h.stop()
-            if os.path.isdir(h.root):
-                subprocess.run([self.berth, "--root", h.root, "apply", "-f", empty, "--purge"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            h.stop(empty)
         self.server.stop()
         if self.images:
             self.http.stop()
@@ -538,25 +535,22 @@ def leftovers(dir, cgroups):
     return left
 
 
+# where cgroup v2 is mounted: beside v1's controllers (hybrid) or alone
+V2 = "unified" if os.path.isdir("/sys/fs/cgroup/unified") else ""
+
+
 def service_cgroups(host):
-    """The cgroup directories of HOST's running containers."""
+    """The cgroup directories of HOST's running containers (v1 and v2)."""
     found = set()
     for s in host.status().values():
-        if not s.get("pid"):
-            continue
         try:
-            lines = open(f"/proc/{s['pid']}/cgroup").read().splitlines()
+            lines = open(f"/proc/{s['pid']}/cgroup").read().splitlines() if s.get("pid") else []
         except OSError:
             continue
         for line in lines:
-            _, ctrl, path = line.split(":", 2)
-            if path in ("", "/"):
-                continue
-            base = "/sys/fs/cgroup/unified" if ctrl == "" and os.path.isdir(
-                "/sys/fs/cgroup/unified") else "/sys/fs/cgroup"
-            for c in (ctrl.split(",") if ctrl else [""]):
-                c = c.replace("name=", "")
-                d = os.path.join(base, c, path.lstrip("/")) if c else os.path.join(base, path.lstrip("/"))
-                if os.path.isdir(d):
+            _, ctrls, path = line.split(":", 2)
+            for c in ctrls.replace("name=", "").split(",") if ctrls else [V2]:
+                d = os.path.normpath(f"/sys/fs/cgroup/{c}{path}")
+                if path != "/" and os.path.isdir(d):
                     found.add(d)
     return found

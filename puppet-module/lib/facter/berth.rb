@@ -20,8 +20,9 @@
 #     "group"    => the rollout group that class berth's `group` names, if any,
 #     "services" => { "web" => { "state", "image", "spec_hash", "health",
 #                                "restarts", "last_exit", "start_error",
-#                                "rejected" => nil | { "spec_hash", "image" }
-#                                (what berth rolled back from) } },
+#                                "rejected" => { "spec_hash", "image" }
+#                                (what berth rolled back from); members
+#                                without a value are left out } },
 #     "summary"  => { "total" => 2, "running" => 2, ... one count per state },
 #     ... any other top-level key of the status document, as is
 #   }
@@ -146,8 +147,7 @@ module BerthFact
     end
     extra = doc.reject { |k, _| k == 'services' }
     extra['agent'] = slim_agent(extra['agent']) if extra.key?('agent')
-    group = setting('BERTH_GROUP', 'group')
-    extra['group'] = group if group
+    extra['group'] = config['group'] if config['group'].is_a?(String)
     extra.merge('source' => source, 'root' => root, 'services' => services,
                 'summary' => { 'total' => services.size }.merge(summary))
   end

@@ -21,8 +21,9 @@
 #
 # A name declared both in `berth::services` and by a present `berth::service`
 # is a compile error naming both places; a `berth::service` with
-# `ensure => absent` removes that name, from Hiera's services too. Two `berth::service` with the same title
-# are Puppet's own duplicate declaration error, which also names both.
+# `ensure => absent` removes that name, from Hiera's services too. Two
+# `berth::service` with the same title are Puppet's own duplicate declaration
+# error, which also names both.
 Puppet::Functions.create_function(:'berth::render_config', Puppet::Functions::InternalFunction) do
   # @param services the class parameter berth::services (name => Berth::Service)
   # @param config_path the title of the File resource that holds the file
