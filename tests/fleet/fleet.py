@@ -295,12 +295,13 @@ usecacheonfailure = false
             start_new_session=True)
         log.close()
 
-    def puppet(self, *args):
+    def puppet(self):
         """One `puppet agent --onetime --no-daemonize`; returns (seconds, exit
-        code, output). --detailed-exitcodes: 0 nothing changed, 2 changes."""
+        code, output), its peak RSS in last_maxrss_kb. --detailed-exitcodes:
+        0 nothing changed, 2 changes."""
         argv = ["puppet", "agent", "--onetime", "--no-daemonize", "--detailed-exitcodes",
                 "--confdir", os.path.join(self.dir, "puppet"), "--color", "false",
-                "--no-splay", "--waitforcert", "0", "--logdest", "console", *args]
+                "--no-splay", "--waitforcert", "0", "--logdest", "console"]
         t0 = time.monotonic()
         with tempfile.TemporaryFile("w+") as out:
             p = subprocess.Popen(argv, env=self.env(), stdout=out, stderr=subprocess.STDOUT)
@@ -446,13 +447,13 @@ hierarchy:
             h.start_agent()
         return up
 
-    def wave(self, hosts, parallel=3, *args):
+    def wave(self, hosts, parallel=2):
         """`puppet agent --onetime` on each host, `parallel` at a time;
         returns {host name: (seconds, exit code, output)}."""
         with concurrent.futures.ThreadPoolExecutor(parallel) as ex:
-            return dict(zip([h.name for h in hosts], ex.map(lambda h: h.puppet(*args), hosts)))
+            return dict(zip([h.name for h in hosts], ex.map(Host.puppet, hosts)))
 
-    def upload_facts(self, hosts, parallel=3):
+    def upload_facts(self, hosts, parallel=2):
         with concurrent.futures.ThreadPoolExecutor(parallel) as ex:
             return list(ex.map(lambda h: h.facts_upload(), hosts))
 
