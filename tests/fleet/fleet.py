@@ -74,6 +74,7 @@ ssldir = {self.confdir}/ssl
 logdir = {d}/logs
 rundir = {d}/run
 publicdir = {d}/public
+keylength = 2048
 [server]
 autosign = true
 cadir = {self.confdir}/ca
