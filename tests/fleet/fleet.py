@@ -291,7 +291,7 @@ usecacheonfailure = false
         log = open(os.path.join(self.dir, "berth-agent.log"), "a")
         self.agent = subprocess.Popen(
             [self.fleet.berth, "--root", self.root, "agent", "-f", self.config,
-             "--settle", "3s", "--health-settle", "30s", "--resync", "10m"],
+             "--settle", "3s", "--health-settle", "60s", "--resync", "10m"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
         log.close()
