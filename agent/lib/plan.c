@@ -108,7 +108,9 @@ static void read_record(const char *root, const struct berth_status *st, struct 
     memset(r, 0, sizeof(*r));
     r->name = xstrdup(name);
     berth_record_read_hash(dir, BERTH_RECORD_HASH, r->hash);
-    berth_record_read_hash(dir, BERTH_RECORD_REJECTED, r->rejected);
+    /* the status read it (rejected.sha256's first line) */
+    if (st->rejected_spec_hash && strlen(st->rejected_spec_hash) == 64)
+        memcpy(r->rejected, st->rejected_spec_hash, 65);
     r->state = st->state;
     /* a keeper on its way out (a stop asked for by a berth killed since)
      * is not running the service for long: a start waits for it */

@@ -140,13 +140,13 @@ bool berth_record_read_hash(const char *dir, enum berth_record_file f, char ret[
 {
     _cleanup_free_ char *path = berth_record_path(dir, f);
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char buf[130];
+    char buf[258];
     ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
 
     ret[0] = '\0';
-    /* a regular file reads whole up to the count asked for; more than 128
-     * bytes is no hash */
-    if (n < 0 || n > 128)
+    /* a regular file reads whole up to the count asked for; more than 256
+     * bytes (rejected.sha256 has a second line) is no hash */
+    if (n < 0 || n > 256)
         return false;
     buf[n] = '\0';
     if (strlen(buf) < 64)
@@ -190,6 +190,48 @@ static int copy_file(const char *from, const char *to, berth_error *err)
     return berth_write_file_atomic(to, data, len, 0644, err);
 }
 
+/* rejected.sha256: the refused spec's hash, then its image's digest (for
+ * the fact and `status --json`), in place of spec.sha256 */
+static int mark_rejected(const char *dir, const char *hashp, const char *rejected, berth_error *err)
+{
+    _cleanup_free_ char *specp = berth_record_path(dir, BERTH_RECORD_SPEC);
+    _cleanup_free_ char *hash = NULL, *text = NULL;
+    json_t *spec = json_load_file(specp, 0, NULL);
+    const char *image =
+        json_string_value(json_object_get(json_object_get(spec, "image"), "digest"));
+
+    if (berth_read_file(hashp, 128, &hash, NULL, err) < 0) {
+        json_decref(spec);
+        return -1;
+    }
+    hash[strcspn(hash, "\n")] = '\0';
+    text = xasprintf("%s\n%s\n", hash, image ? image : "");
+    json_decref(spec);
+    if (berth_write_file_atomic(rejected, text, strlen(text), 0644, err) < 0)
+        return -1;
+    return unlink(hashp) < 0 ? berth_error_set(err, errno, "removing '%s'", hashp) : 0;
+}
+
+bool berth_record_read_rejected(const char *dir, char ret_hash[65], char **ret_image)
+{
+    _cleanup_free_ char *path = berth_record_path(dir, BERTH_RECORD_REJECTED);
+    _cleanup_free_ char *text = NULL;
+    char *image;
+
+    *ret_image = NULL;
+    if (berth_read_file(path, 256, &text, NULL, NULL) < 0)
+        return false;
+    image = text + strcspn(text, "\n");
+    if (*image)
+        *image++ = '\0';
+    image[strcspn(image, "\n")] = '\0';
+    if (strlen(text) != 64)
+        return false;
+    memcpy(ret_hash, text, 65);
+    *ret_image = *image ? xstrdup(image) : NULL;
+    return true;
+}
+
 int berth_record_restore_previous(const char *root, const char *name, berth_error *err)
 {
     static const enum berth_record_file files[] = {BERTH_RECORD_CONTAINER, BERTH_RECORD_SPEC};
@@ -201,8 +243,8 @@ int berth_record_restore_previous(const char *root, const char *name, berth_erro
 
     /* remember what failed: the planner leaves that spec alone until the
      * file asks for something else */
-    if (rename(hashp, rejected) < 0)
-        return berth_error_set(err, errno, "marking the spec of '%s' rejected", name);
+    if (mark_rejected(dir, hashp, rejected, err) < 0)
+        return berth_error_wrap(err, "marking the spec of '%s' rejected", name);
     for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
         _cleanup_free_ char *from = berth_record_path(prev, files[i]);
         _cleanup_free_ char *to = berth_record_path(dir, files[i]);

@@ -6,8 +6,8 @@
  *                    without it is incomplete (a killed apply) and replaced
  *   previous/        container.json, spec.json and spec.sha256 of the
  *                    version before the last replacement, for rollback
- *   rejected.sha256  the spec rolled back from, not tried again until the
- *                    file asks for another
+ *   rejected.sha256  the spec rolled back from (its hash, then its image's
+ *                    digest), not tried again until the file asks for another
  *   status.json      the keeper's, after every transition (status.h)
  *   keeper.lock      flock()ed by the live keeper, its pid inside
  *   keeper.sock      the keeper's control socket
@@ -86,6 +86,11 @@ char *berth_record_read_spec(const char *root, const char *name);
 
 /* Forget the spec `name` was rolled back from. */
 void berth_record_forget_rejection(const char *root, const char *name);
+
+/* rejected.sha256: the hash of the spec rolled back from, and its image's
+ * digest (*ret_image, malloc'ed; NULL in a record from before berth kept
+ * it). False when there is none. */
+bool berth_record_read_rejected(const char *dir, char ret_hash[65], char **ret_image);
 
 /* Whether `name` has a complete previous version (previous/spec.sha256);
  * -1 with the reason when not. */

@@ -157,6 +157,12 @@ static json_t *to_json(const struct berth_status *st)
         json_object_set_new(o, "keeper_error", json_string(st->keeper_error));
     json_object_set_new(o, "stopping", json_boolean(st->stopping));
     json_object_set_new(o, "last_check", check_json(st));
+    json_object_set_new(
+        o, "rejected",
+        st->rejected_spec_hash
+            ? json_pack("{s:s, s:o}", "spec_hash", st->rejected_spec_hash, "image",
+                        st->rejected_image ? json_string(st->rejected_image) : json_null())
+            : json_null());
     return o;
 }
 
@@ -211,9 +217,11 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
         st->exit_at = time_parse(json_object_get(last, "at"));
     }
     json_decref(o);
-    /* running the version it was rolled back to */
-    if (st->state == BERTH_STATE_RUNNING &&
-        berth_record_read_hash(dir, BERTH_RECORD_REJECTED, rejected))
+    /* rolled back from (rejected.sha256), and running the version it was
+     * rolled back to */
+    if (berth_record_read_rejected(dir, rejected, &st->rejected_image))
+        st->rejected_spec_hash = xstrdup(rejected);
+    if (st->state == BERTH_STATE_RUNNING && st->rejected_spec_hash)
         st->state = BERTH_STATE_ROLLED_BACK;
     /* the record says alive, the lock says the keeper is gone */
     if (berth_state_live(st->state) && !berth_record_keeper_alive(root, name, &keeper)) {
@@ -241,6 +249,8 @@ void berth_status_release(struct berth_status *st)
     free(st->spec_hash);
     free(st->start_error);
     free(st->keeper_error);
+    free(st->rejected_spec_hash);
+    free(st->rejected_image);
     free(st->check_result);
     free(st->check_output);
     memset(st, 0, sizeof(*st));

@@ -56,6 +56,9 @@ struct berth_status {
      * reap failed); NULL when it did not. "keeper_error" in JSON, only
      * when set */
     char *keeper_error;
+    /* rolled back from (rejected.sha256), "rejected" in JSON; NULL when not */
+    char *rejected_spec_hash;
+    char *rejected_image;
     /* a stop was asked for: the keeper exits once the service is gone (its
      * state stays "running" through the stop's grace period) */
     bool stopping;

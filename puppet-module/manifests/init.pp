@@ -54,6 +54,20 @@
 #   The package's ensure (`installed`, `latest` or a version).
 # @param apply_timeout
 #   Seconds `berth apply` may take (it fetches images) when `manage_agent` is false.
+# @param apply_on_change
+#   With `manage_agent => false`: true (the default) runs `berth apply` after
+#   each change of the file; false leaves converging to a `berth agent` that
+#   something else than systemd supervises (runit, a container, a test).
+# @param prefetch
+#   Images to have in the store before the file changes (name => Berth::Image,
+#   as a service's `image`): each one not there yet is fetched and verified
+#   with `berth fetch` before the file is written, so that the switch to a
+#   release does not wait for its download. List the next release here one
+#   Puppet run ahead of the wave that switches to it.
+# @param group
+#   The host's rollout group (`canary`, `main`, ...), reported as the fact's
+#   `group` so that a rollout tool, `berth-gate` (files/berth-gate) or a
+#   PuppetDB query can select a wave's hosts by their facts.
 # @param fact_config_path
 #   Where the `berth` fact finds `root` and `binary_path` (JSON). The fact
 #   reads /etc/berth/fact.json; another path is for tests (the fact's
@@ -76,6 +90,9 @@ class berth (
   String[1] $package_ensure = 'installed',
   Integer[0] $apply_timeout = 900,
   Berth::Path $fact_config_path = '/etc/berth/fact.json',
+  Boolean $apply_on_change = true,
+  Hash[String[1], Berth::Image] $prefetch = {},
+  Optional[String[1]] $group = undef,
 ) {
   if $package_name {
     package { $package_name:
@@ -94,6 +111,24 @@ class berth (
         mode   => '0755',
         before => File[$config_path],
       }
+    }
+  }
+
+  $prefetch.each |$name, $image| {
+    $hex = $image['digest'].regsubst(/\Asha256:/, '')
+    $mirrors = $image.get('mirrors', []).map |$m| { ['--mirror', $m] }.flatten
+    $format = $image['format'] ? { undef => [], default => ['--format', $image['format']] }
+    $signature = $image['signature'] ? {
+      undef   => [],
+      default => ['--signature', $image['signature']['url'], '--public-key', $image['signature']['public_key']],
+    }
+    exec { "berth fetch ${name}":
+      command   => [$binary_path, '--root', $root, 'fetch', $image['url'], '--digest', $image['digest']]
+        + $mirrors + $format + $signature,
+      creates   => "${root}/images/${hex}",
+      logoutput => on_failure,
+      timeout   => $apply_timeout,
+      before    => File[$config_path],
     }
   }
 
@@ -118,12 +153,13 @@ class berth (
     true    => File[$fact_config_dir],
     default => undef,
   }
+  $group_member = $group ? { undef => '', default => ", \"group\": ${berth::json_string($group)}" }
   file { $fact_config_path:
     ensure  => file,
     owner   => 'root',
     group   => 'root',
     mode    => '0644',
-    content => "{\"root\": ${berth::json_string($root)}, \"binary\": ${berth::json_string($binary_path)}}\n",
+    content => "{\"root\": ${berth::json_string($root)}, \"binary\": ${berth::json_string($binary_path)}${group_member}}\n",
     require => $fact_requires,
   }
   if $package_name {
@@ -166,7 +202,7 @@ class berth (
       enable  => $agent_enable,
       require => File[$config_path],
     }
-  } else {
+  } elsif $apply_on_change {
     exec { 'berth apply':
       command     => [$binary_path, '--root', $root, '--config', $config_path, 'apply'],
       refreshonly => true,

@@ -15,8 +15,12 @@
 #     limits  => { memory => '512M', cpus => 1.5 },
 #   }
 #
-# @param ensure `absent` leaves the service out of the file, so berth removes it.
-# @param image Where the image comes from and its digest.
+# @param ensure `absent` leaves the service out of the file, so berth removes
+#   that service and no other. It also removes a service of the same name that
+#   Hiera's `berth::services` declares for this host (a Hiera level cannot
+#   delete what a lower level declares; a node's profile can). No `image` is
+#   needed then.
+# @param image Where the image comes from and its digest (required when present).
 # @param command The command line; default: the image's entrypoint and cmd.
 # @param workdir Working directory in the container.
 # @param user `uid[:gid]` or a name from the image's /etc/passwd.
@@ -37,8 +41,8 @@
 # @param healthcheck A command that tells whether the service is healthy.
 # @param enabled false: keep the service declared but stopped.
 define berth::service (
-  Berth::Image $image,
   Enum['present', 'absent'] $ensure = 'present',
+  Optional[Berth::Image] $image = undef,
   Optional[Berth::Command] $command = undef,
   Optional[Berth::Path] $workdir = undef,
   Optional[Berth::User] $user = undef,
@@ -61,6 +65,9 @@ define berth::service (
   unless $title =~ Berth::Name {
     $rule = "lower case letters, digits, '_', '.' and '-', starting with a letter or a digit, at most 63 characters"
     fail("berth::service { '${title}': } the title is the service name: ${rule}")
+  }
+  if $ensure == 'present' and $image == undef {
+    fail("berth::service { '${title}': } needs an image (only ensure => absent goes without)")
   }
   include berth
   # Render the whole file again, this service included; the last

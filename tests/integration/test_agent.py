@@ -227,6 +227,11 @@ def test_crashing_release_is_rolled_back_and_not_retried(host, agents):
     pid = st["web"]["pid"]
     env = open(f"/proc/{pid}/task/{pid}/children").read().split()
     assert "V=good" in open(f"/proc/{env[0]}/environ").read().split("\0")
+    # what it refused, for the Puppet fact: the bad spec's hash and its image
+    rejected = st["web"]["rejected"]
+    assert re.fullmatch(r"[0-9a-f]{64}", rejected["spec_hash"]), rejected
+    assert rejected["spec_hash"] != st["web"]["spec_hash"]
+    assert rejected["image"] == host.image["digest"], rejected
     plan = json.loads(host.diff("--json").stdout)
     assert plan["changes"][0]["action"] == "unchanged" and plan["changes"][0]["rolled_back"]
     # several resyncs later it has not been tried again
@@ -241,6 +246,7 @@ def test_crashing_release_is_rolled_back_and_not_retried(host, agents):
     host.write(svcs)
     wait_for(lambda: host.status()["web"]["state"] == "running" and
              host.status()["web"]["pid"] != pid, 5, "new release")
+    assert host.status()["web"]["rejected"] is None
 
 
 def unit_exec_start():

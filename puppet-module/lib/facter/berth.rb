@@ -14,11 +14,15 @@
 #                   seconds: it is only as fresh as the last apply or agent),
 #     "root"     => the state directory read,
 #     "agent"    => { "running" => true|false, "running_pid", "pid", "file",
-#                     "file_valid", ... }: whether an agent serves the root
-#                   now (it holds <root>/agent.lock), and what it last wrote,
-#     "services" => { "web" => { "state", "image", "health", "pid",
-#                                "restarts", "manual_restarts", "started_at",
-#                                "last_exit", "start_error", "last_check", ... } },
+#                     "file_valid", "errors", "last_converge" => "ok"|... }: whether
+#                   an agent serves the root now (it holds <root>/agent.lock),
+#                   and what it last wrote,
+#     "group"    => the rollout group that class berth's `group` names, if any,
+#     "services" => { "web" => { "state", "image", "spec_hash", "health",
+#                                "restarts", "last_exit", "start_error",
+#                                "rejected" => { "spec_hash", "image" }
+#                                (what berth rolled back from); members
+#                                without a value are left out } },
 #     "summary"  => { "total" => 2, "running" => 2, ... one count per state },
 #     ... any other top-level key of the status document, as is
 #   }
@@ -111,14 +115,39 @@ module BerthFact
     raise "#{source}: not JSON (#{e.message.lines.first.to_s.strip})"
   end
 
+  # What a service reports: what it runs and how it fares, nothing that
+  # changes without a change of state (a service's pids and start time, its
+  # last check's output, the agent's counters and times stay in `berth status
+  # --json`), so that PuppetDB stores a new fact set only when something
+  # happened.
+  def service_keys
+    %w[state image spec_hash health restarts last_exit rejected start_error]
+  end
+
+  def agent_keys
+    %w[running running_pid pid file file_valid errors]
+  end
+
+  def slim_agent(agent)
+    return agent unless agent.is_a?(Hash)
+
+    out = agent.select { |k, _| agent_keys.include?(k) }
+    last = agent['last_converge']
+    out['last_converge'] = last['result'] if last.is_a?(Hash) && last.key?('result')
+    out
+  end
+
   def shape(doc, source)
     services = {}
     summary = Hash.new(0)
     doc['services'].each do |s|
-      services[s['name']] = s.reject { |k, _| k == 'name' }
+      # nothing null: Facter would turn it into "" in PuppetDB
+      services[s['name']] = s.select { |k, v| service_keys.include?(k) && !v.nil? }
       summary[s['state'].to_s] += 1 if s['state']
     end
     extra = doc.reject { |k, _| k == 'services' }
+    extra['agent'] = slim_agent(extra['agent']) if extra.key?('agent')
+    extra['group'] = config['group'] if config['group'].is_a?(String)
     extra.merge('source' => source, 'root' => root, 'services' => services,
                 'summary' => { 'total' => services.size }.merge(summary))
   end

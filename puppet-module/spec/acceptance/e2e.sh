@@ -102,7 +102,7 @@ berth::service { 'api':
 }
 PP
   puppet apply --detailed-exitcodes --modulepath "$t/modules" --hiera_config "$t/hiera.yaml" \
-    --confdir "$t/puppet" --vardir "$t/puppet/var" --codedir "$t/puppet/code" --color false \
+    --confdir "$t/puppet" --vardir "$t/puppet/var" --codedir "$t/puppet/code" --publicdir "$t/puppet/public" --color false \
     "$@" "$t/site.pp" > "$t/out" 2>&1
   rc=$?
 }

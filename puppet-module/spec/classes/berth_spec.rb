@@ -337,4 +337,41 @@ describe 'berth', type: :class do
 
     it { is_expected.to compile.and_raise_error(/parameter 'config_path' expects a match for Berth::Path/) }
   end
+
+  context 'with prefetch' do
+    let(:params) do
+      { 'services' => { 'web' => WEB }, 'root' => '/srv/berth',
+        'prefetch' => { 'web-1.5' => { 'url' => 'https://artifacts.example/web-1.5.tar.zst', 'digest' => DIGEST_B,
+                                       'mirrors' => ['https://mirror.example/web-1.5.tar.zst'],
+                                       'format' => 'rootfs' } } }
+    end
+
+    it 'fetches each image not in the store yet before the file changes' do
+      is_expected.to contain_exec('berth fetch web-1.5').with(
+        'command' => ['/usr/bin/berth', '--root', '/srv/berth', 'fetch', 'https://artifacts.example/web-1.5.tar.zst',
+                      '--digest', DIGEST_B, '--mirror', 'https://mirror.example/web-1.5.tar.zst', '--format', 'rootfs'],
+        'creates' => "/srv/berth/images/#{DIGEST_B.sub('sha256:', '')}",
+      ).that_comes_before('File[/etc/berth/services.yaml]')
+    end
+  end
+
+  context 'with an agent supervised by something else' do
+    let(:params) { { 'services' => { 'web' => WEB }, 'manage_agent' => false, 'apply_on_change' => false } }
+
+    it 'neither runs berth apply nor manages a unit' do
+      is_expected.not_to contain_exec('berth apply')
+      is_expected.not_to contain_service('berth-agent')
+    end
+  end
+
+  context 'with a rollout group' do
+    let(:params) { { 'services' => {}, 'group' => 'canary' } }
+
+    it 'tells the fact the group' do
+      is_expected.to contain_file('/etc/berth/fact.json').with_content(
+        %({"root": "/var/lib/berth", "binary": "/usr/bin/berth", "group": "canary"}\n),
+      )
+    end
+  end
+
 end

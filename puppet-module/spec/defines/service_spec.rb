@@ -137,6 +137,27 @@ describe 'berth::service', type: :define do
     end
   end
 
+  context 'with ensure => absent and no image' do
+    let(:params) { { 'ensure' => 'absent' } }
+
+    it { is_expected.to compile }
+  end
+
+  context 'with ensure => absent for a service Hiera declares' do
+    let(:title) { 'web' }
+    let(:params) { { 'ensure' => 'absent' } }
+
+    it 'removes that service only: a node can drop what a lower Hiera level declares' do
+      expect(rendered(catalogue)).to end_with("version: 1\nservices: {}\n")
+    end
+  end
+
+  context 'present without an image' do
+    let(:params) { { 'command' => ['/bin/true'] } }
+
+    it { is_expected.to compile.and_raise_error(/berth::service \{ 'api': \} needs an image/) }
+  end
+
   context 'with a title that is not a service name' do
     let(:title) { 'My Service' }
 

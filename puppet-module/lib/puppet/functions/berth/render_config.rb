@@ -19,9 +19,11 @@
 # time (visible in the catalog, in rspec-puppet and in `puppet agent --noop`
 # diffs), without puppetlabs-concat.
 #
-# A name declared both in `berth::services` and by a `berth::service` is a
-# compile error naming both places. Two `berth::service` with the same title
-# are Puppet's own duplicate declaration error, which also names both.
+# A name declared both in `berth::services` and by a present `berth::service`
+# is a compile error naming both places; a `berth::service` with
+# `ensure => absent` removes that name, from Hiera's services too. Two
+# `berth::service` with the same title are Puppet's own duplicate declaration
+# error, which also names both.
 Puppet::Functions.create_function(:'berth::render_config', Puppet::Functions::InternalFunction) do
   # @param services the class parameter berth::services (name => Berth::Service)
   # @param config_path the title of the File resource that holds the file
@@ -52,6 +54,10 @@ Puppet::Functions.create_function(:'berth::render_config', Puppet::Functions::In
     services.each { |name, spec| all[name.to_s] = clean(spec) }
     declared(scope).each do |res|
       name = res.title.to_s
+      if param(res, :ensure) == 'absent'
+        all.delete(name) # this service only, wherever it was declared
+        next
+      end
       if services.key?(name)
         klass = scope.catalog.resource('Class', 'Berth')
         where = klass && klass.file ? " (class berth declared at #{loc(klass)})" : ''
@@ -60,7 +66,6 @@ Puppet::Functions.create_function(:'berth::render_config', Puppet::Functions::In
                                   "berth::services parameter (Hiera key berth::services)#{where}; " \
                                   'remove one of them'
       end
-      next if param(res, :ensure) == 'absent'
       spec = {}
       fields.each do |f|
         v = param(res, f.to_sym)
