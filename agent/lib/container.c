@@ -395,7 +395,9 @@ static pid_t spawn_service(const struct berth_container_config *cfg, int errfd, 
         exec_service(cfg, errfd, stdio, workdir, handover);
     return pid;
 #else
-    static char stack[128 * 1024] __attribute__((aligned(16)));
+    /* below our own frame, which waits: a static array would be resident
+     * in every berth process (the kernel maps .bss eagerly here) */
+    char stack[64 * 1024] __attribute__((aligned(16)));
     struct service_start s = {cfg, errfd, stdio, workdir, handover};
 
     return clone(service_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &s);
