@@ -17,7 +17,7 @@
 
 #include "cgroup.h"
 #include "error.h"
-#include "run-config.h"
+#include "run-types.h"
 #include "seccomp-profile.h"
 
 struct berth_container;

@@ -1,4 +1,4 @@
-#include "run-config.h"
+#include "run-types.h"
 
 #include <stdlib.h>
 

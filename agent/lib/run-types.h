@@ -1,8 +1,9 @@
-/* What the desired-state file (spec.h), the container (container.h) and
- * the keeper (keeper.h, keeper-fsm.h) say alike about how a container
- * runs: one restart policy, one mount. */
-#ifndef BERTH_RUN_CONFIG_H
-#define BERTH_RUN_CONFIG_H
+/* The words the desired-state file (spec.h), the run configuration
+ * (run-config.h), the container and the keeper (keeper-fsm.h) share about
+ * how a container runs: one restart policy, one mount. Below all of them,
+ * so that the resolver (run-config.c) can read the file's spec. */
+#ifndef BERTH_RUN_TYPES_H
+#define BERTH_RUN_TYPES_H
 
 #include <stdbool.h>
 #include <stddef.h>
