@@ -345,8 +345,8 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
         goto out;
     }
     o.name = id;
-    if (berth_run_foreground(g->root, &o, source, optind < argc ? argv + optind : NULL, &ex, &err) <
-        0)
+    o.command = optind < argc ? argv + optind : NULL;
+    if (berth_run_foreground(g->root, &o, source, &ex, &err) < 0)
         berth_print_error("run", &err);
     else
         rc = report_exit(id, &o, &ex);
