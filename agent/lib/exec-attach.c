@@ -261,24 +261,18 @@ static int attach_prepare(const char *root, const char *name,
     return 0;
 }
 
-static int attach_spawn(const char *name, char **argv, const struct berth_exec_attach_options *o,
-                        bool tty, struct attach *a, int *ret_exit, berth_error *err)
+static int attach_spawn(char **argv, const struct berth_exec_attach_options *o, bool tty,
+                        struct attach *a, int *ret_exit, berth_error *err)
 {
     struct berth_exec_config cfg = {
         .init_pid = a->init_pid,
         .init_pidfd = a->initfd,
-        .name = name,
+        .run = &a->kc,
+        .user = &a->user,
         .argv = argv,
         .env = a->env,
-        .workdir = o->workdir ? o->workdir : a->kc.workdir,
-        .uid = a->user.uid,
-        .gid = a->user.gid,
-        .groups = a->user.groups,
-        .ngroups = a->user.ngroups,
-        .caps = a->kc.caps,
-        .seccomp = a->kc.profile,
+        .workdir = o->workdir,
         .seccomp_cache = a->seccomp_cache,
-        .nofile = a->kc.limits.nofile,
         .redirect_stdio = tty || !o->interactive,
         .stdio = {tty ? a->slave : -1, tty ? a->slave : STDOUT_FILENO,
                   tty ? a->slave : STDERR_FILENO},
@@ -321,7 +315,7 @@ int berth_exec_attach(const char *root, const char *name, char **argv,
     a.sfd = signalfd(-1, &block, SFD_CLOEXEC | SFD_NONBLOCK);
     if (a.sfd < 0) {
         berth_error_set(err, errno, "creating a signalfd");
-    } else if (attach_spawn(name, argv, o, tty, &a, ret_exit, err) == 0) {
+    } else if (attach_spawn(argv, o, tty, &a, ret_exit, err) == 0) {
         if (tty && o->interactive && tcgetattr(STDIN_FILENO, &saved) == 0) {
             struct termios t = saved;
             cfmakeraw(&t);

@@ -170,30 +170,12 @@ static int prepare(const char *root, struct berth_run_options *o, const char *so
 
 static int start(const struct run *r, struct berth_container *c, berth_error *err)
 {
-    const struct berth_run_config *rc = &r->cfg;
     struct berth_container_config cfg = {
-        .name = rc->name,
+        .run = &r->cfg,
+        .user = &r->user,
         .cgroup = r->cgroup,
-        .image = rc->image_rootfs,
         .rundir = r->rundir,
-        .argv = rc->argv,
-        .env = rc->env,
-        .workdir = rc->workdir,
-        .uid = r->user.uid,
-        .gid = r->user.gid,
-        .groups = r->user.groups,
-        .ngroups = r->user.ngroups,
-        .hostname = rc->hostname,
-        .network_none = rc->network_none,
-        .readonly = rc->readonly,
-        .mounts = rc->mounts,
-        .nmounts = rc->nmounts,
-        .limits = rc->limits,
-        .caps = rc->caps,
-        .seccomp = rc->profile,
         .seccomp_cache = r->seccomp_cache,
-        .stop_signal = rc->stop_signal,
-        .stop_timeout_ms = rc->stop_timeout_ms,
         .memory_layer = true,
     };
     return berth_container_start(&cfg, c, err);
