@@ -41,7 +41,7 @@ static char *strdup_or_null(const char *s)
     return s ? xstrdup(s) : NULL;
 }
 
-static uint64_t caps_of(const struct berth_service *svc)
+uint64_t berth_run_config_caps(const struct berth_service *svc)
 {
     uint64_t caps = berth_caps_default();
 
@@ -94,7 +94,7 @@ static void from_service(const struct berth_service *svc, const char *hash,
     c->mounts = berth_mounts_dup(svc->mounts, svc->nmounts);
     c->limits = (struct berth_limits){svc->limits.memory, svc->limits.cpus_milli, svc->limits.pids,
                                       svc->limits.nofile};
-    c->caps = caps_of(svc);
+    c->caps = berth_run_config_caps(svc);
     c->seccomp = xstrdup(svc->seccomp ? svc->seccomp : "default");
     c->stop_signal = svc->stop_signal;
     c->stop_timeout_ms = svc->stop_timeout_ms;

@@ -117,6 +117,10 @@ struct berth_run_source {
 BERTH_MUST_CHECK int berth_run_config_resolve(const struct berth_run_source *src,
                                               struct berth_run_config *ret, berth_error *err);
 
+/* The capabilities a service runs with: podman's default set, plus its
+ * capabilities.add, minus its capabilities.drop (ALL: every one, none). */
+uint64_t berth_run_config_caps(const struct berth_service *svc);
+
 /* container.json: the text (malloc'ed; NULL on failure), and read back
  * (every container.json berth has written reads, `profile` parsed). */
 char *berth_run_config_json(const struct berth_run_config *c, berth_error *err);
