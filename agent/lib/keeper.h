@@ -4,7 +4,7 @@
  * like runit's runsv or podman's conmon.
  *
  * A keeper works in its service's record (record.h): it runs the record's
- * container (this file's struct), holds its lock for as long as it lives,
+ * container (container.json: run-config.h), holds its lock for as long as it lives,
  * listens on its control socket ("stop", "restart", "restart-wait",
  * "status"), writes its status after every transition and its output to
  * its log.
