@@ -197,7 +197,10 @@ static int image_defaults(const struct berth_run_source *src, char **asked_env,
     if (berth_user_resolve(src->image_rootfs, c->user, &u, err) < 0)
         return -1;
     c->env = merge_env(c, u.home, ic ? ic->env : NULL, asked_env);
-    berth_user_release(&u);
+    if (src->ret_user)
+        *src->ret_user = u;
+    else
+        berth_user_release(&u);
     return 0;
 }
 

@@ -22,6 +22,8 @@
 #include "error.h"
 #include "run-types.h"
 
+struct berth_user;
+
 struct berth_image_config;
 struct berth_seccomp_profile;
 struct berth_service;
@@ -103,6 +105,7 @@ struct berth_run_source {
     const char *image_rootfs;
     const char *image_digest;               /* "<hex>" of the store, or NULL */
     const struct berth_image_config *image; /* its defaults, or NULL */
+    struct berth_user *ret_user;            /* the resolved user, kept here; NULL: not kept */
 };
 
 /* The configuration `src` asks for, what it leaves open filled from the

@@ -148,13 +148,13 @@ static int prepare(const char *root, struct berth_run_options *o, const char *so
                                    .image_name = source,
                                    .image_rootfs = r->rootfs,
                                    .image_digest = r->have_img ? r->img.digest : NULL,
-                                   .image = r->have_img ? &r->img.config : NULL};
+                                   .image = r->have_img ? &r->img.config : NULL,
+                                   .ret_user = &r->user};
     if (berth_run_config_resolve(&src, &r->cfg, err) < 0)
         return -1;
     o->stop_signal = r->cfg.stop_signal;
     o->stop_signal_set = true;
-    if (berth_user_resolve(r->rootfs, r->cfg.user, &r->user, err) < 0 ||
-        make_rundir(root, o->name, &r->rundir, &r->lockfd, err) < 0)
+    if (make_rundir(root, o->name, &r->rundir, &r->lockfd, err) < 0)
         return -1;
     r->seccomp_cache = berth_seccomp_cache_dir(root);
     /* a cgroup for the limits; "_" cannot start a service name: no clash
