@@ -240,10 +240,18 @@ static bool has_layer(const struct berth_container_config *cfg)
     return !cfg->run->readonly || !strpbrk(cfg->run->image_rootfs, ",:");
 }
 
+static bool in_memory(const struct berth_container_config *cfg)
+{
+    return has_layer(cfg) && (cfg->memory_layer || cfg->run->readonly);
+}
+
 /* A read-only root is an overlay too, over a layer in memory, as runc
  * creates missing mount targets in the rootfs before it makes it
  * read-only: the targets (and a missing working directory) are made in
- * that layer, never in the shared image, and vanish with the container. */
+ * that layer, never in the shared image, and vanish with the container.
+ * A layer in memory is a tmpfs over the whole run directory, in this
+ * mount namespace only, that also holds the mount point `mnt`: nothing of
+ * it is made (and removed again) on the disk. */
 static void mount_rootfs(int errfd, const struct berth_container_config *cfg, const char *mnt)
 {
     if (!has_layer(cfg)) {
@@ -253,19 +261,18 @@ static void mount_rootfs(int errfd, const struct berth_container_config *cfg, co
             FAIL("bind mounting the image '%s'", cfg->run->image_rootfs);
         return;
     }
-    _cleanup_free_ char *upper = xasprintf("%s/upper", cfg->rundir);
     _cleanup_free_ char *opts = NULL;
-    if (cfg->memory_layer || cfg->run->readonly) {
-        _cleanup_free_ char *u = xasprintf("%s/u", upper);
-        _cleanup_free_ char *w = xasprintf("%s/w", upper);
-        if (mount("tmpfs", upper, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
-            FAIL("mounting the in-memory layer on '%s'", upper);
-        if (mkdir(u, 0755) < 0 || mkdir(w, 0755) < 0)
+    if (in_memory(cfg)) {
+        _cleanup_free_ char *u = xasprintf("%s/u", cfg->rundir);
+        _cleanup_free_ char *w = xasprintf("%s/w", cfg->rundir);
+        if (mount("tmpfs", cfg->rundir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+            FAIL("mounting the in-memory layer on '%s'", cfg->rundir);
+        if (mkdir(u, 0755) < 0 || mkdir(w, 0755) < 0 || mkdir(mnt, 0755) < 0)
             FAIL("creating the in-memory layer");
         opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", cfg->run->image_rootfs, u, w);
     } else {
-        opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s/work", cfg->run->image_rootfs, upper,
-                         cfg->rundir);
+        opts = xasprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", cfg->run->image_rootfs,
+                         cfg->rundir, cfg->rundir);
     }
     if (mount("overlay", mnt, "overlay", MS_NODEV, opts) < 0)
         FAIL("mounting the overlay over '%s'", cfg->run->image_rootfs);
@@ -566,9 +573,7 @@ static int read_child_error(int fd, berth_error *err)
 static int make_rundir(const struct berth_container_config *cfg, berth_error *err)
 {
     static const char *const subdirs[] = {"rootfs", "upper", "work"};
-    size_t n = !has_layer(cfg)                           ? 1
-               : cfg->memory_layer || cfg->run->readonly ? 2
-                                                         : ARRAY_SIZE(subdirs);
+    size_t n = in_memory(cfg) ? 0 : !has_layer(cfg) ? 1 : ARRAY_SIZE(subdirs);
 
     for (size_t i = 0; i < n; i++) {
         _cleanup_free_ char *p = xasprintf("%s/%s", cfg->rundir, subdirs[i]);
