@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "image-opts.h"
 #include "kernel.h"
 #include "log.h"
 #include "proctitle.h"
@@ -106,6 +107,33 @@ bool berth_global_option(int c, const char *arg, struct berth_globals *g)
     default:
         return false;
     }
+}
+
+int berth_getopt(int argc, char **argv, struct berth_getopt *o)
+{
+    int c;
+
+    while ((c = getopt_long(argc, argv, o->shortopts, o->longopts, NULL)) != -1) {
+        if (berth_global_option(c, optarg, o->g))
+            continue;
+        int r = o->fetch ? berth_fetch_option(o->verb, c, optarg, o->fetch) : 0;
+        if (r > 0)
+            continue;
+        if (r < 0) {
+            o->exit = EXIT_USAGE;
+        } else if (c == 'h') {
+            fputs(o->usage, stdout);
+            o->exit = EXIT_OK;
+        } else if (c == ':') {
+            o->exit = berth_usage_error(o->verb, "option '%s' needs a value", argv[optind - 1]);
+        } else if (c == '?') {
+            o->exit = berth_usage_error(o->verb, "unknown option '%s'", argv[optind - 1]);
+        } else {
+            return c;
+        }
+        return BERTH_OPT_EXIT;
+    }
+    return -1;
 }
 
 static void vmsg(const char *verb, const char *fmt, va_list ap)
