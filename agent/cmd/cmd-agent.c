@@ -63,10 +63,11 @@ int cmd_agent(int argc, char **argv, struct berth_globals *g)
     /* the agent's log is its output: info by default */
     if (berth_log_get_level() > BERTH_LOG_INFO)
         berth_log_set_level(BERTH_LOG_INFO);
-    while ((c = getopt_long(argc, argv, "f:hqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
+    struct berth_getopt opts = {"agent", usage_text, "f:hqv", longopts, g, NULL, 0};
+    while ((c = berth_getopt(argc, argv, &opts)) != -1) {
         switch (c) {
+        case BERTH_OPT_EXIT:
+            return opts.exit;
         case 'f':
             g->config = optarg;
             break;
@@ -85,11 +86,6 @@ int cmd_agent(int argc, char **argv, struct berth_globals *g)
         case OPT_AUTH:
             auth = optarg;
             break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        default:
-            return berth_usage_error("agent", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc)

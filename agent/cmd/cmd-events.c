@@ -265,16 +265,14 @@ int cmd_events(int argc, char **argv, struct berth_globals *g)
     size_t n = 0;
     int c, rc = EXIT_OK;
 
-    while ((c = getopt_long(argc, argv, "fhqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
+    struct berth_getopt o = {"events", usage_text, "fhqv", longopts, g, NULL, 0};
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
         switch (c) {
+        case BERTH_OPT_EXIT:
+            return o.exit;
         case OPT_SINCE:
-            if (berth_parse_since(optarg, berth_realtime_us(), &since) < 0)
-                return berth_usage_error("events",
-                                         "invalid --since '%s': expected an RFC 3339 time "
-                                         "(2026-12-07T16:00:00Z) or a duration (10m, 1h)",
-                                         optarg);
+            if ((rc = berth_since_option("events", optarg, &since)))
+                return rc;
             break;
         case 'f':
             fol = true;
@@ -282,11 +280,6 @@ int cmd_events(int argc, char **argv, struct berth_globals *g)
         case OPT_JSON:
             json = true;
             break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        default:
-            return berth_usage_error("events", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (find_sources(g->root, argv + optind, argc - optind, &srcs, &nsrcs) < 0)

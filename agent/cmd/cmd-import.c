@@ -104,20 +104,13 @@ int cmd_import(int argc, char **argv, struct berth_globals *g)
     bool skip = false;
     int c;
 
+    struct berth_getopt o = {"import", usage_text, ":o:hqv", longopts, g, &fopt, 0};
+
     berth_fetch_options_init(&fopt);
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:hqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
-        int r = berth_fetch_option("import", c, optarg, &fopt);
-        if (r < 0)
-            return EXIT_USAGE;
-        if (r > 0)
-            continue;
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
         switch (c) {
-        case 'h':
-            fputs(usage_text, stdout);
-            return EXIT_OK;
+        case BERTH_OPT_EXIT:
+            return o.exit;
         case 'o':
             out = optarg;
             break;
@@ -135,10 +128,6 @@ int cmd_import(int argc, char **argv, struct berth_globals *g)
         case OPT_SKIP:
             skip = true;
             break;
-        case ':':
-            return berth_usage_error("import", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return berth_usage_error("import", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind >= argc || strcmp(argv[optind], "compose"))

@@ -123,21 +123,19 @@ int cmd_logs(int argc, char **argv, struct berth_globals *g)
     berth_error err = BERTH_ERROR_INIT;
     struct berth_log_pos end;
     bool fol = false;
-    int c;
+    int c, r;
 
-    while ((c = getopt_long(argc, argv, "fn:thqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
+    struct berth_getopt o = {"logs", usage_text, "fn:thqv", longopts, g, NULL, 0};
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
         switch (c) {
+        case BERTH_OPT_EXIT:
+            return o.exit;
         case 't':
             po.timestamps = true;
             break;
         case OPT_SINCE:
-            if (berth_parse_since(optarg, berth_realtime_us(), &ro.since_us) < 0)
-                return berth_usage_error("logs",
-                                         "invalid --since '%s': expected an RFC 3339 time "
-                                         "(2026-12-07T16:00:00Z) or a duration (10m, 1h)",
-                                         optarg);
+            if ((r = berth_since_option("logs", optarg, &ro.since_us)))
+                return r;
             break;
         case 'f':
             fol = true;
@@ -149,11 +147,6 @@ int cmd_logs(int argc, char **argv, struct berth_globals *g)
                 return berth_usage_error("logs", "invalid --lines '%s'", optarg);
             break;
         }
-        case 'h':
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        default:
-            return berth_usage_error("logs", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind + 1 != argc)

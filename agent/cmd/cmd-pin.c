@@ -92,28 +92,14 @@ int cmd_pin(int argc, char **argv, struct berth_globals *g)
     bool index = false;
     int c;
 
+    struct berth_getopt o = {"pin", usage_text, ":hqv", longopts, g, &opt, 0};
+
     berth_fetch_options_init(&opt);
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":hqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
-        int r = berth_fetch_option("pin", c, optarg, &opt);
-        if (r < 0)
-            return EXIT_USAGE;
-        if (r > 0)
-            continue;
-        switch (c) {
-        case 'h':
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        case 'I':
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
+        if (c == BERTH_OPT_EXIT)
+            return o.exit;
+        if (c == 'I')
             index = true;
-            break;
-        case ':':
-            return berth_usage_error("pin", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return berth_usage_error("pin", "unknown option '%s'", argv[optind - 1]);
-        }
     }
     if (optind + 1 != argc)
         return berth_usage_error("pin", optind >= argc ? "no URL given" : "one URL only");

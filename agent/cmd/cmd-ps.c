@@ -349,10 +349,11 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
     const char *textfile = NULL;
     int c;
 
-    while ((c = getopt_long(argc, argv, "hqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
+    struct berth_getopt o = {verb, NULL, "hqv", longopts, g, NULL, 0};
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
         switch (c) {
+        case BERTH_OPT_EXIT:
+            return o.exit;
         case 'j':
             json = true;
             break;
@@ -371,8 +372,6 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
         case 'h':
             printf(usage_fmt, verb);
             return EXIT_OK;
-        default:
-            return berth_usage_error(verb, "unknown option '%s'", argv[optind - 1]);
         }
     }
     /* a mistyped root is an error, not an empty list; metrics ask more: a

@@ -5,6 +5,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "error.h"
@@ -52,7 +53,7 @@ bool berth_global_option(int c, const char *arg, struct berth_globals *g);
 struct berth_fetch_options;
 struct berth_getopt {
     const char *verb;
-    const char *usage;                 /* what --help prints */
+    const char *usage;                 /* what --help prints; NULL: -h is the verb's */
     const char *shortopts;             /* a leading ':' keeps getopt's own messages quiet */
     const struct option *longopts;     /* with BERTH_GLOBAL_LONGOPTS */
     struct berth_globals *g;           /* the global options go there */
@@ -68,6 +69,10 @@ struct berth_getopt {
  * '--x'" (printed: exit berth_usage_code()); for those it returns
  * BERTH_OPT_EXIT with o->exit set, and the verb returns o->exit. */
 int berth_getopt(int argc, char **argv, struct berth_getopt *o);
+
+/* --since TIME of events and logs into *ret_us (unix microseconds): 0, or
+ * the usage error's exit status (printed). */
+int berth_since_option(const char *verb, const char *arg, int64_t *ret_us);
 
 /* Whether to colour output written to `fd`: --color=always yes,
  * --color=never no; auto (the default) only on a terminal, with NO_COLOR

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "events.h"
 #include "image-opts.h"
 #include "kernel.h"
 #include "log.h"
@@ -121,7 +122,7 @@ int berth_getopt(int argc, char **argv, struct berth_getopt *o)
             continue;
         if (r < 0) {
             o->exit = EXIT_USAGE;
-        } else if (c == 'h') {
+        } else if (c == 'h' && o->usage) {
             fputs(o->usage, stdout);
             o->exit = EXIT_OK;
         } else if (c == ':') {
@@ -134,6 +135,16 @@ int berth_getopt(int argc, char **argv, struct berth_getopt *o)
         return BERTH_OPT_EXIT;
     }
     return -1;
+}
+
+int berth_since_option(const char *verb, const char *arg, int64_t *ret_us)
+{
+    if (berth_parse_since(arg, berth_realtime_us(), ret_us) == 0)
+        return 0;
+    return berth_usage_error(verb,
+                             "invalid --since '%s': expected an RFC 3339 time "
+                             "(2026-12-07T16:00:00Z) or a duration (10m, 1h)",
+                             arg);
 }
 
 static void vmsg(const char *verb, const char *fmt, va_list ap)
