@@ -39,17 +39,7 @@ static bool needs_image(const struct berth_plan_item *it)
 
 static uint64_t caps_of(const struct berth_service *svc)
 {
-    uint64_t caps = berth_caps_default();
-
-    for (size_t i = 0; i < svc->ncap_add; i++) {
-        int c = berth_caps_from_name(svc->cap_add[i]);
-        caps = c == -2 ? ~0ULL : c >= 0 ? caps | (1ULL << c) : caps;
-    }
-    for (size_t i = 0; i < svc->ncap_drop; i++) {
-        int c = berth_caps_from_name(svc->cap_drop[i]);
-        caps = c == -2 ? 0 : c >= 0 ? caps & ~(1ULL << c) : caps;
-    }
-    return caps;
+    return berth_caps_resolve(svc->cap_add, svc->ncap_add, svc->cap_drop, svc->ncap_drop);
 }
 
 /* The service and its image's defaults → what the keeper runs. */

@@ -203,16 +203,8 @@ static char *kube_image(const struct berth_service *s, struct berth_notes *notes
 
 static json_t *kube_capabilities(const struct berth_service *s)
 {
-    uint64_t caps = berth_caps_default();
+    uint64_t caps = berth_caps_resolve(s->cap_add, s->ncap_add, s->cap_drop, s->ncap_drop);
 
-    for (size_t i = 0; i < s->ncap_add; i++) {
-        int c = berth_caps_from_name(s->cap_add[i]);
-        caps = c == -2 ? ~0ULL : c >= 0 ? caps | (1ULL << c) : caps;
-    }
-    for (size_t i = 0; i < s->ncap_drop; i++) {
-        int c = berth_caps_from_name(s->cap_drop[i]);
-        caps = c == -2 ? 0 : c >= 0 ? caps & ~(1ULL << c) : caps;
-    }
     /* Runtimes differ in their default set (containerd: Docker's, with
      * NET_RAW; CRI-O: a smaller one): drop them all and add berth's set,
      * so the container gets exactly what it has under berth. */
