@@ -176,12 +176,11 @@ static pid_t collect_helper(pid_t helper_pid, int pidin)
 }
 
 static int spawn(const struct berth_exec_config *cfg, const struct berth_seccomp_bpf *bpf,
-                 pid_t *ret_pid, int *ret_pidfd, berth_error *err)
+                 pid_t *ret_pid, int *ret_pidfd, bool *ret_exec_failed, berth_error *err)
 {
     _cleanup_close_ int own = -1, errrd = -1, pidrd = -1, cmdfd = -1;
     int initfd = cfg->init_pidfd;
     int errpipe[2], pidpipe[2];
-    bool exec_failed = false;
     pid_t helper_pid, pid;
 
     if (!cfg->argv || !cfg->argv[0])
@@ -223,10 +222,10 @@ static int spawn(const struct berth_exec_config *cfg, const struct berth_seccomp
             return -1;
         }
     }
-    if (read_child_error(errrd, &exec_failed, err) < 0) {
+    if (read_child_error(errrd, ret_exec_failed, err) < 0) {
         if (pid > 0)
             reap(pid);
-        return exec_failed ? BERTH_EXEC_ENOEXEC : -1;
+        return -1;
     }
     if (pid <= 0)
         return berth_error_set(err, EIO, "running a command in '%s': the helper died", cfg->name);
@@ -236,17 +235,20 @@ static int spawn(const struct berth_exec_config *cfg, const struct berth_seccomp
 }
 
 int berth_exec_spawn(const struct berth_exec_config *cfg, pid_t *ret_pid, int *ret_pidfd,
-                     berth_error *err)
+                     bool *ret_exec_failed, berth_error *err)
 {
     struct berth_seccomp_bpf bpf = {0};
+    bool exec_failed = false;
     int r;
 
     /* the service's filter, built here: the command only loads it */
     if (cfg->seccomp &&
         berth_seccomp_build(cfg->seccomp, cfg->caps, cfg->seccomp_cache, &bpf, err) < 0)
         return berth_error_wrap(err, "running a command in '%s'", cfg->name);
-    r = spawn(cfg, cfg->seccomp ? &bpf : NULL, ret_pid, ret_pidfd, err);
+    r = spawn(cfg, cfg->seccomp ? &bpf : NULL, ret_pid, ret_pidfd, &exec_failed, err);
     berth_seccomp_bpf_release(&bpf);
+    if (ret_exec_failed)
+        *ret_exec_failed = exec_failed;
     return r;
 }
 

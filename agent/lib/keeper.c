@@ -1167,7 +1167,7 @@ static void on_health_timer(struct keeper *k)
         .redirect_stdio = true,
         .stdio = {-1, out[1], out[1]},
     };
-    int r = berth_exec_spawn(&ec, &pid, &k->health_pidfd, &err);
+    int r = berth_exec_spawn(&ec, &pid, &k->health_pidfd, NULL, &err);
     close(out[1]);
     if (r != 0) {
         k->health_pidfd = -1;
