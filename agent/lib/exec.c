@@ -266,9 +266,9 @@ int berth_exec_open_pty(pid_t init_pid, int *ret_master, int *ret_slave, berth_e
                                (int)init_pid);
     /* resolved as if the container's root were "/": nothing it links can
      * lead us elsewhere; and it must be the devpts multiplexer (5:2) */
-    path = berth_open_in_root(rootfd, "/dev/pts/ptmx", false, false);
+    path = berth_open_in_root(rootfd, "/dev/pts/ptmx", false, false, err);
     if (path < 0)
-        return berth_error_set(err, errno, "opening '/dev/pts/ptmx' in the container");
+        return berth_error_set(err, err->code, "opening '/dev/pts/ptmx' in the container");
     snprintf(self, sizeof(self), "/proc/self/fd/%d", path);
     master = open(self, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (master < 0 || fstat(master, &st) < 0)
