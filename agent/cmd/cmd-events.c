@@ -175,18 +175,14 @@ static int find_sources(const char *root, char **names, int nnames, struct sourc
         return 0;
     }
     for (int i = 0; i < nnames; i++) {
-        char *dir = berth_record_dir(root, names[i]);
-        if (access(dir, F_OK) == 0) {
-            add_source(srcs, n, names[i], dir, true);
-            continue;
-        }
-        free(dir);
-        dir = berth_removed_log_dir(root, names[i], NULL);
-        if (!dir) {
-            berth_die_msg("events", "no service '%s' under '%s'", names[i], root);
+        berth_error err = BERTH_ERROR_INIT;
+        int64_t removed_at;
+        char *dir;
+        if (berth_service_history_dir(root, names[i], &dir, &removed_at, &err) < 0) {
+            berth_print_error("events", &err);
             return -1;
         }
-        add_source(srcs, n, names[i], dir, false);
+        add_source(srcs, n, names[i], dir, removed_at == 0);
     }
     return 0;
 }
