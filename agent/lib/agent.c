@@ -143,6 +143,23 @@ static void write_agent_status(struct agent *a)
     free(text);
 }
 
+json_t *berth_agent_state(const char *root)
+{
+    _cleanup_free_ char *path = xasprintf("%s/agent.json", root);
+    json_t *o = json_load_file(path, 0, NULL);
+    berth_error err = BERTH_ERROR_INIT;
+    pid_t pid;
+    int alive = berth_agent_alive(root, &pid, &err);
+
+    if (!json_is_object(o)) {
+        json_decref(o);
+        o = json_object();
+    }
+    json_object_set_new(o, "running", alive < 0 ? json_null() : json_boolean(alive));
+    json_object_set_new(o, "running_pid", alive > 0 && pid ? json_integer(pid) : json_null());
+    return o;
+}
+
 /* In the agent: what a converge child found the file to be. Valid, its
  * bytes (`payload`, taken over) are the last valid state from now on;
  * invalid, `payload` is the JSON array of its errors. */
