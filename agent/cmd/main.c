@@ -241,6 +241,28 @@ static const char *find_verb(int argc, char **argv)
     return NULL;
 }
 
+/* Run the verb argv[0] with the rest of the line. */
+static int run_verb(int argc, char **argv, struct berth_globals *g)
+{
+    const char *name = argv[0];
+
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+        if (strcmp(name, verbs[i].name))
+            continue;
+        berth_error err = BERTH_ERROR_INIT;
+        /* as root only: nobody else can start a container (or mount) */
+        if (verbs[i].enters && geteuid() == 0 &&
+            (berth_kernel_check(&err) < 0 || berth_selfexe_readonly(g->argv, &err) < 0)) {
+            berth_print_error(name, &err);
+            return EXIT_FAIL;
+        }
+        optind = 0; /* full getopt re-initialisation for the verb */
+        return verbs[i].fn(argc, argv, g);
+    }
+    fprintf(stderr, "berth: unknown command '%s'\nTry 'berth --help'.\n", name);
+    return EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -250,7 +272,6 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct berth_globals g = {BERTH_DEFAULT_ROOT, BERTH_DEFAULT_CONFIG, BERTH_COLOUR_AUTO, argv};
-    char **all = argv;
     const char *verb;
     int c;
 
@@ -279,26 +300,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
-    const char *name = argv[optind];
-    if (!strcmp(name, "help")) {
+    if (!strcmp(argv[optind], "help")) {
         usage(stdout);
         return EXIT_OK;
     }
-    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
-        if (!strcmp(name, verbs[i].name)) {
-            berth_error err = {0};
-            /* as root only: nobody else can start a container (or mount) */
-            if (verbs[i].enters && geteuid() == 0 &&
-                (berth_kernel_check(&err) < 0 || berth_selfexe_readonly(all, &err) < 0)) {
-                berth_print_error(name, &err);
-                return EXIT_FAIL;
-            }
-            argc -= optind;
-            argv += optind;
-            optind = 0; /* full getopt re-initialisation for the verb */
-            return verbs[i].fn(argc, argv, &g);
-        }
-    }
-    fprintf(stderr, "berth: unknown command '%s'\nTry 'berth --help'.\n", name);
-    return EXIT_USAGE;
+    return run_verb(argc - optind, argv + optind, &g);
 }
