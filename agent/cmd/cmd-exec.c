@@ -68,23 +68,18 @@ static int parse_args(int argc, char **argv, struct berth_globals *g,
     opterr = 0;
     /* '+': options end at NAME; what follows is the command */
     while ((c = getopt_long(argc, argv, "+:hu:e:w:itqv", longopts, NULL)) != -1) {
+        int r = berth_env_workdir_option("exec", c, optarg, &o->env, &o->nenv, &o->workdir);
+        if (r != 0) {
+            if (r < 0)
+                return berth_usage_code();
+            continue;
+        }
         switch (c) {
         case 'h':
             fputs(usage_text, stdout);
             return -1;
         case 'u':
             o->user = optarg;
-            break;
-        case 'e':
-            if (!*optarg || *optarg == '=')
-                BAD("invalid environment variable '%s': expected KEY=VALUE", optarg);
-            o->env = xrealloc(o->env, (o->nenv + 1) * sizeof(char *));
-            o->env[o->nenv++] = optarg;
-            break;
-        case 'w':
-            if (*optarg != '/')
-                BAD("invalid --workdir '%s': must be an absolute path", optarg);
-            o->workdir = optarg;
             break;
         case 'i':
             o->interactive = true;

@@ -208,6 +208,12 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct ber
     opterr = 0;
     /* '+': options end at SOURCE; what follows is the command */
     while ((c = getopt_long(argc, argv, "+:he:w:u:v:q", longopts, NULL)) != -1) {
+        int r = berth_env_workdir_option("run", c, optarg, &o->env, &o->nenv, &o->workdir);
+        if (r != 0) {
+            if (r < 0)
+                return berth_usage_code();
+            continue;
+        }
         /* run's -v is --mount (Docker's), not the global --verbose */
         switch (c) {
         case 'h':
@@ -215,17 +221,6 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct ber
             exit(EXIT_OK);
         case OPT_NAME:
             o->name = optarg;
-            break;
-        case 'e':
-            if (!*optarg || *optarg == '=')
-                BAD("invalid environment variable '%s': expected KEY=VALUE", optarg);
-            o->env = xrealloc(o->env, (o->nenv + 1) * sizeof(char *));
-            o->env[o->nenv++] = optarg;
-            break;
-        case 'w':
-            if (*optarg != '/')
-                BAD("invalid --workdir '%s': must be an absolute path", optarg);
-            o->workdir = optarg;
             break;
         case 'u':
             o->user = optarg;
@@ -341,8 +336,8 @@ int cmd_run(int argc, char **argv, struct berth_globals *g)
         goto out;
     }
     o.name = id;
-    if (berth_run_foreground(g->root, &o, source, optind < argc ? argv + optind : NULL, &ex, &err) <
-        0)
+    o.command = optind < argc ? argv + optind : NULL;
+    if (berth_run_foreground(g->root, &o, source, &ex, &err) < 0)
         berth_print_error("run", &err);
     else
         rc = report_exit(id, &o, &ex);

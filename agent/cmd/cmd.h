@@ -95,6 +95,13 @@ void berth_print_error(const char *verb, const berth_error *err);
  * berth_usage_code(). */
 int berth_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* -e/--env KEY=VALUE (KEY alone: copy ours) and -w/--workdir DIR, as run
+ * and exec take them: 1 when `c` is one of them (`arg` appended to *env,
+ * or *workdir set), 0 when not, -1 for a bad value (a usage error has
+ * been printed). */
+int berth_env_workdir_option(const char *verb, int c, const char *arg, const char ***env,
+                             size_t *nenv, const char **workdir);
+
 int cmd_run(int argc, char **argv, struct berth_globals *g);
 int cmd_exec(int argc, char **argv, struct berth_globals *g);
 int cmd_keeper(int argc, char **argv, struct berth_globals *g);

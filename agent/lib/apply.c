@@ -3,23 +3,20 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 
-#include "caps.h"
 #include "cgroup.h"
 #include "events.h"
 #include "keeper.h"
 #include "log.h"
 #include "record.h"
+#include "run-config.h"
 #include "status.h"
 #include "store.h"
-#include "user.h"
-#include "seccomp-profile.h"
 #include "util.h"
 
 int berth_lock_root(const char *root, bool wait, berth_error *err)
@@ -37,109 +34,17 @@ static bool needs_image(const struct berth_plan_item *it)
                            it->action == BERTH_ACTION_REPLACE || it->action == BERTH_ACTION_START);
 }
 
-static uint64_t caps_of(const struct berth_service *svc)
+/* The service and its image's defaults: what the keeper runs. */
+static int resolve(const struct berth_plan_item *it, const struct berth_image *img,
+                   struct berth_run_config *ret, berth_error *err)
 {
-    return berth_caps_resolve(svc->cap_add, svc->ncap_add, svc->cap_drop, svc->ncap_drop);
-}
+    struct berth_run_source src = {.service = it->desired,
+                                   .spec_hash = it->hash,
+                                   .image_rootfs = img->rootfs,
+                                   .image_digest = img->digest,
+                                   .image = &img->config};
 
-/* The service and its image's defaults → what the keeper runs. */
-/* A profile file is read and checked now and kept in container.json: the
- * keeper starts with what was checked, whatever happens to the file. */
-static int resolve_seccomp(const struct berth_service *svc, struct berth_keeper_config *k,
-                           berth_error *err)
-{
-    struct berth_seccomp_profile *p = NULL;
-    size_t len = 0;
-
-    k->seccomp = xstrdup(svc->seccomp ? svc->seccomp : "default");
-    if (!svc->seccomp || svc->seccomp[0] != '/')
-        return 0;
-    if (berth_read_file(svc->seccomp, BERTH_SECCOMP_PROFILE_MAX, &k->seccomp_profile, &len, err) <
-            0 ||
-        berth_seccomp_profile_parse(k->seccomp_profile, len, svc->seccomp, &p, err) < 0)
-        return berth_error_wrap(err, "service '%s'", svc->name);
-    berth_seccomp_profile_free(p);
-    return 0;
-}
-
-static int resolve(const struct berth_service *svc, const struct berth_image *img, const char *hash,
-                   struct berth_keeper_config *k, berth_error *err)
-{
-    size_t nargv = 0, nenv = 0;
-    char host[256] = "";
-
-    memset(k, 0, sizeof(*k));
-    if (svc->ncommand) {
-        for (size_t i = 0; i < svc->ncommand; i++)
-            berth_strv_push(&k->argv, &nargv, svc->command[i]);
-    } else {
-        for (char **p = img->config.entrypoint; p && *p; p++)
-            berth_strv_push(&k->argv, &nargv, *p);
-        for (char **p = img->config.cmd; p && *p; p++)
-            berth_strv_push(&k->argv, &nargv, *p);
-    }
-    if (!nargv)
-        return berth_error_set(err, EINVAL,
-                               "no command: the service sets none and the image "
-                               "has no entrypoint or cmd");
-    berth_env_set(&k->env, &nenv, BERTH_DEFAULT_PATH);
-    gethostname(host, sizeof(host) - 1);
-    _cleanup_free_ char *hn = xasprintf("HOSTNAME=%s", svc->hostname ? svc->hostname : host);
-    berth_env_set(&k->env, &nenv, hn);
-    /* the user must exist in the image: say so now, not at every restart */
-    const char *user = svc->user                               ? svc->user
-                       : img->config.user && *img->config.user ? img->config.user
-                                                               : NULL;
-    struct berth_user u;
-    if (berth_user_resolve(img->rootfs, user, &u, err) < 0) {
-        berth_keeper_config_release(k);
-        return -1;
-    }
-    _cleanup_free_ char *home = xasprintf("HOME=%s", u.home);
-    berth_user_release(&u);
-    berth_env_set(&k->env, &nenv, home);
-    for (char **p = img->config.env; p && *p; p++)
-        berth_env_set(&k->env, &nenv, *p);
-    for (size_t i = 0; i < svc->nenv; i++) {
-        _cleanup_free_ char *kv = xasprintf("%s=%s", svc->env[i].name, svc->env[i].value);
-        berth_env_set(&k->env, &nenv, kv);
-    }
-    k->name = xstrdup(svc->name);
-    k->image_digest = xasprintf("sha256:%s", img->digest);
-    k->spec_hash = xstrdup(hash);
-    k->image_rootfs = xstrdup(img->rootfs);
-    k->workdir = svc->workdir                                  ? xstrdup(svc->workdir)
-                 : img->config.workdir && *img->config.workdir ? xstrdup(img->config.workdir)
-                                                               : NULL;
-    k->user = user ? xstrdup(user) : NULL;
-    k->hostname = svc->hostname ? xstrdup(svc->hostname) : NULL;
-    k->network_none = svc->network == BERTH_NETWORK_NONE;
-    k->readonly = svc->readonly_rootfs;
-    k->nmounts = svc->nmounts;
-    k->mounts = berth_mounts_dup(svc->mounts, svc->nmounts);
-    k->limits.memory = svc->limits.memory;
-    k->limits.cpus_milli = svc->limits.cpus_milli;
-    k->limits.pids = svc->limits.pids;
-    k->limits.nofile = svc->limits.nofile;
-    k->caps = caps_of(svc);
-    k->stop_signal = svc->stop_signal;
-    k->stop_timeout_ms = svc->stop_timeout_ms;
-    k->restart = svc->restart;
-    k->backoff_initial_ms = svc->backoff.initial_ms;
-    k->backoff_max_ms = svc->backoff.max_ms;
-    k->backoff_reset_ms = svc->backoff.reset_after_ms;
-    k->log_max_size = svc->log.max_size;
-    k->log_max_files = svc->log.max_files ? svc->log.max_files : 1;
-    if (svc->healthcheck.ncommand) {
-        size_t nh = 0;
-        for (size_t i = 0; i < svc->healthcheck.ncommand; i++)
-            berth_strv_push(&k->health_argv, &nh, svc->healthcheck.command[i]);
-        k->health_interval_ms = svc->healthcheck.interval_ms;
-        k->health_timeout_ms = svc->healthcheck.timeout_ms;
-        k->health_retries = svc->healthcheck.retries;
-        k->health_restart = svc->healthcheck.restart_on_unhealthy;
-    }
-    return resolve_seccomp(svc, k, err);
+    return berth_run_config_resolve(&src, ret, err);
 }
 
 /* Leftovers of a keeper that was killed: its cgroups (empty: the
@@ -156,9 +61,9 @@ static void remove_stale(const char *root, const char *name)
 }
 
 static int write_record(const char *root, const struct berth_plan_item *it,
-                        const struct berth_keeper_config *k, berth_error *err)
+                        const struct berth_run_config *k, berth_error *err)
 {
-    _cleanup_free_ char *conf = berth_keeper_config_json(k, err);
+    _cleanup_free_ char *conf = berth_run_config_json(k, err);
     _cleanup_free_ char *spec = NULL;
 
     if (!conf)
@@ -333,7 +238,7 @@ static int act(const char *root, const struct berth_plan_item *it, const struct 
 {
     const char *exe = opt->exe;
     _cleanup_free_ char *dir = berth_record_dir(root, it->name);
-    struct berth_keeper_config k = {0};
+    struct berth_run_config k = {0};
     int r;
 
     if (it->action != BERTH_ACTION_CREATE && it->action != BERTH_ACTION_REPLACE)
@@ -359,19 +264,19 @@ static int act(const char *root, const struct berth_plan_item *it, const struct 
     /* everything that can be checked before the running version is
      * stopped is (the user, the command): a service that cannot run leaves
      * the old one running and no record behind */
-    if (resolve(it->desired, img, it->hash, &k, err) < 0)
+    if (resolve(it, img, &k, err) < 0)
         return -1;
     if (it->action == BERTH_ACTION_REPLACE) {
         record_action(dir, it);
         /* a new spec starts from a clean writable layer */
         if (berth_keeper_stop(root, it->name, err) < 0 ||
             berth_container_layer_remove(dir, err) < 0) {
-            berth_keeper_config_release(&k);
+            berth_run_config_release(&k);
             return -1;
         }
     }
     r = write_record(root, it, &k, err);
-    berth_keeper_config_release(&k);
+    berth_run_config_release(&k);
     if (r < 0)
         return -1;
     if (it->action == BERTH_ACTION_CREATE)

@@ -26,6 +26,7 @@
 #include "handover.h"
 #include "kernel.h"
 #include "proctitle.h"
+#include "user.h"
 #include "util.h"
 
 const int berth_forwarded_signals[] = {SIGTERM, SIGINT,  SIGHUP,  SIGQUIT,
@@ -243,7 +244,7 @@ static void mask_paths(int errfd, int rootfd)
  * as it is (its mount targets must then exist). */
 static bool has_layer(const struct berth_container_config *cfg)
 {
-    return !cfg->readonly || !strpbrk(cfg->image, ",:");
+    return !cfg->run->readonly || !strpbrk(cfg->run->image_rootfs, ",:");
 }
 
 /* A read-only root is an overlay too, over a layer in memory, as runc
@@ -254,26 +255,27 @@ static void mount_rootfs(int errfd, const struct berth_container_config *cfg, co
 {
     if (!has_layer(cfg)) {
         struct mount_attr a = {.attr_set = MOUNT_ATTR_NODEV};
-        if (mount(cfg->image, mnt, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+        if (mount(cfg->run->image_rootfs, mnt, NULL, MS_BIND | MS_REC, NULL) < 0 ||
             mount_setattr(AT_FDCWD, mnt, AT_RECURSIVE, &a, sizeof(a)) < 0)
-            FAIL("bind mounting the image '%s'", cfg->image);
+            FAIL("bind mounting the image '%s'", cfg->run->image_rootfs);
         return;
     }
     _cleanup_free_ char *upper = xasprintf("%s/upper", cfg->rundir);
     _cleanup_free_ char *opts = NULL;
-    if (cfg->memory_layer || cfg->readonly) {
+    if (cfg->memory_layer || cfg->run->readonly) {
         _cleanup_free_ char *u = xasprintf("%s/u", upper);
         _cleanup_free_ char *w = xasprintf("%s/w", upper);
         if (mount("tmpfs", upper, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
             FAIL("mounting the in-memory layer on '%s'", upper);
         if (mkdir(u, 0755) < 0 || mkdir(w, 0755) < 0)
             FAIL("creating the in-memory layer");
-        opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", cfg->image, u, w);
+        opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", cfg->run->image_rootfs, u, w);
     } else {
-        opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s/work", cfg->image, upper, cfg->rundir);
+        opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s/work", cfg->run->image_rootfs, upper,
+                         cfg->rundir);
     }
     if (mount("overlay", mnt, "overlay", MS_NODEV, opts) < 0)
-        FAIL("mounting the overlay over '%s'", cfg->image);
+        FAIL("mounting the overlay over '%s'", cfg->run->image_rootfs);
 }
 
 static void setup_mounts(int errfd, const struct berth_container_config *cfg, int rootfd)
@@ -292,8 +294,8 @@ static void setup_mounts(int errfd, const struct berth_container_config *cfg, in
     setup_dev(errfd, rootfd);
     bind_host(errfd, rootfd, "/etc/resolv.conf", "/etc/resolv.conf", true, create, true);
     bind_host(errfd, rootfd, "/etc/hosts", "/etc/hosts", true, create, true);
-    for (size_t i = 0; i < cfg->nmounts; i++) {
-        const struct berth_mount *m = &cfg->mounts[i];
+    for (size_t i = 0; i < cfg->run->nmounts; i++) {
+        const struct berth_mount *m = &cfg->run->mounts[i];
         if (m->tmpfs) {
             char size[48];
             const char *opts[] = {"mode=1777", m->size ? size : NULL, NULL};
@@ -360,9 +362,9 @@ static __attribute__((noreturn)) void exec_service(const struct berth_container_
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     if ((cfg->redirect_stdio && berth_child_stdio(stdio, &err) < 0) ||
-        berth_child_chdir(workdir, cfg->workdir ? cfg->workdir : "/", &err) < 0)
+        berth_child_chdir(workdir, cfg->run->workdir ? cfg->run->workdir : "/", &err) < 0)
         berth_child_fail_error(errfd, &err);
-    berth_child_exec(errfd, cfg->argv, cfg->env, "the image");
+    berth_child_exec(errfd, cfg->run->argv, cfg->run->env, "the image");
 }
 
 /* The service shares our memory until its exec, and we wait for that
@@ -483,9 +485,9 @@ static __attribute__((noreturn)) void container_child(const struct berth_contain
                                                       int errfd, int syncfd, int handover[3])
 {
     _cleanup_free_ char *mnt = xasprintf("%s/rootfs", cfg->rundir);
-    const struct berth_credentials cred = {cfg->uid,        cfg->gid,  cfg->groups,
-                                           cfg->ngroups,    cfg->caps, cfg->limits.nofile,
-                                           cfg->seccomp_bpf};
+    const struct berth_credentials cred = {
+        cfg->user->uid, cfg->user->gid,          cfg->user->groups, cfg->user->ngroups,
+        cfg->run->caps, cfg->run->limits.nofile, cfg->seccomp_bpf};
     int stdio[3] = {-1, -1, -1};
     int *const keep[] = {&errfd,    &syncfd,      &stdio[0],    &stdio[1],
                          &stdio[2], &handover[0], &handover[1], &handover[2]};
@@ -529,15 +531,15 @@ static __attribute__((noreturn)) void container_child(const struct berth_contain
     pivot(errfd, rootfd);
     close(rootfd);
     umask(022);
-    if (cfg->hostname && sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
-        FAIL("setting the hostname '%s'", cfg->hostname);
-    if (cfg->network_none)
+    if (cfg->run->hostname && sethostname(cfg->run->hostname, strlen(cfg->run->hostname)) < 0)
+        FAIL("setting the hostname '%s'", cfg->run->hostname);
+    if (cfg->run->network_none)
         loopback_up(errfd);
     /* inside the root, no magic links ("/proc/self/fd/N"), created as root */
-    workdir = berth_child_open_workdir(cfg->workdir ? cfg->workdir : "/", has_layer(cfg));
+    workdir = berth_child_open_workdir(cfg->run->workdir ? cfg->run->workdir : "/", has_layer(cfg));
     if (workdir < 0)
-        FAIL("opening the working directory '%s'", cfg->workdir);
-    if (cfg->readonly)
+        FAIL("opening the working directory '%s'", cfg->run->workdir);
+    if (cfg->run->readonly)
         make_root_readonly(errfd);
     /* The service's identity, then its filter, once for pid 1 and the
      * service: they share one filter in the kernel (loading Docker's costs
@@ -571,7 +573,9 @@ static int read_child_error(int fd, berth_error *err)
 static int make_rundir(const struct berth_container_config *cfg, berth_error *err)
 {
     static const char *const subdirs[] = {"rootfs", "upper", "work"};
-    size_t n = !has_layer(cfg) ? 1 : cfg->memory_layer || cfg->readonly ? 2 : ARRAY_SIZE(subdirs);
+    size_t n = !has_layer(cfg)                           ? 1
+               : cfg->memory_layer || cfg->run->readonly ? 2
+                                                         : ARRAY_SIZE(subdirs);
 
     for (size_t i = 0; i < n; i++) {
         _cleanup_free_ char *p = xasprintf("%s/%s", cfg->rundir, subdirs[i]);
@@ -620,7 +624,7 @@ static pid_t clone_container(const struct berth_container_config *cfg, int *ret_
         goto fail;
     }
     args.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD |
-                 (cfg->network_none ? CLONE_NEWNET : 0);
+                 (cfg->run->network_none ? CLONE_NEWNET : 0);
     args.pidfd = (uint64_t)(uintptr_t)ret_pidfd;
     args.exit_signal = SIGCHLD;
     pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
@@ -669,27 +673,28 @@ int berth_container_start(const struct berth_container_config *cfg, struct berth
     c->statusfd = -1;
     c->rundir = xstrdup(cfg->rundir);
     c->keep_layer = cfg->keep_layer;
-    c->stop_signal = cfg->stop_signal ? cfg->stop_signal : SIGTERM;
-    c->stop_timeout_ms = cfg->stop_timeout_ms;
+    c->stop_signal = cfg->run->stop_signal ? cfg->run->stop_signal : SIGTERM;
+    c->stop_timeout_ms = cfg->run->stop_timeout_ms;
     if (berth_kernel_check(err) < 0)
         goto fail;
-    if (strpbrk(cfg->image, ",:") && has_layer(cfg)) {
+    if (strpbrk(cfg->run->image_rootfs, ",:") && has_layer(cfg)) {
         berth_error_set(err, EINVAL,
                         "the image path '%s' contains ',' or ':', which overlayfs cannot take",
-                        cfg->image);
+                        cfg->run->image_rootfs);
         goto fail;
     }
     if (make_rundir(cfg, err) < 0)
         goto fail;
     /* one filter for the init and the service, built here: the children
      * only load it */
-    if (cfg->seccomp) {
-        if (berth_seccomp_build(cfg->seccomp, cfg->caps, cfg->seccomp_cache, &bpf, err) < 0)
+    if (cfg->run->profile) {
+        if (berth_seccomp_build(cfg->run->profile, cfg->run->caps, cfg->seccomp_cache, &bpf, err) <
+            0)
             goto fail;
         conf.seccomp_bpf = &bpf;
     }
     if (cfg->cgroup) {
-        if (berth_cgroup_create(&c->cgroup, fsroot, cfg->cgroup, &cfg->limits, err) < 0)
+        if (berth_cgroup_create(&c->cgroup, fsroot, cfg->cgroup, &cfg->run->limits, err) < 0)
             goto fail;
         c->has_cgroup = true;
         c->oom_kills0 = berth_cgroup_oom_kills(&c->cgroup);
@@ -722,7 +727,7 @@ fail:
     if (berth_container_release(c, &ign) < 0) {
         /* the start's own error is the one to report */
     }
-    return berth_error_wrap(err, "starting container '%s'", cfg->name);
+    return berth_error_wrap(err, "starting container '%s'", cfg->run->name);
 }
 
 int berth_container_kill(const struct berth_container *c, int sig, berth_error *err)

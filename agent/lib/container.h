@@ -21,37 +21,23 @@
 #include "seccomp-profile.h"
 
 struct berth_container;
+struct berth_user;
 
 struct berth_container_config {
-    const char *name; /* names messages */
+    /* What runs and how (run-config.h): the image's rootfs (the read-only
+     * lower layer), the command (argv[0] looked up in the image's PATH), its
+     * complete environment, working directory, hostname, network, mounts,
+     * limits, capabilities, seccomp profile (its filter is built for the
+     * capabilities once, before the clone), stop signal and timeout. */
+    const struct berth_run_config *run;
+    const struct berth_user *user; /* run->user found in the image */
     /* The container's cgroup, relative to the root of the hierarchy (of
      * each v1 controller): created with the limits, removed at release.
      * NULL: the container stays in the caller's cgroup (limits need one). */
     const char *cgroup;
-    const char *image;  /* the unpacked image's rootfs (read-only lower layer) */
-    const char *rundir; /* per-run directory: upper/, work/ and rootfs/ go here */
-    char **argv;        /* NULL-terminated; argv[0] is looked up in the image's PATH */
-    char **env;         /* NULL-terminated KEY=VALUE list, complete */
-    const char *workdir;
-    uid_t uid;
-    gid_t gid;
-    gid_t *groups; /* supplementary groups */
-    size_t ngroups;
-    const char *hostname; /* NULL: keep the host's */
-    bool network_none;
-    bool readonly;
-    const struct berth_mount *mounts;
-    size_t nmounts;
-    struct berth_limits limits;
-    uint64_t caps; /* capability mask, see caps.h */
-    /* The seccomp profile of the service and its init (seccomp-profile.h:
-     * &berth_seccomp_default for Docker's), NULL: unconfined. Its filter is
-     * built for `caps` once, before the clone. */
-    const struct berth_seccomp_profile *seccomp;
+    const char *rundir;        /* per-run directory: upper/, work/ and rootfs/ go here */
     const char *seccomp_cache; /* berth_seccomp_build()'s cache_dir, NULL: none */
     const char *cgroup_root;   /* NULL: /sys/fs/cgroup */
-    int stop_signal;
-    uint64_t stop_timeout_ms;
     /* With redirect_stdio, the service gets these as fds 0, 1 and 2 instead
      * of the caller's (the keeper passes /dev/null and its log pipe). */
     bool redirect_stdio;

@@ -19,8 +19,8 @@
 
 #include "container.h"
 #include "exec.h"
-#include "keeper.h"
 #include "record.h"
+#include "run-config.h"
 #include "status.h"
 #include "user.h"
 #include "util.h"
@@ -211,10 +211,7 @@ static int wait_command(struct waiter *w, const char *name, int *ret_exit, berth
 
 /* What an attached command holds. */
 struct attach {
-    struct berth_keeper_config kc;
-    bool have_kc;
-    const struct berth_seccomp_profile *seccomp;
-    struct berth_seccomp_profile *seccomp_owned;
+    struct berth_run_config kc; /* the service's container.json */
     char *seccomp_cache;
     struct berth_user user;
     char **env;
@@ -231,9 +228,7 @@ static void attach_release(struct attach *a)
             close(*fds[i]);
     berth_strv_free(a->env);
     berth_user_release(&a->user);
-    if (a->have_kc)
-        berth_keeper_config_release(&a->kc);
-    berth_seccomp_profile_free(a->seccomp_owned);
+    berth_run_config_release(&a->kc);
     free(a->seccomp_cache);
 }
 
@@ -249,14 +244,10 @@ static int attach_prepare(const char *root, const char *name,
     if (access(dir, F_OK) < 0)
         return berth_error_set(err, 0, "no service '%s' under '%s'", name, root);
     if (open_init(root, name, &a->init_pid, &a->initfd, err) < 0 ||
-        berth_keeper_config_read(cfgpath, &a->kc, err) < 0)
-        return -1;
-    a->have_kc = true;
-    a->seccomp_cache = berth_seccomp_cache_dir(root);
-    /* the service's own filter, as its init and service have */
-    if (berth_keeper_config_seccomp(&a->kc, &a->seccomp, &a->seccomp_owned, err) < 0 ||
+        berth_run_config_read(cfgpath, &a->kc, err) < 0 ||
         berth_user_resolve(a->kc.image_rootfs, o->user ? o->user : a->kc.user, &a->user, err) < 0)
         return -1;
+    a->seccomp_cache = berth_seccomp_cache_dir(root);
     if (tty) {
         if (berth_exec_open_pty(a->init_pid, &a->master, &a->slave, err) < 0)
             return -1;
@@ -270,24 +261,18 @@ static int attach_prepare(const char *root, const char *name,
     return 0;
 }
 
-static int attach_spawn(const char *name, char **argv, const struct berth_exec_attach_options *o,
-                        bool tty, struct attach *a, int *ret_exit, berth_error *err)
+static int attach_spawn(char **argv, const struct berth_exec_attach_options *o, bool tty,
+                        struct attach *a, int *ret_exit, berth_error *err)
 {
     struct berth_exec_config cfg = {
         .init_pid = a->init_pid,
         .init_pidfd = a->initfd,
-        .name = name,
+        .run = &a->kc,
+        .user = &a->user,
         .argv = argv,
         .env = a->env,
-        .workdir = o->workdir ? o->workdir : a->kc.workdir,
-        .uid = a->user.uid,
-        .gid = a->user.gid,
-        .groups = a->user.groups,
-        .ngroups = a->user.ngroups,
-        .caps = a->kc.caps,
-        .seccomp = a->seccomp,
+        .workdir = o->workdir,
         .seccomp_cache = a->seccomp_cache,
-        .nofile = a->kc.limits.nofile,
         .redirect_stdio = tty || !o->interactive,
         .stdio = {tty ? a->slave : -1, tty ? a->slave : STDOUT_FILENO,
                   tty ? a->slave : STDERR_FILENO},
@@ -328,7 +313,7 @@ int berth_exec_attach(const char *root, const char *name, char **argv,
     a.sfd = signalfd(-1, &block, SFD_CLOEXEC | SFD_NONBLOCK);
     if (a.sfd < 0) {
         berth_error_set(err, errno, "creating a signalfd");
-    } else if (attach_spawn(name, argv, o, tty, &a, ret_exit, err) == 0) {
+    } else if (attach_spawn(argv, o, tty, &a, ret_exit, err) == 0) {
         if (tty && o->interactive && tcgetattr(STDIN_FILENO, &saved) == 0) {
             struct termios t = saved;
             cfmakeraw(&t);

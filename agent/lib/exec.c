@@ -20,6 +20,7 @@
 
 #include "child.h"
 #include "cgroup.h"
+#include "user.h"
 #include "util.h"
 
 #define FAIL(...) berth_child_fail(errfd, errno, false, __VA_ARGS__)
@@ -51,10 +52,15 @@ static __attribute__((noreturn)) void run_command(const struct berth_exec_config
                                                   const int stdio[3])
 {
     berth_error err = BERTH_ERROR_INIT;
-    const struct berth_credentials cred = {cfg->uid,  cfg->gid,    cfg->groups, cfg->ngroups,
-                                           cfg->caps, cfg->nofile, bpf};
-    _cleanup_free_ char *where = xasprintf("the container of '%s'", cfg->name);
-    const char *wd = cfg->workdir ? cfg->workdir : "/";
+    const struct berth_credentials cred = {cfg->user->uid,
+                                           cfg->user->gid,
+                                           cfg->user->groups,
+                                           cfg->user->ngroups,
+                                           cfg->run->caps,
+                                           cfg->run->limits.nofile,
+                                           bpf};
+    _cleanup_free_ char *where = xasprintf("the container of '%s'", cfg->run->name);
+    const char *wd = cfg->workdir ? cfg->workdir : cfg->run->workdir ? cfg->run->workdir : "/";
     int workdir;
 
     berth_child_reset_signals();
@@ -63,7 +69,7 @@ static __attribute__((noreturn)) void run_command(const struct berth_exec_config
     /* inside the container's root (setns made it ours), no magic links */
     workdir = berth_child_open_workdir(wd, false);
     if (workdir < 0)
-        FAIL("opening the working directory '%s' in '%s'", wd, cfg->name);
+        FAIL("opening the working directory '%s' in '%s'", wd, cfg->run->name);
     /* A session of its own: nothing the command does reaches the caller's
      * terminal (TIOCSTI needs it as the controlling terminal), and the
      * timeout of berth_exec_wait() kills the whole process group. */
@@ -78,7 +84,7 @@ static __attribute__((noreturn)) void run_command(const struct berth_exec_config
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (berth_child_chdir(workdir, wd, &err) < 0)
         berth_child_fail_error(errfd, &err);
-    berth_child_exec(errfd, cfg->argv, cfg->env, where);
+    berth_child_exec(errfd, cfg->argv, cfg->env ? cfg->env : cfg->run->env, where);
 }
 
 /* The helper: in the caller's namespaces, join the cgroups (the paths are
@@ -110,23 +116,23 @@ static __attribute__((noreturn)) void helper(const struct berth_exec_config *cfg
                           &err) < 0) {
         if (init <= 0 || err.code == ESRCH)
             berth_child_fail(errfd, ESRCH, false, "the container of '%s' is not running",
-                             cfg->name);
+                             cfg->run->name);
         berth_child_fail_error(errfd, &err);
     }
     if (setns(initfd, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET |
                           CLONE_NEWCGROUP) < 0) {
         if (errno == ESRCH)
             berth_child_fail(errfd, ESRCH, false, "the container of '%s' is not running",
-                             cfg->name);
-        FAIL("joining the namespaces of the container of '%s' (setns)", cfg->name);
+                             cfg->run->name);
+        FAIL("joining the namespaces of the container of '%s' (setns)", cfg->run->name);
     }
     pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
     if (pid < 0) {
         /* a pid namespace whose init has died takes no new members */
         if (errno == ENOMEM)
             berth_child_fail(errfd, ESRCH, false, "the container of '%s' is not running",
-                             cfg->name);
-        FAIL("starting the command in the container of '%s' (clone3)", cfg->name);
+                             cfg->run->name);
+        FAIL("starting the command in the container of '%s' (clone3)", cfg->run->name);
     }
     if (pid == 0) {
         close(pidout);
@@ -184,11 +190,11 @@ static int spawn(const struct berth_exec_config *cfg, const struct berth_seccomp
     pid_t helper_pid, pid;
 
     if (!cfg->argv || !cfg->argv[0])
-        return berth_error_set(err, EINVAL, "no command to run in '%s'", cfg->name);
+        return berth_error_set(err, EINVAL, "no command to run in '%s'", cfg->run->name);
     if (initfd < 0) {
         initfd = own = cfg->init_pid > 0 ? pidfd_open_(cfg->init_pid) : -1;
         if (own < 0) {
-            berth_error_set(err, 0, "the container of '%s' is not running", cfg->name);
+            berth_error_set(err, 0, "the container of '%s' is not running", cfg->run->name);
             err->code = ESRCH;
             return -1;
         }
@@ -210,13 +216,13 @@ static int spawn(const struct berth_exec_config *cfg, const struct berth_seccomp
     close(errpipe[1]);
     close(pidpipe[1]);
     if (helper_pid < 0)
-        return berth_error_set(err, errno, "forking to run a command in '%s'", cfg->name);
+        return berth_error_set(err, errno, "forking to run a command in '%s'", cfg->run->name);
     pid = collect_helper(helper_pid, pidrd);
     if (pid > 0) {
         /* our own child: nobody else can reap it, so the pid is stable */
         cmdfd = pidfd_open_(pid);
         if (cmdfd < 0) {
-            berth_error_set(err, errno, "opening a pidfd of the command in '%s'", cfg->name);
+            berth_error_set(err, errno, "opening a pidfd of the command in '%s'", cfg->run->name);
             kill(pid, SIGKILL);
             reap(pid);
             return -1;
@@ -228,7 +234,8 @@ static int spawn(const struct berth_exec_config *cfg, const struct berth_seccomp
         return -1;
     }
     if (pid <= 0)
-        return berth_error_set(err, EIO, "running a command in '%s': the helper died", cfg->name);
+        return berth_error_set(err, EIO, "running a command in '%s': the helper died",
+                               cfg->run->name);
     *ret_pid = pid;
     *ret_pidfd = TAKE_FD(cmdfd);
     return 0;
@@ -242,10 +249,10 @@ int berth_exec_spawn(const struct berth_exec_config *cfg, pid_t *ret_pid, int *r
     int r;
 
     /* the service's filter, built here: the command only loads it */
-    if (cfg->seccomp &&
-        berth_seccomp_build(cfg->seccomp, cfg->caps, cfg->seccomp_cache, &bpf, err) < 0)
-        return berth_error_wrap(err, "running a command in '%s'", cfg->name);
-    r = spawn(cfg, cfg->seccomp ? &bpf : NULL, ret_pid, ret_pidfd, &exec_failed, err);
+    if (cfg->run->profile &&
+        berth_seccomp_build(cfg->run->profile, cfg->run->caps, cfg->seccomp_cache, &bpf, err) < 0)
+        return berth_error_wrap(err, "running a command in '%s'", cfg->run->name);
+    r = spawn(cfg, cfg->run->profile ? &bpf : NULL, ret_pid, ret_pidfd, &exec_failed, err);
     berth_seccomp_bpf_release(&bpf);
     if (ret_exec_failed)
         *ret_exec_failed = exec_failed;

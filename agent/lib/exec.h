@@ -23,27 +23,26 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "run-config.h"
 #include "seccomp-profile.h"
+
+struct berth_user;
 
 struct berth_exec_config {
     pid_t init_pid;          /* the container's init, as status.json's "pid" */
     int init_pidfd;          /* a pidfd of it, or -1: opened from init_pid */
-    const char *name;        /* the service, for messages */
     const char *cgroup_root; /* NULL: /sys/fs/cgroup; the command joins the
                               * cgroups the init is in, below this */
-    char **argv;             /* NULL-terminated; argv[0] is looked up in env's PATH */
-    char **env;              /* NULL-terminated KEY=VALUE list, complete */
-    const char *workdir;     /* inside the container; NULL: "/" */
-    uid_t uid;
-    gid_t gid;
-    const gid_t *groups; /* supplementary groups */
-    size_t ngroups;
-    uint64_t caps;   /* capability mask (caps.h), as the service's */
-    uint64_t nofile; /* RLIMIT_NOFILE, 0: inherited */
-    /* the service's seccomp profile (seccomp-profile.h), NULL: unconfined;
-     * its filter is built for `caps` before the fork */
-    const struct berth_seccomp_profile *seccomp;
-    const char *seccomp_cache; /* berth_seccomp_build()'s cache_dir, NULL: none */
+    /* The service's run configuration (run-config.h): its name (for
+     * messages), capabilities, seccomp profile (its filter is built for
+     * those capabilities before the fork) and open file limit, and its
+     * environment and working directory unless given below. */
+    const struct berth_run_config *run;
+    const struct berth_user *user; /* as whom: the service's user, or another */
+    char **argv;                   /* NULL-terminated; argv[0] is looked up in env's PATH */
+    char **env;                    /* NULL-terminated KEY=VALUE list, complete; NULL: run->env */
+    const char *workdir;           /* inside the container; NULL: run->workdir, else "/" */
+    const char *seccomp_cache;     /* berth_seccomp_build()'s cache_dir, NULL: none */
     /* With redirect_stdio, the command gets these as fds 0, 1 and 2
      * (a -1 entry means /dev/null); otherwise it inherits the caller's. */
     bool redirect_stdio;

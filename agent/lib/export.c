@@ -11,6 +11,7 @@
 
 #include "caps.h"
 #include "registry.h"
+#include "run-config.h"
 #include "user.h"
 #include "util.h"
 #include "yaml-emit.h"
@@ -203,7 +204,7 @@ static char *kube_image(const struct berth_service *s, struct berth_notes *notes
 
 static json_t *kube_capabilities(const struct berth_service *s)
 {
-    uint64_t caps = berth_caps_resolve(s->cap_add, s->ncap_add, s->cap_drop, s->ncap_drop);
+    uint64_t caps = berth_run_config_caps(s);
 
     /* Runtimes differ in their default set (containerd: Docker's, with
      * NET_RAW; CRI-O: a smaller one): drop them all and add berth's set,

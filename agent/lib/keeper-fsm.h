@@ -33,7 +33,7 @@
 #include <sys/types.h>
 
 #include "error.h"
-#include "run-config.h"
+#include "run-types.h"
 #include "status.h"
 
 enum berth_keeper_event {

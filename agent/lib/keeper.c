@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,223 +23,12 @@
 #include "handover.h"
 #include "logs.h"
 #include "record.h"
+#include "run-config.h"
 #include "seccomp-profile.h"
 #include "status.h"
 #include "systemd.h"
 #include "user.h"
 #include "util.h"
-
-/* ---- container.json ------------------------------------------------------ */
-
-static json_t *strv_json(char **v)
-{
-    json_t *a = json_array();
-    for (; v && *v; v++)
-        json_array_append_new(a, json_string(*v));
-    return a;
-}
-
-static char **json_strv(json_t *a)
-{
-    size_t n = json_array_size(a);
-    char **v = xcalloc(n + 1, sizeof(char *));
-    for (size_t i = 0; i < n; i++) {
-        const char *s = json_string_value(json_array_get(a, i));
-        v[i] = xstrdup(s ? s : "");
-    }
-    return v;
-}
-
-static json_t *opt_str(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
-char *berth_keeper_config_json(const struct berth_keeper_config *c, berth_error *err)
-{
-    json_t *mounts = json_array();
-    json_t *o;
-    char *text;
-
-    for (size_t i = 0; i < c->nmounts; i++) {
-        const struct berth_mount *m = &c->mounts[i];
-        json_array_append_new(mounts,
-                              json_pack("{s:o, s:s, s:b, s:b, s:I}", "source", opt_str(m->source),
-                                        "target", m->target, "readonly", m->readonly, "tmpfs",
-                                        m->tmpfs, "size", (json_int_t)m->size));
-    }
-    o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:o}", "name", c->name,
-                  "image_digest", c->image_digest, "spec_hash", c->spec_hash, "image_rootfs",
-                  c->image_rootfs, "argv", strv_json(c->argv), "env", strv_json(c->env), "workdir",
-                  opt_str(c->workdir), "user", opt_str(c->user), "hostname", opt_str(c->hostname),
-                  "network_none", c->network_none, "readonly", c->readonly, "mounts", mounts);
-    if (!o) {
-        berth_error_set(err, EINVAL, "encoding the container of '%s'", c->name);
-        return NULL;
-    }
-    json_object_set_new(o, "limits",
-                        json_pack("{s:I, s:I, s:I, s:I}", "memory", (json_int_t)c->limits.memory,
-                                  "cpus_milli", (json_int_t)c->limits.cpus_milli, "pids",
-                                  (json_int_t)c->limits.pids, "nofile",
-                                  (json_int_t)c->limits.nofile));
-    json_object_set_new(o, "caps", json_integer((json_int_t)c->caps));
-    json_object_set_new(o, "seccomp", json_string(c->seccomp ? c->seccomp : "default"));
-    if (c->seccomp_profile) {
-        json_t *prof = json_loads(c->seccomp_profile, 0, NULL);
-        if (!prof) {
-            json_decref(o);
-            berth_error_set(err, EINVAL, "encoding the seccomp profile of '%s'", c->name);
-            return NULL;
-        }
-        json_object_set_new(o, "seccomp_profile", prof);
-    }
-    json_object_set_new(o, "stop_signal", json_integer(c->stop_signal));
-    json_object_set_new(o, "stop_timeout_ms", json_integer((json_int_t)c->stop_timeout_ms));
-    json_object_set_new(o, "restart", json_integer(c->restart));
-    json_object_set_new(
-        o, "backoff",
-        json_pack("{s:I, s:I, s:I}", "initial_ms", (json_int_t)c->backoff_initial_ms, "max_ms",
-                  (json_int_t)c->backoff_max_ms, "reset_ms", (json_int_t)c->backoff_reset_ms));
-    json_object_set_new(o, "log",
-                        json_pack("{s:I, s:i}", "max_size", (json_int_t)c->log_max_size,
-                                  "max_files", (int)c->log_max_files));
-    json_object_set_new(
-        o, "healthcheck",
-        c->health_argv ? json_pack("{s:o, s:I, s:I, s:i, s:b}", "argv", strv_json(c->health_argv),
-                                   "interval_ms", (json_int_t)c->health_interval_ms, "timeout_ms",
-                                   (json_int_t)c->health_timeout_ms, "retries",
-                                   (int)c->health_retries, "restart", c->health_restart)
-                       : json_null());
-    text = json_dumps(o, JSON_SORT_KEYS | JSON_INDENT(2));
-    json_decref(o);
-    if (!text)
-        berth_error_set(err, ENOMEM, "encoding the container of '%s'", c->name);
-    return text;
-}
-
-static uint64_t u64(json_t *o, const char *key)
-{
-    json_int_t v = json_integer_value(json_object_get(o, key));
-    return v < 0 ? 0 : (uint64_t)v;
-}
-
-static char *str_or_null(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? xstrdup(s) : NULL;
-}
-
-int berth_keeper_config_read(const char *path, struct berth_keeper_config *c, berth_error *err)
-{
-    json_error_t jerr;
-    json_t *o = json_load_file(path, 0, &jerr);
-    json_t *mounts, *lim, *bo, *log;
-
-    memset(c, 0, sizeof(*c));
-    if (!o)
-        return berth_error_set(err, EINVAL, "reading '%s': %s", path, jerr.text);
-    c->name = str_or_null(o, "name");
-    c->image_digest = str_or_null(o, "image_digest");
-    c->spec_hash = str_or_null(o, "spec_hash");
-    c->image_rootfs = str_or_null(o, "image_rootfs");
-    c->argv = json_strv(json_object_get(o, "argv"));
-    c->env = json_strv(json_object_get(o, "env"));
-    c->workdir = str_or_null(o, "workdir");
-    c->user = str_or_null(o, "user");
-    c->hostname = str_or_null(o, "hostname");
-    c->network_none = json_is_true(json_object_get(o, "network_none"));
-    c->readonly = json_is_true(json_object_get(o, "readonly"));
-    mounts = json_object_get(o, "mounts");
-    c->nmounts = json_array_size(mounts);
-    c->mounts = xcalloc(c->nmounts, sizeof(*c->mounts));
-    for (size_t i = 0; i < c->nmounts; i++) {
-        json_t *m = json_array_get(mounts, i);
-        c->mounts[i].source = str_or_null(m, "source");
-        c->mounts[i].target = str_or_null(m, "target");
-        c->mounts[i].readonly = json_is_true(json_object_get(m, "readonly"));
-        c->mounts[i].tmpfs = json_is_true(json_object_get(m, "tmpfs"));
-        c->mounts[i].size = u64(m, "size");
-    }
-    lim = json_object_get(o, "limits");
-    c->limits.memory = u64(lim, "memory");
-    c->limits.cpus_milli = u64(lim, "cpus_milli");
-    c->limits.pids = u64(lim, "pids");
-    c->limits.nofile = u64(lim, "nofile");
-    c->caps = u64(o, "caps");
-    c->seccomp = str_or_null(o, "seccomp");
-    if (!c->seccomp)
-        c->seccomp = xstrdup("default");
-    if (json_is_object(json_object_get(o, "seccomp_profile")))
-        c->seccomp_profile = json_dumps(json_object_get(o, "seccomp_profile"), JSON_COMPACT);
-    c->stop_signal = (int)u64(o, "stop_signal");
-    c->stop_timeout_ms = u64(o, "stop_timeout_ms");
-    c->restart = (enum berth_restart)u64(o, "restart");
-    bo = json_object_get(o, "backoff");
-    c->backoff_initial_ms = u64(bo, "initial_ms");
-    c->backoff_max_ms = u64(bo, "max_ms");
-    c->backoff_reset_ms = u64(bo, "reset_ms");
-    log = json_object_get(o, "log");
-    c->log_max_size = u64(log, "max_size");
-    c->log_max_files = (unsigned)u64(log, "max_files");
-    json_t *hc = json_object_get(o, "healthcheck");
-    if (json_is_object(hc)) {
-        c->health_argv = json_strv(json_object_get(hc, "argv"));
-        c->health_interval_ms = u64(hc, "interval_ms");
-        c->health_timeout_ms = u64(hc, "timeout_ms");
-        c->health_retries = (unsigned)u64(hc, "retries");
-        c->health_restart = json_is_true(json_object_get(hc, "restart"));
-        if (!c->health_argv[0] || !c->health_interval_ms || !c->health_retries) {
-            berth_strv_free(c->health_argv);
-            c->health_argv = NULL;
-        }
-    }
-    json_decref(o);
-    if (!c->name || !c->image_rootfs || !c->argv[0] || c->log_max_files == 0) {
-        berth_keeper_config_release(c);
-        return berth_error_set(err, EINVAL, "'%s' is incomplete", path);
-    }
-    return 0;
-}
-
-int berth_keeper_config_seccomp(const struct berth_keeper_config *c,
-                                const struct berth_seccomp_profile **ret,
-                                struct berth_seccomp_profile **ret_owned, berth_error *err)
-{
-    *ret_owned = NULL;
-    *ret = NULL;
-    if (!c->seccomp || !strcmp(c->seccomp, "default")) {
-        *ret = &berth_seccomp_default;
-        return 0;
-    }
-    if (!strcmp(c->seccomp, "unconfined"))
-        return 0;
-    if (!c->seccomp_profile)
-        return berth_error_set(err, EINVAL, "the seccomp profile '%s' of '%s' is missing",
-                               c->seccomp, c->name);
-    if (berth_seccomp_profile_parse(c->seccomp_profile, strlen(c->seccomp_profile), c->seccomp,
-                                    ret_owned, err) < 0)
-        return -1;
-    *ret = *ret_owned;
-    return 0;
-}
-
-void berth_keeper_config_release(struct berth_keeper_config *c)
-{
-    free(c->name);
-    free(c->image_digest);
-    free(c->spec_hash);
-    free(c->image_rootfs);
-    berth_strv_free(c->argv);
-    berth_strv_free(c->env);
-    berth_strv_free(c->health_argv);
-    free(c->workdir);
-    free(c->user);
-    free(c->hostname);
-    free(c->seccomp);
-    free(c->seccomp_profile);
-    berth_mounts_free(c->mounts, c->nmounts);
-    memset(c, 0, sizeof(*c));
-}
 
 /* ---- liveness and control ------------------------------------------------ */
 
@@ -569,10 +357,8 @@ struct health_check {
 struct keeper {
     const char *root;
     char *dir;
-    char *init_path; /* the record's init.json (handover.h) */
-    struct berth_keeper_config cfg;
-    const struct berth_seccomp_profile *seccomp; /* cfg's; NULL: unconfined */
-    struct berth_seccomp_profile *seccomp_owned; /* a profile file's */
+    char *init_path;             /* the record's init.json (handover.h) */
+    struct berth_run_config cfg; /* container.json */
     char *seccomp_cache;
     struct berth_keeper_fsm fsm; /* the state, the requests, the restart counts */
     struct berth_container c;
@@ -938,28 +724,11 @@ static void record_init(const struct berth_container *c, void *ud)
 static int container_start(struct keeper *k, berth_error *err)
 {
     struct berth_container_config cc = {
-        .name = k->cfg.name,
+        .run = &k->cfg,
+        .user = &k->user,
         .cgroup = k->container_cgroup,
-        .image = k->cfg.image_rootfs,
         .rundir = k->dir,
-        .argv = k->cfg.argv,
-        .env = k->cfg.env,
-        .workdir = k->cfg.workdir,
-        .uid = k->user.uid,
-        .gid = k->user.gid,
-        .groups = k->user.groups,
-        .ngroups = k->user.ngroups,
-        .hostname = k->cfg.hostname,
-        .network_none = k->cfg.network_none,
-        .readonly = k->cfg.readonly,
-        .mounts = k->cfg.mounts,
-        .nmounts = k->cfg.nmounts,
-        .limits = k->cfg.limits,
-        .caps = k->cfg.caps,
-        .seccomp = k->seccomp,
         .seccomp_cache = k->seccomp_cache,
-        .stop_signal = k->cfg.stop_signal,
-        .stop_timeout_ms = k->cfg.stop_timeout_ms,
         .redirect_stdio = true,
         .stdio = {k->devnull, k->logwr, k->logwr},
         .keep_layer = true,
@@ -1162,18 +931,10 @@ static void on_health_timer(struct keeper *k)
     struct berth_exec_config ec = {
         .init_pid = k->c.pid,
         .init_pidfd = k->c.pidfd,
-        .name = k->cfg.name,
+        .run = &k->cfg,
+        .user = &k->user,
         .argv = k->cfg.health_argv,
-        .env = k->cfg.env,
-        .workdir = k->cfg.workdir,
-        .uid = k->user.uid,
-        .gid = k->user.gid,
-        .groups = k->user.groups,
-        .ngroups = k->user.ngroups,
-        .caps = k->cfg.caps,
-        .seccomp = k->seccomp,
         .seccomp_cache = k->seccomp_cache,
-        .nofile = k->cfg.limits.nofile,
         .redirect_stdio = true,
         .stdio = {-1, out[1], out[1]},
     };
@@ -1522,8 +1283,7 @@ static int setup(struct keeper *k, int *lockfd, berth_error *err)
 
     if (berth_record_keeper_lock(k->dir, lockfd, err) < 0)
         return -1;
-    if (berth_keeper_config_read(conf, &k->cfg, err) < 0 ||
-        berth_keeper_config_seccomp(&k->cfg, &k->seccomp, &k->seccomp_owned, err) < 0)
+    if (berth_run_config_read(conf, &k->cfg, err) < 0)
         return -1;
     k->seccomp_cache = berth_seccomp_cache_dir(k->root);
     if (berth_mkdir_p(logdir, 0750, err) < 0)
@@ -1706,8 +1466,7 @@ static void keeper_release(struct keeper *k)
     unlink(sock);
     unplace_keeper(k);
     berth_handover_record_release(&k->adopted);
-    berth_keeper_config_release(&k->cfg);
-    berth_seccomp_profile_free(k->seccomp_owned);
+    berth_run_config_release(&k->cfg);
     free(k->seccomp_cache);
     berth_user_release(&k->user);
     free(k->dir);

@@ -4,7 +4,7 @@
  * like runit's runsv or podman's conmon.
  *
  * A keeper works in its service's record (record.h): it runs the record's
- * container (this file's struct), holds its lock for as long as it lives,
+ * container (container.json: run-config.h), holds its lock for as long as it lives,
  * listens on its control socket ("stop", "restart", "restart-wait",
  * "status"), writes its status after every transition and its output to
  * its log.
@@ -38,56 +38,6 @@
  * containers inherit, never whatever the caller of `berth apply` had (a
  * unit's soft 1024). */
 #define BERTH_SERVICE_NOFILE 1048576
-
-/* What a keeper runs: everything resolved (image defaults merged in). */
-struct berth_keeper_config {
-    char *name;
-    char *image_digest; /* "sha256:<hex>" */
-    char *spec_hash;    /* of the canonical spec this came from */
-    char *image_rootfs; /* ROOT/images/<hex>/rootfs */
-    char **argv;        /* NULL-terminated */
-    char **env;         /* NULL-terminated KEY=VALUE */
-    char *workdir;      /* NULL: "/" */
-    char *user;         /* NULL: root */
-    char *hostname;     /* NULL: the host's */
-    bool network_none;
-    bool readonly;
-    struct berth_mount *mounts;
-    size_t nmounts;
-    struct berth_limits limits;
-    uint64_t caps;
-    /* "default" (Docker's profile; also when container.json has no
-     * "seccomp", as those written before berth knew it), "unconfined", or
-     * the path of a profile file, whose text apply read and checked: */
-    char *seccomp;
-    char *seccomp_profile; /* the JSON of that file (in container.json as an object) */
-    int stop_signal;
-    uint64_t stop_timeout_ms;
-    enum berth_restart restart;
-    uint64_t backoff_initial_ms, backoff_max_ms, backoff_reset_ms;
-    uint64_t log_max_size;
-    unsigned log_max_files;
-    char **health_argv; /* NULL: no health check */
-    uint64_t health_interval_ms, health_timeout_ms;
-    unsigned health_retries;
-    bool health_restart; /* restart the service when it turns unhealthy */
-};
-
-/* container.json (record.h) is the JSON of this struct: the text
- * (malloc'ed; NULL on failure), and read back. */
-char *berth_keeper_config_json(const struct berth_keeper_config *c, berth_error *err);
-BERTH_MUST_CHECK int berth_keeper_config_read(const char *path, struct berth_keeper_config *ret,
-                                              berth_error *err);
-void berth_keeper_config_release(struct berth_keeper_config *c);
-
-/* The profile a config names: &berth_seccomp_default, NULL (unconfined),
- * or its file's, parsed into *ret_owned (free with
- * berth_seccomp_profile_free()). */
-struct berth_seccomp_profile;
-BERTH_MUST_CHECK int berth_keeper_config_seccomp(const struct berth_keeper_config *c,
-                                                 const struct berth_seccomp_profile **ret,
-                                                 struct berth_seccomp_profile **ret_owned,
-                                                 berth_error *err);
 
 /* The keeper's main loop; `ready_fd` (or -1) receives one line once the
  * keeper holds its lock, listens and has tried the first start of its

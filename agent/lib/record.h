@@ -1,6 +1,6 @@
 /* A service's record: what berth keeps of service <name> in
  * ROOT/services/<name>/, and the one place that knows its layout:
- *   container.json   what the keeper runs (its format: keeper.h)
+ *   container.json   what the keeper runs (its format: run-config.h)
  *   spec.json        the canonical spec it came from (spec.h)
  *   spec.sha256      its shape hash (plan.h), written last: a record
  *                    without it is incomplete (a killed apply) and replaced

@@ -57,6 +57,8 @@ static char *entry_credentials(json_t *e, const char *file, const char *key, ber
     const char *user = json_string_value(json_object_get(e, "username"));
     const char *pass = json_string_value(json_object_get(e, "password"));
 
+    if (((auth && *auth) || (user && pass)) && berth_crypto_ready(err) < 0)
+        return NULL;
     if (auth && *auth) {
         size_t n = strlen(auth);
         _cleanup_free_ unsigned char *dec = xmalloc(n + 4);

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,54 +10,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "caps.h"
 #include "cgroup.h"
 #include "log.h"
 #include "registry.h"
+#include "run-config.h"
 #include "seccomp-profile.h"
 #include "store.h"
 #include "user.h"
 #include "util.h"
-
-void berth_run_options_init(struct berth_run_options *o)
-{
-    *o = (struct berth_run_options){.caps = berth_caps_default(),
-                                    .stop_signal = SIGTERM,
-                                    .stop_timeout_ms = 10000,
-                                    .seccomp = "default"};
-}
-
-void berth_run_options_release(struct berth_run_options *o)
-{
-    berth_mounts_free(o->mounts, o->nmounts);
-    free(o->env);
-    o->mounts = NULL;
-    o->env = NULL;
-    o->nmounts = o->nenv = 0;
-}
-
-/* The service's environment: PATH, HOSTNAME and HOME defaults, the
- * image's Env, then -e. */
-static char **build_env(const struct berth_run_options *o, const char *home, char **image_env)
-{
-    char **env = NULL;
-    size_t n = 0;
-    char host[HOST_NAME_MAX + 1] = "";
-    _cleanup_free_ char *hostname = NULL;
-    _cleanup_free_ char *homevar = xasprintf("HOME=%s", home);
-
-    berth_env_set(&env, &n, BERTH_DEFAULT_PATH);
-    gethostname(host, sizeof(host) - 1);
-    hostname = xasprintf("HOSTNAME=%s", o->hostname ? o->hostname : host);
-    berth_env_set(&env, &n, hostname);
-    berth_env_set(&env, &n, homevar);
-    for (char **p = image_env; p && *p; p++)
-        if (strchr(*p, '='))
-            berth_env_set(&env, &n, *p);
-    for (size_t i = 0; i < o->nenv; i++)
-        berth_env_set_arg(&env, &n, o->env[i]);
-    return env;
-}
 
 /* ROOT/run/ID, held with a lock for as long as we run; a directory left
  * by a berth that was killed is taken over. */
@@ -149,14 +108,12 @@ struct run {
     char *rootfs;
     struct berth_image img; /* when `have_img`: its config gives the defaults */
     bool have_img;
-    char **argv; /* the image's entrypoint + cmd (borrowed strings), or NULL */
+    struct berth_run_config cfg;
     struct berth_user user;
     char *rundir;
     int lockfd;
-    struct berth_seccomp_profile *profile; /* a profile file's */
     char *seccomp_cache;
     char *cgroup;
-    char **env;
 };
 
 static void run_release(struct run *r)
@@ -173,64 +130,33 @@ static void run_release(struct run *r)
         close(r->lockfd);
     if (r->have_img)
         berth_image_release(&r->img);
-    free(r->argv);
     free(r->rootfs);
+    berth_run_config_release(&r->cfg);
     berth_user_release(&r->user);
-    berth_seccomp_profile_free(r->profile);
     free(r->seccomp_cache);
     free(r->cgroup);
-    berth_strv_free(r->env);
 }
 
-/* The image's entrypoint + cmd, for a run given no command. */
-static int image_command(const struct run *r, const char *source, char ***ret, berth_error *err)
+/* Everything the container needs: the image, the flags resolved against
+ * its config, the user, the run directory, the cgroup. */
+static int prepare(const char *root, struct berth_run_options *o, const char *source, struct run *r,
+                   berth_error *err)
 {
-    char **parts[] = {r->have_img ? r->img.config.entrypoint : NULL,
-                      r->have_img ? r->img.config.cmd : NULL};
-    char **argv = NULL;
-    size_t n = 0;
-
-    for (size_t k = 0; k < ARRAY_SIZE(parts); k++)
-        for (char **p = parts[k]; p && *p; p++) {
-            argv = xrealloc(argv, (n + 2) * sizeof(char *));
-            argv[n++] = *p;
-            argv[n] = NULL;
-        }
-    if (!n)
-        return berth_error_set(err, EINVAL, "no command given, and '%s' has no default command",
-                               source);
-    *ret = argv;
-    return 0;
-}
-
-/* Everything the container needs, the options' blanks filled from the
- * image's config. */
-static int prepare(const char *root, struct berth_run_options *o, const char *source, char **argv,
-                   struct run *r, berth_error *err)
-{
-    const struct berth_image_config *ic = NULL;
-
     if (resolve_image(root, source, &r->rootfs, &r->img, &r->have_img, err) < 0)
         return -1;
-    if (r->have_img) {
-        ic = &r->img.config;
-        if (!o->stop_signal_set && *ic->stop_signal && berth_signal_from_name(ic->stop_signal) > 0)
-            o->stop_signal = berth_signal_from_name(ic->stop_signal);
-    }
+    struct berth_run_source src = {.flags = o,
+                                   .image_name = source,
+                                   .image_rootfs = r->rootfs,
+                                   .image_digest = r->have_img ? r->img.digest : NULL,
+                                   .image = r->have_img ? &r->img.config : NULL,
+                                   .ret_user = &r->user};
+    if (berth_run_config_resolve(&src, &r->cfg, err) < 0)
+        return -1;
+    o->stop_signal = r->cfg.stop_signal;
     o->stop_signal_set = true;
-    if (!argv && image_command(r, source, &r->argv, err) < 0)
-        return -1;
-    const char *user = o->user ? o->user : ic && *ic->user ? ic->user : NULL;
-    if (berth_user_resolve(r->rootfs, user, &r->user, err) < 0 ||
-        make_rundir(root, o->name, &r->rundir, &r->lockfd, err) < 0)
-        return -1;
-    /* a profile file is parsed (jansson) only when given: Docker's default
-     * is compiled in */
-    if (strcmp(o->seccomp, "default") && strcmp(o->seccomp, "unconfined") &&
-        berth_seccomp_profile_load(o->seccomp, &r->profile, err) < 0)
+    if (make_rundir(root, o->name, &r->rundir, &r->lockfd, err) < 0)
         return -1;
     r->seccomp_cache = berth_seccomp_cache_dir(root);
-    r->env = build_env(o, r->user.home, ic ? ic->env : NULL);
     /* a cgroup for the limits; "_" cannot start a service name: no clash
      * with a keeper's cgroup */
     if (berth_limits_need_cgroup(&o->limits)) {
@@ -240,44 +166,21 @@ static int prepare(const char *root, struct berth_run_options *o, const char *so
     return 0;
 }
 
-static int start(const struct berth_run_options *o, char **argv, const struct run *r,
-                 struct berth_container *c, berth_error *err)
+static int start(const struct run *r, struct berth_container *c, berth_error *err)
 {
-    const struct berth_image_config *ic = r->have_img ? &r->img.config : NULL;
     struct berth_container_config cfg = {
-        .name = o->name,
+        .run = &r->cfg,
+        .user = &r->user,
         .cgroup = r->cgroup,
-        .image = r->rootfs,
         .rundir = r->rundir,
-        .argv = argv ? argv : r->argv,
-        .env = r->env,
-        .workdir = o->workdir           ? o->workdir
-                   : ic && *ic->workdir ? ic->workdir
-                                        : NULL,
-        .uid = r->user.uid,
-        .gid = r->user.gid,
-        .groups = r->user.groups,
-        .ngroups = r->user.ngroups,
-        .hostname = o->hostname,
-        .network_none = o->network_none,
-        .readonly = o->readonly,
-        .mounts = o->mounts,
-        .nmounts = o->nmounts,
-        .limits = o->limits,
-        .caps = o->caps,
-        .seccomp = r->profile                       ? r->profile
-                   : !strcmp(o->seccomp, "default") ? &berth_seccomp_default
-                                                    : NULL,
         .seccomp_cache = r->seccomp_cache,
-        .stop_signal = o->stop_signal,
-        .stop_timeout_ms = o->stop_timeout_ms,
         .memory_layer = true,
     };
     return berth_container_start(&cfg, c, err);
 }
 
 int berth_run_foreground(const char *root, struct berth_run_options *o, const char *source,
-                         char **argv, struct berth_exit *ret, berth_error *err)
+                         struct berth_exit *ret, berth_error *err)
 {
     struct run r = {.lockfd = -1};
     struct berth_container c = {.pidfd = -1};
@@ -291,7 +194,7 @@ int berth_run_foreground(const char *root, struct berth_run_options *o, const ch
         sigaddset(&block, berth_forwarded_signals[i]);
     sigaddset(&block, SIGCHLD);
     sigprocmask(SIG_BLOCK, &block, &old);
-    if (prepare(root, o, source, argv, &r, err) == 0 && start(o, argv, &r, &c, err) == 0) {
+    if (prepare(root, o, source, &r, err) == 0 && start(&r, &c, err) == 0) {
         if (berth_container_wait(&c, ret, err) == 0)
             rc = 0;
         else if (berth_container_kill(&c, SIGKILL, &ign) < 0) {

@@ -65,7 +65,7 @@ void berth_spec_errors_release(struct berth_spec_errors *errs);
 /* ---- The typed spec ---------------------------------------------------- */
 
 #include "format.h"
-#include "run-config.h"
+#include "run-types.h"
 
 enum berth_network {
     BERTH_NETWORK_HOST = 0, /* default */

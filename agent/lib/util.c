@@ -343,6 +343,8 @@ int berth_sha256_file(const char *path, char ret_hex[65], berth_error *err)
 
     if (fd < 0)
         return berth_error_set(err, errno, "opening '%s'", path);
+    if (berth_crypto_ready(err) < 0)
+        return -1;
     ctx = EVP_MD_CTX_new();
     if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
         EVP_MD_CTX_free(ctx);

@@ -95,6 +95,10 @@ int berth_parse_duration(const char *s, uint64_t *ret_ms);
 /* Lowercase hex of `len` bytes into `out` (2*len+1 bytes). */
 void berth_hex(const unsigned char *bytes, size_t len, char *out);
 
+/* libcrypto is opened on first use (crypto-dl.c): 0 once it is, or an
+ * error saying why it cannot be. Ask before the first EVP call. */
+BERTH_MUST_CHECK int berth_crypto_ready(berth_error *err);
+
 /* sha256 of a file as 64 lowercase hex digits. */
 BERTH_MUST_CHECK int berth_sha256_file(const char *path, char ret_hex[65], berth_error *err);
 

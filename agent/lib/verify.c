@@ -13,6 +13,8 @@
 int berth_digest_init(struct berth_digest *d, bool blake2b, berth_error *err)
 {
     memset(d, 0, sizeof(*d));
+    if (berth_crypto_ready(err) < 0)
+        return -1;
     d->sha256 = EVP_MD_CTX_new();
     if (!d->sha256 || !EVP_DigestInit_ex(d->sha256, EVP_sha256(), NULL))
         goto fail;
@@ -106,6 +108,8 @@ int berth_minisign_key_parse(const char *text, struct berth_minisign_key *ret, b
     unsigned char raw[42];
     const char *line = text;
 
+    if (berth_crypto_ready(err) < 0)
+        return -1;
     /* a .pub file: skip the untrusted comment */
     if (!strncmp(line, "untrusted comment:", 18)) {
         line = strchr(line, '\n');
@@ -146,6 +150,8 @@ int berth_minisign_sig_parse(const char *text, size_t len, struct berth_minisign
     size_t ll[4];
     unsigned char raw[74];
 
+    if (berth_crypto_ready(err) < 0)
+        return -1;
     memset(ret, 0, sizeof(*ret));
     for (int i = 0; i < 4; i++)
         if (!next_line(&p, end, &l[i], &ll[i]))

@@ -591,6 +591,20 @@ def test_pid1_is_not_dumpable(berth, rootfs):
 
 # --- 4b. berth's own binary (CVE-2019-5736) --------------------------------------------
 
+def mapped_by(path):
+    """The processes that map `path`, for a diagnostic."""
+    who = []
+    for d in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{d}/maps") as f:
+                if str(path) in f.read():
+                    with open(f"/proc/{d}/cmdline", "rb") as c:
+                        who.append(d + " " + c.read().replace(b"\0", b" ").decode())
+        except OSError:
+            pass
+    return who or "none"
+
+
 def reopen_for_write(fd):
     """The attack's last step: open a held exe handle for writing."""
     try:
@@ -645,7 +659,16 @@ def test_a_handle_on_berths_binary_never_becomes_writable(own_host, rootfs, tmp_
         # exited program's text when the last reference to its memory goes,
         # which can come a moment after the reap (a /proc reader holding it:
         # seen in the systemd VM suite's 6.1 guest)
-        wait_for(lambda: reopen_for_write(vfd) == "ok", 10, "the program's binary writable")
+        seen = []
+
+        def program_writable():
+            seen.append(reopen_for_write(vfd))
+            return seen[-1] == "ok"
+
+        try:
+            wait_for(program_writable, 30, "the program's binary writable")
+        except AssertionError as e:
+            raise AssertionError(f"{e}: still {seen[-1]}; mapped by {mapped_by(victim)}")
         after = {who: reopen_for_write(fd) for who, fd in handles.items()}
         assert after == {who: "EROFS" for who in handles}, after
     finally:

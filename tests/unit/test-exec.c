@@ -21,6 +21,7 @@
 #include "cgroup.h"
 #include "child.h"
 #include "exec.h"
+#include "user.h"
 #include "util.h"
 
 static int child(pid_t *ret_pid, void (*body)(int fd), int fd)
@@ -135,7 +136,10 @@ static void test_spawn_into_a_gone_container(void **state)
     int code;
     assert_int_equal(berth_exec_wait(pidfd, -1, &code, &err), 0);
     close(pidfd);
-    struct berth_exec_config cfg = {.init_pid = pid, .init_pidfd = -1, .name = "web", .argv = argv};
+    struct berth_run_config run = {.name = "web"};
+    struct berth_user root = {0};
+    struct berth_exec_config cfg = {
+        .init_pid = pid, .init_pidfd = -1, .run = &run, .user = &root, .argv = argv};
     assert_int_equal(berth_exec_spawn(&cfg, &got, &fd, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "the container of 'web' is not running"));
     assert_int_equal(err.code, ESRCH);
@@ -177,14 +181,14 @@ static void spawn_with_fake_cgroups(const char *fsroot, const char *const *dirs,
 {
     berth_error err = BERTH_ERROR_INIT;
     char *argv[] = {"true", NULL};
+    struct berth_run_config run = {.name = "web", .caps = 0};
+    struct berth_user user = {.uid = getuid(), .gid = getgid()};
     struct berth_exec_config cfg = {.init_pid = getpid(),
                                     .init_pidfd = -1,
-                                    .name = "web",
                                     .cgroup_root = fsroot,
-                                    .argv = argv,
-                                    .uid = getuid(),
-                                    .gid = getgid(),
-                                    .caps = 0};
+                                    .run = &run,
+                                    .user = &user,
+                                    .argv = argv};
     pid_t pid = 0, helper = 0;
     int fd = -1, code = -1;
 
