@@ -38,7 +38,12 @@ static const char usage_text[] =
     "      --root DIR     state directory (default " BERTH_DEFAULT_ROOT ")\n"
     "  -h, --help         this help\n";
 
-int cmd_agent(int argc, char **argv, struct berth_globals *g)
+/* The command line into `o` (and --registry-auth into fetch): true to go
+ * on, else false with the exit status of --help or the usage error in
+ * *ret_exit. */
+static bool parse_args(int argc, char **argv, struct berth_globals *g,
+                       struct berth_agent_options *o, struct berth_fetch_options *fetch,
+                       int *ret_exit)
 {
     enum { OPT_RESYNC = 0x100, OPT_SETTLE, OPT_HSETTLE, OPT_DEBOUNCE, OPT_AUTH };
     static const struct option longopts[] = {
@@ -52,21 +57,15 @@ int cmd_agent(int argc, char **argv, struct berth_globals *g)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct berth_agent_options o;
-    struct berth_fetch_options fopt;
-    berth_error err = BERTH_ERROR_INIT;
+    struct berth_getopt opts = {"agent", usage_text, "f:hqv", longopts, g, NULL, 0};
     uint64_t *dur;
-    const char *auth = NULL;
     int c;
 
-    berth_agent_options_init(&o);
-    /* the agent's log is its output: info by default */
-    if (berth_log_get_level() > BERTH_LOG_INFO)
-        berth_log_set_level(BERTH_LOG_INFO);
-    while ((c = getopt_long(argc, argv, "f:hqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
+    while ((c = berth_getopt(argc, argv, &opts)) != -1) {
         switch (c) {
+        case BERTH_OPT_EXIT:
+            *ret_exit = opts.exit;
+            return false;
         case 'f':
             g->config = optarg;
             break;
@@ -74,29 +73,42 @@ int cmd_agent(int argc, char **argv, struct berth_globals *g)
         case OPT_SETTLE:
         case OPT_HSETTLE:
         case OPT_DEBOUNCE:
-            dur = c == OPT_RESYNC    ? &o.resync_ms
-                  : c == OPT_SETTLE  ? &o.settle_ms
-                  : c == OPT_HSETTLE ? &o.health_settle_ms
-                                     : &o.debounce_ms;
-            if (berth_parse_duration(optarg, dur) < 0 || (c == OPT_RESYNC && *dur < 100))
-                return berth_usage_error("agent", "invalid duration '%s' for '%s'", optarg,
-                                         argv[optind - 1]);
+            dur = c == OPT_RESYNC    ? &o->resync_ms
+                  : c == OPT_SETTLE  ? &o->settle_ms
+                  : c == OPT_HSETTLE ? &o->health_settle_ms
+                                     : &o->debounce_ms;
+            if (berth_parse_duration(optarg, dur) < 0 || (c == OPT_RESYNC && *dur < 100)) {
+                *ret_exit = berth_usage_error("agent", "invalid duration '%s' for '%s'", optarg,
+                                              argv[optind - 1]);
+                return false;
+            }
             break;
         case OPT_AUTH:
-            auth = optarg;
+            fetch->registry_auth = optarg;
             break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        default:
-            return berth_usage_error("agent", "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind != argc)
-        return berth_usage_error("agent", "unexpected argument '%s'", argv[optind]);
+    if (optind != argc) {
+        *ret_exit = berth_usage_error("agent", "unexpected argument '%s'", argv[optind]);
+        return false;
+    }
+    return true;
+}
+
+int cmd_agent(int argc, char **argv, struct berth_globals *g)
+{
+    struct berth_agent_options o;
+    struct berth_fetch_options fopt;
+    berth_error err = BERTH_ERROR_INIT;
+    int rc;
+
+    berth_agent_options_init(&o);
     berth_fetch_options_init(&fopt);
-    if (auth)
-        fopt.registry_auth = auth;
+    /* the agent's log is its output: info by default */
+    if (berth_log_get_level() > BERTH_LOG_INFO)
+        berth_log_set_level(BERTH_LOG_INFO);
+    if (!parse_args(argc, argv, g, &o, &fopt, &rc))
+        return rc;
     o.root = g->root;
     o.file = g->config;
     o.fetch = &fopt;

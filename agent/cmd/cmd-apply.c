@@ -1,11 +1,9 @@
 /* berth apply: converge once. */
-#include <errno.h>
 #include <stdio.h>
-#include <string.h>
-#include <unistd.h>
+#include <stdlib.h>
 
-#include "apply.h"
 #include "cmd.h"
+#include "converge.h"
 #include "image-opts.h"
 #include "plan.h"
 #include "util.h"
@@ -41,10 +39,32 @@ static const char usage_text[] =
     "error; with --dry-run those of 'berth diff' (0 in sync, 2 changes pending,\n"
     "64 usage error).\n";
 
+/* What the converge reports into, for the lines after it. */
 struct outcome {
+    const char *root, *config;
     char *failed; /* "'a', 'b'" */
     int width;    /* of the names' column */
 };
+
+static void waiting(void *ud)
+{
+    const struct outcome *o = ud;
+
+    if (!berth_quiet())
+        fprintf(stderr,
+                "berth apply: waiting for '%s/lock' (another apply or the agent holds it)\n",
+                o->root);
+}
+
+static void planned(void *ud, const struct berth_plan *plan)
+{
+    struct outcome *o = ud;
+
+    o->width = berth_plan_name_width(plan);
+    if (!berth_quiet())
+        printf("Applying plan %s for '%s'\n", plan->id, o->config);
+    fflush(stdout);
+}
 
 static void report(void *ud, const struct berth_plan_item *it, int rc, const char *msg)
 {
@@ -69,7 +89,33 @@ static void report(void *ud, const struct berth_plan_item *it, int rc, const cha
     fflush(stdout);
 }
 
-int cmd_apply(int argc, char **argv, struct berth_globals *g)
+static void print_outcome(const struct berth_converge *res, const struct outcome *o)
+{
+    const struct berth_plan *plan = &res->plan;
+    size_t unchanged = plan->counts[BERTH_ACTION_UNCHANGED];
+
+    if (res->summary_error.msg[0])
+        berth_print_error("apply", &res->summary_error);
+    if (!berth_quiet())
+        printf("Applied: %zu changed, %zu failed, %zu unchanged.\n",
+               plan->n - unchanged - res->failed, res->failed, unchanged);
+    if (res->failed)
+        fprintf(stderr, "berth apply: %zu service%s failed: %s\n", res->failed,
+                res->failed == 1 ? "" : "s", o->failed);
+}
+
+struct apply_args {
+    struct berth_fetch_options fetch;
+    const char *want_plan;
+    bool dry_run, purge;
+};
+
+/* The command line into `a`: true to go on, else false with the exit
+ * status in *ret_exit. A usage error is reported where it is found, and
+ * the exit code chosen once the whole line is read: with --dry-run, 2
+ * means "changes". */
+static bool parse_args(int argc, char **argv, struct berth_globals *g, struct apply_args *a,
+                       int *ret_exit)
 {
     static const struct option longopts[] = {
         BERTH_GLOBAL_LONGOPTS,
@@ -81,107 +127,73 @@ int cmd_apply(int argc, char **argv, struct berth_globals *g)
         BERTH_FETCH_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    struct berth_spec spec = BERTH_SPEC_INIT;
-    struct berth_plan plan = {0};
-    struct berth_fetch_options fopt;
-    berth_error err = BERTH_ERROR_INIT;
-    const char *want_plan = NULL;
-    bool dry_run = false, purge = false, bad = false;
-    int c, lockfd = -1, rc = EXIT_FAIL;
+    struct berth_getopt o = {"apply", usage_text, "f:hqv", longopts, g, &a->fetch, 0};
+    bool bad = false;
+    int c;
 
-    berth_fetch_options_init(&fopt);
-    /* a usage error is reported where it is found, and the exit code chosen
-     * once the whole line is read: with --dry-run, 2 means "changes" */
-    while ((c = getopt_long(argc, argv, "f:hqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
-        int r = berth_fetch_option("apply", c, optarg, &fopt);
-        if (r < 0)
-            bad = true;
-        if (r != 0)
-            continue;
-        switch (c) {
-        case 'f':
-            g->config = optarg;
-            break;
-        case 'n':
-            dry_run = true;
-            break;
-        case 'p':
-            want_plan = optarg;
-            break;
-        case 'P':
-            purge = true;
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        default:
-            berth_usage_error("apply", "unknown option '%s'", argv[optind - 1]);
-            bad = true;
+    berth_fetch_options_init(&a->fetch);
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
+        if (c == BERTH_OPT_EXIT && o.exit == EXIT_OK) { /* --help */
+            *ret_exit = EXIT_OK;
+            return false;
         }
+        bad |= c == BERTH_OPT_EXIT;
+        if (c == 'f')
+            g->config = optarg;
+        else if (c == 'n')
+            a->dry_run = true;
+        else if (c == 'p')
+            a->want_plan = optarg;
+        else if (c == 'P')
+            a->purge = true;
     }
     if (optind != argc && !bad) {
         berth_usage_error("apply", "unexpected argument '%s'", argv[optind]);
         bad = true;
     }
     if (bad)
-        return dry_run ? EXIT_DIFF_USAGE : EXIT_USAGE;
-    if (dry_run) {
+        *ret_exit = a->dry_run ? EXIT_DIFF_USAGE : EXIT_USAGE;
+    return !bad;
+}
+
+int cmd_apply(int argc, char **argv, struct berth_globals *g)
+{
+    struct apply_args a = {0};
+    struct berth_spec spec = BERTH_SPEC_INIT;
+    struct berth_converge res;
+    berth_error err = BERTH_ERROR_INIT;
+    int rc;
+
+    if (!parse_args(argc, argv, g, &a, &rc))
+        return rc;
+    if (a.dry_run) {
         char *dargv[] = {"diff", NULL};
         optind = 0;
         return cmd_diff(1, dargv, g);
     }
-
-    lockfd = berth_lock_root(g->root, false, &err);
-    if (lockfd < 0 && err.code == EWOULDBLOCK) {
-        if (!berth_quiet())
-            fprintf(stderr,
-                    "berth apply: waiting for '%s/lock' (another apply or the agent holds "
-                    "it)\n",
-                    g->root);
-        berth_error_clear(&err);
-        lockfd = berth_lock_root(g->root, true, &err);
-    }
-    if (lockfd < 0) {
-        berth_print_error("apply", &err);
-        return EXIT_FAIL;
-    }
     if (berth_load_spec(g->config, &spec) < 0)
-        goto out;
-    if (berth_plan_compute(g->root, &spec, &plan, &err) < 0) {
-        berth_print_error("apply", &err);
-        goto out;
-    }
-    if (want_plan && strcmp(want_plan, plan.id)) {
-        fprintf(stderr,
-                "berth apply: the plan changed since it was reviewed: reviewed %s, now %s; "
-                "nothing was changed. The plan now:\n",
-                want_plan, plan.id);
-        berth_print_plan(stderr, &plan, g->config, false);
-        goto out;
-    }
-    if (!berth_quiet())
-        printf("Applying plan %s for '%s'\n", plan.id, g->config);
-    fflush(stdout);
-    struct outcome outcome = {NULL, berth_plan_name_width(&plan)};
-    struct berth_apply_options opt = {
-        .exe = "/proc/self/exe", .fetch = &fopt, .report = report, .ud = &outcome, .purge = purge};
-    size_t failed = berth_apply_plan(g->root, &plan, &opt);
-    if (berth_apply_write_status_summary(g->root, &err) < 0)
-        berth_print_error("apply", &err);
-    size_t acted = plan.n - plan.counts[BERTH_ACTION_UNCHANGED];
-    if (!berth_quiet())
-        printf("Applied: %zu changed, %zu failed, %zu unchanged.\n", acted - failed, failed,
-               plan.counts[BERTH_ACTION_UNCHANGED]);
-    if (failed)
-        fprintf(stderr, "berth apply: %zu service%s failed: %s\n", failed, failed == 1 ? "" : "s",
-                outcome.failed);
-    free(outcome.failed);
-    rc = failed ? EXIT_FAIL : EXIT_OK;
-out:
-    berth_plan_release(&plan);
+        return EXIT_FAIL;
+    struct outcome outcome = {.root = g->root, .config = g->config};
+    struct berth_converge_options opt = {.root = g->root,
+                                         .exe = "/proc/self/exe",
+                                         .fetch = &a.fetch,
+                                         .want_plan = a.want_plan,
+                                         .purge = a.purge,
+                                         .waiting = waiting,
+                                         .planned = planned,
+                                         .report = report,
+                                         .ud = &outcome};
+    rc = berth_converge_once(&spec, &opt, &res, &err);
     berth_spec_release(&spec);
-    close(lockfd);
-    return rc;
+    if (rc < 0 && res.planned) { /* not the plan reviewed */
+        fprintf(stderr, "berth apply: %s. The plan now:\n", err.msg);
+        berth_print_plan(stderr, &res.plan, g->config, false);
+    } else if (rc < 0) {
+        berth_print_error("apply", &err);
+    } else {
+        print_outcome(&res, &outcome);
+    }
+    berth_converge_release(&res);
+    free(outcome.failed);
+    return rc < 0 || res.failed ? EXIT_FAIL : EXIT_OK;
 }

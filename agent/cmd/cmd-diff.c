@@ -176,21 +176,17 @@ int cmd_diff(int argc, char **argv, struct berth_globals *g)
 
     /* 2 means "changes pending" */
     berth_set_usage_code(EXIT_DIFF_USAGE);
-    while ((c = getopt_long(argc, argv, "f:hqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
+    struct berth_getopt o = {"diff", usage_text, "f:hqv", longopts, g, NULL, 0};
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
         switch (c) {
+        case BERTH_OPT_EXIT:
+            return o.exit;
         case 'f':
             g->config = optarg;
             break;
         case 'j':
             json = true;
             break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        default:
-            return berth_usage_error("diff", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind != argc)

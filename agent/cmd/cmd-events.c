@@ -1,19 +1,11 @@
 /* berth events: the history of the services: every transition of their
  * keepers and what apply and the agent did to them, with the causes. */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/inotify.h>
-#include <sys/stat.h>
-#include <time.h>
 
-#include "apply.h"
 #include "cmd.h"
 #include "events.h"
-#include "record.h"
+#include "history.h"
 #include "util.h"
 
 static const char usage_text[] =
@@ -47,16 +39,6 @@ static const char usage_text[] =
     "      --root DIR    state directory (default " BERTH_DEFAULT_ROOT ")\n"
     "  -h, --help        this help\n";
 
-/* One service's events file, read as it grows. */
-struct source {
-    char *name;
-    char *dir;
-    int fd;      /* "events", -1 while there is none */
-    ino_t ino;   /* of fd */
-    off_t off;   /* what has been read: up to the last complete line */
-    bool follow; /* a removed service's: read once */
-};
-
 static void print_event(const struct berth_event *ev, bool json)
 {
     char when[40];
@@ -78,172 +60,22 @@ static void print_event(const struct berth_event *ev, bool json)
         berth_print_container_lines(out);
 }
 
-/* Read what was appended since the last call: its complete lines. */
-static void source_read(struct source *s, int64_t since, struct berth_event **v, size_t *n)
+struct printer {
+    int64_t since;
+    bool json, follow;
+    bool first; /* the first batch: what was there before */
+};
+
+static void print_batch(void *ud, const struct berth_event *v, size_t n)
 {
-    char buf[65536];
-    ssize_t got;
+    struct printer *p = ud;
 
-    while (s->fd >= 0 && (got = pread(s->fd, buf, sizeof(buf), s->off)) > 0) {
-        char *p = buf, *end = buf + got;
-        char *nl;
-        while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
-            struct berth_event ev;
-            if (berth_event_parse(p, (size_t)(nl - p), &ev) == 0) {
-                if (!ev.service)
-                    ev.service = xstrdup(s->name);
-                if (ev.time_us >= since) {
-                    *v = xrealloc(*v, (*n + 1) * sizeof(**v));
-                    (*v)[(*n)++] = ev;
-                } else {
-                    berth_event_release(&ev);
-                }
-            }
-            p = nl + 1;
-        }
-        if (p == buf)
-            break; /* a line being written (or one longer than buf: never ours) */
-        s->off += p - buf;
-    }
-}
-
-/* (Re)open "events" when it is new or was rotated: what is left of the old
- * one first. */
-static void source_reopen(struct source *s, int64_t since, struct berth_event **v, size_t *n)
-{
-    _cleanup_free_ char *path = xasprintf("%s/events", s->dir);
-    struct stat st;
-
-    if (stat(path, &st) < 0 || (s->fd >= 0 && st.st_ino == s->ino))
-        return;
-    source_read(s, since, v, n);
-    if (s->fd >= 0)
-        close(s->fd);
-    s->fd = open(path, O_RDONLY | O_CLOEXEC);
-    s->off = 0;
-    if (s->fd >= 0 && fstat(s->fd, &st) == 0)
-        s->ino = st.st_ino;
-}
-
-static int cmp_time(const void *a, const void *b)
-{
-    const struct berth_event *x = a, *y = b;
-    return x->time_us < y->time_us ? -1 : x->time_us > y->time_us;
-}
-
-static void print_sorted(struct berth_event *v, size_t n, bool json)
-{
-    /* one service's are in order already; the merge of several is by time */
-    if (n > 1)
-        qsort(v, n, sizeof(*v), cmp_time);
+    if (p->first && !p->json && !p->follow && n == 0)
+        fprintf(stderr, "berth events: no events%s\n", p->since ? " since then" : "");
     for (size_t i = 0; i < n; i++)
-        print_event(&v[i], json);
-    berth_events_free(v, n);
+        print_event(&v[i], p->json);
     fflush(stdout);
-}
-
-static void add_source(struct source **srcs, size_t *n, const char *name, char *dir, bool follow)
-{
-    *srcs = xrealloc(*srcs, (*n + 1) * sizeof(**srcs));
-    (*srcs)[(*n)++] = (struct source){xstrdup(name), dir, -1, 0, 0, follow};
-}
-
-/* The services to read: NAME... (a removed one's kept events), or all. */
-static int find_sources(const char *root, char **names, int nnames, struct source **srcs, size_t *n)
-{
-    if (nnames == 0) {
-        _cleanup_free_ char *dir = xasprintf("%s/services", root);
-        DIR *d = opendir(dir);
-        struct dirent *de;
-        while (d && (de = readdir(d)))
-            if (de->d_name[0] != '.')
-                add_source(srcs, n, de->d_name, berth_record_dir(root, de->d_name), true);
-        if (d)
-            closedir(d);
-        /* and what is kept of removed services (NAME@TIME), read once */
-        _cleanup_free_ char *removed = xasprintf("%s/removed", root);
-        d = opendir(removed);
-        while (d && (de = readdir(d))) {
-            char *at = strrchr(de->d_name, '@');
-            if (de->d_name[0] == '.' || !at)
-                continue;
-            _cleanup_free_ char *name = strndup(de->d_name, (size_t)(at - de->d_name));
-            add_source(srcs, n, name, xasprintf("%s/%s", removed, de->d_name), false);
-        }
-        if (d)
-            closedir(d);
-        return 0;
-    }
-    for (int i = 0; i < nnames; i++) {
-        char *dir = berth_record_dir(root, names[i]);
-        if (access(dir, F_OK) == 0) {
-            add_source(srcs, n, names[i], dir, true);
-            continue;
-        }
-        free(dir);
-        dir = berth_removed_log_dir(root, names[i], NULL);
-        if (!dir) {
-            berth_die_msg("events", "no service '%s' under '%s'", names[i], root);
-            return -1;
-        }
-        add_source(srcs, n, names[i], dir, false);
-    }
-    return 0;
-}
-
-static void read_old(const struct source *s, int64_t since, struct berth_event **v, size_t *n)
-{
-    _cleanup_free_ char *path = xasprintf("%s/events.1", s->dir);
-    struct source old = {s->name, (char *)s->dir, open(path, O_RDONLY | O_CLOEXEC), 0, 0, false};
-
-    source_read(&old, since, v, n);
-    if (old.fd >= 0)
-        close(old.fd);
-}
-
-static int follow(const char *root, struct source **srcs, size_t *nsrcs, bool all, int64_t since,
-                  bool json)
-{
-    _cleanup_close_ int in = inotify_init1(IN_CLOEXEC);
-    _cleanup_free_ char *services = xasprintf("%s/services", root);
-    char buf[4096];
-
-    if (in < 0)
-        return -1;
-    for (size_t i = 0; i < *nsrcs; i++)
-        if ((*srcs)[i].follow)
-            inotify_add_watch(in, (*srcs)[i].dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO);
-    if (all && inotify_add_watch(in, services, IN_CREATE | IN_MOVED_TO) < 0 && errno != ENOENT)
-        return -1;
-    for (;;) {
-        struct berth_event *v = NULL;
-        size_t n = 0;
-        if (read(in, buf, sizeof(buf)) < 0 && errno != EINTR)
-            return -1;
-        if (all) { /* a new service */
-            DIR *d = opendir(services);
-            struct dirent *de;
-            while (d && (de = readdir(d))) {
-                bool known = de->d_name[0] == '.';
-                for (size_t i = 0; i < *nsrcs && !known; i++)
-                    known = !strcmp((*srcs)[i].name, de->d_name);
-                if (known)
-                    continue;
-                add_source(srcs, nsrcs, de->d_name, berth_record_dir(root, de->d_name), true);
-                inotify_add_watch(in, (*srcs)[*nsrcs - 1].dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO);
-                read_old(&(*srcs)[*nsrcs - 1], since, &v, &n);
-            }
-            if (d)
-                closedir(d);
-        }
-        for (size_t i = 0; i < *nsrcs; i++) {
-            if (!(*srcs)[i].follow)
-                continue;
-            source_reopen(&(*srcs)[i], since, &v, &n);
-            source_read(&(*srcs)[i], since, &v, &n);
-        }
-        print_sorted(v, n, json);
-    }
+    p->first = false;
 }
 
 int cmd_events(int argc, char **argv, struct berth_globals *g)
@@ -257,58 +89,23 @@ int cmd_events(int argc, char **argv, struct berth_globals *g)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int64_t since = 0;
-    bool fol = false, json = false;
-    struct source *srcs = NULL;
-    size_t nsrcs = 0;
-    struct berth_event *v = NULL;
-    size_t n = 0;
-    int c, rc = EXIT_OK;
+    struct berth_getopt o = {"events", usage_text, "fhqv", longopts, g, NULL, 0};
+    struct printer p = {.first = true};
+    berth_error err = BERTH_ERROR_INIT;
+    int c, rc;
 
-    while ((c = getopt_long(argc, argv, "fhqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
-        switch (c) {
-        case OPT_SINCE:
-            if (berth_parse_since(optarg, berth_realtime_us(), &since) < 0)
-                return berth_usage_error("events",
-                                         "invalid --since '%s': expected an RFC 3339 time "
-                                         "(2026-12-07T16:00:00Z) or a duration (10m, 1h)",
-                                         optarg);
-            break;
-        case 'f':
-            fol = true;
-            break;
-        case OPT_JSON:
-            json = true;
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        default:
-            return berth_usage_error("events", "unknown option '%s'", argv[optind - 1]);
-        }
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
+        if (c == BERTH_OPT_EXIT)
+            return o.exit;
+        if (c == OPT_SINCE && (rc = berth_since_option("events", optarg, &p.since)))
+            return rc;
+        p.follow |= c == 'f';
+        p.json |= c == OPT_JSON;
     }
-    if (find_sources(g->root, argv + optind, argc - optind, &srcs, &nsrcs) < 0)
+    if (berth_events_watch(g->root, argv + optind, (size_t)(argc - optind), p.since, p.follow,
+                           print_batch, &p, &err) < 0) {
+        berth_print_error("events", &err);
         return EXIT_FAIL;
-    for (size_t i = 0; i < nsrcs; i++) {
-        read_old(&srcs[i], since, &v, &n);
-        source_reopen(&srcs[i], since, &v, &n);
-        source_read(&srcs[i], since, &v, &n);
     }
-    if (!json && !fol && n == 0)
-        fprintf(stderr, "berth events: no events%s\n", since ? " since then" : "");
-    print_sorted(v, n, json);
-    if (fol && follow(g->root, &srcs, &nsrcs, optind == argc, since, json) < 0) {
-        berth_die_msg("events", "following the events under '%s': %s", g->root, strerror(errno));
-        rc = EXIT_FAIL;
-    }
-    for (size_t i = 0; i < nsrcs; i++) {
-        if (srcs[i].fd >= 0)
-            close(srcs[i].fd);
-        free(srcs[i].name);
-        free(srcs[i].dir);
-    }
-    free(srcs);
-    return rc;
+    return EXIT_OK;
 }

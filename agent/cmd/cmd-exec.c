@@ -1,4 +1,5 @@
 /* berth exec: run a command inside a running service's container. */
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,8 @@ int cmd_exec(int argc, char **argv, struct berth_globals *g)
     const char *name = argv[optind++];
     if (optind < argc && !strcmp(argv[optind], "--"))
         optind++;
+    /* a closed stdout must not end us while CMD runs (exec-attach.h) */
+    signal(SIGPIPE, SIG_IGN);
     if (optind >= argc)
         r = berth_usage_error("exec", "no command given");
     else if (!*name || strchr(name, '/') || name[0] == '.')

@@ -148,14 +148,13 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct exp
     };
     int c;
 
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":f:hqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
+    struct berth_getopt opts = {"export", usage_text, ":f:hqv", longopts, g, NULL, 0};
+    while ((c = berth_getopt(argc, argv, &opts)) != -1) {
         switch (c) {
-        case 'h':
-            fputs(usage_text, stdout);
-            exit(EXIT_OK);
+        case BERTH_OPT_EXIT:
+            if (opts.exit == EXIT_OK)
+                exit(EXIT_OK); /* --help */
+            return opts.exit;
         case 'f':
             g->config = optarg;
             break;
@@ -175,10 +174,6 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct exp
         case OPT_AUTH:
             o->auth = optarg;
             break;
-        case ':':
-            return berth_usage_error("export", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return berth_usage_error("export", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind >= argc)

@@ -99,21 +99,13 @@ static bool parse_args(int argc, char **argv, struct berth_globals *g, struct fe
         {NULL, 0, NULL, 0},
     };
     struct berth_image_ref *ref = &a->ref;
+    struct berth_getopt o = {"fetch", usage_text, ":hqv", longopts, g, &a->opt, 0};
     int c, f;
 
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":hqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
-        int r = berth_fetch_option("fetch", c, optarg, &a->opt);
-        if (r < 0)
-            STOP(EXIT_USAGE);
-        if (r > 0)
-            continue;
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
         switch (c) {
-        case 'h':
-            fputs(usage_text, stdout);
-            STOP(EXIT_OK);
+        case BERTH_OPT_EXIT:
+            STOP(o.exit);
         case OPT_DIGEST:
             ref->digest = optarg;
             break;
@@ -141,10 +133,6 @@ static bool parse_args(int argc, char **argv, struct berth_globals *g, struct fe
             if (berth_parse_size(optarg, &ref->max_entries) < 0 || !ref->max_entries)
                 BAD("invalid --max-entries '%s'", optarg);
             break;
-        case ':':
-            BAD("option '%s' needs a value", argv[optind - 1]);
-        default:
-            BAD("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind + 1 != argc)

@@ -51,22 +51,12 @@ int cmd_gc(int argc, char **argv, struct berth_globals *g)
     berth_error err = BERTH_ERROR_INIT;
     int c;
 
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":hnqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
-        switch (c) {
-        case 'h':
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        case 'n':
+    struct berth_getopt o = {"gc", usage_text, ":hnqv", longopts, g, NULL, 0};
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
+        if (c == BERTH_OPT_EXIT)
+            return o.exit;
+        if (c == 'n')
             p.dry_run = true;
-            break;
-        case ':':
-            return berth_usage_error("gc", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return berth_usage_error("gc", "unknown option '%s'", argv[optind - 1]);
-        }
     }
     if (optind != argc)
         return berth_usage_error("gc", "unexpected argument '%s'", argv[optind]);

@@ -115,22 +115,12 @@ int cmd_images(int argc, char **argv, struct berth_globals *g)
     berth_error err = BERTH_ERROR_INIT;
     int c;
 
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":hqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
-        switch (c) {
-        case 'h':
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        case OPT_JSON:
+    struct berth_getopt o = {"images", usage_text, ":hqv", longopts, g, NULL, 0};
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
+        if (c == BERTH_OPT_EXIT)
+            return o.exit;
+        if (c == OPT_JSON)
             json = true;
-            break;
-        case ':':
-            return berth_usage_error("images", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return berth_usage_error("images", "unknown option '%s'", argv[optind - 1]);
-        }
     }
     if (optind != argc)
         return berth_usage_error("images", "unexpected argument '%s'", argv[optind]);

@@ -85,7 +85,18 @@ static int check_output(const char *text)
     return -1;
 }
 
-int cmd_import(int argc, char **argv, struct berth_globals *g)
+struct import_args {
+    struct berth_fetch_options fetch;
+    struct berth_compose_options compose;
+    char **registries; /* compose.registries, room for one per argument */
+    const char *out;   /* -o FILE, NULL: stdout */
+    bool skip;
+};
+
+/* The command line into `a`: true to go on, else false with the exit
+ * status of --help or the usage error in *ret_exit. */
+static bool parse_args(int argc, char **argv, struct berth_globals *g, struct import_args *a,
+                       int *ret_exit)
 {
     static const struct option longopts[] = {
         BERTH_GLOBAL_LONGOPTS,
@@ -97,71 +108,62 @@ int cmd_import(int argc, char **argv, struct berth_globals *g)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct berth_fetch_options fopt;
-    struct berth_compose_options copt = {.environ = environ, .fetch = &fopt};
-    _cleanup_free_ char **registries = NULL;
-    const char *out = NULL;
-    bool skip = false;
+    struct berth_getopt o = {"import", usage_text, ":o:hqv", longopts, g, &a->fetch, 0};
+    struct berth_compose_options *copt = &a->compose;
     int c;
 
-    berth_fetch_options_init(&fopt);
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:hqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
-        int r = berth_fetch_option("import", c, optarg, &fopt);
-        if (r < 0)
-            return EXIT_USAGE;
-        if (r > 0)
-            continue;
-        switch (c) {
-        case 'h':
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        case 'o':
-            out = optarg;
-            break;
-        case OPT_VOLUMES:
-            if (optarg[0] != '/')
-                return berth_usage_error("import", "--volumes-dir must be an absolute path");
-            copt.volumes_dir = optarg;
-            break;
-        case OPT_REGISTRY:
-            if (!strchr(optarg, '=') || !strstr(optarg, "://"))
-                return berth_usage_error("import", "--registry takes HOST=oci://PREFIX");
-            registries = xrealloc(registries, (copt.nregistries + 1) * sizeof(char *));
-            registries[copt.nregistries++] = optarg;
-            break;
-        case OPT_SKIP:
-            skip = true;
-            break;
-        case ':':
-            return berth_usage_error("import", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return berth_usage_error("import", "unknown option '%s'", argv[optind - 1]);
-        }
+    *ret_exit = EXIT_OK;
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
+        if (c == BERTH_OPT_EXIT)
+            *ret_exit = o.exit;
+        else if (c == 'o')
+            a->out = optarg;
+        else if (c == OPT_VOLUMES && optarg[0] != '/')
+            *ret_exit = berth_usage_error("import", "--volumes-dir must be an absolute path");
+        else if (c == OPT_VOLUMES)
+            copt->volumes_dir = optarg;
+        else if (c == OPT_REGISTRY && (!strchr(optarg, '=') || !strstr(optarg, "://")))
+            *ret_exit = berth_usage_error("import", "--registry takes HOST=oci://PREFIX");
+        else if (c == OPT_REGISTRY)
+            a->registries[copt->nregistries++] = optarg;
+        else if (c == OPT_SKIP)
+            a->skip = true;
+        if (c == BERTH_OPT_EXIT || *ret_exit)
+            return false;
     }
     if (optind >= argc || strcmp(argv[optind], "compose"))
-        return berth_usage_error("import", "expected: berth import compose FILE");
-    if (optind + 2 != argc)
-        return berth_usage_error("import", "one Compose FILE");
-    copt.registries = registries;
+        *ret_exit = berth_usage_error("import", "expected: berth import compose FILE");
+    else if (optind + 2 != argc)
+        *ret_exit = berth_usage_error("import", "one Compose FILE");
+    return *ret_exit == EXIT_OK;
+}
 
+int cmd_import(int argc, char **argv, struct berth_globals *g)
+{
+    _cleanup_free_ char **registries = xcalloc((size_t)argc + 1, sizeof(char *));
+    struct import_args a = {.compose = {.environ = environ, .registries = registries},
+                            .registries = registries};
     struct berth_notes notes = BERTH_NOTES_INIT;
     berth_error err = BERTH_ERROR_INIT;
     _cleanup_free_ char *text = NULL;
-    if (berth_compose_import(argv[optind + 1], &copt, &text, &notes, &err) < 0) {
+    int rc;
+
+    berth_fetch_options_init(&a.fetch);
+    a.compose.fetch = &a.fetch;
+    if (!parse_args(argc, argv, g, &a, &rc))
+        return rc;
+    if (berth_compose_import(argv[optind + 1], &a.compose, &text, &notes, &err) < 0) {
         berth_print_error("import", &err);
         berth_notes_release(&notes);
         return EXIT_FAIL;
     }
     for (size_t i = 0; i < notes.n; i++)
         fprintf(stderr, "berth import: '%s': %s%s: %s\n", notes.v[i].service,
-                notes.v[i].fatal ? (skip ? "skipped: " : "cannot import: ") : "", notes.v[i].field,
-                notes.v[i].message);
+                notes.v[i].fatal ? (a.skip ? "skipped: " : "cannot import: ") : "",
+                notes.v[i].field, notes.v[i].message);
     size_t fatal = berth_notes_fatal(&notes, NULL);
     berth_notes_release(&notes);
-    if (check_output(text) < 0 || write_output(out, text) < 0)
+    if (check_output(text) < 0 || write_output(a.out, text) < 0)
         return EXIT_FAIL;
-    return fatal && !skip ? EXIT_FAIL : EXIT_OK;
+    return fatal && !a.skip ? EXIT_FAIL : EXIT_OK;
 }

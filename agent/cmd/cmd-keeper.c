@@ -20,10 +20,11 @@ int cmd_keeper(int argc, char **argv, struct berth_globals *g)
     int ready_fd = -1;
     int c;
 
-    while ((c = getopt_long(argc, argv, "hqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
+    struct berth_getopt o = {"keeper", NULL, "hqv", longopts, g, NULL, 0};
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
         switch (c) {
+        case BERTH_OPT_EXIT:
+            return o.exit;
         case 'r':
             ready_fd = atoi(optarg);
             break;
@@ -34,8 +35,6 @@ int cmd_keeper(int argc, char **argv, struct berth_globals *g)
                    "'berth agent'; it runs ROOT/services/NAME/container.json, restarts it\n"
                    "per its policy, captures its output and keeps status.json current.\n");
             return EXIT_OK;
-        default:
-            return berth_usage_error("keeper", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind + 1 != argc)

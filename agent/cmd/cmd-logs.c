@@ -106,7 +106,16 @@ static void flush_line(const char *text, size_t len, int64_t time_us, bool line_
     fflush(stdout);
 }
 
-int cmd_logs(int argc, char **argv, struct berth_globals *g)
+struct logs_args {
+    struct berth_log_read_options read;
+    struct print_opts print;
+    bool follow;
+};
+
+/* The command line into `a`: true to go on, else false with the exit
+ * status of --help or the usage error in *ret_exit. */
+static bool parse_args(int argc, char **argv, struct berth_globals *g, struct logs_args *a,
+                       int *ret_exit)
 {
     enum { OPT_SINCE = 0x2001 };
     static const struct option longopts[] = {
@@ -118,69 +127,68 @@ int cmd_logs(int argc, char **argv, struct berth_globals *g)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct berth_log_read_options ro = {.lines = -1};
-    struct print_opts po = {0};
-    berth_error err = BERTH_ERROR_INIT;
-    struct berth_log_pos end;
-    bool fol = false;
+    struct berth_getopt o = {"logs", usage_text, "fn:thqv", longopts, g, NULL, 0};
+    char *rest;
     int c;
 
-    while ((c = getopt_long(argc, argv, "fn:thqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
-        switch (c) {
-        case 't':
-            po.timestamps = true;
-            break;
-        case OPT_SINCE:
-            if (berth_parse_since(optarg, berth_realtime_us(), &ro.since_us) < 0)
-                return berth_usage_error("logs",
-                                         "invalid --since '%s': expected an RFC 3339 time "
-                                         "(2026-12-07T16:00:00Z) or a duration (10m, 1h)",
-                                         optarg);
-            break;
-        case 'f':
-            fol = true;
-            break;
-        case 'n': {
-            char *rest;
-            ro.lines = strtol(optarg, &rest, 10);
-            if (*rest || ro.lines < 0)
-                return berth_usage_error("logs", "invalid --lines '%s'", optarg);
-            break;
-        }
-        case 'h':
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        default:
-            return berth_usage_error("logs", "unknown option '%s'", argv[optind - 1]);
-        }
+    *ret_exit = EXIT_OK;
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
+        if (c == BERTH_OPT_EXIT)
+            *ret_exit = o.exit;
+        else if (c == 't')
+            a->print.timestamps = true;
+        else if (c == OPT_SINCE)
+            *ret_exit = berth_since_option("logs", optarg, &a->read.since_us);
+        else if (c == 'f')
+            a->follow = true;
+        else if (c == 'n' && ((a->read.lines = strtol(optarg, &rest, 10)) < 0 || *rest))
+            *ret_exit = berth_usage_error("logs", "invalid --lines '%s'", optarg);
+        if (c == BERTH_OPT_EXIT || *ret_exit)
+            return false;
     }
-    if (optind + 1 != argc)
-        return berth_usage_error("logs", "expected one service name");
-    _cleanup_free_ char *dir = berth_record_dir(g->root, argv[optind]);
-    _cleanup_free_ char *logdir = berth_record_path(dir, BERTH_RECORD_LOG);
-    if (access(dir, F_OK) < 0) {
-        int64_t when;
-        free(logdir);
-        logdir = berth_removed_log_dir(g->root, argv[optind], &when);
-        if (!logdir) {
-            berth_die_msg("logs", "no service '%s' under '%s'", argv[optind], g->root);
-            return EXIT_FAIL;
-        }
-        char at[32];
-        time_t t = (time_t)when;
-        strftime(at, sizeof(at), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
-        fprintf(stderr, "berth logs: '%s' was removed at %s; its log is kept in '%s'\n",
-                argv[optind], at, logdir);
-        fol = false;
+    if (optind + 1 != argc) {
+        *ret_exit = berth_usage_error("logs", "expected one service name");
+        return false;
     }
-    if (berth_log_read(logdir, &ro, print_line, &po, &end, &err) < 0) {
+    return true;
+}
+
+/* The log of service `name`: its record's, or the one kept of it once it
+ * was removed (said on stderr; nothing more comes to it: no following). */
+static char *find_log(const char *root, const char *name, bool *follow, berth_error *err)
+{
+    _cleanup_free_ char *dir = NULL;
+    int64_t removed_at;
+    char at[32];
+
+    if (berth_service_history_dir(root, name, &dir, &removed_at, err) < 0)
+        return NULL;
+    if (!removed_at)
+        return berth_record_path(dir, BERTH_RECORD_LOG);
+    time_t t = (time_t)removed_at;
+    strftime(at, sizeof(at), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+    fprintf(stderr, "berth logs: '%s' was removed at %s; its log is kept in '%s'\n", name, at, dir);
+    *follow = false;
+    return TAKE_PTR(dir);
+}
+
+int cmd_logs(int argc, char **argv, struct berth_globals *g)
+{
+    struct logs_args a = {.read = {.lines = -1}};
+    berth_error err = BERTH_ERROR_INIT;
+    _cleanup_free_ char *logdir = NULL;
+    struct berth_log_pos end;
+    int rc;
+
+    if (!parse_args(argc, argv, g, &a, &rc))
+        return rc;
+    logdir = find_log(g->root, argv[optind], &a.follow, &err);
+    if (!logdir || berth_log_read(logdir, &a.read, print_line, &a.print, &end, &err) < 0) {
         berth_print_error("logs", &err);
         return EXIT_FAIL;
     }
     fflush(stdout);
-    if (fol && berth_log_follow(logdir, &end, flush_line, &po, &err) < 0) {
+    if (a.follow && berth_log_follow(logdir, &end, flush_line, &a.print, &err) < 0) {
         berth_print_error("logs", &err);
         return EXIT_FAIL;
     }

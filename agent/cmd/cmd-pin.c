@@ -40,6 +40,23 @@ static bool yaml_plain(const char *s)
     return !strpbrk(s, " #'\"{}[],&*!|>%@`\n\t") && *s;
 }
 
+/* The image: block for services.yaml */
+static void print_image(const char *url, const char *hex, enum berth_image_format fmt)
+{
+    if (yaml_plain(url))
+        printf("image:\n  url: %s\n", url);
+    else {
+        printf("image:\n  url: \"");
+        for (const char *p = url; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                putchar('\\');
+            putchar(*p);
+        }
+        printf("\"\n");
+    }
+    printf("  digest: sha256:%s\n  format: %s\n", hex, berth_image_format_name(fmt));
+}
+
 static int pin_registry(struct berth_globals *g, const char *url, bool index,
                         const struct berth_fetch_options *opt)
 {
@@ -51,17 +68,14 @@ static int pin_registry(struct berth_globals *g, const char *url, bool index,
         return EXIT_FAIL;
     }
     /* the reference as written, without its tag or digest */
-    const char *host = strstr(url, "://") + 3;
-    const char *path = strchr(host, '/');
-    size_t n = strcspn(path, "@");
-    const char *slash = path;
-    for (const char *p = path; p < path + n; p++)
-        if (*p == '/')
-            slash = p;
-    const char *colon = memchr(slash, ':', (size_t)(path + n - slash));
-    if (colon)
-        n = (size_t)(colon - path);
-    _cleanup_free_ char *pinned = xasprintf("%.*s@sha256:%s", (int)(path + n - url), url, hex);
+    struct berth_registry_ref r;
+    if (berth_registry_ref_parse(url, &r, &err) < 0) {
+        berth_print_error("pin", &err);
+        return EXIT_FAIL;
+    }
+    _cleanup_free_ char *pinned = xasprintf(
+        "%s%s/%s@sha256:%s", r.plain_http ? "oci+http://" : "oci://", r.host, r.repo, hex);
+    berth_registry_ref_release(&r);
     _cleanup_free_ char *digest = xasprintf("sha256:%s", hex);
     const char *urls[] = {pinned};
     struct berth_image_ref ref = {
@@ -92,28 +106,14 @@ int cmd_pin(int argc, char **argv, struct berth_globals *g)
     bool index = false;
     int c;
 
+    struct berth_getopt o = {"pin", usage_text, ":hqv", longopts, g, &opt, 0};
+
     berth_fetch_options_init(&opt);
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":hqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
-        int r = berth_fetch_option("pin", c, optarg, &opt);
-        if (r < 0)
-            return EXIT_USAGE;
-        if (r > 0)
-            continue;
-        switch (c) {
-        case 'h':
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        case 'I':
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
+        if (c == BERTH_OPT_EXIT)
+            return o.exit;
+        if (c == 'I')
             index = true;
-            break;
-        case ':':
-            return berth_usage_error("pin", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return berth_usage_error("pin", "unknown option '%s'", argv[optind - 1]);
-        }
     }
     if (optind + 1 != argc)
         return berth_usage_error("pin", optind >= argc ? "no URL given" : "one URL only");
@@ -136,17 +136,6 @@ int cmd_pin(int argc, char **argv, struct berth_globals *g)
         return EXIT_FAIL;
     }
     berth_image_release(&img);
-    if (yaml_plain(url))
-        printf("image:\n  url: %s\n", url);
-    else {
-        printf("image:\n  url: \"");
-        for (const char *p = url; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                putchar('\\');
-            putchar(*p);
-        }
-        printf("\"\n");
-    }
-    printf("  digest: sha256:%s\n  format: %s\n", hex, berth_image_format_name(fmt));
+    print_image(url, hex, fmt);
     return EXIT_OK;
 }

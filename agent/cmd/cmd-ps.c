@@ -144,26 +144,6 @@ static void print_details(const char *root, const struct berth_status *v, size_t
     }
 }
 
-/* ROOT/agent.json, written by the agent, with "running": whether an agent
- * serves the root now (its lock, agent.h) and "running_pid"; without an
- * agent.json, only those two. */
-static json_t *agent_state(const char *root)
-{
-    _cleanup_free_ char *path = xasprintf("%s/agent.json", root);
-    json_t *o = json_load_file(path, 0, NULL);
-    berth_error err = BERTH_ERROR_INIT;
-    pid_t pid;
-    int alive = berth_agent_alive(root, &pid, &err);
-
-    if (!json_is_object(o)) {
-        json_decref(o);
-        o = json_object();
-    }
-    json_object_set_new(o, "running", alive < 0 ? json_null() : json_boolean(alive));
-    json_object_set_new(o, "running_pid", alive > 0 && pid ? json_integer(pid) : json_null());
-    return o;
-}
-
 static void warn_agent(json_t *agent)
 {
     json_t *pid = json_object_get(agent, "pid");
@@ -317,7 +297,7 @@ static void print_json(const struct berth_status *v, size_t n, json_t *agent)
  * as a table, after the warnings an operator must not miss. */
 static void show(const char *root, const struct berth_status *v, size_t n, bool json, bool details)
 {
-    json_t *agent = agent_state(root);
+    json_t *agent = berth_agent_state(root);
 
     if (json) {
         print_json(v, n, agent);
@@ -332,7 +312,15 @@ static void show(const char *root, const struct berth_status *v, size_t n, bool 
     json_decref(agent);
 }
 
-static int list(int argc, char **argv, struct berth_globals *g, const char *verb, bool json)
+struct ps_args {
+    bool json, prom;
+    const char *textfile; /* --textfile DIR */
+};
+
+/* The command line into `a`: true to go on, else false with the exit
+ * status of --help or the usage error in *ret_exit. */
+static bool parse_args(int argc, char **argv, struct berth_globals *g, const char *verb,
+                       struct ps_args *a, int *ret_exit)
 {
     static const struct option longopts[] = {
         BERTH_GLOBAL_LONGOPTS,
@@ -342,66 +330,64 @@ static int list(int argc, char **argv, struct berth_globals *g, const char *verb
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    struct berth_getopt o = {verb, NULL, "hqv", longopts, g, NULL, 0};
+    int c;
+
+    *ret_exit = EXIT_OK;
+    while ((c = berth_getopt(argc, argv, &o)) != -1) {
+        if (c == BERTH_OPT_EXIT)
+            *ret_exit = o.exit;
+        else if (c == 'h')
+            printf(usage_fmt, verb);
+        else if (c == 'j' || (c == 'F' && !strcmp(optarg, "json")))
+            a->json = true;
+        else if (c == 'F' && !strcmp(optarg, "prometheus"))
+            a->prom = true;
+        else if (c == 'F' && strcmp(optarg, "table"))
+            *ret_exit = berth_usage_error(verb, "unknown --format '%s'", optarg);
+        else if (c == 'T') {
+            a->textfile = optarg;
+            a->prom = true;
+        }
+        if (c == BERTH_OPT_EXIT || c == 'h' || *ret_exit)
+            return false;
+    }
+    return true;
+}
+
+static int list(int argc, char **argv, struct berth_globals *g, const char *verb)
+{
+    struct ps_args a = {0};
     struct berth_status *v;
     size_t n;
     berth_error err = BERTH_ERROR_INIT;
-    bool prom = false;
-    const char *textfile = NULL;
-    int c;
+    int rc;
 
-    while ((c = getopt_long(argc, argv, "hqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
-        switch (c) {
-        case 'j':
-            json = true;
-            break;
-        case 'F':
-            if (!strcmp(optarg, "json"))
-                json = true;
-            else if (!strcmp(optarg, "prometheus"))
-                prom = true;
-            else if (strcmp(optarg, "table"))
-                return berth_usage_error(verb, "unknown --format '%s'", optarg);
-            break;
-        case 'T':
-            textfile = optarg;
-            prom = true;
-            break;
-        case 'h':
-            printf(usage_fmt, verb);
-            return EXIT_OK;
-        default:
-            return berth_usage_error(verb, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    if (!parse_args(argc, argv, g, verb, &a, &rc))
+        return rc;
     /* a mistyped root is an error, not an empty list; metrics ask more: a
      * root that berth has used */
-    if (berth_status_root_check(g->root, prom, &err) < 0) {
-        berth_print_error(verb, &err);
-        return EXIT_FAIL;
-    }
-    if (berth_status_list(g->root, &v, &n, &err) < 0) {
+    if (berth_status_root_check(g->root, a.prom, &err) < 0 ||
+        berth_status_list(g->root, &v, &n, &err) < 0) {
         berth_print_error(verb, &err);
         return EXIT_FAIL;
     }
     keep_named(v, &n, argv + optind, argc - optind);
-    if (prom) {
-        int r = prometheus(verb, g->root, v, n, textfile);
-        berth_status_list_free(v, n);
-        return r;
-    }
-    show(g->root, v, n, json, !strcmp(verb, "status") && optind < argc);
+    rc = EXIT_OK;
+    if (a.prom)
+        rc = prometheus(verb, g->root, v, n, a.textfile);
+    else
+        show(g->root, v, n, a.json, !strcmp(verb, "status") && optind < argc);
     berth_status_list_free(v, n);
-    return EXIT_OK;
+    return rc;
 }
 
 int cmd_ps(int argc, char **argv, struct berth_globals *g)
 {
-    return list(argc, argv, g, "ps", false);
+    return list(argc, argv, g, "ps");
 }
 
 int cmd_status(int argc, char **argv, struct berth_globals *g)
 {
-    return list(argc, argv, g, "status", false);
+    return list(argc, argv, g, "status");
 }

@@ -166,16 +166,12 @@ static int parse_tmpfs(struct berth_run_options *o, const char *arg)
 
 static int parse_cap(uint64_t *caps, const char *name, bool add)
 {
-    int c = berth_caps_from_name(name);
+    berth_error err = BERTH_ERROR_INIT;
+    uint64_t m;
 
-    if (c == -1)
+    if (berth_caps_from_name(name, &m, &err) < 0)
         return -1;
-    if (c == -2)
-        *caps = add ? ~0ULL : 0;
-    else if (add)
-        *caps |= 1ULL << c;
-    else
-        *caps &= ~(1ULL << c);
+    *caps = add ? *caps | m : *caps & ~m;
     return 0;
 }
 

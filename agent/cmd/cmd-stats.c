@@ -244,10 +244,11 @@ int cmd_stats(int argc, char **argv, struct berth_globals *g)
     berth_error err = BERTH_ERROR_INIT;
     int c;
 
-    while ((c = getopt_long(argc, argv, "hqv", longopts, NULL)) != -1) {
-        if (berth_global_option(c, optarg, g))
-            continue;
+    struct berth_getopt opts = {"stats", NULL, "hqv", longopts, g, NULL, 0};
+    while ((c = berth_getopt(argc, argv, &opts)) != -1) {
         switch (c) {
+        case BERTH_OPT_EXIT:
+            return opts.exit;
         case 'j':
             o.json = true;
             break;
@@ -262,8 +263,6 @@ int cmd_stats(int argc, char **argv, struct berth_globals *g)
         case 'h':
             help();
             return EXIT_OK;
-        default:
-            return berth_usage_error("stats", "unknown option '%s'", argv[optind - 1]);
         }
     }
     o.names = argv + optind;

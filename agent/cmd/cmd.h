@@ -5,6 +5,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "error.h"
@@ -47,6 +48,31 @@ struct berth_globals {
  * anything else. A --color value other than auto, always or never is a
  * usage error: printed, and the program exits with berth_usage_code(). */
 bool berth_global_option(int c, const char *arg, struct berth_globals *g);
+
+/* A verb's getopt_long loop, with what every verb's has in common. */
+struct berth_fetch_options;
+struct berth_getopt {
+    const char *verb;
+    const char *usage;                 /* what --help prints; NULL: -h is the verb's */
+    const char *shortopts;             /* a leading ':' keeps getopt's own messages quiet */
+    const struct option *longopts;     /* with BERTH_GLOBAL_LONGOPTS */
+    struct berth_globals *g;           /* the global options go there */
+    struct berth_fetch_options *fetch; /* non-NULL: BERTH_FETCH_LONGOPTS go there (image-opts.h) */
+    int exit;                          /* after BERTH_OPT_EXIT: the exit status */
+};
+#define BERTH_OPT_EXIT (-2)
+
+/* The next option that is the verb's own, in optarg as getopt_long leaves
+ * it, or -1 after the last option (optind: the first operand). Handled
+ * here: the global options, the fetch options, --help (printed: exit 0)
+ * and the usage errors "option '--x' needs a value" and "unknown option
+ * '--x'" (printed: exit berth_usage_code()); for those it returns
+ * BERTH_OPT_EXIT with o->exit set, and the verb returns o->exit. */
+int berth_getopt(int argc, char **argv, struct berth_getopt *o);
+
+/* --since TIME of events and logs into *ret_us (unix microseconds): 0, or
+ * the usage error's exit status (printed). */
+int berth_since_option(const char *verb, const char *arg, int64_t *ret_us);
 
 /* Whether to colour output written to `fd`: --color=always yes,
  * --color=never no; auto (the default) only on a terminal, with NO_COLOR

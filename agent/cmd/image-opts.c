@@ -10,6 +10,19 @@
 #include "log.h"
 #include "util.h"
 
+/* A duration option's value into *ret_ms: 1, or -1 after a usage error. */
+static int duration(const char *verb, const char *arg, bool zero_ok, uint64_t *ret_ms)
+{
+    uint64_t v;
+
+    if (berth_parse_duration(arg, &v) < 0 || (v == 0 && !zero_ok)) {
+        berth_usage_error(verb, "invalid duration '%s': expected e.g. 10s or 500ms", arg);
+        return -1;
+    }
+    *ret_ms = v;
+    return 1;
+}
+
 int berth_fetch_option(const char *verb, int c, const char *arg, struct berth_fetch_options *opt)
 {
     uint64_t v;
@@ -29,23 +42,14 @@ int berth_fetch_option(const char *verb, int c, const char *arg, struct berth_fe
         opt->key = arg;
         return 1;
     case OPT_CONNECT_TIMEOUT:
+        return duration(verb, arg, false, &opt->connect_timeout_ms);
     case OPT_LOW_SPEED_TIME:
     case OPT_STALL_TIMEOUT:
+        return duration(verb, arg, false, &opt->stall_timeout_ms);
     case OPT_FETCH_TIMEOUT:
+        return duration(verb, arg, false, &opt->fetch_timeout_ms);
     case OPT_RETRY_DELAY:
-        if (berth_parse_duration(arg, &v) < 0 || (v == 0 && c != OPT_RETRY_DELAY)) {
-            berth_usage_error(verb, "invalid duration '%s': expected e.g. 10s or 500ms", arg);
-            return -1;
-        }
-        if (c == OPT_CONNECT_TIMEOUT)
-            opt->connect_timeout_ms = v;
-        else if (c == OPT_LOW_SPEED_TIME || c == OPT_STALL_TIMEOUT)
-            opt->stall_timeout_ms = v;
-        else if (c == OPT_FETCH_TIMEOUT)
-            opt->fetch_timeout_ms = v;
-        else
-            opt->retry_delay_ms = v;
-        return 1;
+        return duration(verb, arg, true, &opt->retry_delay_ms);
     case OPT_MAX_ARTIFACT:
         if (berth_parse_size(arg, &v) < 0 || !v) {
             berth_usage_error(verb, "invalid --max-artifact-size '%s': expected e.g. 8G", arg);

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "events.h"
+#include "image-opts.h"
 #include "kernel.h"
 #include "log.h"
 #include "proctitle.h"
@@ -108,6 +110,43 @@ bool berth_global_option(int c, const char *arg, struct berth_globals *g)
     }
 }
 
+int berth_getopt(int argc, char **argv, struct berth_getopt *o)
+{
+    int c;
+
+    while ((c = getopt_long(argc, argv, o->shortopts, o->longopts, NULL)) != -1) {
+        if (berth_global_option(c, optarg, o->g))
+            continue;
+        int r = o->fetch ? berth_fetch_option(o->verb, c, optarg, o->fetch) : 0;
+        if (r > 0)
+            continue;
+        if (r < 0) {
+            o->exit = EXIT_USAGE;
+        } else if (c == 'h' && o->usage) {
+            fputs(o->usage, stdout);
+            o->exit = EXIT_OK;
+        } else if (c == ':') {
+            o->exit = berth_usage_error(o->verb, "option '%s' needs a value", argv[optind - 1]);
+        } else if (c == '?') {
+            o->exit = berth_usage_error(o->verb, "unknown option '%s'", argv[optind - 1]);
+        } else {
+            return c;
+        }
+        return BERTH_OPT_EXIT;
+    }
+    return -1;
+}
+
+int berth_since_option(const char *verb, const char *arg, int64_t *ret_us)
+{
+    if (berth_parse_since(arg, berth_realtime_us(), ret_us) == 0)
+        return 0;
+    return berth_usage_error(verb,
+                             "invalid --since '%s': expected an RFC 3339 time "
+                             "(2026-12-07T16:00:00Z) or a duration (10m, 1h)",
+                             arg);
+}
+
 static void vmsg(const char *verb, const char *fmt, va_list ap)
 {
     char buf[4096];
@@ -202,6 +241,28 @@ static const char *find_verb(int argc, char **argv)
     return NULL;
 }
 
+/* Run the verb argv[0] with the rest of the line. */
+static int run_verb(int argc, char **argv, struct berth_globals *g)
+{
+    const char *name = argv[0];
+
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+        if (strcmp(name, verbs[i].name))
+            continue;
+        berth_error err = BERTH_ERROR_INIT;
+        /* as root only: nobody else can start a container (or mount) */
+        if (verbs[i].enters && geteuid() == 0 &&
+            (berth_kernel_check(&err) < 0 || berth_selfexe_readonly(g->argv, &err) < 0)) {
+            berth_print_error(name, &err);
+            return EXIT_FAIL;
+        }
+        optind = 0; /* full getopt re-initialisation for the verb */
+        return verbs[i].fn(argc, argv, g);
+    }
+    fprintf(stderr, "berth: unknown command '%s'\nTry 'berth --help'.\n", name);
+    return EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -211,7 +272,6 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct berth_globals g = {BERTH_DEFAULT_ROOT, BERTH_DEFAULT_CONFIG, BERTH_COLOUR_AUTO, argv};
-    char **all = argv;
     const char *verb;
     int c;
 
@@ -240,26 +300,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
-    const char *name = argv[optind];
-    if (!strcmp(name, "help")) {
+    if (!strcmp(argv[optind], "help")) {
         usage(stdout);
         return EXIT_OK;
     }
-    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
-        if (!strcmp(name, verbs[i].name)) {
-            berth_error err = {0};
-            /* as root only: nobody else can start a container (or mount) */
-            if (verbs[i].enters && geteuid() == 0 &&
-                (berth_kernel_check(&err) < 0 || berth_selfexe_readonly(all, &err) < 0)) {
-                berth_print_error(name, &err);
-                return EXIT_FAIL;
-            }
-            argc -= optind;
-            argv += optind;
-            optind = 0; /* full getopt re-initialisation for the verb */
-            return verbs[i].fn(argc, argv, &g);
-        }
-    }
-    fprintf(stderr, "berth: unknown command '%s'\nTry 'berth --help'.\n", name);
-    return EXIT_USAGE;
+    return run_verb(argc - optind, argv + optind, &g);
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "apply.h"
+#include "converge.h"
 #include "keeper.h"
 #include "log.h"
 #include "plan.h"
@@ -140,6 +141,23 @@ static void write_agent_status(struct agent *a)
     if (text && berth_write_file_atomic(path, text, strlen(text), 0644, &err) < 0)
         berth_log(BERTH_LOG_WARN, "%s", err.msg);
     free(text);
+}
+
+json_t *berth_agent_state(const char *root)
+{
+    _cleanup_free_ char *path = xasprintf("%s/agent.json", root);
+    json_t *o = json_load_file(path, 0, NULL);
+    berth_error err = BERTH_ERROR_INIT;
+    pid_t pid;
+    int alive = berth_agent_alive(root, &pid, &err);
+
+    if (!json_is_object(o)) {
+        json_decref(o);
+        o = json_object();
+    }
+    json_object_set_new(o, "running", alive < 0 ? json_null() : json_boolean(alive));
+    json_object_set_new(o, "running_pid", alive > 0 && pid ? json_integer(pid) : json_null());
+    return o;
 }
 
 /* In the agent: what a converge child found the file to be. Valid, its
@@ -608,46 +626,51 @@ static bool parse(struct agent *a, bool file_event, struct berth_spec *ret)
     return true;
 }
 
-/* In a converge child: parse, plan, apply, and tell the agent how it went. */
+/* In a converge child: the plan is about to be carried out */
+static void planned(void *ud, const struct berth_plan *plan)
+{
+    struct agent *a = ud;
+
+    if (!berth_plan_is_noop(plan))
+        berth_log(BERTH_LOG_INFO, "converging to '%s' (plan %s)", a->o->file, plan->id);
+}
+
+/* In a converge child: parse, converge, and tell the agent how it went. */
 static void converge(struct agent *a, const void *arg)
 {
     const struct converge_arg *c = arg;
     struct child_msg done = {.kind = 'd', .result = 2};
     struct berth_spec spec = BERTH_SPEC_INIT;
-    struct berth_plan plan;
+    struct berth_converge res;
     berth_error err = BERTH_ERROR_INIT;
-    int lock;
+    struct berth_converge_options opt = {.root = a->o->root,
+                                         .exe = a->o->exe,
+                                         .fetch = a->o->fetch,
+                                         .hold_failed = !c->retry_failed,
+                                         .planned = planned,
+                                         .report = report,
+                                         .ud = a};
 
     if (!parse(a, c->file_event, &spec))
         _exit(0);
-    lock = lock_root(a);
-    if (lock < 0)
-        _exit(1);
-    if (berth_plan_compute(a->o->root, &spec, &plan, &err) < 0) {
-        berth_log(BERTH_LOG_ERROR, "%s", err.msg);
-    } else {
-        if (!c->retry_failed)
-            done.held = berth_plan_hold_failed(&plan);
-        if (!berth_plan_is_noop(&plan)) {
-            struct berth_apply_options opt = {
-                .exe = a->o->exe, .fetch = a->o->fetch, .report = report, .ud = a};
-            berth_log(BERTH_LOG_INFO, "converging to '%s' (plan %s)", a->o->file, plan.id);
-            done.failed = berth_apply_plan(a->o->root, &plan, &opt);
-            if (done.failed)
-                berth_log(BERTH_LOG_WARN, "%zu service%s failed to converge", done.failed,
-                          done.failed == 1 ? "" : "s");
-        } else {
-            berth_apply_forget_rejections(a->o->root, &plan);
-            berth_apply_prune_removed_logs(a->o->root, BERTH_REMOVED_LOG_RETENTION);
-        }
-        done.result = done.failed + done.held ? 1 : 0;
-        memcpy(done.plan, plan.id, sizeof(done.plan));
-        if (berth_apply_write_status_summary(a->o->root, &err) < 0)
-            berth_log(BERTH_LOG_WARN, "%s", err.msg);
-        berth_plan_release(&plan);
-    }
+    int r = berth_converge_once(&spec, &opt, &res, &err);
     berth_spec_release(&spec);
-    close(lock);
+    if (r < 0)
+        berth_log(BERTH_LOG_ERROR, "%s", err.msg);
+    if (!res.locked)
+        _exit(1);
+    if (r == 0) {
+        if (res.failed)
+            berth_log(BERTH_LOG_WARN, "%zu service%s failed to converge", res.failed,
+                      res.failed == 1 ? "" : "s");
+        if (res.summary_error.msg[0])
+            berth_log(BERTH_LOG_WARN, "%s", res.summary_error.msg);
+        done.failed = res.failed;
+        done.held = res.held;
+        done.result = res.failed + res.held ? 1 : 0;
+        memcpy(done.plan, res.plan.id, sizeof(done.plan));
+    }
+    berth_converge_release(&res);
     send_msg(a, &done);
 }
 

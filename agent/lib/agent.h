@@ -18,6 +18,7 @@
 #ifndef BERTH_AGENT_H
 #define BERTH_AGENT_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -47,5 +48,13 @@ BERTH_MUST_CHECK int berth_agent_run(const struct berth_agent_options *o, berth_
  * agent that starts at that moment fail. Returns 1 (*ret_pid: the holder,
  * 0 when its pid is not visible here), 0 when none runs, < 0 on errors. */
 BERTH_MUST_CHECK int berth_agent_alive(const char *root, pid_t *ret_pid, berth_error *err);
+
+/* What the agent of `root` says and whether it runs: ROOT/agent.json as it
+ * last wrote it ("pid", "file", "file_valid", "invalid_since", "errors",
+ * "started_at", "converges", "converge_failures", "last_converge"), with
+ * "running" (berth_agent_alive: true, false, or null when that cannot be
+ * told) and "running_pid" (null when none runs or its pid is not visible
+ * here); without an agent.json, only those two. A new reference. */
+json_t *berth_agent_state(const char *root);
 
 #endif

@@ -183,6 +183,25 @@ char *berth_removed_log_dir(const char *root, const char *name, int64_t *ret_rem
     return best;
 }
 
+int berth_service_history_dir(const char *root, const char *name, char **ret_dir,
+                              int64_t *ret_removed_at, berth_error *err)
+{
+    char *dir = berth_record_dir(root, name);
+
+    *ret_removed_at = 0;
+    if (access(dir, F_OK) < 0) {
+        free(dir);
+        dir = berth_removed_log_dir(root, name, ret_removed_at);
+    }
+    if (!dir) {
+        berth_error_set(err, 0, "no service '%s' under '%s'", name, root);
+        err->code = ENOENT;
+        return -1;
+    }
+    *ret_dir = dir;
+    return 0;
+}
+
 /* What apply does to a service, in its history (events.h), before it does
  * it: so that the keeper's stop that follows has its reason. */
 static void record_action(const char *dir, const struct berth_plan_item *it)

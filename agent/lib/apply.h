@@ -33,6 +33,14 @@ void berth_apply_prune_removed_logs(const char *root, int64_t max_age_s);
  * when it was removed; NULL when there is none. */
 char *berth_removed_log_dir(const char *root, const char *name, int64_t *ret_removed_at);
 
+/* Where the history of service `name` (its events and log) is: its record
+ * (ROOT/services/NAME, record.h) while it exists, *ret_removed_at 0; else
+ * the newest kept log directory of it (berth_removed_log_dir), with when
+ * it was removed. Fails with ENOENT, "no service 'NAME' under 'ROOT'", when
+ * there is neither. */
+BERTH_MUST_CHECK int berth_service_history_dir(const char *root, const char *name, char **ret_dir,
+                                               int64_t *ret_removed_at, berth_error *err);
+
 /* Returns how many services failed. */
 size_t berth_apply_plan(const char *root, const struct berth_plan *plan,
                         const struct berth_apply_options *opt);

@@ -21,26 +21,47 @@ uint64_t berth_caps_default(void)
     return mask;
 }
 
-int berth_caps_from_name(const char *name)
+static int unknown(const char *name, berth_error *err)
 {
+    berth_error_set(err, 0, "unknown capability '%s'", name);
+    err->code = EINVAL;
+    return -1;
+}
+
+int berth_caps_from_name(const char *name, uint64_t *ret_mask, berth_error *err)
+{
+    const char *bare = strncasecmp(name, "CAP_", 4) ? name : name + 4;
     char buf[64];
     cap_value_t v;
 
-    if (!strcasecmp(name, "ALL"))
-        return -2;
-    if (!strncasecmp(name, "CAP_", 4))
-        name += 4;
-    if (strlen(name) + 5 > sizeof(buf) || !*name)
-        return -1;
-    snprintf(buf, sizeof(buf), "cap_%s", name);
+    if (!strcasecmp(name, "ALL")) {
+        *ret_mask = ~0ULL;
+        return 0;
+    }
+    if (strlen(bare) + 5 > sizeof(buf) || !*bare)
+        return unknown(name, err);
+    snprintf(buf, sizeof(buf), "cap_%s", bare);
     for (char *p = buf; *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
     /* cap_from_name() also takes numbers; names only here */
-    if (buf[4] >= '0' && buf[4] <= '9')
-        return -1;
-    if (cap_from_name(buf, &v) < 0 || v < 0 || v > 63)
-        return -1;
-    return v;
+    if ((buf[4] >= '0' && buf[4] <= '9') || cap_from_name(buf, &v) < 0 || v < 0 || v > 63)
+        return unknown(name, err);
+    *ret_mask = 1ULL << v;
+    return 0;
+}
+
+uint64_t berth_caps_resolve(char *const *add, size_t nadd, char *const *drop, size_t ndrop)
+{
+    berth_error err = BERTH_ERROR_INIT;
+    uint64_t caps = berth_caps_default(), m;
+
+    for (size_t i = 0; i < nadd; i++)
+        if (berth_caps_from_name(add[i], &m, &err) == 0)
+            caps |= m;
+    for (size_t i = 0; i < ndrop; i++)
+        if (berth_caps_from_name(drop[i], &m, &err) == 0)
+            caps &= ~m;
+    return caps;
 }
 
 static cap_value_t last_cap(void)

@@ -94,9 +94,15 @@ int berth_child_open_workdir(const char *path, bool create)
 {
     _cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 
+    berth_error err = BERTH_ERROR_INIT;
+    int fd;
+
     if (root < 0)
         return -1;
-    return berth_open_in_root(root, path, create, true);
+    fd = berth_open_in_root(root, path, create, true, &err);
+    if (fd < 0)
+        errno = err.code; /* the child's report names the path itself */
+    return fd;
 }
 
 int berth_child_chdir(int fd, const char *path, berth_error *err)

@@ -829,7 +829,9 @@ static void caps(struct cctx *c, const struct spec_node *n, json_t *svc, const c
     json_array_foreach(l, i, v)
     {
         const char *name = json_string_value(v);
-        if (berth_caps_from_name(name) == -1) {
+        uint64_t mask;
+        berth_error e = BERTH_ERROR_INIT;
+        if (berth_caps_from_name(name, &mask, &e) < 0) {
             NOTE(c, which, "unknown capability '%s': left out", name);
             continue;
         }

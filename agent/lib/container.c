@@ -95,10 +95,13 @@ static int set_attr(int mfd, uint64_t attr)
 /* Attach detached mount `mfd` at `target` inside the rootfs. */
 static int attach(int mfd, int rootfd, const char *target, bool create, bool dir)
 {
-    _cleanup_close_ int tfd = berth_open_in_root(rootfd, target, create, dir);
+    berth_error err = BERTH_ERROR_INIT;
+    _cleanup_close_ int tfd = berth_open_in_root(rootfd, target, create, dir, &err);
 
-    if (tfd < 0)
+    if (tfd < 0) {
+        errno = err.code; /* for the child's report (FAIL) */
         return -1;
+    }
     return move_mount(mfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
 }
 
@@ -159,12 +162,15 @@ static void setup_dev(int errfd, int rootfd)
     const char *const pts_opts[] = {"newinstance", "ptmxmode=0666", "mode=0620", "gid=5", NULL};
     const char *const shm_opts[] = {"mode=1777", "size=65536k", NULL};
     _cleanup_close_ int devfd = -1;
+    berth_error err = BERTH_ERROR_INIT;
 
     mount_new(errfd, rootfd, "tmpfs", "/dev", dev_opts,
               MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, true);
-    devfd = berth_open_in_root(rootfd, "/dev", false, true);
-    if (devfd < 0)
+    devfd = berth_open_in_root(rootfd, "/dev", false, true, &err);
+    if (devfd < 0) {
+        errno = err.code; /* for FAIL */
         FAIL("opening '/dev'");
+    }
     for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
         _cleanup_free_ char *host = xasprintf("/dev/%s", nodes[i]);
         _cleanup_close_ int f = openat(devfd, nodes[i], O_CREAT | O_EXCL | O_CLOEXEC, 0666);
@@ -191,10 +197,11 @@ static void mask_paths(int errfd, int rootfd)
      * the first, then cloned from there. Kernels before 6.15 refuse to
      * clone a mount that is not attached anywhere (EINVAL). */
     _cleanup_close_ int empty = -1;
+    berth_error err = BERTH_ERROR_INIT; /* a path this kernel lacks is skipped */
     bool attached = false;
 
     for (size_t i = 0; i < ARRAY_SIZE(masked_paths); i++) {
-        _cleanup_close_ int tfd = berth_open_in_root(rootfd, masked_paths[i], false, false);
+        _cleanup_close_ int tfd = berth_open_in_root(rootfd, masked_paths[i], false, false, &err);
         _cleanup_close_ int mfd = -1;
         struct stat st;
         if (tfd < 0 || fstat(tfd, &st) < 0)
@@ -218,7 +225,7 @@ static void mask_paths(int errfd, int rootfd)
             FAIL("masking '%s'", masked_paths[i]);
     }
     for (size_t i = 0; i < ARRAY_SIZE(readonly_paths); i++) {
-        _cleanup_close_ int tfd = berth_open_in_root(rootfd, readonly_paths[i], false, false);
+        _cleanup_close_ int tfd = berth_open_in_root(rootfd, readonly_paths[i], false, false, &err);
         _cleanup_close_ int mfd = -1;
         if (tfd < 0)
             continue;
@@ -728,9 +735,22 @@ fail:
     return berth_error_wrap(err, "starting container '%s'", cfg->run->name);
 }
 
-int berth_container_kill(const struct berth_container *c, int sig)
+int berth_container_kill(const struct berth_container *c, int sig, berth_error *err)
 {
-    return (int)syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0);
+    if (syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0) < 0)
+        return berth_error_set(err, errno, "sending %s to the container", berth_signal_name(sig));
+    return 0;
+}
+
+/* A signal passed on while waiting: one that finds the init gone (ESRCH)
+ * is followed by its exit, which the wait reaps. */
+static void pass_on(const struct berth_container *c, int sig)
+{
+    berth_error ign = BERTH_ERROR_INIT;
+
+    if (berth_container_kill(c, sig, &ign) < 0) {
+        /* see above */
+    }
 }
 
 int berth_container_reap(struct berth_container *c, struct berth_exit *ret, berth_error *err)
@@ -782,7 +802,7 @@ int berth_container_wait(struct berth_container *c, struct berth_exit *ret, bert
         if (n < 0 && errno != EINTR)
             return berth_error_set(err, errno, "waiting for the container");
         if (n == 0 && deadline) {
-            berth_container_kill(c, SIGKILL);
+            pass_on(c, SIGKILL);
             ret->stop_timed_out = true;
             deadline = 0;
             continue;
@@ -796,11 +816,11 @@ int berth_container_wait(struct berth_container *c, struct berth_exit *ret, bert
                 continue; /* the container has a session of its own: our terminal's signals are
                            * ours to pass on */
             if (sig == SIGTERM || sig == SIGINT) {
-                berth_container_kill(c, sig == SIGTERM ? c->stop_signal : sig);
+                pass_on(c, sig == SIGTERM ? c->stop_signal : sig);
                 if (!deadline)
                     deadline = berth_now_ms() + c->stop_timeout_ms;
             } else {
-                berth_container_kill(c, sig);
+                pass_on(c, sig);
             }
         }
     }

@@ -122,9 +122,11 @@ BERTH_MUST_CHECK int berth_container_wait(struct berth_container *c, struct bert
 BERTH_MUST_CHECK int berth_container_reap(struct berth_container *c, struct berth_exit *ret,
                                           berth_error *err);
 
-/* Send the stop signal now and SIGKILL after the timeout; used by wait and
- * by supervisors that drive their own loop. */
-int berth_container_kill(const struct berth_container *c, int sig);
+/* Send `sig` to the container's init (through its pidfd); used by wait and
+ * by supervisors that drive their own loop. err->code is ESRCH when the
+ * init has exited already (its exit is then waiting to be reaped). */
+BERTH_MUST_CHECK int berth_container_kill(const struct berth_container *c, int sig,
+                                          berth_error *err);
 
 /* The service's main process (the init's child that runs the service's
  * command), in the caller's pid namespace; 0 when it is gone. */

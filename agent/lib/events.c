@@ -290,12 +290,20 @@ static void read_file_events(const char *path, int64_t since_us, struct berth_ev
 
     if (berth_read_file(path, 4 * BERTH_EVENTS_MAX_SIZE, &data, &len, &e) < 0)
         return;
-    for (char *p = data; p < data + len;) {
-        char *nl = memchr(p, '\n', (size_t)(data + len - p));
+    berth_events_parse_lines(data, len, NULL, since_us, v, n);
+}
+
+size_t berth_events_parse_lines(const char *buf, size_t len, const char *service, int64_t since_us,
+                                struct berth_event **v, size_t *n)
+{
+    const char *p = buf, *nl;
+
+    /* a line without its newline is a record being written */
+    while ((nl = memchr(p, '\n', (size_t)(buf + len - p)))) {
         struct berth_event ev;
-        if (!nl)
-            break; /* a record being written */
         if (berth_event_parse(p, (size_t)(nl - p), &ev) == 0) {
+            if (!ev.service && service)
+                ev.service = xstrdup(service);
             if (ev.time_us >= since_us) {
                 *v = xrealloc(*v, (*n + 1) * sizeof(**v));
                 (*v)[(*n)++] = ev;
@@ -305,6 +313,7 @@ static void read_file_events(const char *path, int64_t since_us, struct berth_ev
         }
         p = nl + 1;
     }
+    return (size_t)(p - buf);
 }
 
 int berth_events_read(const char *dir, int64_t since_us, struct berth_event **ret, size_t *ret_n,

@@ -79,6 +79,12 @@ void berth_event_record_quiet(const char *dir, const struct berth_event *ev);
  * `since_us` on (0: all). Lines that do not parse are skipped. */
 BERTH_MUST_CHECK int berth_events_read(const char *dir, int64_t since_us, struct berth_event **ret,
                                        size_t *ret_n, berth_error *err);
+/* Append to *v the events of the complete lines in buf[0..len) from
+ * `since_us` on, with `service` (when not NULL) for those that do not
+ * name theirs; lines that do not parse are skipped. Returns how many bytes
+ * it read: up to the end of the last complete line. */
+size_t berth_events_parse_lines(const char *buf, size_t len, const char *service, int64_t since_us,
+                                struct berth_event **v, size_t *n);
 /* Parse one line; -1 when it is not an event. */
 int berth_event_parse(const char *line, size_t len, struct berth_event *ret);
 void berth_event_release(struct berth_event *ev);

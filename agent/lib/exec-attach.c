@@ -279,12 +279,13 @@ static int attach_spawn(char **argv, const struct berth_exec_attach_options *o, 
         .tty = tty,
     };
     pid_t pid;
-    int r = berth_exec_spawn(&cfg, &pid, &a->cmdfd, err);
+    bool exec_failed;
 
-    if (r == BERTH_EXEC_ENOEXEC)
-        *ret_exit = err->code == ENOENT ? 127 : 126;
-    if (r < 0)
+    if (berth_exec_spawn(&cfg, &pid, &a->cmdfd, &exec_failed, err) < 0) {
+        if (exec_failed)
+            *ret_exit = err->code == ENOENT ? 127 : 126;
         return -1;
+    }
     if (a->slave >= 0) {
         close(a->slave);
         a->slave = -1;
@@ -304,9 +305,6 @@ int berth_exec_attach(const char *root, const char *name, char **argv,
     *ret_exit = 1;
     if (attach_prepare(root, name, o, tty, &a, err) < 0)
         goto out;
-    /* a closed stdout must not kill us while CMD runs (CMD gets the
-     * default disposition back) */
-    signal(SIGPIPE, SIG_IGN);
     /* blocked before CMD exists, so that no signal is lost */
     sigemptyset(&block);
     for (size_t i = 0; i < berth_n_forwarded_signals; i++)

@@ -17,7 +17,9 @@
  * filter and open file limit), in the foreground: attached to our standard
  * streams, or with `tty` (when stdin is a terminal) to a pty of the
  * container whose other end we relay; our forwarded signals
- * (berth_forwarded_signals) are passed on. */
+ * (berth_forwarded_signals) are passed on. The caller ignores SIGPIPE, so
+ * that a closed stdout does not end it while the command runs (the command
+ * gets the default disposition back). */
 struct berth_exec_attach_options {
     const char *user; /* NULL: the service's */
     const char **env; /* KEY=VALUE, or KEY to copy ours */

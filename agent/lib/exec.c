@@ -182,12 +182,11 @@ static pid_t collect_helper(pid_t helper_pid, int pidin)
 }
 
 static int spawn(const struct berth_exec_config *cfg, const struct berth_seccomp_bpf *bpf,
-                 pid_t *ret_pid, int *ret_pidfd, berth_error *err)
+                 pid_t *ret_pid, int *ret_pidfd, bool *ret_exec_failed, berth_error *err)
 {
     _cleanup_close_ int own = -1, errrd = -1, pidrd = -1, cmdfd = -1;
     int initfd = cfg->init_pidfd;
     int errpipe[2], pidpipe[2];
-    bool exec_failed = false;
     pid_t helper_pid, pid;
 
     if (!cfg->argv || !cfg->argv[0])
@@ -229,10 +228,10 @@ static int spawn(const struct berth_exec_config *cfg, const struct berth_seccomp
             return -1;
         }
     }
-    if (read_child_error(errrd, &exec_failed, err) < 0) {
+    if (read_child_error(errrd, ret_exec_failed, err) < 0) {
         if (pid > 0)
             reap(pid);
-        return exec_failed ? BERTH_EXEC_ENOEXEC : -1;
+        return -1;
     }
     if (pid <= 0)
         return berth_error_set(err, EIO, "running a command in '%s': the helper died",
@@ -243,17 +242,20 @@ static int spawn(const struct berth_exec_config *cfg, const struct berth_seccomp
 }
 
 int berth_exec_spawn(const struct berth_exec_config *cfg, pid_t *ret_pid, int *ret_pidfd,
-                     berth_error *err)
+                     bool *ret_exec_failed, berth_error *err)
 {
     struct berth_seccomp_bpf bpf = {0};
+    bool exec_failed = false;
     int r;
 
     /* the service's filter, built here: the command only loads it */
     if (cfg->run->profile &&
         berth_seccomp_build(cfg->run->profile, cfg->run->caps, cfg->seccomp_cache, &bpf, err) < 0)
         return berth_error_wrap(err, "running a command in '%s'", cfg->run->name);
-    r = spawn(cfg, cfg->run->profile ? &bpf : NULL, ret_pid, ret_pidfd, err);
+    r = spawn(cfg, cfg->run->profile ? &bpf : NULL, ret_pid, ret_pidfd, &exec_failed, err);
     berth_seccomp_bpf_release(&bpf);
+    if (ret_exec_failed)
+        *ret_exec_failed = exec_failed;
     return r;
 }
 
@@ -271,9 +273,9 @@ int berth_exec_open_pty(pid_t init_pid, int *ret_master, int *ret_slave, berth_e
                                (int)init_pid);
     /* resolved as if the container's root were "/": nothing it links can
      * lead us elsewhere; and it must be the devpts multiplexer (5:2) */
-    path = berth_open_in_root(rootfd, "/dev/pts/ptmx", false, false);
+    path = berth_open_in_root(rootfd, "/dev/pts/ptmx", false, false, err);
     if (path < 0)
-        return berth_error_set(err, errno, "opening '/dev/pts/ptmx' in the container");
+        return berth_error_set(err, err->code, "opening '/dev/pts/ptmx' in the container");
     snprintf(self, sizeof(self), "/proc/self/fd/%d", path);
     master = open(self, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (master < 0 || fstat(master, &st) < 0)

@@ -53,21 +53,19 @@ struct berth_exec_config {
     bool tty;
 };
 
-/* The command could not be executed: argv[0] not found in the container
- * (err->code ENOENT) or not executable (EACCES, ENOEXEC...). Everything
- * else that fails returns -1. */
-#define BERTH_EXEC_ENOEXEC (-2)
-
 /* Start cfg->argv inside the running container. Returns 0 once the exec
  * succeeded, with the command's pid (in the caller's pid namespace) and a
  * pidfd of it; the command is a child of the caller, whose exit status is
  * the command's own. On failure nothing is left running and `err` says
  * which step failed; err->code is ESRCH, and the message "the container
- * of 'web' is not running", when the init is gone. The caller's signal mask and ignored signals are
+ * of 'web' is not running", when the init is gone; *ret_exec_failed (when
+ * not NULL) tells whether the command itself could not be executed:
+ * argv[0] not found in the container (err->code ENOENT) or not executable
+ * (EACCES, ENOEXEC...). The caller's signal mask and ignored signals are
  * reset to the defaults in the command. The command is the caller's child: a caller that reaps with
  * waitpid(-1) or ignores SIGCHLD would lose its status. */
 BERTH_MUST_CHECK int berth_exec_spawn(const struct berth_exec_config *cfg, pid_t *ret_pid,
-                                      int *ret_pidfd, berth_error *err);
+                                      int *ret_pidfd, bool *ret_exec_failed, berth_error *err);
 
 /* A pseudo-terminal from the container's own devpts instance (its
  * /dev/pts, reached through /proc/<init_pid>/root), so that the command

@@ -657,6 +657,16 @@ static void disarm_timer(struct keeper *k)
 static void health_arm(struct keeper *k, uint64_t ms);
 static void start_service(struct keeper *k);
 
+/* A signal that finds the init gone (ESRCH) is followed by its exit, an
+ * event of the table; any other failure is worth a line in the log. */
+static void kill_container(struct keeper *k, int sig)
+{
+    berth_error e = BERTH_ERROR_INIT;
+
+    if (berth_container_kill(&k->c, sig, &e) < 0 && e.code != ESRCH)
+        klog(k, "warning: %s", e.msg);
+}
+
 /* Do what a step of the table (keeper-fsm.h) says, in its order. `ev`
  * (may be NULL) has the transition's details for the history. */
 static void perform(struct keeper *k, const struct berth_keeper_step *s,
@@ -668,11 +678,11 @@ static void perform(struct keeper *k, const struct berth_keeper_step *s,
     if (s->actions & BERTH_KEEPER_DISARM)
         disarm_timer(k);
     if (s->actions & BERTH_KEEPER_KILL) {
-        berth_container_kill(&k->c, k->cfg.stop_signal);
+        kill_container(k, k->cfg.stop_signal);
         arm_timer(k, k->cfg.stop_timeout_ms);
     }
     if ((s->actions & BERTH_KEEPER_KILL_HARD) && k->has_container)
-        berth_container_kill(&k->c, SIGKILL);
+        kill_container(k, SIGKILL);
     if (s->actions & BERTH_KEEPER_ARM_BACKOFF)
         arm_timer(k, s->delay_ms);
     if (s->actions & BERTH_KEEPER_WRITE_STATUS)
@@ -928,7 +938,7 @@ static void on_health_timer(struct keeper *k)
         .redirect_stdio = true,
         .stdio = {-1, out[1], out[1]},
     };
-    int r = berth_exec_spawn(&ec, &pid, &k->health_pidfd, &err);
+    int r = berth_exec_spawn(&ec, &pid, &k->health_pidfd, NULL, &err);
     close(out[1]);
     if (r != 0) {
         k->health_pidfd = -1;

@@ -18,17 +18,12 @@ static const enum berth_state states[] = {
 
 void berth_metrics_agent_read(const char *root, struct berth_metrics_agent *ret)
 {
-    _cleanup_free_ char *path = xasprintf("%s/agent.json", root);
-    berth_error err = BERTH_ERROR_INIT;
-    pid_t pid = 0;
-    json_t *o, *last;
+    json_t *o = berth_agent_state(root), *last;
+    json_t *running = json_object_get(o, "running");
 
     memset(ret, 0, sizeof(*ret));
-    ret->running = berth_agent_alive(root, &pid, &err);
-    if (ret->running < 0)
-        ret->running = -1;
-    o = json_load_file(path, 0, NULL);
-    if (!json_is_object(o)) {
+    ret->running = json_is_boolean(running) ? json_is_true(running) : -1;
+    if (!json_object_get(o, "pid")) { /* no agent.json: it writes its pid first */
         json_decref(o);
         return;
     }

@@ -86,15 +86,25 @@ static json_t *strv_to_json(char **v)
     return a;
 }
 
+/* The six fields of an image config, under the names `keys` gives them:
+ * the OCI/docker config's or config.json's. */
+static void fields_from_json(json_t *o, const char *const keys[6], struct berth_image_config *ret)
+{
+    ret->entrypoint = strv_from_json(json_object_get(o, keys[0]));
+    ret->cmd = strv_from_json(json_object_get(o, keys[1]));
+    ret->env = strv_from_json(json_object_get(o, keys[2]));
+    ret->workdir = str_from_json(json_object_get(o, keys[3]));
+    ret->user = str_from_json(json_object_get(o, keys[4]));
+    ret->stop_signal = str_from_json(json_object_get(o, keys[5]));
+}
+
 /* The OCI/docker config object ("config" in the image config). */
 static void config_from_json(json_t *c, struct berth_image_config *ret)
 {
-    ret->entrypoint = strv_from_json(json_object_get(c, "Entrypoint"));
-    ret->cmd = strv_from_json(json_object_get(c, "Cmd"));
-    ret->env = strv_from_json(json_object_get(c, "Env"));
-    ret->workdir = str_from_json(json_object_get(c, "WorkingDir"));
-    ret->user = str_from_json(json_object_get(c, "User"));
-    ret->stop_signal = str_from_json(json_object_get(c, "StopSignal"));
+    static const char *const keys[6] = {"Entrypoint", "Cmd",  "Env",
+                                        "WorkingDir", "User", "StopSignal"};
+
+    fields_from_json(c, keys, ret);
     ret->blobs = xcalloc(1, sizeof(char *));
 }
 
@@ -137,18 +147,15 @@ static int load_json(const char *path, json_t **ret, berth_error *err)
 int berth_image_config_read(const char *path, enum berth_image_format *ret_format,
                             struct berth_image_config *ret, berth_error *err)
 {
+    static const char *const keys[6] = {"entrypoint", "cmd",  "env",
+                                        "workdir",    "user", "stop_signal"};
     _cleanup_json_ json_t *j = NULL;
 
     if (load_json(path, &j, err) < 0)
         return -1;
     int f = berth_image_format_from_name(json_string_value(json_object_get(j, "format")));
     *ret_format = f < 0 ? BERTH_FORMAT_AUTO : (enum berth_image_format)f;
-    ret->entrypoint = strv_from_json(json_object_get(j, "entrypoint"));
-    ret->cmd = strv_from_json(json_object_get(j, "cmd"));
-    ret->env = strv_from_json(json_object_get(j, "env"));
-    ret->workdir = str_from_json(json_object_get(j, "workdir"));
-    ret->user = str_from_json(json_object_get(j, "user"));
-    ret->stop_signal = str_from_json(json_object_get(j, "stop_signal"));
+    fields_from_json(j, keys, ret);
     ret->blobs = strv_from_json(json_object_get(j, "blobs"));
     return 0;
 }

@@ -43,17 +43,7 @@ static char *strdup_or_null(const char *s)
 
 uint64_t berth_run_config_caps(const struct berth_service *svc)
 {
-    uint64_t caps = berth_caps_default();
-
-    for (size_t i = 0; i < svc->ncap_add; i++) {
-        int c = berth_caps_from_name(svc->cap_add[i]);
-        caps = c == -2 ? ~0ULL : c >= 0 ? caps | (1ULL << c) : caps;
-    }
-    for (size_t i = 0; i < svc->ncap_drop; i++) {
-        int c = berth_caps_from_name(svc->cap_drop[i]);
-        caps = c == -2 ? 0 : c >= 0 ? caps & ~(1ULL << c) : caps;
-    }
-    return caps;
+    return berth_caps_resolve(svc->cap_add, svc->ncap_add, svc->cap_drop, svc->ncap_drop);
 }
 
 static void service_supervision(const struct berth_service *svc, struct berth_run_config *c)

@@ -197,8 +197,9 @@ int berth_run_foreground(const char *root, struct berth_run_options *o, const ch
     if (prepare(root, o, source, &r, err) == 0 && start(&r, &c, err) == 0) {
         if (berth_container_wait(&c, ret, err) == 0)
             rc = 0;
-        else
-            berth_container_kill(&c, SIGKILL);
+        else if (berth_container_kill(&c, SIGKILL, &ign) < 0) {
+            /* gone already: the release below reaps it */
+        }
         if (berth_container_release(&c, rc == 0 ? err : &ign) < 0 && rc == 0) {
             /* it ran: what it left is worth a word, not its exit code */
             berth_log(BERTH_LOG_WARN, "%s", err->msg);

@@ -133,13 +133,16 @@ static int parse_cond(json_t *o, bool include, struct berth_seccomp_rule *r, con
         return FAIL("%s: '%s' is not an object", where, what);
     json_array_foreach(json_object_get(o, "caps"), i, v)
     {
-        int c = json_is_string(v) ? berth_caps_from_name(json_string_value(v)) : -1;
+        berth_error e = BERTH_ERROR_INIT;
+        uint64_t m = 0;
         if (!json_is_string(v))
             return FAIL("%s: %s.caps[%zu] is not a string", where, what, i);
-        if (c < 0 && include)
+        /* one capability a name: ALL is none in a profile */
+        bool known = berth_caps_from_name(json_string_value(v), &m, &e) == 0 && m != ~0ULL;
+        if (!known && include)
             r->arches_in = BERTH_SECCOMP_GOARCH_OTHER; /* never held: never applies */
-        else if (c >= 0)
-            *(include ? &r->caps_all : &r->caps_none) |= 1ULL << c;
+        else if (known)
+            *(include ? &r->caps_all : &r->caps_none) |= m;
     }
     json_array_foreach(json_object_get(o, "arches"), i, v)
     {

@@ -34,9 +34,10 @@ int berth_store_prepare_rootfs(const char *rootfs, berth_error *err)
     if (rootfd < 0)
         return berth_error_set(err, errno, "opening '%s'", rootfs);
     for (size_t i = 0; i < ARRAY_SIZE(targets); i++) {
-        int fd = berth_open_in_root(rootfd, targets[i].path, true, targets[i].dir);
+        int fd = berth_open_in_root(rootfd, targets[i].path, true, targets[i].dir, err);
         if (fd < 0)
-            return berth_error_set(err, errno, "creating '/%s' in '%s'", targets[i].path, rootfs);
+            return berth_error_set(err, err->code, "creating '/%s' in '%s'", targets[i].path,
+                                   rootfs);
         close(fd);
     }
     return 0;

@@ -210,9 +210,13 @@ static int whiteout(int rootfd, const char *path, berth_error *err)
     split(path, &dir, &base);
     if (!dir)
         return berth_error_set(err, ENOMEM, "whiteout '%s'", path);
-    dfd = berth_open_in_root(rootfd, dir, false, false);
+    dfd = berth_open_in_root(rootfd, dir, false, false, err);
+    if (dfd < 0 && err->code == ENOENT) {
+        berth_error_clear(err); /* nothing to white out */
+        return 0;
+    }
     if (dfd < 0)
-        return errno == ENOENT ? 0 : berth_error_set(err, errno, "whiteout '%s'", path);
+        return berth_error_set(err, err->code, "whiteout '%s'", path);
     struct stat st;
     if (fstat(dfd, &st) < 0 || !S_ISDIR(st.st_mode))
         return 0;
@@ -261,7 +265,8 @@ static void replace_dir(struct ctx *c, struct archive_entry *entry, const char *
     split(name, &dir, &base);
     if (!dir || !*base)
         return;
-    _cleanup_close_ int dfd = berth_open_in_root(c->rootfd, dir, false, false);
+    berth_error err = BERTH_ERROR_INIT;
+    _cleanup_close_ int dfd = berth_open_in_root(c->rootfd, dir, false, false, &err);
     if (dfd < 0)
         return;
     _cleanup_close_ int real = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -12,12 +12,13 @@ static FILE *open_image_file(const char *rootfs, const char *path)
 {
     _cleanup_close_ int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     _cleanup_close_ int pfd = -1;
+    berth_error err = BERTH_ERROR_INIT;
     char proc[64];
     int fd;
 
     if (rootfd < 0)
         return NULL;
-    pfd = berth_open_in_root(rootfd, path, false, false);
+    pfd = berth_open_in_root(rootfd, path, false, false, &err);
     if (pfd < 0)
         return NULL;
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);

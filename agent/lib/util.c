@@ -413,7 +413,8 @@ static void path_pop(char *p)
         *p = '\0';
 }
 
-int berth_open_in_root(int rootfd, const char *path, bool create, bool create_dir)
+/* berth_open_in_root(), -1 with errno */
+static int open_in_root(int rootfd, const char *path, bool create, bool create_dir)
 {
     _cleanup_free_ char *resolved = xstrdup("");
     _cleanup_free_ char *pending = NULL;
@@ -485,6 +486,16 @@ int berth_open_in_root(int rootfd, const char *path, bool create, bool create_di
         rest = next;
     }
     return openat2_in_root(rootfd, *resolved ? resolved : ".", O_PATH);
+}
+
+int berth_open_in_root(int rootfd, const char *path, bool create, bool create_dir, berth_error *err)
+{
+    int fd = open_in_root(rootfd, path, create, create_dir);
+
+    if (fd < 0)
+        return berth_error_set(err, errno, "%s '%s' inside the root",
+                               create ? "creating" : "opening", path);
+    return fd;
 }
 
 #include <signal.h>

@@ -117,17 +117,19 @@ void berth_env_set_arg(char ***env, size_t *n, const char *arg);
 /* Monotonic clock in milliseconds. */
 uint64_t berth_now_ms(void);
 
-#endif
-
 /* Open `path` inside the directory tree `rootfd` as an O_PATH descriptor,
  * resolving every symlink and ".." as if `rootfd` were "/" (openat2's
  * RESOLVE_IN_ROOT), so nothing resolves outside the tree.
  * With `create` set, missing components are created: directories, and for
  * the last component a directory when `create_dir`, an empty file
- * otherwise. Returns the fd or -1 with errno set. */
-int berth_open_in_root(int rootfd, const char *path, bool create, bool create_dir);
+ * otherwise. Returns the fd, or -1 with err->code the errno of the step
+ * that failed (ENOENT: a component is missing). */
+BERTH_MUST_CHECK int berth_open_in_root(int rootfd, const char *path, bool create, bool create_dir,
+                                        berth_error *err);
 
 /* "SIGTERM", "TERM", "term" or "15" → 15; -1 when unknown. */
 int berth_signal_from_name(const char *name);
 /* 15 → "SIGTERM" (a static string; "SIG?" when unknown). */
 const char *berth_signal_name(int sig);
+
+#endif

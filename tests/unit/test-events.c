@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "events.h"
+#include "history.h"
 #include "logs.h"
 #include "util.h"
 
@@ -136,6 +138,72 @@ static void test_record_and_rotate(void **state)
     assert_int_equal(berth_rm_rf(dir, &err), 0);
 }
 
+/* Complete lines only, from `since` on, named when they are not */
+static void test_parse_lines(void **state)
+{
+    (void)state;
+    const char buf[] = "{\"time\": \"2026-12-07T16:00:00Z\", \"cause\": \"start\"}\n"
+                       "not an event\n"
+                       "{\"time\": \"2026-12-07T16:00:02Z\", \"service\": \"db\", "
+                       "\"cause\": \"exit\"}\n"
+                       "{\"time\": \"2026-12-07T16:00:03Z\", \"cau";
+    struct berth_event *v = NULL;
+    size_t n = 0;
+    size_t used = berth_events_parse_lines(buf, strlen(buf), "web", 0, &v, &n);
+
+    assert_int_equal(used, strrchr(buf, '\n') + 1 - buf);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].service, "web");
+    assert_string_equal(v[1].service, "db");
+    assert_int_equal(berth_events_parse_lines(buf, used, NULL, v[1].time_us, &v, &n), used);
+    assert_int_equal(n, 3);
+    assert_string_equal(v[2].cause, "exit");
+    berth_events_free(v, n);
+}
+
+struct batches {
+    size_t calls, n;
+    char services[8][16];
+};
+
+static void take(void *ud, const struct berth_event *v, size_t n)
+{
+    struct batches *b = ud;
+    b->calls++;
+    for (size_t i = 0; i < n && b->n < 8; i++)
+        snprintf(b->services[b->n++], sizeof(b->services[0]), "%s", v[i].service);
+}
+
+/* Every service's and every removed one's, merged by time; a name that
+ * is neither fails */
+static void test_watch_without_following(void **state)
+{
+    (void)state;
+    _cleanup_free_ char *root = tmpdir();
+    _cleanup_free_ char *web = xasprintf("%s/services/web", root);
+    _cleanup_free_ char *old = xasprintf("%s/removed/old@100", root);
+    berth_error err = BERTH_ERROR_INIT;
+    struct berth_event a = {.cause = (char *)"start", .time_us = T0 + 2};
+    struct berth_event b = {.service = (char *)"old", .cause = (char *)"stop", .time_us = T0 + 1};
+    struct batches got = {0};
+
+    assert_int_equal(berth_mkdir_p(web, 0755, &err), 0);
+    assert_int_equal(berth_mkdir_p(old, 0755, &err), 0);
+    assert_int_equal(berth_event_record(web, &a, &err), 0);
+    assert_int_equal(berth_event_record(old, &b, &err), 0);
+    assert_int_equal(berth_events_watch(root, NULL, 0, 0, false, take, &got, &err), 0);
+    assert_int_equal(got.calls, 1);
+    assert_int_equal(got.n, 2);
+    assert_string_equal(got.services[0], "old");
+    assert_string_equal(got.services[1], "web");
+
+    char *names[] = {"nope"};
+    assert_int_equal(berth_events_watch(root, names, 1, 0, false, take, &got, &err), -1);
+    assert_int_equal(err.code, ENOENT);
+    assert_non_null(strstr(err.msg, "no service 'nope' under"));
+    assert_int_equal(berth_rm_rf(root, &err), 0);
+}
+
 struct got {
     char text[4096];
     int64_t times[16];
@@ -200,6 +268,8 @@ int main(void)
         cmocka_unit_test(test_event_round_trip),
         cmocka_unit_test(test_record_and_rotate),
         cmocka_unit_test(test_log_reader),
+        cmocka_unit_test(test_parse_lines),
+        cmocka_unit_test(test_watch_without_following),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

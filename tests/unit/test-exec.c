@@ -140,16 +140,16 @@ static void test_spawn_into_a_gone_container(void **state)
     struct berth_user root = {0};
     struct berth_exec_config cfg = {
         .init_pid = pid, .init_pidfd = -1, .run = &run, .user = &root, .argv = argv};
-    assert_int_equal(berth_exec_spawn(&cfg, &got, &fd, &err), -1);
+    assert_int_equal(berth_exec_spawn(&cfg, &got, &fd, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "the container of 'web' is not running"));
     assert_int_equal(err.code, ESRCH);
     assert_int_equal(fd, -1);
 
     cfg.init_pid = 0;
-    assert_int_equal(berth_exec_spawn(&cfg, &got, &fd, &err), -1);
+    assert_int_equal(berth_exec_spawn(&cfg, &got, &fd, NULL, &err), -1);
     cfg.init_pid = getpid();
     cfg.argv = NULL;
-    assert_int_equal(berth_exec_spawn(&cfg, &got, &fd, &err), -1);
+    assert_int_equal(berth_exec_spawn(&cfg, &got, &fd, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "no command"));
 }
 
@@ -192,7 +192,7 @@ static void spawn_with_fake_cgroups(const char *fsroot, const char *const *dirs,
     pid_t pid = 0, helper = 0;
     int fd = -1, code = -1;
 
-    int r = berth_exec_spawn(&cfg, &pid, &fd, &err);
+    int r = berth_exec_spawn(&cfg, &pid, &fd, NULL, &err);
     if (r == 0) {
         assert_int_equal(berth_exec_wait(fd, 10000, &code, &err), 0);
         assert_int_equal(code, 0);

@@ -73,13 +73,28 @@ static void test_caps(void **state)
     (void)state;
     /* podman's: Docker's 0xa80425fb without NET_RAW, MKNOD, AUDIT_WRITE */
     assert_int_equal(berth_caps_default(), 0x800405fbULL);
-    assert_int_equal(berth_caps_from_name("NET_ADMIN"), 12);
-    assert_int_equal(berth_caps_from_name("cap_net_admin"), 12);
-    assert_int_equal(berth_caps_from_name("CAP_SYS_ADMIN"), 21);
-    assert_int_equal(berth_caps_from_name("ALL"), -2);
-    assert_int_equal(berth_caps_from_name("BOGUS"), -1);
-    assert_int_equal(berth_caps_from_name("12"), -1);
-    assert_int_equal(berth_caps_from_name(""), -1);
+    berth_error err = BERTH_ERROR_INIT;
+    uint64_t m = 0;
+    assert_int_equal(berth_caps_from_name("NET_ADMIN", &m, &err), 0);
+    assert_true(m == 1ULL << 12);
+    assert_int_equal(berth_caps_from_name("cap_net_admin", &m, &err), 0);
+    assert_true(m == 1ULL << 12);
+    assert_int_equal(berth_caps_from_name("CAP_SYS_ADMIN", &m, &err), 0);
+    assert_true(m == 1ULL << 21);
+    assert_int_equal(berth_caps_from_name("ALL", &m, &err), 0);
+    assert_true(m == ~0ULL);
+    assert_int_equal(berth_caps_from_name("BOGUS", &m, &err), -1);
+    assert_string_equal(err.msg, "unknown capability 'BOGUS'");
+    assert_int_equal(err.code, EINVAL);
+    assert_int_equal(berth_caps_from_name("12", &m, &err), -1);
+    assert_int_equal(berth_caps_from_name("", &m, &err), -1);
+
+    char *add[] = {"NET_ADMIN", "BOGUS"}, *drop[] = {"CHOWN"}, *all[] = {"ALL"};
+    uint64_t def = berth_caps_default();
+    assert_true(berth_caps_resolve(NULL, 0, NULL, 0) == def);
+    assert_true(berth_caps_resolve(add, 2, drop, 1) == ((def | 1ULL << 12) & ~1ULL));
+    assert_true(berth_caps_resolve(all, 1, NULL, 0) == ~0ULL);
+    assert_true(berth_caps_resolve(add, 1, all, 1) == 0);
 }
 
 static void test_error_wrap(void **state)
@@ -136,15 +151,16 @@ static void test_open_in_root_never_escapes(void **state)
 
     int rootfd = open(root, O_PATH | O_DIRECTORY);
     assert_true(rootfd >= 0);
-    int fd = berth_open_in_root(rootfd, "/abs/x/y", true, true);
+    int fd = berth_open_in_root(rootfd, "/abs/x/y", true, true, &err);
     assert_true(fd >= 0);
     close(fd);
-    fd = berth_open_in_root(rootfd, "rel/file", true, false);
+    fd = berth_open_in_root(rootfd, "rel/file", true, false, &err);
     assert_true(fd >= 0);
     close(fd);
-    fd = berth_open_in_root(rootfd, "/loop/z", true, true);
+    fd = berth_open_in_root(rootfd, "/loop/z", true, true, &err);
     assert_int_equal(fd, -1);
-    assert_int_equal(errno, ELOOP);
+    assert_int_equal(err.code, ELOOP);
+    assert_non_null(strstr(err.msg, "creating '/loop/z' inside the root"));
     close(rootfd);
 
     struct stat st;
