@@ -177,32 +177,79 @@ static int parse_cap(uint64_t *caps, const char *name, bool add)
 
 #define BAD(...) return berth_usage_error("run", __VA_ARGS__)
 
+/* The limits and the confinement: 0 when `c` was one (and valid), a usage
+ * error's exit code when it was not valid, -1 when it is not one of them. */
+static int limit_option(int c, const char *optarg, struct berth_run_options *o)
+{
+    switch (c) {
+    case OPT_MEMORY:
+        if (berth_parse_size(optarg, &o->limits.memory) < 0 || o->limits.memory < (1 << 20))
+            BAD("invalid --memory '%s': expected a size of at least 1M, like 512M or 2G", optarg);
+        return 0;
+    case OPT_CPUS:
+        if (parse_cpus(optarg, &o->limits.cpus_milli) < 0)
+            BAD("invalid --cpus '%s': expected a number of CPUs like 0.5 or 2", optarg);
+        return 0;
+    case OPT_PIDS:
+        if (parse_uint(optarg, &o->limits.pids) < 0)
+            BAD("invalid --pids '%s': expected a positive number", optarg);
+        return 0;
+    case OPT_NOFILE:
+        if (parse_uint(optarg, &o->limits.nofile) < 0)
+            BAD("invalid --nofile '%s': expected a positive number", optarg);
+        return 0;
+    case OPT_CAP_ADD:
+    case OPT_CAP_DROP:
+        if (parse_cap(&o->caps, optarg, c == OPT_CAP_ADD) < 0)
+            BAD("unknown capability '%s'", optarg);
+        return 0;
+    case OPT_STOP_SIGNAL:
+        o->stop_signal = berth_signal_from_name(optarg);
+        if (o->stop_signal < 0)
+            BAD("unknown signal '%s'", optarg);
+        o->stop_signal_set = true;
+        return 0;
+    case OPT_STOP_TIMEOUT:
+        if (berth_parse_duration(optarg, &o->stop_timeout_ms) < 0)
+            BAD("invalid --stop-timeout '%s': expected a duration like 10s or 500ms", optarg);
+        return 0;
+    case OPT_SECCOMP:
+        if (!*optarg)
+            BAD("invalid --seccomp '': expected default, unconfined or a profile file");
+        o->seccomp = optarg;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+static const struct option longopts[] = {
+    BERTH_GLOBAL_LONGOPTS,
+    {"help", no_argument, NULL, 'h'},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"env", required_argument, NULL, 'e'},
+    {"workdir", required_argument, NULL, 'w'},
+    {"user", required_argument, NULL, 'u'},
+    {"mount", required_argument, NULL, 'v'},
+    {"volume", required_argument, NULL, 'v'},
+    {"tmpfs", required_argument, NULL, OPT_TMPFS},
+    {"read-only", no_argument, NULL, OPT_READONLY},
+    {"network", required_argument, NULL, OPT_NETWORK},
+    {"hostname", required_argument, NULL, OPT_HOSTNAME},
+    {"memory", required_argument, NULL, OPT_MEMORY},
+    {"cpus", required_argument, NULL, OPT_CPUS},
+    {"pids", required_argument, NULL, OPT_PIDS},
+    {"nofile", required_argument, NULL, OPT_NOFILE},
+    {"cap-add", required_argument, NULL, OPT_CAP_ADD},
+    {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
+    {"stop-signal", required_argument, NULL, OPT_STOP_SIGNAL},
+    {"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
+    {"seccomp", required_argument, NULL, OPT_SECCOMP},
+    {NULL, 0, NULL, 0},
+};
+
 static int parse_args(int argc, char **argv, struct berth_globals *g, struct berth_run_options *o)
 {
-    static const struct option longopts[] = {
-        BERTH_GLOBAL_LONGOPTS,
-        {"help", no_argument, NULL, 'h'},
-        {"name", required_argument, NULL, OPT_NAME},
-        {"env", required_argument, NULL, 'e'},
-        {"workdir", required_argument, NULL, 'w'},
-        {"user", required_argument, NULL, 'u'},
-        {"mount", required_argument, NULL, 'v'},
-        {"volume", required_argument, NULL, 'v'},
-        {"tmpfs", required_argument, NULL, OPT_TMPFS},
-        {"read-only", no_argument, NULL, OPT_READONLY},
-        {"network", required_argument, NULL, OPT_NETWORK},
-        {"hostname", required_argument, NULL, OPT_HOSTNAME},
-        {"memory", required_argument, NULL, OPT_MEMORY},
-        {"cpus", required_argument, NULL, OPT_CPUS},
-        {"pids", required_argument, NULL, OPT_PIDS},
-        {"nofile", required_argument, NULL, OPT_NOFILE},
-        {"cap-add", required_argument, NULL, OPT_CAP_ADD},
-        {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
-        {"stop-signal", required_argument, NULL, OPT_STOP_SIGNAL},
-        {"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
-        {"seccomp", required_argument, NULL, OPT_SECCOMP},
-        {NULL, 0, NULL, 0},
-    };
     int c;
 
     opterr = 0;
@@ -212,6 +259,11 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct ber
         if (r != 0) {
             if (r < 0)
                 return berth_usage_code();
+            continue;
+        }
+        if ((r = limit_option(c, optarg, o)) >= 0) {
+            if (r > 0)
+                return r;
             continue;
         }
         /* run's -v is --mount (Docker's), not the global --verbose */
@@ -246,43 +298,6 @@ static int parse_args(int argc, char **argv, struct berth_globals *g, struct ber
             if (!*optarg || strlen(optarg) > 64)
                 BAD("invalid --hostname '%s': 1 to 64 characters", optarg);
             o->hostname = optarg;
-            break;
-        case OPT_MEMORY:
-            if (berth_parse_size(optarg, &o->limits.memory) < 0 || o->limits.memory < (1 << 20))
-                BAD("invalid --memory '%s': expected a size of at least 1M, like 512M or 2G",
-                    optarg);
-            break;
-        case OPT_CPUS:
-            if (parse_cpus(optarg, &o->limits.cpus_milli) < 0)
-                BAD("invalid --cpus '%s': expected a number of CPUs like 0.5 or 2", optarg);
-            break;
-        case OPT_PIDS:
-            if (parse_uint(optarg, &o->limits.pids) < 0)
-                BAD("invalid --pids '%s': expected a positive number", optarg);
-            break;
-        case OPT_NOFILE:
-            if (parse_uint(optarg, &o->limits.nofile) < 0)
-                BAD("invalid --nofile '%s': expected a positive number", optarg);
-            break;
-        case OPT_CAP_ADD:
-        case OPT_CAP_DROP:
-            if (parse_cap(&o->caps, optarg, c == OPT_CAP_ADD) < 0)
-                BAD("unknown capability '%s'", optarg);
-            break;
-        case OPT_STOP_SIGNAL:
-            o->stop_signal = berth_signal_from_name(optarg);
-            if (o->stop_signal < 0)
-                BAD("unknown signal '%s'", optarg);
-            o->stop_signal_set = true;
-            break;
-        case OPT_STOP_TIMEOUT:
-            if (berth_parse_duration(optarg, &o->stop_timeout_ms) < 0)
-                BAD("invalid --stop-timeout '%s': expected a duration like 10s or 500ms", optarg);
-            break;
-        case OPT_SECCOMP:
-            if (!*optarg)
-                BAD("invalid --seccomp '': expected default, unconfined or a profile file");
-            o->seccomp = optarg;
             break;
         case ':':
             BAD("option '%s' needs a value", argv[optind - 1]);
