@@ -1,6 +1,7 @@
 #include "status.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -186,12 +187,20 @@ static char *dup_str(json_t *o, const char *key)
 int berth_status_read(const char *root, const char *name, struct berth_status *st, berth_error *err)
 {
     _cleanup_free_ char *dir = berth_record_dir(root, name);
+    struct berth_record_at at = {.dfd = AT_FDCWD, .dir = dir};
+
+    return berth_status_read_at(&at, name, st, err);
+}
+
+int berth_status_read_at(const struct berth_record_at *at, const char *name,
+                         struct berth_status *st, berth_error *err)
+{
     json_t *o, *last;
     pid_t keeper = 0;
     char rejected[65];
 
     memset(st, 0, sizeof(*st));
-    if (berth_record_status_load(root, name, &o, err) < 0)
+    if (berth_record_status_load_at(at, &o, err) < 0)
         return -1;
     st->name = xstrdup(name);
     if (!berth_state_parse(json_string_value(json_object_get(o, "state")), &st->state))
@@ -219,15 +228,17 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
     json_decref(o);
     /* rolled back from (rejected.sha256), and running the version it was
      * rolled back to */
-    if (berth_record_read_rejected(dir, rejected, &st->rejected_image))
+    if (berth_record_read_rejected_at(at, rejected, &st->rejected_image))
         st->rejected_spec_hash = xstrdup(rejected);
     if (st->state == BERTH_STATE_RUNNING && st->rejected_spec_hash)
         st->state = BERTH_STATE_ROLLED_BACK;
     /* the record says alive, the lock says the keeper is gone */
-    if (berth_state_live(st->state) && !berth_record_keeper_alive(root, name, &keeper)) {
+    st->keeper_probed = berth_state_live(st->state);
+    if (st->keeper_probed && !berth_record_keeper_alive_at(at, &keeper)) {
         st->keeper_gone = true;
         st->keeper_pid = 0;
-        if (!berth_record_orphaned(dir)) {
+        st->orphaned = berth_record_orphaned_at(at);
+        if (!st->orphaned) {
             st->state = BERTH_STATE_FAILED;
             st->pid = 0;
             st->service_pid = 0;
@@ -256,28 +267,33 @@ void berth_status_release(struct berth_status *st)
     memset(st, 0, sizeof(*st));
 }
 
+void berth_status_read_listed(const struct berth_records *recs, size_t i, struct berth_status *st)
+{
+    struct berth_record_at at = berth_records_at(recs, i);
+
+    if (berth_status_read_at(&at, recs->names[i], st, NULL) < 0) {
+        /* a record being created: its spec before the first status */
+        memset(st, 0, sizeof(*st));
+        st->name = xstrdup(recs->names[i]);
+        st->state = BERTH_STATE_STOPPED;
+    }
+}
+
 int berth_status_list(const char *root, struct berth_status **ret, size_t *ret_n, berth_error *err)
 {
-    char **names;
+    struct berth_records recs;
     struct berth_status *v;
-    size_t n;
 
     *ret = NULL;
     *ret_n = 0;
-    if (berth_record_list(root, &names, &n, err) < 0)
+    if (berth_records_open(root, &recs, err) < 0)
         return -1;
-    v = xcalloc(n, sizeof(*v));
-    for (size_t i = 0; i < n; i++) {
-        if (berth_status_read(root, names[i], &v[i], NULL) < 0) {
-            /* a record being created: its spec before the first status */
-            memset(&v[i], 0, sizeof(v[i]));
-            v[i].name = xstrdup(names[i]);
-            v[i].state = BERTH_STATE_STOPPED;
-        }
-    }
-    berth_strv_free(names);
+    v = xcalloc(recs.n, sizeof(*v));
+    for (size_t i = 0; i < recs.n; i++)
+        berth_status_read_listed(&recs, i, &v[i]);
     *ret = v;
-    *ret_n = n;
+    *ret_n = recs.n;
+    berth_records_close(&recs);
     return 0;
 }
 
