@@ -100,14 +100,13 @@ struct record {
     bool orphaned;
 };
 
-/* Record `i` of `recs`: its status, the stored hash, and whether its
- * keeper runs (the status read looked already when the state says it
- * should), all opened relative to ROOT/services */
+/* Record `i` of `recs`: its status and whether its keeper runs (the
+ * listed status read looks), and the stored hash, all opened relative to
+ * ROOT/services */
 static void read_record(const struct berth_records *recs, size_t i, struct record *r)
 {
     struct berth_record_at at = berth_records_at(recs, i);
     struct berth_status st;
-    bool alive, orphaned;
 
     berth_status_read_listed(recs, i, &st);
     memset(r, 0, sizeof(*r));
@@ -117,17 +116,13 @@ static void read_record(const struct berth_records *recs, size_t i, struct recor
     if (st.rejected_spec_hash && strlen(st.rejected_spec_hash) == 64)
         memcpy(r->rejected, st.rejected_spec_hash, 65);
     r->state = st.state;
-    if (st.keeper_probed) {
-        alive = !st.keeper_gone;
-        orphaned = st.orphaned;
-    } else {
-        alive = berth_record_keeper_alive_at(&at, NULL);
-        orphaned = !alive && berth_record_orphaned_at(&at);
-    }
     /* a keeper on its way out (a stop asked for by a berth killed since)
      * is not running the service for long: a start waits for it */
-    r->running = alive && !st.stopping;
-    r->orphaned = orphaned;
+    r->running = st.keeper == BERTH_KEEPER_ALIVE && !st.stopping;
+    /* the status read looked when the state says a keeper runs; a record
+     * no keeper ran has no container */
+    r->orphaned = st.keeper_gone ? st.orphaned
+                                 : st.keeper == BERTH_KEEPER_GONE && berth_record_orphaned_at(&at);
     if (st.state == BERTH_STATE_FAILED && st.start_error && st.spec_hash && r->hash[0] &&
         !strcmp(st.spec_hash, r->hash))
         r->start_error = TAKE_PTR(st.start_error);

@@ -115,7 +115,11 @@ int berth_record_list(const char *root, char ***ret_names, size_t *ret_n, berth_
 static bool at_path(char buf[PATH_MAX], const struct berth_record_at *at, enum berth_record_file f)
 {
     int n = snprintf(buf, PATH_MAX, "%s/%s", at->dir, berth_record_file_name(f));
-    return n > 0 && n < PATH_MAX;
+
+    if (n > 0 && n < PATH_MAX)
+        return true;
+    errno = ENAMETOOLONG;
+    return false;
 }
 
 /* Keep the running version as previous/ (container.json, spec.json,
@@ -374,10 +378,11 @@ bool berth_record_keeper_alive(const char *root, const char *name, pid_t *ret_pi
     _cleanup_free_ char *dir = berth_record_dir(root, name);
     struct berth_record_at at = {.dfd = AT_FDCWD, .dir = dir};
 
-    return berth_record_keeper_alive_at(&at, ret_pid);
+    return berth_record_keeper_probe_at(&at, ret_pid) == BERTH_KEEPER_ALIVE;
 }
 
-bool berth_record_keeper_alive_at(const struct berth_record_at *at, pid_t *ret_pid)
+enum berth_keeper_probe berth_record_keeper_probe_at(const struct berth_record_at *at,
+                                                     pid_t *ret_pid)
 {
     char path[PATH_MAX];
     _cleanup_close_ int fd = at_path(path, at, BERTH_RECORD_KEEPER_LOCK)
@@ -386,15 +391,15 @@ bool berth_record_keeper_alive_at(const struct berth_record_at *at, pid_t *ret_p
     char buf[32] = "";
 
     if (fd < 0)
-        return false;
+        return errno == ENOENT ? BERTH_KEEPER_NEVER : BERTH_KEEPER_GONE;
     /* the live keeper holds LOCK_EX; a shared lock is only granted when it is gone */
     if (flock(fd, LOCK_SH | LOCK_NB) == 0)
-        return false;
+        return BERTH_KEEPER_GONE;
     if (ret_pid) {
         ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
         *ret_pid = n > 0 ? (pid_t)atoi(buf) : 0;
     }
-    return true;
+    return BERTH_KEEPER_ALIVE;
 }
 
 bool berth_record_orphaned(const char *dir)

@@ -9,7 +9,10 @@
  *   rejected.sha256  the spec rolled back from (its hash, then its image's
  *                    digest), not tried again until the file asks for another
  *   status.json      the keeper's, after every transition (status.h)
- *   keeper.lock      flock()ed by the live keeper, its pid inside
+ *   keeper.lock      flock()ed by the live keeper, its pid inside; made by
+ *                    the first keeper before anything else it writes
+ *                    (status.json, init.json) and never removed, so a
+ *                    record without it never ran
  *   keeper.sock      the keeper's control socket
  *   init.json        where the running container's init is (handover.h)
  *   events           its history (events.h), log/ its output (logs.h)
@@ -153,7 +156,16 @@ BERTH_MUST_CHECK int berth_record_keeper_lock(const char *dir, int *ret_fd, bert
  * probe never takes the lock from a live keeper: a shared lock is granted
  * only once it is gone. */
 bool berth_record_keeper_alive(const char *root, const char *name, pid_t *ret_pid);
-bool berth_record_keeper_alive_at(const struct berth_record_at *at, pid_t *ret_pid);
+
+/* What the keeper lock of the record at `at` says, in one open: */
+enum berth_keeper_probe {
+    BERTH_KEEPER_UNKNOWN = 0, /* not looked at (for callers' records) */
+    BERTH_KEEPER_NEVER,       /* no lock: no keeper ever ran the record */
+    BERTH_KEEPER_GONE,        /* its keeper is gone */
+    BERTH_KEEPER_ALIVE,       /* a keeper holds it; its pid in *ret_pid */
+};
+enum berth_keeper_probe berth_record_keeper_probe_at(const struct berth_record_at *at,
+                                                     pid_t *ret_pid);
 
 /* Whether the container of record directory `dir` runs on without a
  * keeper: its init.json (handover.h) names an init that still runs (the

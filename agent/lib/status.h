@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "record.h"
 
 /* A service's state, as status.json's "state" spells it (DESIGN.md):
  * stopped, starting, running, backoff, stopping (a keeper's own: its
@@ -66,10 +67,11 @@ struct berth_status {
      * was killed); the container may run on (`pid`), until a new keeper
      * adopts it (handover.h) */
     bool keeper_gone;
-    /* berth_status_read() looked for the keeper (the state says one runs):
-     * keeper_gone is the answer, and `orphaned` whether the container runs
-     * on without it. Not in JSON */
-    bool keeper_probed;
+    /* What the keeper's lock said (record.h): berth_status_read() looks
+     * when the state says a keeper runs, berth_status_read_listed()
+     * always. With keeper_gone, `orphaned`: the container runs on without
+     * it. Neither is in JSON */
+    enum berth_keeper_probe keeper;
     bool orphaned;
     /* the last health check: "last_check" in JSON, null before the first */
     bool has_check;
@@ -89,19 +91,14 @@ BERTH_MUST_CHECK int berth_status_write(const char *root, const struct berth_sta
  * keeper was killed) unless its container runs on without it. */
 BERTH_MUST_CHECK int berth_status_read(const char *root, const char *name, struct berth_status *ret,
                                        berth_error *err);
-/* The same for the record at `at` (record.h). */
-struct berth_record_at;
-BERTH_MUST_CHECK int berth_status_read_at(const struct berth_record_at *at, const char *name,
-                                          struct berth_status *ret, berth_error *err);
 void berth_status_release(struct berth_status *st);
 
 /* Every service record under ROOT/services, sorted by name. */
 BERTH_MUST_CHECK int berth_status_list(const char *root, struct berth_status **ret, size_t *ret_n,
                                        berth_error *err);
-/* Record `i` of `recs` (record.h) as berth_status_list reads it: one
- * without a status that reads (being created: its spec before the first
- * status) is "stopped". */
-struct berth_records;
+/* Record `i` of `recs` as berth_status_list reads it: one without a
+ * status that reads (being created: its spec before the first status) is
+ * "stopped". */
 void berth_status_read_listed(const struct berth_records *recs, size_t i, struct berth_status *ret);
 void berth_status_list_free(struct berth_status *v, size_t n);
 
