@@ -108,7 +108,7 @@ static void read_record(const struct berth_records *recs, size_t i, struct recor
     struct berth_record_at at = berth_records_at(recs, i);
     struct berth_status st;
 
-    berth_status_read_listed(recs, i, &st);
+    berth_status_read_listed(recs, i, true, &st);
     memset(r, 0, sizeof(*r));
     r->name = TAKE_PTR(st.name);
     berth_record_read_hash_at(&at, BERTH_RECORD_HASH, r->hash);

@@ -277,13 +277,14 @@ void berth_status_release(struct berth_status *st)
     memset(st, 0, sizeof(*st));
 }
 
-void berth_status_read_listed(const struct berth_records *recs, size_t i, struct berth_status *st)
+void berth_status_read_listed(const struct berth_records *recs, size_t i, bool keeper_first,
+                              struct berth_status *st)
 {
     struct berth_record_at at = berth_records_at(recs, i);
-    /* the lock first: a record that no keeper ran has no status to read
-     * (record.h), and that is most records of a host where many services
-     * are disabled */
-    enum berth_keeper_probe keeper = berth_record_keeper_probe_at(&at, NULL);
+    /* a record that no keeper ran has no status to read (record.h): most
+     * records of a host where many services are disabled */
+    enum berth_keeper_probe keeper =
+        keeper_first ? berth_record_keeper_probe_at(&at, NULL) : BERTH_KEEPER_UNKNOWN;
 
     if (keeper == BERTH_KEEPER_NEVER || status_read(&at, recs->names[i], keeper, st, NULL) < 0) {
         /* or a record being created: its spec before the first status */
@@ -305,7 +306,7 @@ int berth_status_list(const char *root, struct berth_status **ret, size_t *ret_n
         return -1;
     v = xcalloc(recs.n, sizeof(*v));
     for (size_t i = 0; i < recs.n; i++)
-        berth_status_read_listed(&recs, i, &v[i]);
+        berth_status_read_listed(&recs, i, false, &v[i]);
     *ret = v;
     *ret_n = recs.n;
     berth_records_close(&recs);

@@ -219,16 +219,21 @@ static void test_records_at(void **state)
 
     /* never ran */
     assert_int_equal(berth_record_keeper_probe_at(&at, NULL), BERTH_KEEPER_NEVER);
-    berth_status_read_listed(&recs, 1, &st);
+    berth_status_read_listed(&recs, 1, true, &st);
     assert_string_equal(st.name, "web");
     assert_int_equal(st.state, BERTH_STATE_STOPPED);
     assert_int_equal(st.keeper, BERTH_KEEPER_NEVER);
+    berth_status_release(&st);
+    /* a list of statuses does not ask the lock of a stopped record */
+    berth_status_read_listed(&recs, 1, false, &st);
+    assert_int_equal(st.state, BERTH_STATE_STOPPED);
+    assert_int_equal(st.keeper, BERTH_KEEPER_UNKNOWN);
     berth_status_release(&st);
 
     /* running, its keeper alive */
     assert_int_equal(berth_record_keeper_lock(dir, &fd, &err), 0);
     assert_int_equal(berth_record_status_write(root, "web", "{\"state\": \"running\"}", &err), 0);
-    berth_status_read_listed(&recs, 1, &st);
+    berth_status_read_listed(&recs, 1, true, &st);
     assert_int_equal(st.state, BERTH_STATE_RUNNING);
     assert_int_equal(st.keeper, BERTH_KEEPER_ALIVE);
     assert_false(st.keeper_gone);
@@ -236,7 +241,7 @@ static void test_records_at(void **state)
 
     /* its keeper killed, no container left: failed */
     close(fd);
-    berth_status_read_listed(&recs, 1, &st);
+    berth_status_read_listed(&recs, 1, true, &st);
     assert_int_equal(st.state, BERTH_STATE_FAILED);
     assert_int_equal(st.keeper, BERTH_KEEPER_GONE);
     assert_true(st.keeper_gone);
