@@ -1,6 +1,7 @@
 #include "handover.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,12 @@ int berth_handover_record_write(const char *path, const struct berth_handover_re
 
 int berth_handover_record_read(const char *path, struct berth_handover_record *r, berth_error *err)
 {
+    return berth_handover_record_read_at(AT_FDCWD, path, r, err);
+}
+
+int berth_handover_record_read_at(int dfd, const char *path, struct berth_handover_record *r,
+                                  berth_error *err)
+{
     _cleanup_free_ char *text = NULL;
     size_t len;
     berth_error e = BERTH_ERROR_INIT;
@@ -45,7 +52,7 @@ int berth_handover_record_read(const char *path, struct berth_handover_record *r
     memset(r, 0, sizeof(*r));
     /* one failed open when there is none (every service not running, at
      * every diff), not json_load_file's and an access() */
-    if (berth_read_file(path, 1 << 20, &text, &len, err ? &e : NULL) < 0) {
+    if (berth_read_file_at(dfd, path, 1 << 20, &text, &len, err ? &e : NULL) < 0) {
         if (e.code && e.code != ENOENT)
             return berth_error_set(err, EINVAL, "%s", e.msg);
         return berth_error_set(err, ENOENT, "no container record '%s'", path);
@@ -117,13 +124,13 @@ int berth_handover_open_init(const struct berth_handover_record *r, berth_error 
     return fd;
 }
 
-bool berth_handover_orphan(const char *path)
+bool berth_handover_orphan(int dfd, const char *path)
 {
     struct berth_handover_record r;
     berth_error e = BERTH_ERROR_INIT;
     int fd;
 
-    if (berth_handover_record_read(path, &r, NULL) < 0)
+    if (berth_handover_record_read_at(dfd, path, &r, NULL) < 0)
         return false;
     fd = berth_handover_open_init(&r, &e);
     berth_handover_record_release(&r);

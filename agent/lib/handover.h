@@ -63,6 +63,10 @@ BERTH_MUST_CHECK int berth_handover_record_write(const char *path,
 /* 0 and *ret filled; -1 with ENOENT when there is none. */
 BERTH_MUST_CHECK int berth_handover_record_read(const char *path, struct berth_handover_record *ret,
                                                 berth_error *err);
+/* The same for `path` relative to the directory fd `dfd` (or AT_FDCWD). */
+BERTH_MUST_CHECK int berth_handover_record_read_at(int dfd, const char *path,
+                                                   struct berth_handover_record *ret,
+                                                   berth_error *err);
 void berth_handover_record_remove(const char *path);
 void berth_handover_record_release(struct berth_handover_record *r);
 
@@ -74,9 +78,10 @@ uint64_t berth_handover_start_time(pid_t pid);
 BERTH_MUST_CHECK int berth_handover_open_init(const struct berth_handover_record *r,
                                               berth_error *err);
 
-/* Whether the record at `path` names a container that runs (its keeper
- * is gone when the caller knows no keeper holds the lock). */
-bool berth_handover_orphan(const char *path);
+/* Whether the record at `path` (relative to the directory fd `dfd`, or
+ * AT_FDCWD) names a container that runs (its keeper is gone when the
+ * caller knows no keeper holds the lock). */
+bool berth_handover_orphan(int dfd, const char *path);
 
 /* Take the init's output pipe and report socket over (pidfd_getfd). */
 BERTH_MUST_CHECK int berth_handover_take(int init_pidfd, int *ret_logr, int *ret_statusfd,

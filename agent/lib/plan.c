@@ -100,49 +100,49 @@ struct record {
     bool orphaned;
 };
 
-static void read_record(const char *root, const struct berth_status *st, struct record *r)
+/* Record `i` of `recs`: its status and whether its keeper runs (the
+ * listed status read looks), and the stored hash, all opened relative to
+ * ROOT/services */
+static void read_record(const struct berth_records *recs, size_t i, struct record *r)
 {
-    const char *name = st->name;
-    _cleanup_free_ char *dir = berth_record_dir(root, name);
+    struct berth_record_at at = berth_records_at(recs, i);
+    struct berth_status st;
 
+    berth_status_read_listed(recs, i, true, &st);
     memset(r, 0, sizeof(*r));
-    r->name = xstrdup(name);
-    berth_record_read_hash(dir, BERTH_RECORD_HASH, r->hash);
+    r->name = TAKE_PTR(st.name);
+    berth_record_read_hash_at(&at, BERTH_RECORD_HASH, r->hash);
     /* the status read it (rejected.sha256's first line) */
-    if (st->rejected_spec_hash && strlen(st->rejected_spec_hash) == 64)
-        memcpy(r->rejected, st->rejected_spec_hash, 65);
-    r->state = st->state;
+    if (st.rejected_spec_hash && strlen(st.rejected_spec_hash) == 64)
+        memcpy(r->rejected, st.rejected_spec_hash, 65);
+    r->state = st.state;
     /* a keeper on its way out (a stop asked for by a berth killed since)
      * is not running the service for long: a start waits for it */
-    bool alive = berth_record_keeper_alive(root, name, NULL);
-    r->running = alive && !st->stopping;
-    r->orphaned = !alive && berth_record_orphaned(dir);
-    if (st->state == BERTH_STATE_FAILED && st->start_error && st->spec_hash && r->hash[0] &&
-        !strcmp(st->spec_hash, r->hash))
-        r->start_error = xstrdup(st->start_error);
+    r->running = st.keeper == BERTH_KEEPER_ALIVE && !st.stopping;
+    /* the status read looked when the state says a keeper runs; a record
+     * no keeper ran has no container */
+    r->orphaned = st.keeper_gone ? st.orphaned
+                                 : st.keeper == BERTH_KEEPER_GONE && berth_record_orphaned_at(&at);
+    if (st.state == BERTH_STATE_FAILED && st.start_error && st.spec_hash && r->hash[0] &&
+        !strcmp(st.spec_hash, r->hash))
+        r->start_error = TAKE_PTR(st.start_error);
+    berth_status_release(&st);
 }
 
-static int cmp_record(const void *a, const void *b)
-{
-    return strcmp(((const struct record *)a)->name, ((const struct record *)b)->name);
-}
-
+/* in name order, as berth_records lists them */
 static int read_records(const char *root, struct record **ret, size_t *ret_n, berth_error *err)
 {
-    struct berth_status *list;
-    size_t n;
+    struct berth_records recs;
     struct record *v;
 
-    if (berth_status_list(root, &list, &n, err) < 0)
+    if (berth_records_open(root, &recs, err) < 0)
         return -1;
-    v = xcalloc(n, sizeof(*v));
-    for (size_t i = 0; i < n; i++)
-        read_record(root, &list[i], &v[i]);
-    berth_status_list_free(list, n);
-    if (n > 1)
-        qsort(v, n, sizeof(*v), cmp_record);
+    v = xcalloc(recs.n, sizeof(*v));
+    for (size_t i = 0; i < recs.n; i++)
+        read_record(&recs, i, &v[i]);
     *ret = v;
-    *ret_n = n;
+    *ret_n = recs.n;
+    berth_records_close(&recs);
     return 0;
 }
 

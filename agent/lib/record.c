@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -53,27 +54,78 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int berth_record_list(const char *root, char ***ret_names, size_t *ret_n, berth_error *err)
+int berth_records_open(const char *root, struct berth_records *ret, berth_error *err)
 {
     _cleanup_free_ char *dir = xasprintf("%s/services", root);
-    DIR *d = opendir(dir);
+    _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = dfd < 0 ? -1 : fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
     struct dirent *de;
-    char **v = NULL;
-    size_t n = 0;
+
+    memset(ret, 0, sizeof(*ret));
+    ret->dfd = -1;
+    if (dfd < 0 && errno == ENOENT)
+        return 0;
+    if (!d) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return berth_error_set(err, e, "opening '%s'", dir);
+    }
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.')
+            berth_strv_push(&ret->names, &ret->n, de->d_name);
+    closedir(d);
+    if (ret->n > 1)
+        qsort(ret->names, ret->n, sizeof(*ret->names), cmp_str);
+    ret->dfd = TAKE_FD(dfd);
+    return 0;
+}
+
+void berth_records_close(struct berth_records *recs)
+{
+    if (recs->dfd >= 0)
+        close(recs->dfd);
+    berth_strv_free(recs->names);
+    memset(recs, 0, sizeof(*recs));
+    recs->dfd = -1;
+}
+
+struct berth_record_at berth_records_at(const struct berth_records *recs, size_t i)
+{
+    return (struct berth_record_at){.dfd = recs->dfd, .dir = recs->names[i]};
+}
+
+int berth_record_list(const char *root, char ***ret_names, size_t *ret_n, berth_error *err)
+{
+    struct berth_records recs;
 
     *ret_names = NULL;
     *ret_n = 0;
-    if (!d)
-        return errno == ENOENT ? 0 : berth_error_set(err, errno, "opening '%s'", dir);
-    while ((de = readdir(d)))
-        if (de->d_name[0] != '.')
-            berth_strv_push(&v, &n, de->d_name);
-    closedir(d);
-    if (n > 1)
-        qsort(v, n, sizeof(*v), cmp_str);
-    *ret_names = v;
-    *ret_n = n;
+    if (berth_records_open(root, &recs, err) < 0)
+        return -1;
+    *ret_names = TAKE_PTR(recs.names);
+    *ret_n = recs.n;
+    berth_records_close(&recs);
     return 0;
+}
+
+/* `f` of the record `at` into `buf`, to be opened relative to at->dfd;
+ * false when the path does not fit */
+static bool at_path(char buf[PATH_MAX], const struct berth_record_at *at, enum berth_record_file f)
+{
+    const char *file = berth_record_file_name(f);
+    size_t d = strlen(at->dir), n = strlen(file);
+
+    /* no snprintf: a diff makes two of these for every service */
+    if (d + 1 + n >= PATH_MAX) {
+        errno = ENAMETOOLONG;
+        return false;
+    }
+    memcpy(buf, at->dir, d);
+    buf[d] = '/';
+    memcpy(buf + d + 1, file, n + 1);
+    return true;
 }
 
 /* Keep the running version as previous/ (container.json, spec.json,
@@ -134,12 +186,20 @@ int berth_record_write(const char *root, const char *name, const struct berth_re
     return berth_write_file_atomic(hashp, hashline, strlen(hashline), 0644, err);
 }
 
-/* one open, one read, one close, with no error message made: a diff
- * reads two of these for every service */
 bool berth_record_read_hash(const char *dir, enum berth_record_file f, char ret[65])
 {
-    _cleanup_free_ char *path = berth_record_path(dir, f);
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct berth_record_at at = {.dfd = AT_FDCWD, .dir = dir};
+    return berth_record_read_hash_at(&at, f, ret);
+}
+
+/* one open, one read, one close, with no error message made: a diff
+ * reads one of these for every service */
+bool berth_record_read_hash_at(const struct berth_record_at *at, enum berth_record_file f,
+                               char ret[65])
+{
+    char path[PATH_MAX];
+    _cleanup_close_ int fd =
+        at_path(path, at, f) ? openat(at->dfd, path, O_RDONLY | O_CLOEXEC) : -1;
     char buf[258];
     ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
 
@@ -214,12 +274,20 @@ static int mark_rejected(const char *dir, const char *hashp, const char *rejecte
 
 bool berth_record_read_rejected(const char *dir, char ret_hash[65], char **ret_image)
 {
-    _cleanup_free_ char *path = berth_record_path(dir, BERTH_RECORD_REJECTED);
+    struct berth_record_at at = {.dfd = AT_FDCWD, .dir = dir};
+    return berth_record_read_rejected_at(&at, ret_hash, ret_image);
+}
+
+bool berth_record_read_rejected_at(const struct berth_record_at *at, char ret_hash[65],
+                                   char **ret_image)
+{
+    char path[PATH_MAX];
     _cleanup_free_ char *text = NULL;
     char *image;
 
     *ret_image = NULL;
-    if (berth_read_file(path, 256, &text, NULL, NULL) < 0)
+    if (!at_path(path, at, BERTH_RECORD_REJECTED) ||
+        berth_read_file_at(at->dfd, path, 256, &text, NULL, NULL) < 0)
         return false;
     image = text + strcspn(text, "\n");
     if (*image)
@@ -266,7 +334,15 @@ int berth_record_status_write(const char *root, const char *name, const char *te
 
 int berth_record_status_load(const char *root, const char *name, json_t **ret, berth_error *err)
 {
-    _cleanup_free_ char *path = record_path(root, name, BERTH_RECORD_STATUS);
+    _cleanup_free_ char *dir = berth_record_dir(root, name);
+    struct berth_record_at at = {.dfd = AT_FDCWD, .dir = dir};
+
+    return berth_record_status_load_at(&at, ret, err);
+}
+
+int berth_record_status_load_at(const struct berth_record_at *at, json_t **ret, berth_error *err)
+{
+    char path[PATH_MAX];
     _cleanup_free_ char *text = NULL;
     size_t len;
     berth_error e = BERTH_ERROR_INIT;
@@ -276,7 +352,9 @@ int berth_record_status_load(const char *root, const char *name, json_t **ret, b
      * being created, a service never started) costs one failed open, not
      * that and an access(), at every service of every diff */
     *ret = NULL;
-    if (berth_read_file(path, 1 << 20, &text, &len, err ? &e : NULL) < 0)
+    if (!at_path(path, at, BERTH_RECORD_STATUS))
+        return berth_error_set(err, ENAMETOOLONG, "reading the status of '%s'", at->dir);
+    if (berth_read_file_at(at->dfd, path, 1 << 20, &text, &len, err ? &e : NULL) < 0)
         return berth_error_set(err, e.code, "reading '%s'", path);
     *ret = json_loadb(text, len, 0, &jerr);
     if (!*ret)
@@ -303,26 +381,43 @@ int berth_record_keeper_lock(const char *dir, int *ret_fd, berth_error *err)
 
 bool berth_record_keeper_alive(const char *root, const char *name, pid_t *ret_pid)
 {
-    _cleanup_free_ char *path = record_path(root, name, BERTH_RECORD_KEEPER_LOCK);
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    _cleanup_free_ char *dir = berth_record_dir(root, name);
+    struct berth_record_at at = {.dfd = AT_FDCWD, .dir = dir};
+
+    return berth_record_keeper_probe_at(&at, ret_pid) == BERTH_KEEPER_ALIVE;
+}
+
+enum berth_keeper_probe berth_record_keeper_probe_at(const struct berth_record_at *at,
+                                                     pid_t *ret_pid)
+{
+    char path[PATH_MAX];
+    _cleanup_close_ int fd = at_path(path, at, BERTH_RECORD_KEEPER_LOCK)
+                                 ? openat(at->dfd, path, O_RDONLY | O_CLOEXEC)
+                                 : -1;
     char buf[32] = "";
 
     if (fd < 0)
-        return false;
+        return errno == ENOENT ? BERTH_KEEPER_NEVER : BERTH_KEEPER_GONE;
     /* the live keeper holds LOCK_EX; a shared lock is only granted when it is gone */
     if (flock(fd, LOCK_SH | LOCK_NB) == 0)
-        return false;
+        return BERTH_KEEPER_GONE;
     if (ret_pid) {
         ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
         *ret_pid = n > 0 ? (pid_t)atoi(buf) : 0;
     }
-    return true;
+    return BERTH_KEEPER_ALIVE;
 }
 
 bool berth_record_orphaned(const char *dir)
 {
-    _cleanup_free_ char *path = berth_record_path(dir, BERTH_RECORD_INIT);
-    return berth_handover_orphan(path);
+    struct berth_record_at at = {.dfd = AT_FDCWD, .dir = dir};
+    return berth_record_orphaned_at(&at);
+}
+
+bool berth_record_orphaned_at(const struct berth_record_at *at)
+{
+    char path[PATH_MAX];
+    return at_path(path, at, BERTH_RECORD_INIT) && berth_handover_orphan(at->dfd, path);
 }
 
 /* "sha256:<hex>" of an "image" member (a string or {"digest": ...}): the hex */

@@ -9,7 +9,10 @@
  *   rejected.sha256  the spec rolled back from (its hash, then its image's
  *                    digest), not tried again until the file asks for another
  *   status.json      the keeper's, after every transition (status.h)
- *   keeper.lock      flock()ed by the live keeper, its pid inside
+ *   keeper.lock      flock()ed by the live keeper, its pid inside; made by
+ *                    the first keeper before anything else it writes
+ *                    (status.json, init.json) and never removed, so a
+ *                    record without it never ran
  *   keeper.sock      the keeper's control socket
  *   init.json        where the running container's init is (handover.h)
  *   events           its history (events.h), log/ its output (logs.h)
@@ -60,6 +63,32 @@ char *berth_record_path(const char *dir, enum berth_record_file f);
 BERTH_MUST_CHECK int berth_record_list(const char *root, char ***ret_names, size_t *ret_n,
                                        berth_error *err);
 
+/* Every record under ROOT/services, for readers that go through all of
+ * them (a status list, a plan): the directory stays open and each
+ * record's files are opened relative to it, so that the kernel looks up
+ * two names per file rather than the whole path (a diff opens four files
+ * of every record; on a VM the lookups were most of its time). */
+struct berth_records {
+    int dfd;      /* ROOT/services; -1 when there is none (and no records) */
+    char **names; /* sorted */
+    size_t n;
+};
+
+BERTH_MUST_CHECK int berth_records_open(const char *root, struct berth_records *ret,
+                                        berth_error *err);
+void berth_records_close(struct berth_records *recs);
+
+/* Where the readers below find a record: its directory `dir` relative to
+ * the directory fd `dfd`, that is its name under berth_records' dfd, or
+ * the whole path with AT_FDCWD. */
+struct berth_record_at {
+    int dfd;
+    const char *dir;
+};
+
+/* The record `i` of `recs`. */
+struct berth_record_at berth_records_at(const struct berth_records *recs, size_t i);
+
 /* A new version of a service: its container.json and spec.json texts
  * and its shape hash (64 hex digits). */
 struct berth_record_version {
@@ -80,6 +109,8 @@ BERTH_MUST_CHECK int berth_record_write(const char *root, const char *name,
 /* The 64 hex digits in `f` (BERTH_RECORD_HASH, _PREVIOUS_HASH or
  * _REJECTED) of record directory `dir`; false when it has none. */
 bool berth_record_read_hash(const char *dir, enum berth_record_file f, char ret[65]);
+bool berth_record_read_hash_at(const struct berth_record_at *at, enum berth_record_file f,
+                               char ret[65]);
 
 /* The stored canonical spec (malloc'ed), NULL when there is none. */
 char *berth_record_read_spec(const char *root, const char *name);
@@ -91,6 +122,8 @@ void berth_record_forget_rejection(const char *root, const char *name);
  * digest (*ret_image, malloc'ed; NULL in a record from before berth kept
  * it). False when there is none. */
 bool berth_record_read_rejected(const char *dir, char ret_hash[65], char **ret_image);
+bool berth_record_read_rejected_at(const struct berth_record_at *at, char ret_hash[65],
+                                   char **ret_image);
 
 /* Whether `name` has a complete previous version (previous/spec.sha256);
  * -1 with the reason when not. */
@@ -111,6 +144,8 @@ BERTH_MUST_CHECK int berth_record_status_write(const char *root, const char *nam
                                                berth_error *err);
 BERTH_MUST_CHECK int berth_record_status_load(const char *root, const char *name, json_t **ret,
                                               berth_error *err);
+BERTH_MUST_CHECK int berth_record_status_load_at(const struct berth_record_at *at, json_t **ret,
+                                                 berth_error *err);
 
 /* Take the keeper lock of record directory `dir` for good (the fd, which
  * the keeper keeps open, in *ret_fd) and write our pid into it; fails when
@@ -122,10 +157,21 @@ BERTH_MUST_CHECK int berth_record_keeper_lock(const char *dir, int *ret_fd, bert
  * only once it is gone. */
 bool berth_record_keeper_alive(const char *root, const char *name, pid_t *ret_pid);
 
+/* What the keeper lock of the record at `at` says, in one open: */
+enum berth_keeper_probe {
+    BERTH_KEEPER_UNKNOWN = 0, /* not looked at (for callers' records) */
+    BERTH_KEEPER_NEVER,       /* no lock: no keeper ever ran the record */
+    BERTH_KEEPER_GONE,        /* its keeper is gone */
+    BERTH_KEEPER_ALIVE,       /* a keeper holds it; its pid in *ret_pid */
+};
+enum berth_keeper_probe berth_record_keeper_probe_at(const struct berth_record_at *at,
+                                                     pid_t *ret_pid);
+
 /* Whether the container of record directory `dir` runs on without a
  * keeper: its init.json (handover.h) names an init that still runs (the
  * caller knows no keeper holds the lock). */
 bool berth_record_orphaned(const char *dir);
+bool berth_record_orphaned_at(const struct berth_record_at *at);
 
 /* The images the records use: every "image" digest that spec.json and
  * previous/spec.json name, "name" or "name (previous)" as the user. A spec

@@ -12,7 +12,8 @@
 #include "spec-yaml.h"
 #include "util.h"
 
-#define ARENA_BLOCK 1024
+#define ARENA_BLOCK 1024       /* nodes */
+#define TEXT_BLOCK  (64 << 10) /* bytes of texts and items */
 
 struct yctx {
     struct spec_yaml_error *err;
@@ -44,17 +45,29 @@ static struct spec_node *node_new(struct spec_doc *d)
     return &d->blocks[d->nblocks - 1][d->used++];
 }
 
+/* `size` bytes aligned for a pointer */
+static void *arena_alloc(struct spec_arena *a, size_t size)
+{
+    size_t at = (a->used + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
+
+    if (!a->n || at + size > a->size) {
+        a->size = size > TEXT_BLOCK ? size : TEXT_BLOCK;
+        a->blocks = xrealloc(a->blocks, (a->n + 1) * sizeof(*a->blocks));
+        a->blocks[a->n++] = xmalloc(a->size);
+        at = 0;
+    }
+    a->used = at + size;
+    return a->blocks[a->n - 1] + at;
+}
+
 void spec_yaml_free(struct spec_doc *d)
 {
-    for (size_t b = 0; b < d->nblocks; b++) {
-        size_t n = b + 1 == d->nblocks ? d->used : ARENA_BLOCK;
-        for (size_t i = 0; i < n; i++) {
-            free(d->blocks[b][i].text);
-            free(d->blocks[b][i].items);
-        }
+    for (size_t b = 0; b < d->nblocks; b++)
         free(d->blocks[b]);
-    }
     free(d->blocks);
+    for (size_t b = 0; b < d->arena.n; b++)
+        free(d->arena.blocks[b]);
+    free(d->arena.blocks);
     for (size_t i = 0; i < d->acap; i++)
         free(d->anchors[i].name);
     free(d->anchors);
@@ -309,27 +322,43 @@ static bool tag_ok(struct yctx *c, const yaml_event_t *ev, const char *tag, cons
     return false;
 }
 
-static void attach(struct spec_doc *d, struct spec_node **stack, size_t depth, struct spec_node *n)
-{
-    if (depth == 0) {
-        d->root = n;
-        return;
-    }
-    struct spec_node *p = stack[depth - 1];
-    if (p->n == p->cap) {
-        p->cap = p->cap ? 2 * p->cap : 4;
-        p->items = xrealloc(p->items, p->cap * sizeof(*p->items));
-    }
-    p->items[p->n++] = n;
-    p->weight += n->weight;
-}
-
+/* The items of the open collections, the innermost last: a collection's
+ * are copied to the arena, at their final count, when it ends. */
 struct builder {
     struct spec_node *stack[BERTH_SPEC_MAX_DEPTH + 1];
     char *anchors[BERTH_SPEC_MAX_DEPTH + 1];
+    size_t first[BERTH_SPEC_MAX_DEPTH + 1]; /* of stack[i]'s items in `items` */
     size_t depth;
     int docs;
+    struct spec_node **items;
+    size_t nitems, cap;
 };
+
+static void attach(struct spec_doc *d, struct builder *b, struct spec_node *n)
+{
+    if (b->depth == 0) {
+        d->root = n;
+        return;
+    }
+    if (b->nitems == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 256;
+        b->items = xrealloc(b->items, b->cap * sizeof(*b->items));
+    }
+    b->items[b->nitems++] = n;
+    b->stack[b->depth - 1]->weight += n->weight;
+}
+
+static void close_collection(struct spec_doc *d, struct builder *b, struct spec_node *n)
+{
+    size_t first = b->first[b->depth];
+
+    n->n = (uint32_t)(b->nitems - first);
+    if (n->n) {
+        n->items = arena_alloc(&d->arena, n->n * sizeof(*n->items));
+        memcpy(n->items, b->items + first, n->n * sizeof(*n->items));
+    }
+    b->nitems = first;
+}
 
 /* One event. Returns -1 to stop (syntax or bound error recorded), 1 at the
  * end of the stream, 0 to continue. */
@@ -353,7 +382,7 @@ static int build_event(struct yctx *c, struct spec_doc *d, struct builder *b, ya
         n = node_new(d);
         n->kind = N_SCALAR;
         n->len = ev->data.scalar.length;
-        n->text = xmalloc(n->len + 1);
+        n->text = arena_alloc(&d->arena, n->len + 1);
         memcpy(n->text, ev->data.scalar.value, n->len);
         n->text[n->len] = '\0';
         if (tag_ok(c, ev, (const char *)ev->data.scalar.tag, YAML_STR_TAG) &&
@@ -384,11 +413,13 @@ static int build_event(struct yctx *c, struct spec_doc *d, struct builder *b, ya
             goto too_big;
         /* registered at the end: an alias to an unfinished node would be a cycle */
         b->anchors[b->depth] = anchor ? xstrdup(anchor) : NULL;
+        b->first[b->depth] = b->nitems;
         b->stack[b->depth++] = n;
         return 0;
     case YAML_SEQUENCE_END_EVENT:
     case YAML_MAPPING_END_EVENT:
         n = b->stack[--b->depth];
+        close_collection(d, b, n);
         anchor = b->anchors[b->depth];
         owned_anchor = true;
         break;
@@ -400,7 +431,7 @@ static int build_event(struct yctx *c, struct spec_doc *d, struct builder *b, ya
         }
         if ((d->total += n->weight) > BERTH_SPEC_MAX_NODES)
             goto too_big;
-        attach(d, b->stack, b->depth, n);
+        attach(d, b, n);
         return 0;
     default:
         return 0;
@@ -416,7 +447,7 @@ static int build_event(struct yctx *c, struct spec_doc *d, struct builder *b, ya
         anchor_set(d, anchor, n);
     if (owned_anchor)
         free(anchor);
-    attach(d, b->stack, b->depth, n);
+    attach(d, b, n);
     return 0;
 
 too_big:
@@ -454,6 +485,7 @@ int spec_yaml_load(struct spec_doc *d, const char *data, size_t len, struct spec
     }
     while (b.depth > 0)
         free(b.anchors[--b.depth]);
+    free(b.items);
     yaml_parser_delete(&p);
     return r < 0 || c->failed ? -1 : 0;
 }

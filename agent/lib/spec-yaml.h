@@ -15,8 +15,9 @@
     2000000 /* nodes, counting every alias expansion; a full service is ~110 */
 
 /* packed, with 32-bit sizes (a file is at most 16 MiB and 2,000,000
- * nodes): a node takes 48 bytes, not 72, and a diff of many services
- * faults in a third fewer pages for its tree */
+ * nodes): a node takes 40 bytes, not 72, and a diff of many services
+ * faults in fewer pages for its tree. Its text and items are carved out
+ * of the document's arena, not malloc'ed one by one */
 enum __attribute__((packed)) nkind { N_SCALAR, N_SEQ, N_MAP };
 /* YAML 1.1 implicit type of a plain scalar, as PyYAML resolves it */
 enum __attribute__((packed)) skind { S_STR, S_NULL, S_BOOL, S_INT, S_FLOAT };
@@ -28,13 +29,21 @@ struct spec_node {
     bool bval;
     unsigned line, col; /* 1-based */
     uint32_t len;
-    uint32_t n, cap;
+    uint32_t n;
     uint32_t weight;          /* nodes in the subtree, aliases expanded */
     char *text;               /* scalars */
     struct spec_node **items; /* seq: items; map: key, value, key, value... */
 };
 
-_Static_assert(sizeof(struct spec_node) == 48, "a node of the tree takes 48 bytes");
+_Static_assert(sizeof(struct spec_node) == 40, "a node of the tree takes 40 bytes");
+
+/* Blocks that the tree's texts and item arrays are cut from, freed as a
+ * whole: a service of bench/reconcile has some 40 of them */
+struct spec_arena {
+    char **blocks;
+    size_t n;
+    size_t used, size; /* of the last block */
+};
 
 struct spec_anchor {
     char *name;
@@ -50,6 +59,7 @@ struct spec_doc {
     size_t acap, an;
     size_t total; /* expanded node count */
     struct spec_node *root;
+    struct spec_arena arena;
 };
 
 struct spec_yaml_error {

@@ -85,18 +85,26 @@ static size_t path_push(struct ctx *c, const char *key)
     return old;
 }
 
+/* "[i]", written without snprintf: every item of every list pushes one */
 static size_t path_push_index(struct ctx *c, size_t i)
 {
     size_t old = c->plen;
     char buf[32];
-    int k = snprintf(buf, sizeof(buf), "[%zu]", i);
+    size_t at = sizeof(buf), k;
 
-    if (c->plen + (size_t)k + 1 > c->pcap) {
-        c->pcap = 2 * (c->plen + (size_t)k + 1);
+    buf[--at] = '\0';
+    buf[--at] = ']';
+    do
+        buf[--at] = (char)('0' + i % 10);
+    while (i /= 10);
+    buf[--at] = '[';
+    k = sizeof(buf) - at - 1;
+    if (c->plen + k + 1 > c->pcap) {
+        c->pcap = 2 * (c->plen + k + 1);
         c->path = xrealloc(c->path, c->pcap);
     }
-    memcpy(c->path + c->plen, buf, (size_t)k + 1);
-    c->plen += (size_t)k;
+    memcpy(c->path + c->plen, buf + at, k + 1);
+    c->plen += k;
     return old;
 }
 
@@ -559,11 +567,22 @@ static bool check_keys(struct ctx *c, const struct spec_node *n, const char *dup
     }
     if (!ok || nkeys < 2)
         return ok;
-    _cleanup_free_ struct spec_node **keys = xmalloc(nkeys * sizeof(*keys));
+    /* a service's mappings have a few keys: sorted in place on the stack */
+    struct spec_node *few[16];
+    _cleanup_free_ struct spec_node **many =
+        nkeys > ARRAY_SIZE(few) ? xmalloc(nkeys * sizeof(*many)) : NULL;
+    struct spec_node **keys = many ? many : few;
     for (size_t i = 0; i < nkeys; i++)
         keys[i] = n->items[2 * i];
-    if (nkeys > 1)
+    if (many)
         qsort(keys, nkeys, sizeof(*keys), cmp_key_ptr);
+    else
+        for (size_t i = 1; i < nkeys; i++)
+            for (size_t j = i; j > 0 && cmp_key_ptr(&keys[j - 1], &keys[j]) > 0; j--) {
+                struct spec_node *t = keys[j];
+                keys[j] = keys[j - 1];
+                keys[j - 1] = t;
+            }
     for (size_t i = 1; i < nkeys; i++)
         if (!strcmp(keys[i]->text, keys[i - 1]->text)) {
             size_t j = i - 1;
@@ -590,8 +609,9 @@ static bool get_map(struct ctx *c, const struct spec_node *n, const char *const 
     for (size_t i = 0; i < n->n; i += 2) {
         const struct spec_node *k = n->items[i];
         size_t j;
+        /* the first byte rules most names out without a call */
         for (j = 0; names[j]; j++)
-            if (!strcmp(k->text, names[j]))
+            if (k->text[0] == names[j][0] && !strcmp(k->text, names[j]))
                 break;
         if (names[j]) {
             vals[j] = n->items[i + 1];

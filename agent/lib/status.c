@@ -1,6 +1,7 @@
 #include "status.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -183,17 +184,10 @@ static char *dup_str(json_t *o, const char *key)
     return s ? xstrdup(s) : NULL;
 }
 
-int berth_status_read(const char *root, const char *name, struct berth_status *st, berth_error *err)
+static void from_json(json_t *o, struct berth_status *st)
 {
-    _cleanup_free_ char *dir = berth_record_dir(root, name);
-    json_t *o, *last;
-    pid_t keeper = 0;
-    char rejected[65];
+    json_t *last = json_object_get(o, "last_exit");
 
-    memset(st, 0, sizeof(*st));
-    if (berth_record_status_load(root, name, &o, err) < 0)
-        return -1;
-    st->name = xstrdup(name);
     if (!berth_state_parse(json_string_value(json_object_get(o, "state")), &st->state))
         st->state = BERTH_STATE_STOPPED;
     st->pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
@@ -209,25 +203,44 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
     st->keeper_error = dup_str(o, "keeper_error");
     st->stopping = json_is_true(json_object_get(o, "stopping"));
     check_parse(json_object_get(o, "last_check"), st);
-    last = json_object_get(o, "last_exit");
     if (json_is_object(last)) {
         st->has_exit = true;
         st->exit_code = (int)json_integer_value(json_object_get(last, "code"));
         st->exit_oom = json_is_true(json_object_get(last, "oom_killed"));
         st->exit_at = time_parse(json_object_get(last, "at"));
     }
+}
+
+/* The record at `at`; `keeper` is what its lock said when the caller
+ * looked already, else BERTH_KEEPER_UNKNOWN (then the lock is looked at
+ * only when the state says a keeper runs). */
+static int status_read(const struct berth_record_at *at, const char *name,
+                       enum berth_keeper_probe keeper, struct berth_status *st, berth_error *err)
+{
+    json_t *o;
+    char rejected[65];
+
+    memset(st, 0, sizeof(*st));
+    if (berth_record_status_load_at(at, &o, err) < 0)
+        return -1;
+    st->name = xstrdup(name);
+    from_json(o, st);
     json_decref(o);
     /* rolled back from (rejected.sha256), and running the version it was
      * rolled back to */
-    if (berth_record_read_rejected(dir, rejected, &st->rejected_image))
+    if (berth_record_read_rejected_at(at, rejected, &st->rejected_image))
         st->rejected_spec_hash = xstrdup(rejected);
     if (st->state == BERTH_STATE_RUNNING && st->rejected_spec_hash)
         st->state = BERTH_STATE_ROLLED_BACK;
+    if (keeper == BERTH_KEEPER_UNKNOWN && berth_state_live(st->state))
+        keeper = berth_record_keeper_probe_at(at, NULL);
+    st->keeper = keeper;
     /* the record says alive, the lock says the keeper is gone */
-    if (berth_state_live(st->state) && !berth_record_keeper_alive(root, name, &keeper)) {
+    if (berth_state_live(st->state) && keeper != BERTH_KEEPER_ALIVE) {
         st->keeper_gone = true;
         st->keeper_pid = 0;
-        if (!berth_record_orphaned(dir)) {
+        st->orphaned = berth_record_orphaned_at(at);
+        if (!st->orphaned) {
             st->state = BERTH_STATE_FAILED;
             st->pid = 0;
             st->service_pid = 0;
@@ -239,6 +252,14 @@ int berth_status_read(const char *root, const char *name, struct berth_status *s
         st->health = xstrdup("none");
     }
     return 0;
+}
+
+int berth_status_read(const char *root, const char *name, struct berth_status *st, berth_error *err)
+{
+    _cleanup_free_ char *dir = berth_record_dir(root, name);
+    struct berth_record_at at = {.dfd = AT_FDCWD, .dir = dir};
+
+    return status_read(&at, name, BERTH_KEEPER_UNKNOWN, st, err);
 }
 
 void berth_status_release(struct berth_status *st)
@@ -256,28 +277,39 @@ void berth_status_release(struct berth_status *st)
     memset(st, 0, sizeof(*st));
 }
 
+void berth_status_read_listed(const struct berth_records *recs, size_t i, bool keeper_first,
+                              struct berth_status *st)
+{
+    struct berth_record_at at = berth_records_at(recs, i);
+    /* a record that no keeper ran has no status to read (record.h): most
+     * records of a host where many services are disabled */
+    enum berth_keeper_probe keeper =
+        keeper_first ? berth_record_keeper_probe_at(&at, NULL) : BERTH_KEEPER_UNKNOWN;
+
+    if (keeper == BERTH_KEEPER_NEVER || status_read(&at, recs->names[i], keeper, st, NULL) < 0) {
+        /* or a record being created: its spec before the first status */
+        memset(st, 0, sizeof(*st));
+        st->name = xstrdup(recs->names[i]);
+        st->state = BERTH_STATE_STOPPED;
+        st->keeper = keeper;
+    }
+}
+
 int berth_status_list(const char *root, struct berth_status **ret, size_t *ret_n, berth_error *err)
 {
-    char **names;
+    struct berth_records recs;
     struct berth_status *v;
-    size_t n;
 
     *ret = NULL;
     *ret_n = 0;
-    if (berth_record_list(root, &names, &n, err) < 0)
+    if (berth_records_open(root, &recs, err) < 0)
         return -1;
-    v = xcalloc(n, sizeof(*v));
-    for (size_t i = 0; i < n; i++) {
-        if (berth_status_read(root, names[i], &v[i], NULL) < 0) {
-            /* a record being created: its spec before the first status */
-            memset(&v[i], 0, sizeof(v[i]));
-            v[i].name = xstrdup(names[i]);
-            v[i].state = BERTH_STATE_STOPPED;
-        }
-    }
-    berth_strv_free(names);
+    v = xcalloc(recs.n, sizeof(*v));
+    for (size_t i = 0; i < recs.n; i++)
+        berth_status_read_listed(&recs, i, false, &v[i]);
     *ret = v;
-    *ret_n = n;
+    *ret_n = recs.n;
+    berth_records_close(&recs);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "record.h"
 
 /* A service's state, as status.json's "state" spells it (DESIGN.md):
  * stopped, starting, running, backoff, stopping (a keeper's own: its
@@ -66,6 +67,12 @@ struct berth_status {
      * was killed); the container may run on (`pid`), until a new keeper
      * adopts it (handover.h) */
     bool keeper_gone;
+    /* What the keeper's lock said (record.h): berth_status_read() looks
+     * when the state says a keeper runs, berth_status_read_listed() with
+     * keeper_first always. With keeper_gone, `orphaned`: the container
+     * runs on without it. Neither is in JSON */
+    enum berth_keeper_probe keeper;
+    bool orphaned;
     /* the last health check: "last_check" in JSON, null before the first */
     bool has_check;
     char *check_result;  /* "exit code 1", "killed by signal SIGKILL", "timed out after 2000 ms" */
@@ -89,6 +96,15 @@ void berth_status_release(struct berth_status *st);
 /* Every service record under ROOT/services, sorted by name. */
 BERTH_MUST_CHECK int berth_status_list(const char *root, struct berth_status **ret, size_t *ret_n,
                                        berth_error *err);
+/* Record `i` of `recs` as berth_status_list reads it: one without a
+ * status that reads (being created: its spec before the first status) is
+ * "stopped". With `keeper_first` (the planner, which needs every record's
+ * keeper) the keeper lock is looked at before anything else and `keeper`
+ * is always set: a record no keeper ran then costs no other open. Without
+ * it (a list of statuses) the lock is looked at only when the state says
+ * a keeper runs, as berth_status_read does. */
+void berth_status_read_listed(const struct berth_records *recs, size_t i, bool keeper_first,
+                              struct berth_status *ret);
 void berth_status_list_free(struct berth_status *v, size_t n);
 
 /* {"services": [...]} as DESIGN.md's `berth status --json` (malloc'ed). */

@@ -108,7 +108,13 @@ int berth_write_file_atomic(const char *path, const void *data, size_t len, int 
 int berth_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len,
                     berth_error *err)
 {
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    return berth_read_file_at(AT_FDCWD, path, max, ret_data, ret_len, err);
+}
+
+int berth_read_file_at(int dfd, const char *path, size_t max, char **ret_data, size_t *ret_len,
+                       berth_error *err)
+{
+    _cleanup_close_ int fd = openat(dfd, path, O_RDONLY | O_CLOEXEC);
     _cleanup_free_ char *buf = NULL;
     size_t len = 0, cap = 4096;
 

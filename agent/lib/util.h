@@ -68,6 +68,9 @@ BERTH_MUST_CHECK int berth_write_file_atomic(const char *path, const void *data,
 /* Read a whole file (at most `max` bytes) into a NUL-terminated buffer. */
 BERTH_MUST_CHECK int berth_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len,
                                      berth_error *err);
+/* The same for `path` relative to the directory fd `dfd` (or AT_FDCWD). */
+BERTH_MUST_CHECK int berth_read_file_at(int dfd, const char *path, size_t max, char **ret_data,
+                                        size_t *ret_len, berth_error *err);
 
 /* Write a short string to an existing file (sysfs, cgroupfs, procfs). */
 BERTH_MUST_CHECK int berth_write_string(const char *path, const char *value, berth_error *err);

@@ -13,6 +13,7 @@
 
 #include "cgroup.h"
 #include "record.h"
+#include "status.h"
 #include "store.h"
 #include "util.h"
 
@@ -184,12 +185,79 @@ static void test_keeper_lock(void **state)
     assert_int_equal(berth_rm_rf(root, &err), 0);
 }
 
+/* The readers of a whole list: relative to the open ROOT/services, the
+ * keeper lock first (a record no keeper ran is "stopped" at once). */
+static void test_records_at(void **state)
+{
+    (void)state;
+    _cleanup_free_ char *root = make_root();
+    _cleanup_free_ char *dir = berth_record_dir(root, "web");
+    berth_error err = BERTH_ERROR_INIT;
+    struct berth_records recs;
+    struct berth_record_at at;
+    struct berth_status st;
+    char hash[65];
+    int fd = -1;
+
+    assert_int_equal(berth_records_open(root, &recs, &err), 0);
+    assert_int_equal(recs.dfd, -1);
+    assert_int_equal(recs.n, 0);
+    berth_records_close(&recs);
+
+    struct berth_record_version v = {"{}", "{}", H1};
+    assert_int_equal(berth_record_write(root, "web", &v, false, &err), 0);
+    assert_int_equal(berth_record_write(root, "db", &v, false, &err), 0);
+    assert_int_equal(berth_records_open(root, &recs, &err), 0);
+    assert_true(recs.dfd >= 0);
+    assert_int_equal(recs.n, 2);
+    assert_string_equal(recs.names[0], "db");
+    assert_string_equal(recs.names[1], "web");
+    at = berth_records_at(&recs, 1);
+    assert_true(berth_record_read_hash_at(&at, BERTH_RECORD_HASH, hash));
+    assert_string_equal(hash, H1);
+    assert_false(berth_record_read_hash_at(&at, BERTH_RECORD_PREVIOUS_HASH, hash));
+
+    /* never ran */
+    assert_int_equal(berth_record_keeper_probe_at(&at, NULL), BERTH_KEEPER_NEVER);
+    berth_status_read_listed(&recs, 1, true, &st);
+    assert_string_equal(st.name, "web");
+    assert_int_equal(st.state, BERTH_STATE_STOPPED);
+    assert_int_equal(st.keeper, BERTH_KEEPER_NEVER);
+    berth_status_release(&st);
+    /* a list of statuses does not ask the lock of a stopped record */
+    berth_status_read_listed(&recs, 1, false, &st);
+    assert_int_equal(st.state, BERTH_STATE_STOPPED);
+    assert_int_equal(st.keeper, BERTH_KEEPER_UNKNOWN);
+    berth_status_release(&st);
+
+    /* running, its keeper alive */
+    assert_int_equal(berth_record_keeper_lock(dir, &fd, &err), 0);
+    assert_int_equal(berth_record_status_write(root, "web", "{\"state\": \"running\"}", &err), 0);
+    berth_status_read_listed(&recs, 1, true, &st);
+    assert_int_equal(st.state, BERTH_STATE_RUNNING);
+    assert_int_equal(st.keeper, BERTH_KEEPER_ALIVE);
+    assert_false(st.keeper_gone);
+    berth_status_release(&st);
+
+    /* its keeper killed, no container left: failed */
+    close(fd);
+    berth_status_read_listed(&recs, 1, true, &st);
+    assert_int_equal(st.state, BERTH_STATE_FAILED);
+    assert_int_equal(st.keeper, BERTH_KEEPER_GONE);
+    assert_true(st.keeper_gone);
+    assert_false(st.orphaned);
+    berth_status_release(&st);
+
+    berth_records_close(&recs);
+    assert_int_equal(berth_rm_rf(root, &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paths),       cmocka_unit_test(test_cgroup_names),
         cmocka_unit_test(test_versions),    cmocka_unit_test(test_list_status_and_images),
-        cmocka_unit_test(test_keeper_lock),
+        cmocka_unit_test(test_keeper_lock), cmocka_unit_test(test_records_at),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
