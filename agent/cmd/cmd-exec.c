@@ -63,11 +63,13 @@ static int parse_args(int argc, char **argv, struct berth_globals *g,
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {NULL, 0, NULL, 0},
     };
+    /* '+': options end at NAME; what follows is the command */
+    struct berth_getopt opts = {"exec", usage_text, "+:hu:e:w:itqv", longopts, g, NULL, 0};
     int c;
 
-    opterr = 0;
-    /* '+': options end at NAME; what follows is the command */
-    while ((c = getopt_long(argc, argv, "+:hu:e:w:itqv", longopts, NULL)) != -1) {
+    while ((c = berth_getopt(argc, argv, &opts)) != -1) {
+        if (c == BERTH_OPT_EXIT)
+            return opts.exit == EXIT_OK ? -1 : opts.exit;
         int r = berth_env_workdir_option("exec", c, optarg, &o->env, &o->nenv, &o->workdir);
         if (r != 0) {
             if (r < 0)
@@ -75,9 +77,6 @@ static int parse_args(int argc, char **argv, struct berth_globals *g,
             continue;
         }
         switch (c) {
-        case 'h':
-            fputs(usage_text, stdout);
-            return -1;
         case 'u':
             o->user = optarg;
             break;
@@ -92,11 +91,6 @@ static int parse_args(int argc, char **argv, struct berth_globals *g,
                 o->timeout_ms > INT32_MAX)
                 BAD("invalid --timeout '%s': expected a duration like 5s or 500ms", optarg);
             break;
-        case ':':
-            BAD("option '%s' needs a value", argv[optind - 1]);
-        default:
-            if (!berth_global_option(c, optarg, g))
-                BAD("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind >= argc)
