@@ -184,7 +184,6 @@ int cmd_apply(int argc, char **argv, struct berth_globals *g)
                                          .report = report,
                                          .ud = &outcome};
     rc = berth_converge_once(&spec, &opt, &res, &err);
-    berth_spec_release(&spec);
     if (rc < 0 && res.planned) { /* not the plan reviewed */
         fprintf(stderr, "berth apply: %s. The plan now:\n", err.msg);
         berth_print_plan(stderr, &res.plan, g->config, false);
@@ -193,7 +192,9 @@ int cmd_apply(int argc, char **argv, struct berth_globals *g)
     } else {
         print_outcome(&res, &outcome);
     }
+    /* the plan points into the spec */
     berth_converge_release(&res);
+    berth_spec_release(&spec);
     free(outcome.failed);
     return rc < 0 || res.failed ? EXIT_FAIL : EXIT_OK;
 }

@@ -654,7 +654,6 @@ static void converge(struct agent *a, const void *arg)
     if (!parse(a, c->file_event, &spec))
         _exit(0);
     int r = berth_converge_once(&spec, &opt, &res, &err);
-    berth_spec_release(&spec);
     if (r < 0)
         berth_log(BERTH_LOG_ERROR, "%s", err.msg);
     if (!res.locked)
@@ -670,7 +669,9 @@ static void converge(struct agent *a, const void *arg)
         done.result = res.failed + res.held ? 1 : 0;
         memcpy(done.plan, res.plan.id, sizeof(done.plan));
     }
+    /* the plan points into the spec */
     berth_converge_release(&res);
+    berth_spec_release(&spec);
     send_msg(a, &done);
 }
 
