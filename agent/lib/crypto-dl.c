@@ -51,12 +51,10 @@ static char why[256];
 
 static void load(void)
 {
-    void *h = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
+    void *h = berth_dlopen_host("libcrypto.so.3", why, sizeof(why));
 
-    if (!h) {
-        snprintf(why, sizeof(why), "libcrypto.so.3 could not be loaded: %s", dlerror());
+    if (!h)
         return;
-    }
 #define SYM(ret, name, args)                                                          \
     if (!(*(void **)&fn.name = dlsym(h, #name))) {                                    \
         snprintf(why, sizeof(why), "libcrypto.so.3 has no %s: %s", #name, dlerror()); \

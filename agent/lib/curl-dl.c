@@ -15,6 +15,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+#include "util.h"
+
 #define CURL_FUNCTIONS(X)                                                        \
     X(CURLcode, global_init, (long flags))                                       \
     X(void, global_cleanup, (void))                                              \
@@ -55,7 +57,8 @@ static int loaded;
 
 static void load(void)
 {
-    void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    char why[256];
+    void *h = berth_dlopen_host("libcurl.so.4", why, sizeof(why));
 
     if (!h)
         return;

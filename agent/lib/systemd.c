@@ -53,12 +53,13 @@ static struct {
 static bool load(void)
 {
     static int loaded = -1;
+    char why[256];
     void *h;
 
     if (loaded >= 0)
         return loaded;
     loaded = 0;
-    h = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
+    h = berth_dlopen_host("libsystemd.so.0", why, sizeof(why));
     if (!h)
         return false;
 #define SYM(ret, name, args)                     \

@@ -10,6 +10,7 @@
 #include <sys/vfs.h>
 #include <time.h>
 #include <dirent.h>
+#include <dlfcn.h>
 
 #include <openssl/evp.h>
 
@@ -612,4 +613,30 @@ void berth_format_age(char *buf, size_t len, int64_t s)
         snprintf(buf, len, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
     else
         snprintf(buf, len, "%lldd", (long long)(s / 86400));
+}
+
+/* "/" as this process saw it when it started: one stat per start */
+static struct stat start_root;
+static bool have_start_root;
+
+__attribute__((constructor)) static void remember_root(void)
+{
+    have_start_root = stat("/", &start_root) == 0;
+}
+
+void *berth_dlopen_host(const char *soname, char *why, size_t whylen)
+{
+    struct stat st;
+    void *h;
+
+    if (!have_start_root || stat("/", &st) < 0 || st.st_dev != start_root.st_dev ||
+        st.st_ino != start_root.st_ino) {
+        snprintf(why, whylen, "%s is not opened: this process no longer sees the host's root",
+                 soname);
+        return NULL;
+    }
+    h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        snprintf(why, whylen, "%s could not be loaded: %s", soname, dlerror());
+    return h;
 }

@@ -98,6 +98,13 @@ int berth_parse_duration(const char *s, uint64_t *ret_ms);
 /* Lowercase hex of `len` bytes into `out` (2*len+1 bytes). */
 void berth_hex(const unsigned char *bytes, size_t len, char *out);
 
+/* dlopen(soname) for the libraries berth opens on first use (libcurl,
+ * libcrypto, libsystemd), or NULL with the reason in `why`. Refused once
+ * this process sees another root than the one it started with (after a
+ * chroot, pivot_root or setns into a container or the unpacker's tree):
+ * the library would be looked up in a tree an image chose. */
+void *berth_dlopen_host(const char *soname, char *why, size_t whylen);
+
 /* libcrypto is opened on first use (crypto-dl.c): 0 once it is, or an
  * error saying why it cannot be. Ask before the first EVP call. */
 BERTH_MUST_CHECK int berth_crypto_ready(berth_error *err);

@@ -8,7 +8,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "caps.h"
 #include "util.h"
@@ -131,6 +134,40 @@ static void test_atomic_write_and_rm_rf(void **state)
 }
 
 /* Mount targets are created inside the root even through hostile symlinks. */
+/* A library opened on first use is looked up in the host's tree only:
+ * after a chroot (as the unpacker's, or a container's pivot_root) the
+ * lookup would go to a tree an image chose. */
+static void test_dlopen_only_from_the_host_root(void **state)
+{
+    char dir[] = "/tmp/berth-test-dlopen-XXXXXX";
+    char why[256];
+    int status;
+    pid_t pid;
+
+    (void)state;
+    if (geteuid() != 0) {
+        if (getenv("CI"))
+            fail_msg("needs root (chroot)");
+        skip();
+    }
+    assert_non_null(mkdtemp(dir));
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        void *h = berth_dlopen_host("libcrypto.so.3", why, sizeof(why));
+        if (!h) /* control: the host's root */
+            _exit(2);
+        if (chroot(dir) < 0 || chdir("/") < 0)
+            _exit(3);
+        h = berth_dlopen_host("libz.so.1", why, sizeof(why));
+        _exit(!h && strstr(why, "no longer sees the host's root") ? 0 : 4);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_open_in_root_never_escapes(void **state)
 {
     (void)state;
@@ -188,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_error_wrap),
         cmocka_unit_test(test_atomic_write_and_rm_rf),
         cmocka_unit_test(test_open_in_root_never_escapes),
+        cmocka_unit_test(test_dlopen_only_from_the_host_root),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
